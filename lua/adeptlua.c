@@ -1,0 +1,186 @@
+/* adeptlua: runs a recipe with the adept module preloaded.
+   adeptlua [options] [recipe.lua [key=value ...]] ; -e code ; -i ; --threads N ; --seed N */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "adept/log.h"
+#include "adept/threads.h"
+#include "binding.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "usage: adeptlua [options] [recipe.lua [key=value ...]]\n"
+    "Runs a Lua 5.4 recipe with the adept module preloaded (global `adept`, or require \"adept\").\n"
+    "key=value overrides arrive in the recipe as adept.args (numbers, true/false and strings typed).\n"
+    "\n"
+    "options:\n"
+    "  -e CODE        run CODE (after the recipe, if one is given)\n"
+    "  -i             interactive prompt (after the recipe and -e)\n"
+    "  --threads N    threads for OpenMP and OpenBLAS together (default: all cores)\n"
+    "  --seed N       the run's seed, as adept.seed (default 0)\n"
+    "  -q, --quiet    only warnings and errors on stderr\n"
+    "  --version      print the version and exit\n"
+    "  -h, --help     print this help and exit\n"
+    "\n"
+    "example: adeptlua recipes/adept.lua k=4 metric=fisher steps=2000\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "adeptlua: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'adeptlua --help'.\n");
+    return EXIT_USAGE;
+}
+
+/* Error handler: message plus a traceback naming the recipe file and line. */
+static int message_handler(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int run_chunk(lua_State *L, int status) {
+    if (status == LUA_OK) {
+        int base = lua_gettop(L);
+        lua_pushcfunction(L, message_handler);
+        lua_insert(L, base);
+        status = lua_pcall(L, 0, 0, base);
+        lua_remove(L, base);
+    }
+    if (status != LUA_OK) {
+        fprintf(stderr, "adeptlua: %s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    return status;
+}
+
+/* "3" -> integer, "1e-4" -> number, "true"/"false" -> boolean, anything else -> string. */
+static void push_typed(lua_State *L, const char *v) {
+    if (!strcmp(v, "true")) lua_pushboolean(L, 1);
+    else if (!strcmp(v, "false")) lua_pushboolean(L, 0);
+    else if (lua_stringtonumber(L, v) == 0) lua_pushstring(L, v);
+}
+
+static void interactive(lua_State *L) {
+    char line[4096];
+    for (;;) {
+        fputs("> ", stdout);
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin)) break;
+        /* try as an expression first, as lua.c does */
+        lua_pushfstring(L, "return %s", line);
+        int status = luaL_loadbuffer(L, lua_tostring(L, -1), lua_rawlen(L, -1), "=stdin");
+        lua_remove(L, -2);
+        if (status != LUA_OK) {
+            lua_pop(L, 1);
+            status = luaL_loadbuffer(L, line, strlen(line), "=stdin");
+        }
+        if (status != LUA_OK) {
+            fprintf(stderr, "%s\n", lua_tostring(L, -1));
+            lua_pop(L, 1);
+            continue;
+        }
+        int base = lua_gettop(L);
+        lua_pushcfunction(L, message_handler);
+        lua_insert(L, base);
+        status = lua_pcall(L, 0, LUA_MULTRET, base);
+        lua_remove(L, base);
+        if (status != LUA_OK) {
+            fprintf(stderr, "%s\n", lua_tostring(L, -1));
+            lua_pop(L, 1);
+            continue;
+        }
+        int n = lua_gettop(L) - base + 1;
+        if (n > 0) {
+            lua_getglobal(L, "print");
+            lua_insert(L, base);
+            if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+                fprintf(stderr, "%s\n", lua_tostring(L, -1));
+                lua_pop(L, 1);
+            }
+        }
+    }
+    fputs("\n", stdout);
+}
+
+int main(int argc, char **argv) {
+    const char *exprs[64];
+    int n_exprs = 0, want_interactive = 0, threads = 0, quiet = 0;
+    long long seed = 0;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || !strcmp(a, "-")) break;
+        if (!strcmp(a, "--")) { i++; break; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage_text, stdout); return 0; }
+        if (!strcmp(a, "--version")) { printf("adeptlua %s (%s)\n", adept_version(), LUA_RELEASE); return 0; }
+        if (!strcmp(a, "-i")) { want_interactive = 1; continue; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
+        if (!strcmp(a, "-e") || !strcmp(a, "--threads") || !strcmp(a, "--seed")) {
+            if (i + 1 >= argc) return usage_error("option '%s' needs an argument", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "-e")) {
+                if (n_exprs == 64) return usage_error("too many -e options (%s)", "64 at most");
+                exprs[n_exprs++] = v;
+                continue;
+            }
+            char *end;
+            long long n = strtoll(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || n < 0) return usage_error("expected a non-negative integer, got '%s'", v);
+            if (!strcmp(a, "--threads")) threads = (int)n;
+            else seed = n;
+            continue;
+        }
+        return usage_error("unknown option '%s'", a);
+    }
+    const char *recipe = i < argc ? argv[i++] : NULL;
+    if (!recipe && !n_exprs && !want_interactive) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    /* the remaining words are key=value overrides */
+    for (int j = i; j < argc; j++)
+        if (!strchr(argv[j], '=') || argv[j][0] == '=')
+            return usage_error("expected key=value after the recipe, got '%s'", argv[j]);
+
+    adept_set_threads(threads);
+    if (quiet) adept_log_set_level(ADEPT_LOG_WARN);
+
+    lua_State *L = luaL_newstate();
+    if (!L) { fprintf(stderr, "adeptlua: cannot create the Lua state\n"); return 1; }
+    luaL_openlibs(L);
+    luaL_requiref(L, "adept", luaopen_adept, 1); /* also sets the global `adept` */
+    lua_pushinteger(L, (lua_Integer)seed);
+    lua_setfield(L, -2, "seed");
+    lua_getfield(L, -1, "args");
+    for (int j = i; j < argc; j++) {
+        const char *eq = strchr(argv[j], '=');
+        lua_pushlstring(L, argv[j], (size_t)(eq - argv[j]));
+        push_typed(L, eq + 1);
+        lua_settable(L, -3);
+    }
+    lua_pop(L, 2);
+    /* arg, as lua.c sets it: arg[0] the recipe, arg[1..] the overrides */
+    lua_createtable(L, argc, 1);
+    if (recipe) { lua_pushstring(L, recipe); lua_seti(L, -2, 0); }
+    for (int j = i; j < argc; j++) { lua_pushstring(L, argv[j]); lua_seti(L, -2, j - i + 1); }
+    lua_setglobal(L, "arg");
+
+    int status = LUA_OK;
+    if (recipe) status = run_chunk(L, luaL_loadfile(L, recipe));
+    for (int k = 0; status == LUA_OK && k < n_exprs; k++)
+        status = run_chunk(L, luaL_loadbuffer(L, exprs[k], strlen(exprs[k]), "=(command line)"));
+    if (status == LUA_OK && want_interactive) interactive(L);
+    lua_close(L);
+    return status == LUA_OK ? 0 : 1;
+}

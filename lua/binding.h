@@ -1,0 +1,53 @@
+/* Helpers shared by the binding files: raising engine errors as Lua errors, tensor userdata, argument
+   parsing. Bindings check arguments and translate errors; algorithms live in engine/ or lua/adept/. */
+#ifndef ADEPT_BINDING_H
+#define ADEPT_BINDING_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "adept/error.h"
+#include "adept/tensor.h"
+
+#define ADEPT_TENSOR_MT "adept.Tensor"
+
+/* Raises "<fname>: <engine message>" . Never returns. */
+int adept_lua_raise(lua_State *L, const char *fname);
+/* Evaluates an adept_status expression and raises on failure. `fname` is the Lua-visible name. */
+#define ADEPT_LUA_TRY(L, fname, expr)                                   \
+    do {                                                                \
+        if ((expr) != ADEPT_OK) return adept_lua_raise((L), (fname));   \
+    } while (0)
+
+/* Tensor userdata: a box holding one adept_tensor*, NULL after :free(). */
+typedef struct adept_tensor_box {
+    adept_tensor *t;
+} adept_tensor_box;
+
+/* Pushes a new tensor handle that owns `t` (t is freed with the handle). */
+void adept_lua_push_tensor(lua_State *L, adept_tensor *t);
+/* Checks that argument `arg` is a live tensor; raises "bad argument" or "tensor was freed". */
+adept_tensor *adept_lua_check_tensor(lua_State *L, int arg);
+/* The tensor at `arg` or NULL when it is not a tensor (freed tensors still raise). */
+adept_tensor *adept_lua_to_tensor(lua_State *L, int arg);
+adept_tensor_box *adept_lua_check_tensor_box(lua_State *L, int arg);
+/* Creates the tensor metatable (gc, close, free, __index = itself) if it does not exist yet. */
+void adept_lua_tensor_metatable(lua_State *L);
+
+/* Reads a shape: a table of non-negative integers {2, 3}. Returns ndim; raises a standard
+   "bad argument #arg to 'fname' (table of dimensions expected, got X)" on misuse. */
+int adept_lua_check_shape(lua_State *L, int arg, int64_t *shape, const char *fname);
+/* Optional integer field of a table argument, with a default; raises if present but not an integer. */
+lua_Integer adept_lua_opt_int_field(lua_State *L, int arg, const char *field, lua_Integer def);
+lua_Number adept_lua_opt_num_field(lua_State *L, int arg, const char *field, lua_Number def);
+const char *adept_lua_opt_str_field(lua_State *L, int arg, const char *field, const char *def);
+int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def);
+
+/* Each binding file registers its functions into the module table at the top of the stack. */
+typedef void (*adept_binding_open)(lua_State *L);
+void adept_open_tensor(lua_State *L);
+void adept_open_util(lua_State *L);
+
+int luaopen_adept(lua_State *L);
+
+#endif
