@@ -1,0 +1,114 @@
+/* The LLaMA-family decoder: configuration, the parameter table, forward/backward, surgery hooks.
+   One row of the parameter table per tensor (DESIGN.md §2.2): freezing, per-unit learning rates,
+   importance reports, checkpoints and surgery are loops over it. Frozen tensors own no gradient memory. */
+#ifndef ADEPT_MODEL_H
+#define ADEPT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adept/error.h"
+#include "adept/tensor.h"
+
+typedef enum adept_arch { ADEPT_ARCH_LLAMA = 0, ADEPT_ARCH_MISTRAL, ADEPT_ARCH_QWEN2, ADEPT_ARCH_QWEN3 } adept_arch;
+
+typedef struct adept_config {
+    adept_arch arch;
+    char architecture[64];   /* "LlamaForCausalLM", ... as written in config.json */
+    int vocab_size;
+    int hidden_size;
+    int intermediate_size;
+    int num_layers;          /* num_hidden_layers */
+    int num_heads;
+    int num_kv_heads;
+    int head_dim;            /* hidden_size / num_heads unless config.json says otherwise */
+    int max_position_embeddings;
+    double rms_norm_eps;
+    double rope_theta;
+    int tie_word_embeddings;
+    int attention_bias;      /* q/k/v biases (Qwen2 always; Llama when attention_bias) */
+    int qk_norm;             /* Qwen3 per-head RMSNorm on q and k before RoPE */
+    int bos_token_id, eos_token_id; /* -1 when absent */
+    adept_dtype dtype;       /* dtype the weights were loaded with; saving writes it unless told otherwise */
+    char *config_json;       /* the original config.json text (NULL for llama2.c imports): unknown fields
+                                are preserved on save */
+} adept_config;
+
+typedef enum adept_unit_kind {
+    ADEPT_UNIT_EMBED = 0, ADEPT_UNIT_LM_HEAD, ADEPT_UNIT_FINAL_NORM,
+    ADEPT_UNIT_ATTN_NORM, ADEPT_UNIT_Q, ADEPT_UNIT_K, ADEPT_UNIT_V, ADEPT_UNIT_O,
+    ADEPT_UNIT_Q_BIAS, ADEPT_UNIT_K_BIAS, ADEPT_UNIT_V_BIAS, ADEPT_UNIT_Q_NORM, ADEPT_UNIT_K_NORM,
+    ADEPT_UNIT_MLP_NORM, ADEPT_UNIT_GATE, ADEPT_UNIT_UP, ADEPT_UNIT_DOWN,
+    ADEPT_UNIT_KIND_COUNT
+} adept_unit_kind;
+
+const char *adept_unit_kind_name(adept_unit_kind kind); /* "q_proj", "input_layernorm", ... */
+int adept_unit_kind_is_norm(adept_unit_kind kind);
+
+typedef struct adept_param {
+    char name[128];          /* HF name: model.layers.3.mlp.down_proj.weight */
+    int layer;               /* 0-based decoder layer, -1 for embeddings, final norm, lm_head */
+    adept_unit_kind kind;
+    int ndim;
+    int64_t shape[2];
+    size_t numel;
+    adept_tensor *value;     /* f32 [shape], owned by the model */
+    adept_tensor *grad;      /* f32 [shape] when trainable, else NULL (no gradient memory) */
+    int trainable;
+    int decay;               /* weight decay applies (default: 2-D tensors only, not norms or biases) */
+} adept_param;
+
+typedef struct adept_model adept_model;
+
+/* A batch: B rows of T inputs and T targets (target -1 = ignored: padding, prompt). */
+typedef struct adept_batch {
+    int B, T;
+    const int32_t *inputs;   /* [B*T] */
+    const int32_t *targets;  /* [B*T] */
+} adept_batch;
+
+/* path: a Hugging Face directory (config.json + safetensors, sharded or not) or a llama2.c .bin. */
+adept_status adept_model_load(const char *path, adept_model **out);
+/* A model with random init (normal(0, std) for matrices, ones for norms) from a config; for tests and
+   pretraining from scratch. */
+adept_status adept_model_create(const adept_config *cfg, uint64_t seed, float init_std, adept_model **out);
+/* Writes an HF directory (config.json, model.safetensors or shards past max_shard_bytes (0 = never),
+   adept.json). dtype: the dtype to write, or -1 for the dtype loaded. */
+adept_status adept_model_save(const adept_model *m, const char *dir, int dtype, size_t max_shard_bytes);
+void adept_model_free(adept_model *m);
+
+const adept_config *adept_model_config(const adept_model *m);
+size_t adept_model_num_params(const adept_model *m);           /* rows of the parameter table */
+adept_param *adept_model_param(adept_model *m, size_t i);
+adept_param *adept_model_find(adept_model *m, const char *name); /* NULL if absent */
+
+/* Allocates (trainable) or frees (frozen) the gradient of row i. */
+adept_status adept_model_set_trainable(adept_model *m, size_t i, int trainable);
+void adept_model_zero_grad(adept_model *m);
+
+/* Forward and backward over one batch. Returns the sum of token NLL over counted targets and their count;
+   accumulates grad_scale * d(sum NLL)/dθ into the gradients of trainable tensors (grad_scale = 1/n_tokens
+   gives the mean loss; the trainer passes 1/total over micro-batches). Backward stops at the lowest layer
+   with a trainable tensor. */
+adept_status adept_model_forward_backward(adept_model *m, const adept_batch *batch, float grad_scale,
+                                          double *nll_sum, int64_t *n_tokens);
+/* Forward only. logits_out, if not NULL, receives [B*T, vocab] (caller-allocated). */
+adept_status adept_model_forward(adept_model *m, const adept_batch *batch, double *nll_sum, int64_t *n_tokens,
+                                 float *logits_out);
+
+/* Layers skipped in forward passes (residual identity), for mask-out importance; 0/1 per layer. */
+adept_status adept_model_set_skip(adept_model *m, int layer, int skip);
+
+/* Layer surgery: inserts an identity copy after each listed layer (o_proj, down_proj and their biases
+   zeroed), shifting later layers, and records the copies as expanded. new_indices receives the copies'
+   new 0-based indices (n entries). */
+adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *new_indices);
+int adept_model_is_expanded(const adept_model *m, int layer);
+
+/* Bytes held: parameters, gradients, activations (the planned buffers). */
+typedef struct adept_memory {
+    size_t params, grads, activations;
+} adept_memory;
+adept_memory adept_model_memory(const adept_model *m);
+
+#endif
