@@ -48,6 +48,8 @@ typedef void (*adept_binding_open)(lua_State *L);
 void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
 void adept_open_fs(lua_State *L);
+void adept_open_optim(lua_State *L);
+void adept_open_train(lua_State *L);
 void adept_open_model(lua_State *L);
 
 /* Model userdata (bind_model.c): a named metatable; the handle owns the model (freed by __gc or :free()).

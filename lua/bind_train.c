@@ -1,0 +1,189 @@
+/* Primitives the training loop (lua/adept/train.lua) is built from: forward/backward with an explicit
+   gradient scale (exact gradient accumulation), token counting, memory accounting, f32 weight files. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "adept/model.h"
+#include "adept/safetensors.h"
+#include "binding.h"
+
+size_t adept_lua_optimizer_bytes(lua_State *L, int arg); /* bind_optim.c */
+
+/* A batch from Lua: an int32 tensor [B, T+1] (inputs = [:, :T], targets = [:, 1:]) or a table
+   {inputs = int32 [B, T], targets = int32 [B, T]}. The first form is copied into two scratch arrays held
+   by a userdata left on the stack. */
+static void check_batch(lua_State *L, int arg, adept_batch *b, const char *fname) {
+    adept_tensor *t = adept_lua_to_tensor(L, arg);
+    if (t) {
+        if (t->dtype != ADEPT_I32 || t->ndim != 2 || t->shape[1] < 2 || t->shape[0] < 1)
+            luaL_error(L, "%s: a batch tensor must be int32 [B, T+1] with T >= 1, got %s %s", fname,
+                       adept_dtype_name(t->dtype), t->ndim == 2 ? "2-D" : "of another rank");
+        int B = (int)t->shape[0], T = (int)t->shape[1] - 1;
+        int32_t *scratch = lua_newuserdatauv(L, 2 * (size_t)B * (size_t)T * sizeof(int32_t), 0);
+        const int32_t *src = adept_tensor_i32(t);
+        for (int r = 0; r < B; r++) {
+            memcpy(scratch + (size_t)r * T, src + (size_t)r * (T + 1), (size_t)T * sizeof(int32_t));
+            memcpy(scratch + (size_t)B * T + (size_t)r * T, src + (size_t)r * (T + 1) + 1, (size_t)T * sizeof(int32_t));
+        }
+        b->B = B;
+        b->T = T;
+        b->inputs = scratch;
+        b->targets = scratch + (size_t)B * T;
+        return;
+    }
+    if (!lua_istable(L, arg))
+        luaL_argerror(L, arg, lua_pushfstring(L, "batch expected (int32 tensor [B, T+1] or {inputs=, targets=}), got %s",
+                                              luaL_typename(L, arg)));
+    lua_getfield(L, arg, "inputs");
+    adept_tensor *in = adept_lua_to_tensor(L, -1);
+    lua_getfield(L, arg, "targets");
+    adept_tensor *tg = adept_lua_to_tensor(L, -1);
+    lua_pop(L, 2); /* the tensors stay referenced by the table */
+    if (!in || !tg || in->dtype != ADEPT_I32 || tg->dtype != ADEPT_I32 || in->ndim != 2 || !adept_tensor_same_shape(in, tg) ||
+        in->shape[0] < 1 || in->shape[1] < 1)
+        luaL_error(L, "%s: batch.inputs and batch.targets must be int32 tensors of one shape [B, T]", fname);
+    b->B = (int)in->shape[0];
+    b->T = (int)in->shape[1];
+    b->inputs = adept_tensor_i32(in);
+    b->targets = adept_tensor_i32(tg);
+}
+
+static int64_t count_targets(const adept_batch *b) {
+    int64_t n = 0;
+    size_t total = (size_t)b->B * (size_t)b->T;
+    for (size_t i = 0; i < total; i++) n += b->targets[i] != -1;
+    return n;
+}
+
+/* adept.count_targets(batch) -> number of counted target tokens (targets other than -1) */
+static int l_count_targets(lua_State *L) {
+    adept_batch b;
+    check_batch(L, 1, &b, "adept.count_targets");
+    lua_pushinteger(L, (lua_Integer)count_targets(&b));
+    return 1;
+}
+
+/* adept.forward_backward(m, batch [, grad_scale]) -> nll_sum, n_tokens. Accumulates grad_scale * d(sum NLL)
+   into the gradients of trainable tensors; grad_scale defaults to 1/n_tokens of this batch (mean loss). */
+static int l_forward_backward(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    adept_batch b;
+    check_batch(L, 2, &b, "adept.forward_backward");
+    double scale;
+    if (lua_isnoneornil(L, 3)) {
+        int64_t n = count_targets(&b);
+        scale = n > 0 ? 1.0 / (double)n : 0.0;
+    } else {
+        scale = luaL_checknumber(L, 3);
+    }
+    double nll;
+    int64_t n;
+    ADEPT_LUA_TRY(L, "adept.forward_backward", adept_model_forward_backward(m, &b, (float)scale, &nll, &n));
+    lua_pushnumber(L, nll);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 2;
+}
+
+/* adept.nll(m, batch) -> nll_sum, n_tokens (forward only, no gradients) */
+static int l_nll(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    adept_batch b;
+    check_batch(L, 2, &b, "adept.nll");
+    double nll;
+    int64_t n;
+    ADEPT_LUA_TRY(L, "adept.nll", adept_model_forward(m, &b, &nll, &n, NULL));
+    lua_pushnumber(L, nll);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 2;
+}
+
+/* adept.memory(m [, opt]) -> {params, grads, optimizer, optimizer_allocated, activations, total,
+   trainable_params, total_params}. `optimizer` is what AdamW holds once every trainable tensor has stepped
+   (2 f32 moments per trainable element); `optimizer_allocated` what it holds now (state is lazy). */
+static int l_memory(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    adept_memory mem = adept_model_memory(m);
+    size_t trainable = 0, total = 0;
+    for (size_t i = 0; i < adept_model_num_params(m); i++) {
+        const adept_param *p = adept_model_param(m, i);
+        total += p->numel;
+        if (p->trainable) trainable += p->numel;
+    }
+    size_t opt_now = lua_isnoneornil(L, 2) ? 0 : adept_lua_optimizer_bytes(L, 2);
+    size_t opt_full = 2 * trainable * sizeof(float);
+    lua_createtable(L, 0, 8);
+#define SET(k, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, k))
+    SET("params", mem.params);
+    SET("grads", mem.grads);
+    SET("optimizer", opt_full);
+    SET("optimizer_allocated", opt_now);
+    SET("activations", mem.activations);
+    SET("total", mem.params + mem.grads + opt_full + mem.activations);
+    SET("trainable_params", trainable);
+    SET("total_params", total);
+#undef SET
+    return 1;
+}
+
+/* adept.save_weights(m, path): every parameter as f32 in one safetensors file (exact: checkpoints resume
+   bitwise from it), HF names, table order. */
+static int l_save_weights(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    size_t n = adept_model_num_params(m);
+    adept_st_item *items = lua_newuserdatauv(L, (n ? n : 1) * sizeof *items, 0);
+    for (size_t i = 0; i < n; i++) {
+        adept_param *p = adept_model_param(m, i);
+        items[i].name = p->name;
+        items[i].tensor = p->value;
+    }
+    const char *mk[1] = {"format"}, *mv[1] = {"pt"};
+    ADEPT_LUA_TRY(L, "adept.save_weights", adept_safetensors_write(path, items, n, mk, mv, 1));
+    return 0;
+}
+
+/* adept.load_weights(m, path): copies every parameter of the model from a safetensors file (converting
+   bf16/f16/f64 to f32). Every parameter must be present with its shape; extra tensors are ignored. */
+static int l_load_weights(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    adept_safetensors *st;
+    ADEPT_LUA_TRY(L, "adept.load_weights", adept_safetensors_open(path, &st));
+    size_t n = adept_model_num_params(m);
+    /* check everything before copying anything */
+    for (size_t i = 0; i < n; i++) {
+        adept_param *p = adept_model_param(m, i);
+        const adept_st_entry *e = adept_safetensors_find(st, p->name);
+        if (!e || !adept_dtype_is_float(e->dtype) || adept_shape_numel(e->ndim, e->shape) != p->numel) {
+            adept_safetensors_close(st);
+            return luaL_error(L, "adept.load_weights: %s: %s is %s", path, p->name,
+                              e ? "of another shape or dtype than the model's" : "missing");
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        adept_param *p = adept_model_param(m, i);
+        const adept_st_entry *e = adept_safetensors_find(st, p->name);
+        adept_tensor *v;
+        adept_status s = adept_safetensors_view(st, e, &v);
+        if (s == ADEPT_OK && v->dtype == ADEPT_F32) {
+            memcpy(adept_tensor_data(p->value), adept_tensor_data(v), p->numel * sizeof(float));
+            adept_tensor_free(v);
+        } else if (s == ADEPT_OK) {
+            s = adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(v), v->dtype, p->numel);
+            adept_tensor_free(v);
+        }
+        if (s != ADEPT_OK) {
+            adept_safetensors_close(st);
+            return adept_lua_raise(L, "adept.load_weights");
+        }
+    }
+    adept_safetensors_close(st);
+    return 0;
+}
+
+void adept_open_train(lua_State *L) {
+    static const luaL_Reg fns[] = {{"count_targets", l_count_targets}, {"forward_backward", l_forward_backward},
+                                   {"nll", l_nll}, {"memory", l_memory}, {"save_weights", l_save_weights},
+                                   {"load_weights", l_load_weights}, {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+}
