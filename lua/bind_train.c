@@ -142,42 +142,60 @@ static int l_save_weights(lua_State *L) {
     return 0;
 }
 
-/* adept.load_weights(m, path): copies every parameter of the model from a safetensors file (converting
-   bf16/f16/f64 to f32). Every parameter must be present with its shape; extra tensors are ignored. */
+/* adept.load_weights(m, path_or_paths): copies every parameter of the model from one safetensors file or
+   an array of files (shards), converting bf16/f16/f64 to f32. Every parameter must be present in one of
+   them with its element count; extra tensors are ignored. Nothing is copied unless everything is found. */
+#define MAX_WEIGHT_FILES 256
 static int l_load_weights(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
-    const char *path = luaL_checkstring(L, 2);
-    adept_safetensors *st;
-    ADEPT_LUA_TRY(L, "adept.load_weights", adept_safetensors_open(path, &st));
-    size_t n = adept_model_num_params(m);
-    /* check everything before copying anything */
-    for (size_t i = 0; i < n; i++) {
-        adept_param *p = adept_model_param(m, i);
-        const adept_st_entry *e = adept_safetensors_find(st, p->name);
-        if (!e || !adept_dtype_is_float(e->dtype) || adept_shape_numel(e->ndim, e->shape) != p->numel) {
-            adept_safetensors_close(st);
-            return luaL_error(L, "adept.load_weights: %s: %s is %s", path, p->name,
-                              e ? "of another shape or dtype than the model's" : "missing");
+    int nfiles = lua_istable(L, 2) ? (int)luaL_len(L, 2) : 1;
+    if (!lua_istable(L, 2)) luaL_checkstring(L, 2);
+    if (nfiles < 1 || nfiles > MAX_WEIGHT_FILES) return luaL_argerror(L, 2, "1 to 256 file paths expected");
+    adept_safetensors *st[MAX_WEIGHT_FILES] = {0};
+    const char *paths[MAX_WEIGHT_FILES];
+    for (int f = 0; f < nfiles; f++) {
+        if (lua_istable(L, 2)) {
+            lua_geti(L, 2, f + 1);
+            paths[f] = lua_tostring(L, -1); /* kept alive by the table */
+            lua_pop(L, 1);
+            if (!paths[f]) return luaL_argerror(L, 2, "array of file paths expected");
+        } else {
+            paths[f] = lua_tostring(L, 2);
         }
-    }
-    for (size_t i = 0; i < n; i++) {
-        adept_param *p = adept_model_param(m, i);
-        const adept_st_entry *e = adept_safetensors_find(st, p->name);
-        adept_tensor *v;
-        adept_status s = adept_safetensors_view(st, e, &v);
-        if (s == ADEPT_OK && v->dtype == ADEPT_F32) {
-            memcpy(adept_tensor_data(p->value), adept_tensor_data(v), p->numel * sizeof(float));
-            adept_tensor_free(v);
-        } else if (s == ADEPT_OK) {
-            s = adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(v), v->dtype, p->numel);
-            adept_tensor_free(v);
-        }
-        if (s != ADEPT_OK) {
-            adept_safetensors_close(st);
+        if (adept_safetensors_open(paths[f], &st[f]) != ADEPT_OK) {
+            for (int g = 0; g < f; g++) adept_safetensors_close(st[g]);
             return adept_lua_raise(L, "adept.load_weights");
         }
     }
-    adept_safetensors_close(st);
+    size_t n = adept_model_num_params(m);
+    const char *missing = NULL;
+    int bad = 0;
+    for (size_t i = 0; i < n && !missing; i++) {
+        adept_param *p = adept_model_param(m, i);
+        const adept_st_entry *e = NULL;
+        for (int f = 0; f < nfiles && !e; f++) e = adept_safetensors_find(st[f], p->name);
+        if (!e || !adept_dtype_is_float(e->dtype) || adept_shape_numel(e->ndim, e->shape) != p->numel) {
+            missing = p->name;
+            bad = e != NULL;
+        }
+    }
+    adept_status s = ADEPT_OK;
+    if (missing) s = adept_fail(ADEPT_ENOTFOUND, "%s: %s is %s", paths[0], missing,
+                                bad ? "of another shape or dtype than the model's" : "missing");
+    for (size_t i = 0; i < n && s == ADEPT_OK; i++) {
+        adept_param *p = adept_model_param(m, i);
+        const adept_safetensors *owner = NULL;
+        const adept_st_entry *e = NULL;
+        for (int f = 0; f < nfiles && !e; f++) if ((e = adept_safetensors_find(st[f], p->name))) owner = st[f];
+        adept_tensor *v;
+        s = adept_safetensors_view(owner, e, &v);
+        if (s != ADEPT_OK) break;
+        if (v->dtype == ADEPT_F32) memcpy(adept_tensor_data(p->value), adept_tensor_data(v), p->numel * sizeof(float));
+        else s = adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(v), v->dtype, p->numel);
+        adept_tensor_free(v);
+    }
+    for (int f = 0; f < nfiles; f++) adept_safetensors_close(st[f]);
+    if (s != ADEPT_OK) return adept_lua_raise(L, "adept.load_weights");
     return 0;
 }
 
