@@ -1,0 +1,323 @@
+-- adept.train{...}: the training loop, composed from engine primitives (forward_backward with a gradient
+-- scale, AdamW, clipping, schedules, checkpoints via adept.fs). See DESIGN.md §4 and docs/training.md.
+local adept = require "adept"
+local schedule = require "adept.schedule"
+local ckpt = require "adept.checkpoint"
+
+local KNOWN = {
+  model = true, optimizer = true, data = true, steps = true, batch_size = true, grad_accum = true,
+  schedule = true, clip = true, every = true, eval = true, eval_every = true, eval_batches = true,
+  checkpoint = true, resume = true, log = true, log_every = true, progress = true, skip_nonfinite = true,
+  peak_flops = true,
+}
+
+local function argerr(msg, ...) error("adept.train: " .. msg:format(...), 3) end
+
+local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
+
+-- ---- data sources ---------------------------------------------------------------------------------
+-- Every source hands out micro-batches and has a cursor (a JSON-able value) that resume restores:
+--   function(i) -> batch   (i: 0-based micro-batch index; the cursor is i)
+--   an array of batches    (cycled; the cursor is the index)
+--   a dataset with :next_batch(bs) and :cursor()/:set_cursor(c) (adept.dataset views)
+--   any object with :batches(bs) returning an iterator (the cursor counts batches; resume replays)
+local function data_source(data, batch_size)
+  if type(data) == "function" then
+    local i = 0
+    return {
+      next = function() local b = data(i); i = i + 1; return b end,
+      cursor = function() return {index = i} end,
+      set_cursor = function(c) i = assert(math.tointeger(c.index), "bad data cursor") end,
+    }
+  end
+  if type(data) == "table" and data[1] ~= nil then
+    local i, n = 0, #data
+    return {
+      next = function() local b = data[i % n + 1]; i = i + 1; return b end,
+      cursor = function() return {index = i} end,
+      set_cursor = function(c) i = assert(math.tointeger(c.index), "bad data cursor") end,
+    }
+  end
+  if data == nil then argerr("data is required (a dataset, an array of batches or a function(i) -> batch)") end
+  if data.next_batch and data.cursor and data.set_cursor then
+    return {
+      next = function() return data:next_batch(batch_size) end,
+      cursor = function() return data:cursor() end,
+      set_cursor = function(c) data:set_cursor(c) end,
+    }
+  end
+  if data.batches then
+    local iter, consumed = nil, 0
+    local function restart() iter = data:batches(batch_size) end
+    local src = {}
+    function src.next()
+      if not iter then restart() end
+      local b = iter()
+      if b == nil then restart(); b = iter() end -- next epoch
+      consumed = consumed + 1
+      return b
+    end
+    src.cursor = function() return {consumed = consumed} end
+    function src.set_cursor(c)
+      restart()
+      local k = assert(math.tointeger(c.consumed), "bad data cursor")
+      consumed = 0
+      for _ = 1, k do src.next() end
+    end
+    return src
+  end
+  argerr("data must be a dataset, an array of batches or a function(i) -> batch, got %s", type(data))
+end
+
+-- ---- evaluation ---------------------------------------------------------------------------------------
+-- The batches of an eval set, fixed once so every evaluation sees the same tokens.
+local function eval_batches(ds, n, batch_size)
+  if type(ds) == "table" and ds[1] ~= nil then return ds end
+  if type(ds) == "table" or type(ds) == "userdata" then
+    if ds.take then return ds:take(n, batch_size) end
+    if ds.batches then
+      local out = {}
+      for b in ds:batches(batch_size) do
+        out[#out + 1] = b
+        if #out >= n then break end
+      end
+      return out
+    end
+  end
+  error("adept.train: an eval set must be an array of batches or a dataset with :take or :batches", 4)
+end
+
+local function evaluate(m, sets, cache, n, batch_size)
+  local loss, ppl = {}, {}
+  for name, ds in pairs(sets) do
+    cache[name] = cache[name] or eval_batches(ds, n, batch_size)
+    local nll, tok = 0, 0
+    for _, b in ipairs(cache[name]) do
+      local s, k = adept.nll(m, b)
+      nll, tok = nll + s, tok + k
+    end
+    loss[name] = tok > 0 and nll / tok or 0 / 0
+    ppl[name] = math.exp(loss[name])
+  end
+  return loss, ppl
+end
+
+-- ---- the metrics log ----------------------------------------------------------------------------
+local function open_log(path, keep_until_step)
+  if not path then return nil end
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir and dir ~= "" then adept.fs.mkdir_p(dir) end
+  -- on resume, drop lines past the checkpoint: the run will produce them again
+  if keep_until_step then
+    local kept = {}
+    local f = io.open(path, "r")
+    if f then
+      for line in f:lines() do
+        local obj = adept.json_decode(line)
+        if obj and (obj.step or 0) <= keep_until_step then kept[#kept + 1] = line end
+      end
+      f:close()
+    end
+    local tmp = path .. ".tmp"
+    local w = assert(io.open(tmp, "w"))
+    for _, line in ipairs(kept) do w:write(line, "\n") end
+    w:close()
+    assert(os.rename(tmp, path))
+  end
+  local f, err = io.open(path, "a")
+  if not f then error("adept.train: cannot open the log: " .. tostring(err), 3) end
+  f:setvbuf("line")
+  return f
+end
+
+local function log_line(f, obj)
+  if f then f:write(adept.json_encode(obj), "\n") end
+end
+
+-- ---- FLOPs for MFU --------------------------------------------------------------------------------
+-- Per trained token: forward 2N, backward through the network 2N, weight gradients 2·N_trainable, and
+-- attention 12·L·C·T (PaLM's formula for the score and value products, forward and backward).
+local function flops_per_token(m, seq_len)
+  local mem = adept.memory(m)
+  local c = m.config
+  local L, C = c.num_hidden_layers or 0, c.hidden_size or 0
+  return 4 * mem.total_params + 2 * mem.trainable_params + 12 * L * C * (seq_len or 0)
+end
+
+local function batch_seq_len(b)
+  local t = (type(b) == "table" and b.inputs) or b
+  local ok, shape = pcall(function() return t:shape() end)
+  if not ok then return 0 end
+  return (type(b) == "table" and b.inputs) and shape[2] or (shape[2] - 1)
+end
+
+-- ---- the loop ----------------------------------------------------------------------------------------
+local function train(cfg)
+  if type(cfg) ~= "table" then error("bad argument #1 to 'train' (table expected, got " .. type(cfg) .. ")", 2) end
+  for k in pairs(cfg) do if not KNOWN[k] then argerr("unknown option '%s'", tostring(k)) end end
+  local m, opt = cfg.model, cfg.optimizer
+  if m == nil then argerr("model is required") end
+  if opt == nil then argerr("optimizer is required (adept.adamw(m, {...}))") end
+  local steps = cfg.steps
+  if math.type(steps) ~= "integer" or steps < 0 then argerr("steps must be a non-negative integer, got %s", tostring(steps)) end
+  local batch_size = cfg.batch_size or 8
+  local accum = cfg.grad_accum or 1
+  if math.type(accum) ~= "integer" or accum < 1 then argerr("grad_accum must be an integer >= 1, got %s", tostring(accum)) end
+  local clip = cfg.clip
+  if clip ~= nil and (type(clip) ~= "number" or not (clip > 0)) then argerr("clip must be a number > 0, got %s", tostring(clip)) end
+  local sched = schedule.resolve(cfg.schedule)
+  local every = cfg.every or {}
+  for n, fn in pairs(every) do
+    if math.type(n) ~= "integer" or n < 1 or type(fn) ~= "function" then
+      argerr("every must map step intervals (integers >= 1) to functions")
+    end
+  end
+  local eval_every = cfg.eval_every
+  local eval_n = cfg.eval_batches or 16
+  local log_every = cfg.log_every or 1
+  local ck = cfg.checkpoint
+  if ck ~= nil and (type(ck) ~= "table" or type(ck.dir) ~= "string") then argerr("checkpoint must be {dir=, every=, keep=}") end
+  local src = data_source(cfg.data, batch_size)
+
+  local state = {step = 0, tokens_seen = 0, elapsed_before = 0, skipped = 0}
+  local resumed_from
+  if cfg.resume and ck then
+    local dir = ckpt.newest(ck.dir)
+    if dir then
+      local tr = ckpt.load(dir, m, opt)
+      state.step, state.tokens_seen = tr.step, tr.tokens_seen
+      state.elapsed_before, state.skipped = tr.elapsed or 0, tr.skipped or 0
+      if tr.data_cursor ~= nil then src.set_cursor(tr.data_cursor) end
+      resumed_from = dir
+      adept.log("info", ("resumed from %s at step %d"):format(dir, state.step))
+    end
+  end
+  local logf = open_log(cfg.log, resumed_from and state.step or nil)
+
+  local function trainer_state()
+    return {version = 1, step = state.step, tokens_seen = state.tokens_seen, skipped = state.skipped,
+            elapsed = state.elapsed_before + (adept.now() - state.t0), data_cursor = src.cursor(),
+            schedule = tostring(cfg.schedule or "constant"), seed = adept.seed, steps_total = steps}
+  end
+  local last_ckpt = resumed_from
+  local function save_checkpoint()
+    if not ck then return nil end
+    last_ckpt = ckpt.save(ck.dir, state.step, m, opt, trainer_state(), ck.keep)
+    return last_ckpt
+  end
+
+  adept.catch_signals(true)
+  local progress = cfg.progress ~= false and adept.progress("train", steps) or nil
+  state.t0 = adept.now()
+  local tokens_this_run, fpt, peak = 0, nil, cfg.peak_flops or adept.peak_flops
+  local eval_cache, last_eval = {}, nil
+  local ctx = {model = m, optimizer = opt, steps = steps}
+  local last_loss, stopped = nil, false
+
+  local function run_eval()
+    if not cfg.eval then return end
+    local loss, ppl = evaluate(m, cfg.eval, eval_cache, eval_n, batch_size)
+    last_eval = {loss = loss, perplexity = ppl}
+    log_line(logf, {type = "eval", step = state.step, loss = loss, perplexity = ppl,
+                    tokens_seen = state.tokens_seen, elapsed = state.elapsed_before + adept.now() - state.t0})
+    ctx.eval = last_eval
+  end
+
+  while state.step < steps do
+    local step = state.step
+    -- gather the micro-batches first: the gradient scale is 1 / (target tokens of all of them)
+    local mbs, ntok = {}, 0
+    for k = 1, accum do
+      local b = src.next()
+      if b == nil then error(("adept.train: the data ran out at step %d (micro-batch %d)"):format(step, k), 2) end
+      mbs[k] = b
+      ntok = ntok + adept.count_targets(b)
+    end
+    m:zero_grad()
+    local nll = 0
+    if ntok > 0 then
+      for k = 1, accum do nll = nll + adept.forward_backward(m, mbs[k], 1 / ntok) end
+    end
+    local loss = ntok > 0 and nll / ntok or 0 / 0
+    local factor = sched(step, steps)
+    local lr = opt:lr() * factor
+    local gnorm, bad
+    if finite(loss) then
+      if clip then gnorm, bad = opt:clip_grad_norm(clip) else gnorm, bad = opt:grad_norm() end
+    else
+      bad = ("loss is %s"):format(tostring(loss))
+    end
+    state.step = step + 1
+    state.tokens_seen = state.tokens_seen + ntok
+    tokens_this_run = tokens_this_run + ntok
+    if bad then
+      if not cfg.skip_nonfinite then
+        if logf then logf:close() end
+        adept.catch_signals(false)
+        if progress then progress:finish("stopped: non-finite") end
+        error(("adept.train: step %d: %s; stopping (skip_nonfinite=true skips such steps). %s"):format(
+          state.step, bad, last_ckpt and ("The last good checkpoint is " .. last_ckpt) or "No checkpoint was written."), 2)
+      end
+      state.skipped = state.skipped + 1
+      m:zero_grad()
+      log_line(logf, {type = "skip", step = state.step, reason = bad, skipped = state.skipped})
+    else
+      opt:step(factor)
+      last_loss = loss
+    end
+
+    local elapsed_run = adept.now() - state.t0
+    ctx.step, ctx.loss, ctx.lr, ctx.grad_norm = state.step, loss, lr, gnorm
+    ctx.tokens_seen, ctx.elapsed, ctx.skipped = state.tokens_seen, state.elapsed_before + elapsed_run, state.skipped
+    local tps = elapsed_run > 0 and tokens_this_run / elapsed_run or 0
+    if not bad and (state.step % log_every == 0 or state.step == steps) then
+      log_line(logf, {type = "train", step = state.step, loss = loss, lr = lr, grad_norm = gnorm,
+                      tokens_seen = state.tokens_seen, tokens_per_s = tps, elapsed = ctx.elapsed,
+                      skipped = state.skipped})
+    end
+    if progress then
+      fpt = fpt or flops_per_token(m, batch_seq_len(mbs[1]))
+      local extra = ("loss %.4f | lr %.2e | %.0f tok/s"):format(loss, lr, tps)
+      if peak and peak > 0 then extra = extra .. (" | MFU %.1f%%"):format(100 * tps * fpt / peak) end
+      progress:update(state.step, extra)
+    end
+
+    if cfg.eval and eval_every and state.step % eval_every == 0 then run_eval() end
+    -- callbacks in increasing interval order, so the same step always runs them in the same order
+    local intervals = {}
+    for n in pairs(every) do if state.step % n == 0 then intervals[#intervals + 1] = n end end
+    table.sort(intervals)
+    ctx.stop = false
+    for _, n in ipairs(intervals) do
+      if every[n](ctx) == "stop" then ctx.stop = true end
+    end
+    if ctx.stop then stopped = true end
+    local interrupted = adept.interrupted()
+    if ck and ck.every and (state.step % ck.every == 0 or state.step == steps or stopped) then save_checkpoint()
+    elseif ck and (stopped or interrupted) then save_checkpoint() end
+    if interrupted then
+      if logf then logf:close() end
+      if progress then progress:finish("interrupted") end
+      local how = ck and ("checkpoint written to %s; resume by running the same command again (resume=true)"):format(last_ckpt)
+                  or "no checkpoint was configured (checkpoint={dir=...}), so progress since the start is lost"
+      io.stderr:write(("adept.train: interrupted by %s at step %d: %s\n"):format(interrupted, state.step, how))
+      io.stderr:flush()
+      os.exit(interrupted == "SIGINT" and 130 or 143, true)
+    end
+    if stopped then break end
+  end
+
+  if cfg.eval and (not eval_every or state.step % eval_every ~= 0) and state.step > 0 then run_eval() end
+  if ck and state.step > 0 and not (last_ckpt and last_ckpt:match("step_(%d+)$") and
+      tonumber(last_ckpt:match("step_(%d+)$")) == state.step) then
+    save_checkpoint()
+  end
+  if progress then progress:finish(last_loss and ("loss %.4f"):format(last_loss) or nil) end
+  if logf then logf:close() end
+  adept.catch_signals(false)
+  return {steps = state.step, loss = last_loss, tokens_seen = state.tokens_seen, skipped = state.skipped,
+          elapsed = state.elapsed_before + adept.now() - state.t0, eval = last_eval, stopped = stopped,
+          checkpoint = last_ckpt, resumed_from = resumed_from}
+end
+
+return train
