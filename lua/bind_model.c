@@ -135,6 +135,21 @@ static int m_grad(lua_State *L) {
     return 1;
 }
 
+/* m:set_param(name, tensor): copies (and converts to f32) a tensor of the parameter's shape into it */
+static int m_set_param(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    adept_param *p = check_param(L, m, 2, "set_param");
+    adept_tensor *t = adept_lua_check_tensor(L, 3);
+    if (t->ndim != p->ndim || t->shape[0] != p->shape[0] || (p->ndim == 2 && t->shape[1] != p->shape[1])) {
+        char a[96], b[96];
+        return luaL_error(L, "set_param: %s has shape %s, the tensor has %s", p->name,
+                          adept_shape_str(p->ndim, p->shape, a, sizeof a), adept_shape_str(t->ndim, t->shape, b, sizeof b));
+    }
+    ADEPT_LUA_TRY(L, "set_param", adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(t), t->dtype,
+                                                p->numel));
+    return 0;
+}
+
 static int m_param_names(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     size_t n = adept_model_num_params(m);
@@ -338,7 +353,7 @@ static int model_tostring(lua_State *L) {
 
 void adept_open_model(lua_State *L) {
     static const luaL_Reg methods[] = {
-        {"param", m_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
+        {"param", m_param}, {"set_param", m_set_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
         {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"trainable_params", m_trainable_params},
         {"zero_grad", m_zero_grad}, {"memory", m_memory}, {"expand", m_expand},
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
