@@ -115,14 +115,13 @@ static int l_count_targets(lua_State *L) {
    into the gradients of trainable tensors; grad_scale defaults to 1/n_tokens of this batch (mean loss). */
 static int l_forward_backward(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
+    int own_scale = lua_isnoneornil(L, 3);
+    double scale = own_scale ? 0.0 : luaL_checknumber(L, 3); /* before check_batch pushes its buffers */
     adept_batch b;
     check_batch(L, 2, &b, "adept.forward_backward");
-    double scale;
-    if (lua_isnoneornil(L, 3)) {
+    if (own_scale) {
         int64_t n = count_targets(&b);
         scale = n > 0 ? 1.0 / (double)n : 0.0;
-    } else {
-        scale = luaL_checknumber(L, 3);
     }
     double nll;
     int64_t n;

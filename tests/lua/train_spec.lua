@@ -1,0 +1,331 @@
+-- adept.train and its primitives: gradient accumulation, exact resume after SIGTERM, SIGKILL during a
+-- checkpoint write, callbacks, non-finite handling, memory accounting, adept.fs and JSON.
+local adept = require "adept"
+local helpers = require "spec_helpers"
+
+local CFG = {vocab_size = 29, hidden_size = 16, intermediate_size = 24, num_hidden_layers = 2,
+             num_attention_heads = 2, num_key_value_heads = 1}
+
+-- Deterministic micro-batch i: {inputs, targets} 2 x 8, with a varying number of ignored targets so that
+-- micro-batches hold different token counts (where a mean of means would be wrong).
+local function micro(i, rows)
+  rows = rows or 2
+  local inputs, targets = {}, {}
+  for r = 1, rows do
+    local a, b = {}, {}
+    for t = 1, 8 do
+      a[t] = (i * 11 + r * 5 + t * t * 3) % CFG.vocab_size
+      b[t] = (i * 7 + r * 13 + t * 2 + 1) % CFG.vocab_size
+      if r == 1 and t <= (i % 4) * 2 then b[t] = -1 end
+    end
+    inputs[r], targets[r] = a, b
+  end
+  return {inputs = inputs, targets = targets}
+end
+
+local function concat(bs)
+  local out = {inputs = {}, targets = {}}
+  for _, b in ipairs(bs) do
+    for r = 1, #b.inputs do
+      out.inputs[#out.inputs + 1] = b.inputs[r]
+      out.targets[#out.targets + 1] = b.targets[r]
+    end
+  end
+  return out
+end
+
+-- Reads an f32 safetensors file written by adept.save_weights: name -> array of numbers.
+local function read_weights(path)
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("a")
+  f:close()
+  local n = string.unpack("<I8", data)
+  local header = adept.json_decode(data:sub(9, 8 + n))
+  local out = {}
+  for name, info in pairs(header) do
+    if name ~= "__metadata__" then
+      local a, b = info.data_offsets[1], info.data_offsets[2]
+      local vals = {}
+      for off = a, b - 4, 4 do vals[#vals + 1] = string.unpack("<f", data, 9 + n + off) end
+      out[name] = vals
+    end
+  end
+  return out
+end
+
+local function train_losses(log)
+  local out = {}
+  for line in io.lines(log) do
+    local o = adept.json_decode(line)
+    if o.type == "train" then out[#out + 1] = o.loss end
+  end
+  return out
+end
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  adept.fs.mkdir_p(d)
+  return d
+end
+
+describe("adept.train", function()
+  it("accumulates k micro-batches exactly like one batch k times the size", function()
+    local k, steps = 3, 4
+    local ma = adept.model(CFG, {seed = 5})
+    local mb = adept.model(CFG, {seed = 5})
+    local oa = adept.adamw(ma, {lr = 1e-2})
+    local ob = adept.adamw(mb, {lr = 1e-2})
+    local d = tmpdir()
+    local ra = adept.train{model = ma, optimizer = oa, data = function(i) return micro(i) end, steps = steps,
+                           grad_accum = k, progress = false, log = d .. "/a.jsonl"}
+    local rb = adept.train{model = mb, optimizer = ob, steps = steps, progress = false, log = d .. "/b.jsonl",
+                           data = function(s) return concat{micro(k * s), micro(k * s + 1), micro(k * s + 2)} end}
+    assert.equals(ra.tokens_seen, rb.tokens_seen)
+    local la, lb = train_losses(d .. "/a.jsonl"), train_losses(d .. "/b.jsonl")
+    assert.equals(steps, #la)
+    for s = 1, steps do assert.is_true(math.abs(la[s] - lb[s]) <= 1e-6 * math.abs(lb[s]), "step " .. s) end
+    adept.save_weights(ma, d .. "/a.safetensors")
+    adept.save_weights(mb, d .. "/b.safetensors")
+    local wa, wb = read_weights(d .. "/a.safetensors"), read_weights(d .. "/b.safetensors")
+    -- weights: the row sums of the gradients are added in another order, and Adam normalises away the
+    -- size of tiny gradients, so compare at a fraction of one update (lr = 1e-2), not bitwise
+    local worst = 0
+    for name, va in pairs(wa) do
+      for i, x in ipairs(va) do worst = math.max(worst, math.abs(x - wb[name][i])) end
+    end
+    print(("accumulation: largest weight difference %.3g"):format(worst))
+    assert.is_true(worst <= 1e-4, "weights differ by " .. worst)
+    -- the test means something: the micro-batches hold different token counts, so a mean of means differs
+    local m = adept.model(CFG, {seed = 5})
+    local counts, means, nll_total, n_total = {}, 0, 0, 0
+    for i = 0, k - 1 do
+      local nll, n = adept.nll(m, micro(i))
+      counts[#counts + 1] = n
+      means = means + nll / n / k
+      nll_total, n_total = nll_total + nll, n_total + n
+    end
+    assert.are_not.equal(counts[1], counts[2])
+    assert.is_true(math.abs(means - nll_total / n_total) > 1e-4)
+  end)
+
+  it("runs callbacks with a ctx, lets them change LR scales, freeze and stop", function()
+    local m = adept.model(CFG, {seed = 2})
+    local opt = adept.adamw(m, {lr = 1e-2})
+    local seen = {}
+    local res = adept.train{model = m, optimizer = opt, data = function(i) return micro(i) end, steps = 20,
+      progress = false, schedule = adept.schedule.cosine{warmup = 2},
+      every = {
+        [2] = function(ctx)
+          seen[#seen + 1] = ctx.step
+          assert.is_number(ctx.loss)
+          assert.is_number(ctx.lr)
+          assert.is_true(ctx.tokens_seen > 0 and ctx.elapsed >= 0)
+          assert.equals(m, ctx.model)
+          assert.equals(opt, ctx.optimizer)
+        end,
+        [3] = function(ctx)
+          ctx.optimizer:set_lr_scales({["model.norm.weight"] = 0.5})
+          ctx.model:freeze("^model%.layers%.0%.")
+        end,
+        [5] = function(ctx) if ctx.step == 5 then return "stop" end end,
+      }}
+    assert.same({2, 4}, seen)
+    assert.equals(5, res.steps)
+    assert.is_true(res.stopped)
+    assert.equals(0.5, opt:lr_scales()["model.norm.weight"])
+    assert.is_nil(m:grad("model.layers.0.mlp.up_proj.weight"))
+    assert.is_nil(opt:state().slots["model.layers.0.mlp.up_proj.weight"]) -- frozen: state freed
+    assert.is_not_nil(opt:state().slots["model.layers.1.mlp.up_proj.weight"])
+  end)
+
+  it("stops on a non-finite loss by default and skips when skip_nonfinite=true", function()
+    local orig = adept.forward_backward
+    local calls = 0
+    adept.forward_backward = function(m, b, s)
+      calls = calls + 1
+      local nll, n = orig(m, b, s)
+      if calls == 3 or calls == 5 then return 0 / 0, n end
+      return nll, n
+    end
+    local ok, err = pcall(adept.train, {model = adept.model(CFG), optimizer = nil, data = {micro(0)}, steps = 1})
+    assert.is_false(ok)
+    assert.matches("optimizer is required", err, 1, true)
+    local m = adept.model(CFG, {seed = 1})
+    ok, err = pcall(adept.train, {model = m, optimizer = adept.adamw(m), data = function(i) return micro(i) end,
+                                  steps = 6, progress = false})
+    assert.is_false(ok)
+    assert.matches("step 3: loss is nan", err:gsub("-nan", "nan"), 1, true)
+    calls = 0
+    local d = tmpdir()
+    local res = adept.train{model = m, optimizer = adept.adamw(m), data = function(i) return micro(i) end,
+                            steps = 6, progress = false, skip_nonfinite = true, log = d .. "/m.jsonl"}
+    adept.forward_backward = orig
+    assert.equals(2, res.skipped)
+    assert.equals(6, res.steps)
+    local skips = 0
+    for line in io.lines(d .. "/m.jsonl") do if adept.json_decode(line).type == "skip" then skips = skips + 1 end end
+    assert.equals(2, skips)
+    assert.equals(4, #train_losses(d .. "/m.jsonl"))
+  end)
+
+  it("reports memory: gradients and optimizer state scale with the trainable share", function()
+    local cfg = {vocab_size = 64, hidden_size = 32, intermediate_size = 64, num_hidden_layers = 8,
+                 num_attention_heads = 4}
+    local full = adept.model(cfg, {seed = 1})
+    local top = adept.model(cfg, {seed = 1})
+    top:freeze("all")
+    top:unfreeze("^model%.layers%.[67]%.")
+    local of, ot = adept.adamw(full), adept.adamw(top)
+    for _, pair in ipairs{{full, of}, {top, ot}} do
+      pair[1]:zero_grad()
+      adept.forward_backward(pair[1], micro(1))
+      pair[2]:step()
+    end
+    local mf, mt = adept.memory(full, of), adept.memory(top, ot)
+    assert.equals(mf.params, mt.params)
+    assert.equals(mf.total_params * 4, mf.params)
+    assert.equals(mf.params, mf.grads)
+    -- two of eight layers, no embeddings or head: exactly the trainable elements
+    local layer = (32 * 32 * 4 + 3 * 32 * 64 + 2 * 32) -- q,k,v,o + gate,up,down + two norms
+    assert.equals(2 * layer, mt.trainable_params)
+    assert.equals(2 * layer * 4, mt.grads)
+    assert.equals(2 * mt.grads, mt.optimizer)
+    assert.equals(mt.optimizer, mt.optimizer_allocated)
+    assert.equals(2 * mf.grads, mf.optimizer_allocated)
+    local share = mt.trainable_params / mt.total_params
+    assert.near(share, mt.grads / mf.grads, 1e-12)
+    assert.near(share, mt.optimizer_allocated / mf.optimizer_allocated, 1e-12)
+    assert.is_true(mt.activations > 0)
+  end)
+
+  it("writes JSON safely and provides adept.fs", function()
+    local s = adept.json_encode({a = "q\"\n\\", n = 0 / 0, list = {1, 2.5}, nested = {x = true}})
+    assert.equals('{"a":"q\\"\\n\\\\","list":[1,2.5],"n":null,"nested":{"x":true}}', s)
+    local back = adept.json_decode(s)
+    assert.equals("q\"\n\\", back.a)
+    assert.is_nil(adept.json_decode("{oops"))
+    local d = tmpdir()
+    adept.fs.mkdir_p(d .. "/x/y/z")
+    assert.equals("directory", adept.fs.exists(d .. "/x/y/z"))
+    local f = io.open(d .. "/x/y/z/file", "w"); f:write("hi"); f:close()
+    adept.fs.fsync_tree(d .. "/x")
+    adept.fs.rename(d .. "/x", d .. "/w")
+    assert.same({"w"}, adept.fs.list(d))
+    adept.fs.remove_tree(d .. "/w")
+    assert.same({}, adept.fs.list(d))
+    assert.is_false(adept.fs.exists(d .. "/w"))
+    local none, msg = adept.fs.list(d .. "/absent")
+    assert.is_nil(none)
+    assert.matches("absent", msg, 1, true)
+  end)
+end)
+
+-- The resume tests run recipes in child processes: SIGTERM and SIGKILL are real.
+describe("adept.train checkpoints", function()
+  local exe = helpers.adeptlua()
+  local recipe = helpers.tmpfile([[
+local adept = require "adept"
+local a = adept.args
+local m = adept.model({vocab_size = 29, hidden_size = 16, intermediate_size = 24, num_hidden_layers = 2,
+                       num_attention_heads = 2, num_key_value_heads = 1}, {seed = 9})
+m:freeze("^model%.embed_tokens%.")
+local opt = adept.adamw(m, {lr = 2e-2, weight_decay = 0.1})
+local function micro(i)
+  local ids = {}
+  for r = 1, 2 do
+    local row = {}
+    for t = 1, 9 do row[t] = (i * 17 + r * 7 + t * t) % 29 end
+    ids[r] = row
+  end
+  return ids
+end
+local every = {[2] = function(ctx)
+  -- LR scales refreshed from training state: must be restored exactly on resume
+  ctx.optimizer:set_lr_scales({["model.layers.1.self_attn.q_proj.weight"] = 0.5 + ctx.step / 10})
+  if ctx.step == 4 then ctx.model:freeze("^model%.layers%.0%.mlp%.") end
+end}
+if a.kill_at then
+  every[a.kill_at] = function() os.execute("kill -TERM " .. adept.getpid()) end
+end
+adept.train{model = m, optimizer = opt, data = micro, steps = 6, grad_accum = 2, clip = 1.0,
+  schedule = adept.schedule.cosine{warmup = 2}, every = every, progress = false,
+  checkpoint = {dir = a.out .. "/ckpt", every = 2, keep = 2}, resume = true, log = a.out .. "/metrics.jsonl"}
+adept.save_weights(m, a.out .. "/final.safetensors")
+]])
+
+  local function run(args, env)
+    return helpers.run((env or "") .. " " .. exe .. " " .. recipe .. " " .. args)
+  end
+
+  local function slurp(p)
+    local f = assert(io.open(p, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
+  end
+
+  local straight
+  local function straight_run()
+    if straight then return straight end
+    local d = tmpdir()
+    local out, ok = run("out=" .. d)
+    assert(ok, out)
+    straight = {losses = train_losses(d .. "/metrics.jsonl"), weights = slurp(d .. "/final.safetensors"), dir = d}
+    return straight
+  end
+
+  it("resumes after SIGTERM with bitwise-identical losses and weights", function()
+    local ref = straight_run()
+    assert.equals(6, #ref.losses)
+    local d = tmpdir()
+    local out, ok, code = run("out=" .. d .. " kill_at=3")
+    assert.is_false(ok)
+    assert.equals(143, code)
+    assert.matches("interrupted by SIGTERM at step 3", out, 1, true)
+    assert.matches("resume", out, 1, true)
+    assert.equals("directory", adept.fs.exists(d .. "/ckpt/step_00000003"))
+    out, ok = run("out=" .. d)
+    assert.is_true(ok, out)
+    local got = train_losses(d .. "/metrics.jsonl")
+    assert.equals(#ref.losses, #got)
+    for i = 1, #got do assert.equals(ref.losses[i], got[i]) end -- bitwise (JSON round-trips doubles)
+    assert.equals(ref.weights, slurp(d .. "/final.safetensors"))
+    -- keep = 2: only the newest two checkpoints remain
+    local names = adept.fs.list(d .. "/ckpt")
+    assert.same({"step_00000004", "step_00000006"}, names)
+  end)
+
+  it("survives SIGKILL in the middle of a checkpoint write and resumes from the previous one", function()
+    local ref = straight_run()
+    local d = tmpdir()
+    os.execute(("ADEPT_TEST_CHECKPOINT_PAUSE=4:60 %s %s out=%s >%s/log 2>&1 & echo $! > %s/pid"):format(
+      exe, recipe, d, d, d))
+    local pid = tonumber(slurp(d .. "/pid"))
+    local paused
+    for _ = 1, 600 do -- up to 60 s for the child to reach the write of step 4
+      for _, n in ipairs(adept.fs.list(d .. "/ckpt") or {}) do
+        if n:match("^%.tmp%-step_00000004") and adept.fs.exists(d .. "/ckpt/" .. n .. "/.test-paused") then paused = n end
+      end
+      if paused then break end
+      adept.sleep(0.1)
+    end
+    assert.is_not_nil(paused, "the child never reached the checkpoint write: " .. slurp(d .. "/log"))
+    os.execute("kill -KILL " .. pid)
+    for _ = 1, 100 do
+      if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
+      adept.sleep(0.05)
+    end
+    -- the previous checkpoint is intact, the half-written one is not in place
+    assert.equals("directory", adept.fs.exists(d .. "/ckpt/step_00000002"))
+    assert.is_false(adept.fs.exists(d .. "/ckpt/step_00000004"))
+    local out, ok = run("out=" .. d)
+    assert.is_true(ok, out)
+    assert.matches("resumed from .*step_00000002", out)
+    local got = train_losses(d .. "/metrics.jsonl")
+    assert.equals(#ref.losses, #got)
+    for i = 1, #got do assert.equals(ref.losses[i], got[i]) end
+    assert.equals(ref.weights, slurp(d .. "/final.safetensors"))
+    for _, n in ipairs(adept.fs.list(d .. "/ckpt")) do assert.is_nil(n:match("^%.tmp"), "stale " .. n) end
+  end)
+end)
