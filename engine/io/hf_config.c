@@ -377,7 +377,8 @@ adept_status adept_hf_config_parse(const char *json, size_t len, const char *lab
 adept_status adept_hf_config_read(const char *path, adept_config *out) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
-    if (!f) return adept_fail(ADEPT_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f)
+        return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = malloc(MAX_CONFIG_BYTES + 1);
     if (!buf) { fclose(f); return adept_fail(ADEPT_ENOMEM, "%s: out of memory", path); }
     size_t n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
