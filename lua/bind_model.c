@@ -1,5 +1,6 @@
 /* Model bindings: adept.model (random init from a table of HF config fields) and the methods of
    adept.Model (parameters and gradients as shared tensor views, loss, gradients, logits, generation, surgery). */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +134,21 @@ static int m_grad(lua_State *L) {
     if (!p->grad) { lua_pushnil(L); return 1; } /* frozen: no gradient memory */
     push_view(L, p->grad, "grad");
     return 1;
+}
+
+/* m:set_param(name, tensor): copies (and converts to f32) a tensor of the parameter's shape into it */
+static int m_set_param(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    adept_param *p = check_param(L, m, 2, "set_param");
+    adept_tensor *t = adept_lua_check_tensor(L, 3);
+    if (t->ndim != p->ndim || t->shape[0] != p->shape[0] || (p->ndim == 2 && t->shape[1] != p->shape[1])) {
+        char a[96], b[96];
+        return luaL_error(L, "set_param: %s has shape %s, the tensor has %s", p->name,
+                          adept_shape_str(p->ndim, p->shape, a, sizeof a), adept_shape_str(t->ndim, t->shape, b, sizeof b));
+    }
+    ADEPT_LUA_TRY(L, "set_param", adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(t), t->dtype,
+                                                p->numel));
+    return 0;
 }
 
 static int m_param_names(lua_State *L) {
@@ -336,9 +352,21 @@ static int model_tostring(lua_State *L) {
     return 1;
 }
 
+/* When adept.so is loaded by a plain lua5.4 (busted), lua_close dlcloses it and with it libgomp and OpenBLAS,
+   whose worker threads are still parked: the process then crashes at exit. Marking the module RTLD_NODELETE
+   keeps it (and its dependencies) mapped until exit. A no-op inside the statically linked adeptlua host. */
+static void pin_module(void) {
+    Dl_info info;
+    if (dladdr((void *)&adept_lua_check_model, &info) && info.dli_fname) {
+        void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+        (void)h; /* the extra reference is intentionally never released */
+    }
+}
+
 void adept_open_model(lua_State *L) {
+    pin_module();
     static const luaL_Reg methods[] = {
-        {"param", m_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
+        {"param", m_param}, {"set_param", m_set_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
         {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"trainable_params", m_trainable_params},
         {"zero_grad", m_zero_grad}, {"memory", m_memory}, {"expand", m_expand},
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},

@@ -26,8 +26,10 @@ typedef struct adept_acts {
     float *dresid;                /* (N, C) gradient flowing along the residual stream */
     float *dln;                   /* (N, C) */
     float *dq, *dk, *dv, *datty;  /* (N, QD), (N, KD), (N, KD), (N, QD) */
-    float *dgate, *dup;           /* (N, F) each; dhmlp reuses dgate's space before it is needed? no: own */
+    float *dgate, *dup;           /* (N, F) each */
     float *dhmlp;                 /* (N, F) */
+    float *dqpre, *dkpre;         /* (N, QD), (N, KD) qk_norm only */
+    double *nll;                  /* (N) per-token loss */
     float *datt;                  /* (B, heads, T, T) */
     float *rope_cos, *rope_sin;   /* (T, head_dim/2) */
     void *block;                  /* the single allocation all of the above point into */

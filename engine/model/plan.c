@@ -35,7 +35,8 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
         {&a->gate, L * N * F}, {&a->up, L * N * F}, {&a->hmlp, L * N * F}, {&a->lnf, N * C}, {&a->lnf_rstd, N},
         {&a->logits, N * V}, {&a->dresid, N * C}, {&a->dln, N * C}, {&a->dq, N * QD}, {&a->dk, N * KD},
         {&a->dv, N * KD}, {&a->datty, N * QD}, {&a->dgate, N * F}, {&a->dup, N * F}, {&a->dhmlp, N * F},
-        {&a->datt, B * H * TT}, {&a->rope_cos, (size_t)T * D / 2}, {&a->rope_sin, (size_t)T * D / 2}};
+        {&a->datt, B * H * TT}, {&a->dqpre, qk ? N * QD : 0}, {&a->dkpre, qk ? N * KD : 0},
+        {(float **)&a->nll, 2 * N}, {&a->rope_cos, (size_t)T * D / 2}, {&a->rope_sin, (size_t)T * D / 2}};
     size_t total = 0;
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) total += (r[i].n + 15) / 16 * 16; /* 64-byte aligned */
     if (total > SIZE_MAX / 8) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
