@@ -229,6 +229,34 @@ def hf_dir_weights(d, cfg):
     return cj, c2, W
 
 
+LUA_SCRIPT = """
+local adept = require "adept"
+local m = adept.load(@BIN@)
+local out = {}
+if m.generate then out.greedy = m:generate({1}, {max_tokens = @N@}) end
+local batch = @WINDOWS@
+out.loss = m:loss(batch)
+m:save(@OUT@)
+local m2 = adept.load(@OUT@)
+out.loss_hf = m2:loss(batch)
+if adept.tokenizer and out.greedy then
+  local ok, tk = pcall(adept.tokenizer, @TOK@)
+  if ok then out.decoded = tk:decode(out.greedy) end
+end
+local parts = {}
+for k, v in pairs(out) do
+  if type(v) == "table" then parts[#parts + 1] = string.format("%q: [%s]", k, table.concat(v, ","))
+  elseif type(v) == "string" then parts[#parts + 1] = string.format("%q: %q", k, v)
+  else parts[#parts + 1] = string.format("%q: %.17g", k, v) end
+end
+print("RESULT {" .. table.concat(parts, ", ") .. "}")
+"""
+
+
+def lua_str(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def run_adeptlua(script):
     exe = os.environ.get("ADEPTLUA")
     r = subprocess.run([exe, script], capture_output=True, text=True, timeout=120)
@@ -286,30 +314,9 @@ def main():
         out_dir = os.path.join(tmp, "hf")
         script = os.path.join(tmp, "run.lua")
         with open(script, "w") as f:
-            f.write("""
-local adept = require "adept"
-local m = adept.load(%q)
-local out = {}
-if m.generate then out.greedy = m:generate({1}, {max_tokens = %d}) end
-local windows = %s
-local batch = adept.tensor(windows, "i32")
-out.loss = m:loss(batch)
-m:save(%q)
-local m2 = adept.load(%q)
-out.loss_hf = m2:loss(batch)
-if adept.tokenizer and out.greedy then
-  local ok, tk = pcall(adept.tokenizer, %q)
-  if ok then out.decoded = tk:decode(out.greedy) end
-end
-local parts = {}
-for k, v in pairs(out) do
-  if type(v) == "table" then parts[#parts + 1] = string.format("%%q: [%%s]", k, table.concat(v, ","))
-  elseif type(v) == "string" then parts[#parts + 1] = string.format("%%q: %%q", k, v)
-  else parts[#parts + 1] = string.format("%%q: %%.17g", k, v) end
-end
-print("RESULT {" .. table.concat(parts, ", ") .. "}")
-""" % (BIN, N_GREEDY, "{" + ",".join("{" + ",".join(map(str, w)) + "}" for w in windows) + "}", out_dir,
-       out_dir, TOK))
+            f.write(LUA_SCRIPT.replace("@BIN@", lua_str(BIN)).replace("@N@", str(N_GREEDY))
+                    .replace("@WINDOWS@", "{" + ",".join("{" + ",".join(map(str, w)) + "}" for w in windows) + "}")
+                    .replace("@OUT@", lua_str(out_dir)).replace("@TOK@", lua_str(TOK)))
         r = run_adeptlua(script)
         check(r.returncode == 0, "adeptlua ran the stories260K script")
         if r.returncode != 0:
