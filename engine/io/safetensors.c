@@ -8,7 +8,10 @@
      the header to 8 bytes, or uses odd offsets) is copied into fresh aligned storage instead of viewed.
    - Gaps between tensors and trailing bytes after the last tensor are accepted (the reference implementation
      rejects them); overlapping ranges, ranges outside the data section and duplicate names are rejected.
-   - The header must be valid UTF-8, at most 100,000,000 bytes (the reference cap), and a JSON object. */
+   - The header must be valid UTF-8, at most 100,000,000 bytes (the reference cap), and a JSON object.
+   - Limits of mapping: a file truncated by another program while mapped makes reads fault (SIGBUS); our own
+     writer never truncates in place (see safetensors_write.c). A private writable mapping is charged in full
+     against the commit limit when the kernel runs with strict overcommit (vm.overcommit_memory=2). */
 #include "adept/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -49,7 +52,7 @@ void adept_safetensors_close(adept_safetensors *st) {
 
 /* safetensors dtype names the format defines but this engine does not hold: a clearer message than "unknown". */
 static int known_unsupported_dtype(const char *s) {
-    static const char *const names[] = {"BOOL", "I16", "U64", "F8_E5M2", "F8_E4M3", "F8_E4M3FN", "F8_E8M0",
+    static const char *const names[] = {"BOOL", "I16", "U64", "F8_E5M2", "F8_E4M3", "F8_E8M0",
                                         "F6_E2M3", "F6_E3M2", "F4", "C64"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(s, names[i])) return 1;
@@ -415,127 +418,4 @@ adept_status adept_safetensors_view(const adept_safetensors *st, const adept_st_
     memcpy(adept_tensor_data(t), (const char *)st->file->data + offset, e->end - e->begin);
     *out = t;
     return ADEPT_OK;
-}
-
-/* ---- writer ------------------------------------------------------------------------------------------ */
-
-static adept_status write_all(int fd, const void *data, size_t n, const char *path) {
-    const char *p = data;
-    while (n > 0) {
-        ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return adept_fail(ADEPT_EIO, "%s: write failed: %s", path, strerror(errno));
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return ADEPT_OK;
-}
-
-/* The header JSON (unpadded), or NULL with the error set. cJSON keeps insertion order: tensors stay in the
-   caller's order, __metadata__ first as the reference writer puts it. */
-static adept_status build_header(const char *path, const adept_st_item *items, size_t n_items,
-                                 const char *const *meta_keys, const char *const *meta_values, size_t n_meta,
-                                 char **out) {
-    adept_status s = ADEPT_EINVAL;
-    cJSON *root = cJSON_CreateObject();
-    if (!root) goto oom;
-    if (n_meta) {
-        cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
-        if (!meta) goto oom;
-        for (size_t i = 0; i < n_meta; i++) {
-            if (!meta_keys[i] || !meta_values[i]) {
-                adept_fail(ADEPT_EINVAL, "%s: metadata entry %zu has a NULL key or value", path, i + 1);
-                goto fail;
-            }
-            if (cJSON_GetObjectItemCaseSensitive(meta, meta_keys[i])) {
-                adept_fail(ADEPT_EINVAL, "%s: metadata key \"%s\" given twice", path, meta_keys[i]);
-                goto fail;
-            }
-            if (!cJSON_AddStringToObject(meta, meta_keys[i], meta_values[i])) goto oom;
-        }
-    }
-    size_t offset = 0;
-    for (size_t i = 0; i < n_items; i++) {
-        const char *name = items[i].name;
-        const adept_tensor *t = items[i].tensor;
-        if (!name || !t) {
-            adept_fail(ADEPT_EINVAL, "%s: item %zu has a NULL name or tensor", path, i + 1);
-            goto fail;
-        }
-        if (!strcmp(name, "__metadata__")) {
-            adept_fail(ADEPT_EINVAL, "%s: \"__metadata__\" cannot name a tensor", path);
-            goto fail;
-        }
-        if (t->storage->device != ADEPT_CPU) {
-            s = adept_fail(ADEPT_EUNSUPPORTED, "%s: tensor '%s' is not on the CPU", path, name);
-            goto fail;
-        }
-        if (cJSON_GetObjectItemCaseSensitive(root, name)) {
-            adept_fail(ADEPT_EINVAL, "%s: tensor name '%s' given twice", path, name);
-            goto fail;
-        }
-        size_t nbytes = adept_tensor_nbytes(t);
-        cJSON *e = cJSON_AddObjectToObject(root, name);
-        if (!e || !cJSON_AddStringToObject(e, "dtype", adept_dtype_safetensors_name(t->dtype))) goto oom;
-        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
-        if (!shape) goto oom;
-        for (int d = 0; d < t->ndim; d++) {
-            cJSON *v = cJSON_CreateNumber((double)t->shape[d]);
-            if (!v || !cJSON_AddItemToArray(shape, v)) { cJSON_Delete(v); goto oom; }
-        }
-        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
-        cJSON *b = offs ? cJSON_CreateNumber((double)offset) : NULL;
-        if (!b || !cJSON_AddItemToArray(offs, b)) { cJSON_Delete(b); goto oom; }
-        offset += nbytes;
-        cJSON *en = cJSON_CreateNumber((double)offset);
-        if (!en || !cJSON_AddItemToArray(offs, en)) { cJSON_Delete(en); goto oom; }
-        if ((double)offset >= ST_MAX_INT) {
-            s = adept_fail(ADEPT_EUNSUPPORTED, "%s: data section beyond 2^53 bytes", path);
-            goto fail;
-        }
-    }
-    *out = cJSON_PrintUnformatted(root);
-    if (!*out) goto oom;
-    cJSON_Delete(root);
-    return ADEPT_OK;
-oom:
-    s = adept_fail(ADEPT_ENOMEM, "%s: out of memory building the header", path);
-fail:
-    cJSON_Delete(root);
-    return s;
-}
-
-adept_status adept_safetensors_write(const char *path, const adept_st_item *items, size_t n_items,
-                                     const char *const *meta_keys, const char *const *meta_values, size_t n_meta) {
-    if (!path) return adept_fail(ADEPT_EINVAL, "safetensors write: NULL path");
-    if (n_items && !items) return adept_fail(ADEPT_EINVAL, "%s: NULL item list", path);
-    if (n_meta && (!meta_keys || !meta_values)) return adept_fail(ADEPT_EINVAL, "%s: NULL metadata arrays", path);
-    char *json = NULL;
-    ADEPT_TRY(build_header(path, items, n_items, meta_keys, meta_values, n_meta, &json));
-    size_t len = strlen(json), padded = (len + 7) / 8 * 8; /* data section starts 8-byte aligned */
-    char *header = malloc(8 + padded);
-    if (!header) {
-        cJSON_free(json);
-        return adept_fail(ADEPT_ENOMEM, "%s: out of memory", path);
-    }
-    for (int i = 0; i < 8; i++) header[i] = (char)(((uint64_t)padded >> (8 * i)) & 0xff);
-    memcpy(header + 8, json, len);
-    memset(header + 8 + len, ' ', padded - len);
-    cJSON_free(json);
-
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        free(header);
-        return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: cannot create: %s", path,
-                          strerror(errno));
-    }
-    adept_status s = write_all(fd, header, 8 + padded, path);
-    free(header);
-    for (size_t i = 0; i < n_items && s == ADEPT_OK; i++)
-        s = write_all(fd, adept_tensor_data(items[i].tensor), adept_tensor_nbytes(items[i].tensor), path);
-    if (s == ADEPT_OK && fsync(fd) != 0) s = adept_fail(ADEPT_EIO, "%s: fsync failed: %s", path, strerror(errno));
-    if (close(fd) != 0 && s == ADEPT_OK) s = adept_fail(ADEPT_EIO, "%s: close failed: %s", path, strerror(errno));
-    return s;
 }

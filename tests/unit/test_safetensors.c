@@ -312,6 +312,9 @@ static void test_write_errors(void) {
           strstr(adept_last_error(), "No such file or directory"));
     CHECK_FAILS(adept_safetensors_write(tmp_path("dup.safetensors"), items, 2, NULL, NULL, 0), ADEPT_EINVAL);
     CHECK(strstr(adept_last_error(), "'a' given twice") != NULL);
+    const char *mk[2] = {"k", "k"}, *mv[2] = {"1", "2"};
+    CHECK_FAILS(adept_safetensors_write(tmp_path("dupmeta.safetensors"), items, 1, mk, mv, 2), ADEPT_EINVAL);
+    CHECK(strstr(adept_last_error(), "metadata key \"k\" given twice") != NULL);
     items[0].name = "__metadata__";
     CHECK_FAILS(adept_safetensors_write(tmp_path("meta.safetensors"), items, 1, NULL, NULL, 0), ADEPT_EINVAL);
     CHECK(strstr(adept_last_error(), "__metadata__") != NULL);
@@ -333,6 +336,90 @@ static void test_write_errors(void) {
     adept_tensor_free(a);
 }
 
+/* Overwriting a file whose tensors are still mapped must not pull the pages from under them, and the
+   replacement leaves no temporary files behind; a symlink stays a symlink. */
+static void test_overwrite_while_mapped(void) {
+    int64_t s1[1] = {1000};
+    adept_tensor *a = filled(ADEPT_F32, 1, s1);
+    adept_st_item items[1] = {{"a", a}};
+    const char *p = tmp_path("over.safetensors");
+    char path[256];
+    snprintf(path, sizeof path, "%s", p);
+    CHECK_OK(adept_safetensors_write(path, items, 1, NULL, NULL, 0));
+    adept_safetensors *st = NULL;
+    adept_tensor *v = NULL;
+    CHECK_OK(adept_safetensors_open(path, &st));
+    if (st) CHECK_OK(adept_safetensors_view(st, &st->entries[0], &v));
+    adept_safetensors_close(st);
+    CHECK(v && v->storage != a->storage);
+    adept_tensor *small = NULL;
+    int64_t s0[1] = {1};
+    CHECK_OK(adept_tensor_new(ADEPT_U8, 1, s0, &small));
+    adept_st_item other[1] = {{"tiny", small}};
+    CHECK_OK(adept_safetensors_write(path, other, 1, NULL, NULL, 0)); /* far shorter than the mapped file */
+    CHECK(v && same_tensor(v, a));                                      /* the old pages are still there */
+    CHECK_OK(adept_safetensors_open(path, &st));
+    CHECK(st && st->n_entries == 1 && !strcmp(st->entries[0].name, "tiny"));
+    adept_safetensors_close(st);
+
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | grep -q tmp-", tmpdir);
+    CHECK(system(cmd) != 0); /* no temporary left */
+    char link[256];
+    snprintf(link, sizeof link, "%s/link.safetensors", tmpdir);
+    CHECK(symlink(path, link) == 0);
+    CHECK_OK(adept_safetensors_write(link, items, 1, NULL, NULL, 0));
+    char target[256] = {0};
+    CHECK(readlink(link, target, sizeof target - 1) > 0 && !strcmp(target, path));
+    CHECK_OK(adept_safetensors_open(path, &st)); /* the file behind the link was replaced */
+    CHECK(st && st->n_entries == 1 && !strcmp(st->entries[0].name, "a"));
+    adept_safetensors_close(st);
+    /* a failed write (invalid name) leaves the old file and no temporary */
+    adept_st_item bad[1] = {{"bad\xff", a}};
+    CHECK_FAILS(adept_safetensors_write(path, bad, 1, NULL, NULL, 0), ADEPT_EINVAL);
+    CHECK(strstr(adept_last_error(), "not valid UTF-8") != NULL);
+    const char *mk[1] = {"k"}, *mv[1] = {"\xc3("};
+    CHECK_FAILS(adept_safetensors_write(path, items, 1, mk, mv, 1), ADEPT_EINVAL);
+    CHECK(strstr(adept_last_error(), "metadata entry \"k\" is not valid UTF-8") != NULL);
+    CHECK_OK(adept_safetensors_open(path, &st));
+    CHECK(st && st->n_entries == 1);
+    adept_safetensors_close(st);
+    CHECK(system(cmd) != 0);
+    adept_tensor_free(v);
+    adept_tensor_free(small);
+    adept_tensor_free(a);
+}
+
+/* Checkpoints hold thousands of tensors: names stay in order and lookups work at that size. */
+static void test_many_tensors(void) {
+    enum { N = 5000 };
+    int64_t s1[1] = {3};
+    adept_tensor *a = filled(ADEPT_I32, 1, s1);
+    adept_st_item *items = calloc(N, sizeof *items);
+    char (*names)[32] = calloc(N, sizeof *names);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "model.layers.%d.w", N - i); /* not sorted: order must be kept */
+        items[i] = (adept_st_item){names[i], a};
+    }
+    CHECK_OK(adept_safetensors_write(tmp_path("many.safetensors"), items, N, NULL, NULL, 0));
+    adept_safetensors *st = NULL;
+    CHECK_OK(adept_safetensors_open(tmp_path("many.safetensors"), &st));
+    int order_ok = st && st->n_entries == N, found_ok = 1;
+    for (int i = 0; order_ok && i < N; i++) {
+        if (strcmp(st->entries[i].name, names[i]) || st->entries[i].begin != (size_t)i * 12) order_ok = 0;
+        if (adept_safetensors_find(st, names[i]) != &st->entries[i]) found_ok = 0;
+    }
+    CHECK(order_ok);
+    CHECK(found_ok);
+    adept_safetensors_close(st);
+    items[N - 1].name = names[17];
+    CHECK_FAILS(adept_safetensors_write(tmp_path("many2.safetensors"), items, N, NULL, NULL, 0), ADEPT_EINVAL);
+    CHECK(strstr(adept_last_error(), names[17]) && strstr(adept_last_error(), "given twice"));
+    free(items);
+    free(names);
+    adept_tensor_free(a);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/adept_st_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -344,6 +431,8 @@ int main(void) {
     test_lying_headers();
     test_truncation_and_corruption();
     test_write_errors();
+    test_overwrite_while_mapped();
+    test_many_tensors();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
