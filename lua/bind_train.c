@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "adept/model.h"
+#include "adept/perf.h"
 #include "adept/safetensors.h"
 #include "binding.h"
 
@@ -246,9 +247,18 @@ static int l_load_weights(lua_State *L) {
     return 0;
 }
 
+/* adept.sgemm_peak([n [, seconds]]) -> FLOP/s of n x n sgemm with the current threads (default 512, 0.2 s) */
+static int l_sgemm_peak(lua_State *L) {
+    lua_Integer n = luaL_optinteger(L, 1, 512);
+    double secs = luaL_optnumber(L, 2, 0.2);
+    if (n < 16 || n > 8192) return luaL_argerror(L, 1, "matrix size must be in [16, 8192]");
+    lua_pushnumber(L, adept_sgemm_peak_flops((int)n, secs));
+    return 1;
+}
+
 void adept_open_train(lua_State *L) {
     static const luaL_Reg fns[] = {{"count_targets", l_count_targets}, {"forward_backward", l_forward_backward},
                                    {"nll", l_nll}, {"memory", l_memory}, {"save_weights", l_save_weights},
-                                   {"load_weights", l_load_weights}, {NULL, NULL}};
+                                   {"load_weights", l_load_weights}, {"sgemm_peak", l_sgemm_peak}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -11,7 +11,7 @@ local KNOWN = {
   peak_flops = true,
 }
 
-local function argerr(msg, ...) error("adept.train: " .. msg:format(...), 3) end
+local function argerr(msg, ...) error("adept.train: " .. msg:format(...), 0) end
 
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
 
@@ -84,7 +84,7 @@ local function eval_batches(ds, n, batch_size)
       return out
     end
   end
-  error("adept.train: an eval set must be an array of batches or a dataset with :take or :batches", 4)
+  error("adept.train: an eval set must be an array of batches or a dataset with :take or :batches", 0)
 end
 
 local function evaluate(m, sets, cache, n, batch_size)
@@ -125,7 +125,7 @@ local function open_log(path, keep_until_step)
     assert(os.rename(tmp, path))
   end
   local f, err = io.open(path, "a")
-  if not f then error("adept.train: cannot open the log: " .. tostring(err), 3) end
+  if not f then error("adept.train: cannot open the log: " .. tostring(err), 0) end
   f:setvbuf("line")
   return f
 end
@@ -151,9 +151,16 @@ local function batch_seq_len(b)
   return (type(b) == "table" and b.inputs) and shape[2] or (shape[2] - 1)
 end
 
+-- MFU is reported against the sgemm peak measured here once per process (peak_flops= overrides).
+local peak_cache
+local function measured_peak()
+  if peak_cache == nil then peak_cache = adept.sgemm_peak(512, 0.2) end
+  return peak_cache
+end
+
 -- ---- the loop ----------------------------------------------------------------------------------------
-local function train(cfg)
-  if type(cfg) ~= "table" then error("bad argument #1 to 'train' (table expected, got " .. type(cfg) .. ")", 2) end
+local function run(cfg)
+  if type(cfg) ~= "table" then error("bad argument #1 to 'train' (table expected, got " .. type(cfg) .. ")", 0) end
   for k in pairs(cfg) do if not KNOWN[k] then argerr("unknown option '%s'", tostring(k)) end end
   local m, opt = cfg.model, cfg.optimizer
   if m == nil then argerr("model is required") end
@@ -209,7 +216,8 @@ local function train(cfg)
   adept.catch_signals(true)
   local progress = cfg.progress ~= false and adept.progress("train", steps) or nil
   state.t0 = adept.now()
-  local tokens_this_run, fpt, peak = 0, nil, cfg.peak_flops or adept.peak_flops
+  local tokens_this_run, fpt, peak = 0, nil, cfg.peak_flops
+  if not peak and cfg.progress ~= false then peak = measured_peak() end
   local eval_cache, last_eval = {}, nil
   local ctx = {model = m, optimizer = opt, steps = steps}
   local last_loss, stopped = nil, false
@@ -229,7 +237,7 @@ local function train(cfg)
     local mbs, ntok = {}, 0
     for k = 1, accum do
       local b = src.next()
-      if b == nil then error(("adept.train: the data ran out at step %d (micro-batch %d)"):format(step, k), 2) end
+      if b == nil then error(("adept.train: the data ran out at step %d (micro-batch %d)"):format(step, k), 0) end
       mbs[k] = b
       ntok = ntok + adept.count_targets(b)
     end
@@ -256,7 +264,7 @@ local function train(cfg)
         adept.catch_signals(false)
         if progress then progress:finish("stopped: non-finite") end
         error(("adept.train: step %d: %s; stopping (skip_nonfinite=true skips such steps). %s"):format(
-          state.step, bad, last_ckpt and ("The last good checkpoint is " .. last_ckpt) or "No checkpoint was written."), 2)
+          state.step, bad, last_ckpt and ("The last good checkpoint is " .. last_ckpt) or "No checkpoint was written."), 0)
       end
       state.skipped = state.skipped + 1
       m:zero_grad()
@@ -270,15 +278,16 @@ local function train(cfg)
     ctx.step, ctx.loss, ctx.lr, ctx.grad_norm = state.step, loss, lr, gnorm
     ctx.tokens_seen, ctx.elapsed, ctx.skipped = state.tokens_seen, state.elapsed_before + elapsed_run, state.skipped
     local tps = elapsed_run > 0 and tokens_this_run / elapsed_run or 0
+    fpt = fpt or flops_per_token(m, batch_seq_len(mbs[1]))
+    local mfu = (peak and peak > 0) and tps * fpt / peak or nil
     if not bad and (state.step % log_every == 0 or state.step == steps) then
       log_line(logf, {type = "train", step = state.step, loss = loss, lr = lr, grad_norm = gnorm,
                       tokens_seen = state.tokens_seen, tokens_per_s = tps, elapsed = ctx.elapsed,
-                      skipped = state.skipped})
+                      skipped = state.skipped, mfu = mfu})
     end
     if progress then
-      fpt = fpt or flops_per_token(m, batch_seq_len(mbs[1]))
       local extra = ("loss %.4f | lr %.2e | %.0f tok/s"):format(loss, lr, tps)
-      if peak and peak > 0 then extra = extra .. (" | MFU %.1f%%"):format(100 * tps * fpt / peak) end
+      if mfu then extra = extra .. (" | MFU %.1f%%"):format(100 * mfu) end
       progress:update(state.step, extra)
     end
 
@@ -318,6 +327,14 @@ local function train(cfg)
   return {steps = state.step, loss = last_loss, tokens_seen = state.tokens_seen, skipped = state.skipped,
           elapsed = state.elapsed_before + adept.now() - state.t0, eval = last_eval, stopped = stopped,
           checkpoint = last_ckpt, resumed_from = resumed_from}
+end
+
+-- The signal handlers are the loop's only global side effect: remove them however the loop ends.
+local function train(cfg)
+  local ok, res = pcall(run, cfg)
+  adept.catch_signals(false)
+  if not ok then error(res, 0) end
+  return res
 end
 
 return train
