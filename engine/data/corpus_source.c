@@ -37,7 +37,7 @@ typedef struct reader {
     const unsigned char *buf;
     size_t buf_len, buf_pos;
     unsigned char *chunk;
-    size_t chunk_pos, chunk_end;
+    size_t chunk_pos, chunk_end, chunk_cap;
     int eof, data_error;
     const char *file, *member;
     const adept_read_opts *o;
@@ -213,11 +213,11 @@ static adept_status fill(reader *r) {
     if (r->eof) return ADEPT_OK;
     size_t got = 0;
     if (r->kind == SRC_STDIO) {
-        got = fread(r->chunk, 1, CHUNK, r->fp);
-        if (got < CHUNK && ferror(r->fp)) return adept_fail(ADEPT_EIO, "%s: read error: %s", r->file, strerror(errno));
+        got = fread(r->chunk, 1, r->chunk_cap, r->fp);
+        if (got < r->chunk_cap && ferror(r->fp)) return adept_fail(ADEPT_EIO, "%s: read error: %s", r->file, strerror(errno));
         r->counts->disk_current += (int64_t)got;
     } else if (r->kind == SRC_ARCHIVE) {
-        la_ssize_t n = archive_read_data(r->a, r->chunk, CHUNK);
+        la_ssize_t n = archive_read_data(r->a, r->chunk, r->chunk_cap);
         if (n < 0) {
             char loc[600];
             where(r, r->line, loc, sizeof loc);
@@ -227,7 +227,7 @@ static adept_status fill(reader *r) {
         got = (size_t)n;
         r->counts->disk_current = archive_filter_bytes(r->a, -1);
     } else {
-        got = r->buf_len - r->buf_pos < CHUNK ? r->buf_len - r->buf_pos : CHUNK;
+        got = r->buf_len - r->buf_pos < r->chunk_cap ? r->buf_len - r->buf_pos : r->chunk_cap;
         memcpy(r->chunk, r->buf + r->buf_pos, got);
         r->buf_pos += got;
     }
@@ -449,10 +449,10 @@ static void reader_free(reader *r) {
 }
 
 static adept_status reader_init(reader *r, const char *file, const adept_read_opts *o, adept_doc_fn fn, void *ctx,
-                                adept_read_counts *counts) {
+                                adept_read_counts *counts, size_t chunk) {
     memset(r, 0, sizeof *r);
-    r->file = file, r->o = o, r->fn = fn, r->ctx = ctx, r->counts = counts;
-    if (!(r->chunk = malloc(CHUNK))) return adept_fail(ADEPT_ENOMEM, "%s: out of memory", file);
+    r->file = file, r->o = o, r->fn = fn, r->ctx = ctx, r->counts = counts, r->chunk_cap = chunk;
+    if (!(r->chunk = malloc(chunk))) return adept_fail(ADEPT_ENOMEM, "%s: out of memory", file);
     return ADEPT_OK;
 }
 
@@ -537,7 +537,7 @@ static int sniff(FILE *fp, int *archive) {
 adept_status adept_corpus_read_file(const char *file, const adept_read_opts *o, adept_doc_fn fn, void *ctx,
                                     adept_read_counts *counts) {
     reader r;
-    ADEPT_TRY(reader_init(&r, file, o, fn, ctx, counts));
+    ADEPT_TRY(reader_init(&r, file, o, fn, ctx, counts, CHUNK));
     counts->disk_current = 0;
     adept_status st;
     FILE *fp = fopen(file, "rb");
@@ -564,7 +564,7 @@ adept_status adept_corpus_read_file(const char *file, const adept_read_opts *o, 
 adept_status adept_corpus_read_buffer(const char *name, const void *buf, size_t len, const adept_read_opts *o,
                                       adept_doc_fn fn, void *ctx, adept_read_counts *counts) {
     reader r;
-    ADEPT_TRY(reader_init(&r, name, o, fn, ctx, counts));
+    ADEPT_TRY(reader_init(&r, name, o, fn, ctx, counts, len < CHUNK ? len + 1 : CHUNK));
     r.kind = SRC_BUFFER, r.buf = buf, r.buf_len = len;
     adept_status st = read_stream(&r, name, strlen(name));
     reader_free(&r);
