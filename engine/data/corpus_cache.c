@@ -92,7 +92,9 @@ static void draw_progress(builder *b) {
     char extra[96];
     snprintf(extra, sizeof extra, "%lld docs | %.1f MB text", (long long)b->counts->documents,
              (double)b->counts->text_bytes / 1e6);
-    adept_progress_update(&b->progress, b->counts->disk_done + b->counts->disk_current, extra);
+    int64_t done = b->counts->disk_done + b->counts->disk_current;
+    if (done >= b->progress.total) done = b->progress.total - 1; /* the 100% line is adept_progress_finish's */
+    adept_progress_update(&b->progress, done, extra);
 }
 
 static void free_wheres(builder *b) {

@@ -85,6 +85,9 @@ adept_status adept_dataset_open(const adept_dataset_options *o, adept_dataset **
         return adept_fail(ADEPT_EINVAL, "dataset: holdout must be a fraction in [0, 1), got %g", o->holdout);
     if (o->token_bits != 0 && o->token_bits != 16 && o->token_bits != 32)
         return adept_fail(ADEPT_EINVAL, "dataset: token shards hold 16- or 32-bit ids, got %d", o->token_bits);
+    if (o->tokenizer && o->eos_id >= adept_tokenizer_vocab_size(o->tokenizer))
+        return adept_fail(ADEPT_EINVAL, "dataset: eos id %d is outside the tokenizer's vocabulary (%d)", o->eos_id,
+                          adept_tokenizer_vocab_size(o->tokenizer));
     adept_corpus *c;
     ADEPT_TRY(adept_corpus_build(o, &c));
     if (c->n_docs > (int64_t)UINT32_MAX) {
