@@ -84,7 +84,9 @@ static int l_dataset(lua_State *L) {
     o.field = adept_lua_opt_str_field(L, 1, "field", "text");
     const char *split = adept_lua_opt_str_field(L, 1, "doc_split", "blank_line");
     if (!strcmp(split, "file")) o.doc_split = ADEPT_DOC_FILE;
-    else if (strcmp(split, "blank_line")) return luaL_argerror(L, 1, lua_pushfstring(L, "field 'doc_split' must be \"blank_line\" or \"file\", got \"%s\"", split));
+    else if (!strcmp(split, "line")) o.doc_split = ADEPT_DOC_LINE;
+    else if (strcmp(split, "blank_line"))
+        return luaL_argerror(L, 1, lua_pushfstring(L, "field 'doc_split' must be \"blank_line\", \"line\" or \"file\", got \"%s\"", split));
     const char *on_error = adept_lua_opt_str_field(L, 1, "on_error", "raise");
     if (!strcmp(on_error, "skip")) o.skip_errors = 1;
     else if (strcmp(on_error, "raise")) return luaL_argerror(L, 1, lua_pushfstring(L, "field 'on_error' must be \"raise\" or \"skip\", got \"%s\"", on_error));

@@ -9,7 +9,8 @@
      .tar.gz or .tgz. Compressed members inside archives are not decompressed again (an error).
    - Names starting with '.' (and __MACOSX/ in archives) are skipped in directories and archives.
    - Text documents keep their bytes; blank_line mode joins a document's lines with '\n' (a trailing '\r'
-     is dropped), file mode strips trailing newlines. Whitespace-only documents are dropped. */
+     is dropped), line mode makes each line a document, file mode strips trailing newlines. Whitespace-only
+     documents are dropped. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <cjson/cJSON.h>
@@ -335,6 +336,15 @@ static adept_status read_text_blank(reader *r) {
     return ADEPT_OK;
 }
 
+static adept_status read_text_lines(reader *r) {
+    int have;
+    for (;;) {
+        ADEPT_TRY(next_line(r, &have));
+        if (!have || r->stop) return ADEPT_OK;
+        ADEPT_TRY(emit(r, r->lbuf, r->llen, NULL, 0, r->line)); /* blank lines are dropped by emit */
+    }
+}
+
 static adept_status read_text_file(reader *r) {
     r->dlen = 0;
     for (;;) {
@@ -438,7 +448,10 @@ static adept_status read_stream(reader *r, const char *name, size_t stem_len) {
     switch (f) {
     case ADEPT_FORMAT_JSONL: return read_jsonl(r);
     case ADEPT_FORMAT_TOKENS: return read_tokens(r, bits);
-    default: return r->o->doc_split == ADEPT_DOC_FILE ? read_text_file(r) : read_text_blank(r);
+    default:
+        return r->o->doc_split == ADEPT_DOC_FILE ? read_text_file(r)
+             : r->o->doc_split == ADEPT_DOC_LINE ? read_text_lines(r)
+                                                 : read_text_blank(r);
     }
 }
 

@@ -50,6 +50,11 @@ static void test_plain_sources(void) {
     check_text_docs("a.txt");
     CHECK(C.documents == 3 && C.skipped == 0);
 
+    o.doc_split = ADEPT_DOC_LINE;
+    CHECK_OK(read1("a.txt", &o));
+    CHECK(D.n == 4 && D.line[1] == 2 && D.line[3] == 7);
+    if (D.n == 4) CHECK(!strcmp(D.text[1], "line two") && !strcmp(D.text[2], "  second doc"));
+
     o.doc_split = ADEPT_DOC_FILE;
     CHECK_OK(read1("a.txt", &o));
     CHECK(D.n == 1 && D.len[0] == strlen(TEXT) - 1); /* the trailing newline is stripped */

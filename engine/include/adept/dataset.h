@@ -19,7 +19,8 @@ typedef enum adept_corpus_format {
 
 typedef enum adept_doc_split {
     ADEPT_DOC_BLANK_LINE = 0, /* text: documents are separated by blank lines */
-    ADEPT_DOC_FILE            /* text: each file (or archive member) is one document */
+    ADEPT_DOC_FILE,           /* text: each file (or archive member) is one document */
+    ADEPT_DOC_LINE            /* text: each non-blank line is one document (Hugging Face "text" default) */
 } adept_doc_split;
 
 typedef enum adept_split { ADEPT_SPLIT_ALL = 0, ADEPT_SPLIT_TRAIN, ADEPT_SPLIT_HOLDOUT } adept_split;
