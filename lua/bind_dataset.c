@@ -4,6 +4,7 @@
 
 #include "adept/dataset.h"
 #include "adept/tokenizer.h"
+#include "bind_tokenizer.h"
 #include "binding.h"
 
 #define DATASET_MT "adept.Dataset"
@@ -41,12 +42,10 @@ static adept_tokenizer *opt_tokenizer(lua_State *L, int *owned) {
     } else if (lua_type(L, -1) == LUA_TSTRING) {
         if (adept_tokenizer_load(lua_tostring(L, -1), &tok) != ADEPT_OK) adept_lua_raise(L, "adept.dataset");
         *owned = 1;
+    } else if (luaL_testudata(L, -1, ADEPT_TOKENIZER_MT)) {
+        tok = adept_lua_check_tokenizer(L, lua_gettop(L)); /* raises if it was freed */
     } else {
-#ifdef ADEPT_HAVE_LUA_TOKENIZER
-        tok = adept_lua_check_tokenizer(L, lua_gettop(L));
-#else
-        field_error(L, "tokenizer", "a tokenizer or a path");
-#endif
+        field_error(L, "tokenizer", "a tokenizer (adept.tokenizer) or a path");
     }
     lua_pop(L, 1);
     return tok;
