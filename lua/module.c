@@ -15,6 +15,8 @@ static const adept_binding_open bindings[] = {
     adept_open_train,
     adept_open_io,
     adept_open_model_io,
+    adept_open_dataset,
+    adept_open_tokenizer,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {
