@@ -141,14 +141,20 @@ static int o_set_lr_scales(lua_State *L) {
         adept_param *p = adept_model_find(m, name);
         if (!p) return luaL_error(L, "set_lr_scales: no parameter named '%s'", name);
         adept_tensor *t = adept_lua_to_tensor(L, -1);
+        int64_t rows = p->ndim >= 1 ? p->shape[0] : 1;
         if (t) {
-            int64_t rows = p->ndim >= 1 ? p->shape[0] : 1;
             if (t->dtype != ADEPT_F32 || (int64_t)adept_tensor_numel(t) != rows)
                 return luaL_error(L, "set_lr_scales: %s: row multipliers must be an f32 tensor of %d elements (one per row)",
                                   name, (int)rows);
+        } else if (lua_istable(L, -1)) {
+            if ((int64_t)luaL_len(L, -1) != rows)
+                return luaL_error(L, "set_lr_scales: %s: row multipliers must be an array of %d numbers (one per row), got %d",
+                                  name, (int)rows, (int)luaL_len(L, -1));
         } else if (!lua_isnumber(L, -1)) {
-            return luaL_argerror(L, 2, lua_pushfstring(L, "value of '%s' must be a number or a tensor, got %s", name,
-                                                       luaL_typename(L, -1)));
+            return luaL_argerror(L, 2, lua_pushfstring(L, "value of '%s' must be a number, a tensor or an array of row "
+                                                       "multipliers, got %s", name, luaL_typename(L, -1)));
+        } else if (!(lua_tonumber(L, -1) >= 0) || !isfinite(lua_tonumber(L, -1))) {
+            return luaL_error(L, "set_lr_scales: %s: scale must be a finite number >= 0, got %f", name, lua_tonumber(L, -1));
         }
         lua_pop(L, 1);
     }
@@ -157,8 +163,24 @@ static int o_set_lr_scales(lua_State *L) {
     while (lua_next(L, 2)) {
         const char *name = lua_tostring(L, -2);
         adept_tensor *t = adept_lua_to_tensor(L, -1);
-        adept_status s = t ? adept_adamw_set_row_scales(o, name, adept_tensor_f32(t), (int64_t)adept_tensor_numel(t))
-                           : adept_adamw_set_scale(o, name, lua_tonumber(L, -1));
+        adept_status s;
+        if (t) {
+            s = adept_adamw_set_row_scales(o, name, adept_tensor_f32(t), (int64_t)adept_tensor_numel(t));
+        } else if (lua_istable(L, -1)) {
+            lua_Integer n = luaL_len(L, -1);
+            float *rows = lua_newuserdatauv(L, (size_t)n * sizeof *rows, 0);
+            for (lua_Integer r = 0; r < n; r++) {
+                lua_geti(L, -2, r + 1);
+                int isnum;
+                rows[r] = (float)lua_tonumberx(L, -1, &isnum);
+                lua_pop(L, 1);
+                if (!isnum) return luaL_error(L, "set_lr_scales: %s: row %d multiplier is not a number", name, (int)r + 1);
+            }
+            s = adept_adamw_set_row_scales(o, name, rows, (int64_t)n);
+            lua_pop(L, 1);
+        } else {
+            s = adept_adamw_set_scale(o, name, lua_tonumber(L, -1));
+        }
         if (s != ADEPT_OK) return adept_lua_raise(L, "set_lr_scales");
         lua_pop(L, 1);
     }
@@ -419,6 +441,18 @@ static int o_load_state(lua_State *L) {
     return 1;
 }
 
+/* opt:reset_state([name]): forgets the moments (and step counts) of one tensor or of all. For after
+   surgery that renames tensors (an expansion shifts later layers' names), or a deliberate restart. */
+static int o_reset_state(lua_State *L) {
+    adept_adamw *o = check_opt(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        adept_adamw_drop_slot(o, luaL_checkstring(L, 2));
+        return 0;
+    }
+    while (adept_adamw_num_slots(o)) adept_adamw_drop_slot(o, adept_adamw_slot_at(o, 0)->name);
+    return 0;
+}
+
 static int o_tostring(lua_State *L) {
     optim_box *b = luaL_checkudata(L, 1, OPTIM_MT);
     if (!b->opt) { lua_pushstring(L, "adept.Optimizer (freed)"); return 1; }
@@ -435,7 +469,8 @@ void adept_open_optim(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"step", o_step}, {"grad_norm", o_grad_norm}, {"clip_grad_norm", o_clip_grad_norm},
         {"set_lr_scales", o_set_lr_scales}, {"lr_scales", o_lr_scales}, {"lr", o_lr}, {"state", o_state},
-        {"save_state", o_save_state}, {"load_state", o_load_state}, {"free", optim_gc}, {NULL, NULL}};
+        {"save_state", o_save_state}, {"load_state", o_load_state}, {"reset_state", o_reset_state},
+        {"free", optim_gc}, {NULL, NULL}};
     if (luaL_newmetatable(L, OPTIM_MT)) {
         lua_pushcfunction(L, optim_gc);
         lua_setfield(L, -2, "__gc");
