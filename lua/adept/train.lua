@@ -199,6 +199,8 @@ local function run(cfg)
       adept.log("info", ("resumed from %s at step %d"):format(dir, state.step))
     end
   end
+  if cfg.resume and not ck then adept.log("warn", "adept.train: resume=true without checkpoint={dir=...}: starting afresh") end
+  local start_step = state.step
   local logf = open_log(cfg.log, resumed_from and state.step or nil)
 
   local function trainer_state()
@@ -316,7 +318,8 @@ local function run(cfg)
     if stopped then break end
   end
 
-  if cfg.eval and (not eval_every or state.step % eval_every ~= 0) and state.step > 0 then run_eval() end
+  local ran = tokens_this_run > 0 or state.step > start_step
+  if cfg.eval and ran and (not eval_every or state.step % eval_every ~= 0) then run_eval() end
   if ck and state.step > 0 and not (last_ckpt and last_ckpt:match("step_(%d+)$") and
       tonumber(last_ckpt:match("step_(%d+)$")) == state.step) then
     save_checkpoint()
