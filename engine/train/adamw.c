@@ -277,6 +277,7 @@ adept_status adept_adamw_step(adept_adamw *o, adept_param *const *params, size_t
     }
     size_t hint = 0;
     int updated = 0;
+    for (size_t i = 0; i < o->n_slots; i++) o->slots[i].seen = 0;
     for (size_t i = 0; i < n; i++) {
         adept_param *p = params[i];
         adept_adamw_slot *s = find_slot(o, p->name, &hint);
@@ -289,6 +290,7 @@ adept_status adept_adamw_step(adept_adamw *o, adept_param *const *params, size_t
             s = NULL;
         }
         if (!s) ADEPT_TRY(new_slot(o, p->name, p->numel, &s));
+        s->seen = 1;
         s->step++;
         const scale_entry *e = find_scale(o, p->name);
         double lr = o->cfg.lr * lr_factor * (e ? e->scale : 1.0);
@@ -305,6 +307,9 @@ adept_status adept_adamw_step(adept_adamw *o, adept_param *const *params, size_t
         }
         updated = 1;
     }
+    /* state of names no longer in the table (removed by surgery, or loaded for another model) goes too */
+    for (size_t i = o->n_slots; i-- > 0;)
+        if (!o->slots[i].seen) adept_adamw_drop_slot(o, o->slots[i].name);
     if (updated) o->steps++;
     return ADEPT_OK;
 }

@@ -125,6 +125,13 @@ static void test_freeze_and_rows(void) {
     const adept_adamw_slot *s = adept_adamw_find_slot(o, "f");
     CHECK(s && s->step == 1);
     CHECK(adept_adamw_find_slot(o, "a")->step == 3);
+    /* a slot for a name the table no longer has (surgery, a foreign checkpoint) is dropped at the next step */
+    float junk[2] = {0, 0};
+    CHECK_OK(adept_adamw_load_slot(o, "gone", 2, 5, junk, junk));
+    CHECK(adept_adamw_find_slot(o, "gone") != NULL);
+    CHECK_OK(adept_adamw_step(o, ps, 2, 1.0));
+    CHECK(adept_adamw_find_slot(o, "gone") == NULL);
+    CHECK(adept_adamw_num_slots(o) == 2);
     /* a row vector of the wrong length is refused before anything changes */
     float three[3] = {1, 1, 1};
     CHECK_OK(adept_adamw_set_row_scales(o, "f", three, 3));

@@ -35,6 +35,7 @@ typedef struct adept_adamw_slot {
     size_t numel;
     int64_t step;      /* updates applied to this tensor */
     float *m, *v;      /* exp_avg, exp_avg_sq */
+    int seen;          /* internal: visited by the current step */
 } adept_adamw_slot;
 
 adept_status adept_adamw_new(const adept_adamw_config *cfg, adept_adamw **out);
@@ -42,8 +43,9 @@ void adept_adamw_free(adept_adamw *opt); /* NULL is fine */
 const adept_adamw_config *adept_adamw_get_config(const adept_adamw *opt);
 adept_status adept_adamw_set_config(adept_adamw *opt, const adept_adamw_config *cfg);
 
-/* One update from the gradients of the trainable tensors in params[0..n). lr_factor is the schedule's
-   factor for this step (1 for a constant LR). Frozen tensors are skipped and lose their state. */
+/* One update from the gradients of the trainable tensors in params[0..n) (the whole parameter table).
+   lr_factor is the schedule's factor for this step (1 for a constant LR). Frozen tensors are skipped and
+   lose their state, as do names absent from params. */
 adept_status adept_adamw_step(adept_adamw *opt, adept_param *const *params, size_t n, double lr_factor);
 int64_t adept_adamw_steps(const adept_adamw *opt);           /* calls to step that updated something */
 void adept_adamw_set_steps(adept_adamw *opt, int64_t steps); /* for resume */
