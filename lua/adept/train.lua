@@ -144,11 +144,17 @@ local function flops_per_token(m, seq_len)
   return 4 * mem.total_params + 2 * mem.trainable_params + 12 * L * C * (seq_len or 0)
 end
 
+-- Positions per row of a batch (T), for the attention term: tensors or Lua arrays, either batch form.
 local function batch_seq_len(b)
-  local t = (type(b) == "table" and b.inputs) or b
-  local ok, shape = pcall(function() return t:shape() end)
+  local ids, minus = b, 1
+  if type(b) == "table" and b.inputs ~= nil then ids, minus = b.inputs, 0 end
+  if type(ids) == "table" then
+    local row = type(ids[1]) == "table" and ids[1] or ids
+    return math.max(0, #row - minus)
+  end
+  local ok, shape = pcall(function() return ids:shape() end)
   if not ok then return 0 end
-  return (type(b) == "table" and b.inputs) and shape[2] or (shape[2] - 1)
+  return math.max(0, shape[#shape] - minus)
 end
 
 -- MFU is reported against the sgemm peak measured here once per process (peak_flops= overrides).
