@@ -112,3 +112,13 @@ adept_status adept_model_forward_backward(adept_model *m, const adept_batch *b, 
     adept_model_blas_exit(blas);
     return st;
 }
+
+adept_status adept_model_hidden_states(adept_model *m, const adept_batch *b, float *out) {
+    ADEPT_TRY(check_batch(m, b, "hidden_states"));
+    ADEPT_TRY(adept_model_plan(m, b->B, b->T));
+    int blas = adept_model_blas_enter();
+    forward_layers(m, b->inputs);
+    adept_model_blas_exit(blas);
+    memcpy(out, m->acts.resid, (size_t)(m->cfg.num_layers + 1) * b->B * b->T * m->cfg.hidden_size * sizeof(float));
+    return ADEPT_OK;
+}
