@@ -440,7 +440,8 @@ static cJSON *config_from_fields(const adept_config *c) {
     cJSON_AddNumberToObject(root, "num_attention_heads", c->num_heads);
     cJSON_AddNumberToObject(root, "num_key_value_heads", c->num_kv_heads);
     cJSON_AddNumberToObject(root, "head_dim", c->head_dim);
-    cJSON_AddNumberToObject(root, "max_position_embeddings", c->max_position_embeddings);
+    if (c->max_position_embeddings > 0) /* 0: unknown (models built from fields); HF's default applies */
+        cJSON_AddNumberToObject(root, "max_position_embeddings", c->max_position_embeddings);
     cJSON_AddNumberToObject(root, "rms_norm_eps", c->rms_norm_eps);
     cJSON_AddNumberToObject(root, "rope_theta", c->rope_theta);
     cJSON_AddStringToObject(root, "hidden_act", "silu");
