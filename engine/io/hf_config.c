@@ -448,6 +448,9 @@ static cJSON *config_from_fields(const adept_config *c) {
     cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tie_word_embeddings);
     if (c->arch != ADEPT_ARCH_QWEN2) cJSON_AddBoolToObject(root, "attention_bias", 0);
     if (c->arch == ADEPT_ARCH_LLAMA) cJSON_AddBoolToObject(root, "mlp_bias", 0);
+    /* absent, MistralConfig would default to a 4096-token window: say explicitly that there is none */
+    if (c->arch == ADEPT_ARCH_MISTRAL) cJSON_AddNullToObject(root, "sliding_window");
+    if (c->arch == ADEPT_ARCH_QWEN2 || c->arch == ADEPT_ARCH_QWEN3) cJSON_AddBoolToObject(root, "use_sliding_window", 0);
     if (c->bos_token_id >= 0) cJSON_AddNumberToObject(root, "bos_token_id", c->bos_token_id);
     if (c->eos_token_id >= 0) cJSON_AddNumberToObject(root, "eos_token_id", c->eos_token_id);
     cJSON_AddNullToObject(root, "rope_scaling");

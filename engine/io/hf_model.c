@@ -157,12 +157,20 @@ static const char *base_name(const char *path) {
     return b ? b + 1 : path;
 }
 
+/* Widening to f32 is exact for every source dtype; split across threads for large checkpoints. */
 static void to_f32(float *dst, const unsigned char *src, adept_dtype dtype, size_t n) {
     if (dtype == ADEPT_F32) { memcpy(dst, src, n * 4); return; }
-    for (size_t i = 0; i < n; i++) {
+    long long nn = (long long)n;
+#pragma omp parallel for schedule(static) if (nn > (1 << 18))
+    for (long long i = 0; i < nn; i++) {
         uint16_t h;
         memcpy(&h, src + 2 * i, 2);
-        dst[i] = dtype == ADEPT_BF16 ? adept_bf16_to_f32(h) : adept_f16_to_f32(h);
+        if (dtype == ADEPT_BF16) {
+            uint32_t u = (uint32_t)h << 16;
+            memcpy(&dst[i], &u, 4);
+        } else {
+            dst[i] = adept_f16_to_f32(h);
+        }
     }
 }
 

@@ -258,6 +258,21 @@ static void test_write(void) {
           c.tie_word_embeddings && c.bos_token_id == 1 && c.eos_token_id == 2 && c.dtype == ADEPT_F32);
     adept_hf_config_clear(&c);
     free(text);
+    /* every family written from fields parses back as itself, with no window and HF's default context */
+    for (int a = 0; a < 4; a++) {
+        static const char *archs[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+        f.arch = (adept_arch)a;
+        snprintf(f.architecture, sizeof f.architecture, "%s", archs[a]);
+        f.max_position_embeddings = 0; /* unknown: omitted */
+        f.attention_bias = a == ADEPT_ARCH_QWEN2;
+        f.qk_norm = a == ADEPT_ARCH_QWEN3;
+        CHECK_OK(adept_hf_config_to_json(&f, 5, NULL, ADEPT_BF16, &text));
+        CHECK_OK(parse(text, &c));
+        CHECK(c.arch == (adept_arch)a && c.head_dim == 8 && c.attention_bias == f.attention_bias &&
+              c.qk_norm == f.qk_norm && c.dtype == ADEPT_BF16 && c.max_position_embeddings >= 2048);
+        adept_hf_config_clear(&c);
+        free(text);
+    }
 }
 
 int main(void) {

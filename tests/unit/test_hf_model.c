@@ -340,6 +340,10 @@ static void test_expanded_and_replace(void) {
     fclose(f);
     CHECK_FAILS(adept_model_save(m, sub("afile"), -1, 0), ADEPT_EIO);
     CHECK_FAILS(adept_model_save(m, sub("e3"), ADEPT_I32, 0), ADEPT_EINVAL);
+    /* parents are created, as save_pretrained does */
+    CHECK_OK(adept_model_save(m, sub("p1/p2/model"), -1, 0));
+    CHECK(stat(sub("p1/p2/model/config.json"), &sb) == 0);
+    rm_rf(sub("p1"));
     adept_model_free(m); adept_model_free(a); adept_model_free(b);
     rm_rf(sub("e")); rm_rf(sub("e2"));
 }
