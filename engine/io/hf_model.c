@@ -216,6 +216,15 @@ static int ends_with(const char *s, const char *suffix) {
 
 /* Every tensor in the files must belong to the model (or be a tolerated extra, see the top). */
 static adept_status check_extras(const shards *s, adept_model *m, const adept_config *c) {
+    if (s->index) {
+        /* the index must not promise tensors its files lack */
+        const cJSON *e;
+        cJSON_ArrayForEach(e, s->weight_map) {
+            int sh;
+            const adept_st_entry *entry;
+            ADEPT_TRY(locate(s, e->string, &sh, &entry));
+        }
+    }
     for (int i = 0; i < s->n; i++) {
         const adept_safetensors *st = s->st[i];
         for (size_t k = 0; k < st->n_entries; k++) {
