@@ -395,6 +395,8 @@ adept_status adept_hf_config_read(const char *path, adept_config *out) {
     return s;
 }
 
+static char *print_exact(cJSON *root);
+
 adept_status adept_hf_config_strip_layers(adept_config *cfg, const int *expanded, int n_expanded, int n_layers) {
     if (!cfg->config_json || n_expanded == 0) return ADEPT_OK;
     cJSON *root = cJSON_Parse(cfg->config_json);
@@ -410,7 +412,7 @@ adept_status adept_hf_config_strip_layers(adept_config *cfg, const int *expanded
             for (int i = n_layers - 1; i >= 0; i--)
                 for (int k = 0; k < n_expanded; k++)
                     if (expanded[k] == i) { cJSON_DeleteItemFromArray(lt, i); break; }
-            char *text = cJSON_Print(root);
+            char *text = print_exact(root);
             if (!text) s = adept_fail(ADEPT_ENOMEM, "config.json: out of memory");
             else { free(cfg->config_json); cfg->config_json = text; }
         }
@@ -418,6 +420,32 @@ adept_status adept_hf_config_strip_layers(adept_config *cfg, const int *expanded
     cJSON_Delete(root);
     return s;
 }
+
+/* cJSON prints doubles with 15 digits when that reads back "close enough"; configs must survive a save
+   exactly, so every number becomes a raw literal in its shortest form that reads back bit for bit. */
+static int exact_numbers(cJSON *node) {
+    for (cJSON *it = node ? node->child : NULL, *next; it; it = next) {
+        next = it->next;
+        if (cJSON_IsNumber(it)) {
+            char buf[40];
+            double d = it->valuedouble;
+            if (!isfinite(d)) continue; /* cJSON writes null, as Python's json would refuse them anyway */
+            for (int prec = 15; prec <= 17; prec++) {
+                snprintf(buf, sizeof buf, "%.*g", prec, d);
+                if (strtod(buf, NULL) == d) break;
+            }
+            cJSON *raw = cJSON_CreateRaw(buf);
+            /* ReplaceItemViaPointer keeps the position but not the key (cJSON frees it with free()) */
+            if (raw && it->string && !(raw->string = strdup(it->string))) { cJSON_Delete(raw); return 0; }
+            if (!raw || !cJSON_ReplaceItemViaPointer(node, it, raw)) { cJSON_Delete(raw); return 0; }
+        } else if ((cJSON_IsObject(it) || cJSON_IsArray(it)) && !exact_numbers(it)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static char *print_exact(cJSON *root) { return exact_numbers(root) ? cJSON_Print(root) : NULL; }
 
 /* Replaces or adds root[key] = item (item is consumed). */
 static int set_item(cJSON *root, const char *key, cJSON *item) {
@@ -497,7 +525,7 @@ adept_status adept_hf_config_to_json(const adept_config *cfg, int n_layers, cons
         }
     }
     if (s == ADEPT_OK && !ok) s = adept_fail(ADEPT_ENOMEM, "config.json: out of memory");
-    if (s == ADEPT_OK && !(*out = cJSON_Print(root))) s = adept_fail(ADEPT_ENOMEM, "config.json: out of memory");
+    if (s == ADEPT_OK && !(*out = print_exact(root))) s = adept_fail(ADEPT_ENOMEM, "config.json: out of memory");
     cJSON_Delete(root);
     return s;
 }

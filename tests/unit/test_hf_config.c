@@ -217,6 +217,20 @@ static void test_write(void) {
     }
     free(text);
 
+    /* numbers survive bit for bit (cJSON alone prints 15 digits when they read back approximately) */
+    CHECK_OK(parse(make(NULL, "rope_theta", "88888888888888888888888888888888888888888888888888888888.0",
+                        "rms_norm_eps", "1.0000000000000002e-06"), &back));
+    CHECK_OK(adept_hf_config_to_json(&back, 5, NULL, ADEPT_F32, &text));
+    {
+        adept_config again;
+        CHECK_OK(parse(text, &again));
+        CHECK(again.rope_theta == back.rope_theta && again.rms_norm_eps == back.rms_norm_eps);
+        CHECK(again.rms_norm_eps != 1e-6);
+        adept_hf_config_clear(&again);
+    }
+    free(text);
+    adept_hf_config_clear(&back);
+
     /* a checkpoint saved expanded, read back: strip the copies, re-expand identically */
     adept_config c2;
     CHECK_OK(adept_hf_config_copy(&c2, &c));
