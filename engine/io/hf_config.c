@@ -395,6 +395,8 @@ adept_status adept_hf_config_read(const char *path, adept_config *out) {
     return s;
 }
 
+static char *print_exact(cJSON *root);
+
 adept_status adept_hf_config_strip_layers(adept_config *cfg, const int *expanded, int n_expanded, int n_layers) {
     if (!cfg->config_json || n_expanded == 0) return ADEPT_OK;
     cJSON *root = cJSON_Parse(cfg->config_json);
@@ -410,7 +412,7 @@ adept_status adept_hf_config_strip_layers(adept_config *cfg, const int *expanded
             for (int i = n_layers - 1; i >= 0; i--)
                 for (int k = 0; k < n_expanded; k++)
                     if (expanded[k] == i) { cJSON_DeleteItemFromArray(lt, i); break; }
-            char *text = cJSON_Print(root);
+            char *text = print_exact(root);
             if (!text) s = adept_fail(ADEPT_ENOMEM, "config.json: out of memory");
             else { free(cfg->config_json); cfg->config_json = text; }
         }
@@ -418,6 +420,32 @@ adept_status adept_hf_config_strip_layers(adept_config *cfg, const int *expanded
     cJSON_Delete(root);
     return s;
 }
+
+/* cJSON prints doubles with 15 digits when that reads back "close enough"; configs must survive a save
+   exactly, so every number becomes a raw literal in its shortest form that reads back bit for bit. */
+static int exact_numbers(cJSON *node) {
+    for (cJSON *it = node ? node->child : NULL, *next; it; it = next) {
+        next = it->next;
+        if (cJSON_IsNumber(it)) {
+            char buf[40];
+            double d = it->valuedouble;
+            if (!isfinite(d)) continue; /* cJSON writes null, as Python's json would refuse them anyway */
+            for (int prec = 15; prec <= 17; prec++) {
+                snprintf(buf, sizeof buf, "%.*g", prec, d);
+                if (strtod(buf, NULL) == d) break;
+            }
+            cJSON *raw = cJSON_CreateRaw(buf);
+            /* ReplaceItemViaPointer keeps the position but not the key (cJSON frees it with free()) */
+            if (raw && it->string && !(raw->string = strdup(it->string))) { cJSON_Delete(raw); return 0; }
+            if (!raw || !cJSON_ReplaceItemViaPointer(node, it, raw)) { cJSON_Delete(raw); return 0; }
+        } else if ((cJSON_IsObject(it) || cJSON_IsArray(it)) && !exact_numbers(it)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static char *print_exact(cJSON *root) { return exact_numbers(root) ? cJSON_Print(root) : NULL; }
 
 /* Replaces or adds root[key] = item (item is consumed). */
 static int set_item(cJSON *root, const char *key, cJSON *item) {
@@ -440,13 +468,17 @@ static cJSON *config_from_fields(const adept_config *c) {
     cJSON_AddNumberToObject(root, "num_attention_heads", c->num_heads);
     cJSON_AddNumberToObject(root, "num_key_value_heads", c->num_kv_heads);
     cJSON_AddNumberToObject(root, "head_dim", c->head_dim);
-    cJSON_AddNumberToObject(root, "max_position_embeddings", c->max_position_embeddings);
+    if (c->max_position_embeddings > 0) /* 0: unknown (models built from fields); HF's default applies */
+        cJSON_AddNumberToObject(root, "max_position_embeddings", c->max_position_embeddings);
     cJSON_AddNumberToObject(root, "rms_norm_eps", c->rms_norm_eps);
     cJSON_AddNumberToObject(root, "rope_theta", c->rope_theta);
     cJSON_AddStringToObject(root, "hidden_act", "silu");
     cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tie_word_embeddings);
     if (c->arch != ADEPT_ARCH_QWEN2) cJSON_AddBoolToObject(root, "attention_bias", 0);
     if (c->arch == ADEPT_ARCH_LLAMA) cJSON_AddBoolToObject(root, "mlp_bias", 0);
+    /* absent, MistralConfig would default to a 4096-token window: say explicitly that there is none */
+    if (c->arch == ADEPT_ARCH_MISTRAL) cJSON_AddNullToObject(root, "sliding_window");
+    if (c->arch == ADEPT_ARCH_QWEN2 || c->arch == ADEPT_ARCH_QWEN3) cJSON_AddBoolToObject(root, "use_sliding_window", 0);
     if (c->bos_token_id >= 0) cJSON_AddNumberToObject(root, "bos_token_id", c->bos_token_id);
     if (c->eos_token_id >= 0) cJSON_AddNumberToObject(root, "eos_token_id", c->eos_token_id);
     cJSON_AddNullToObject(root, "rope_scaling");
@@ -493,7 +525,7 @@ adept_status adept_hf_config_to_json(const adept_config *cfg, int n_layers, cons
         }
     }
     if (s == ADEPT_OK && !ok) s = adept_fail(ADEPT_ENOMEM, "config.json: out of memory");
-    if (s == ADEPT_OK && !(*out = cJSON_Print(root))) s = adept_fail(ADEPT_ENOMEM, "config.json: out of memory");
+    if (s == ADEPT_OK && !(*out = print_exact(root))) s = adept_fail(ADEPT_ENOMEM, "config.json: out of memory");
     cJSON_Delete(root);
     return s;
 }

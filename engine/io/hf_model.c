@@ -157,12 +157,20 @@ static const char *base_name(const char *path) {
     return b ? b + 1 : path;
 }
 
+/* Widening to f32 is exact for every source dtype; split across threads for large checkpoints. */
 static void to_f32(float *dst, const unsigned char *src, adept_dtype dtype, size_t n) {
     if (dtype == ADEPT_F32) { memcpy(dst, src, n * 4); return; }
-    for (size_t i = 0; i < n; i++) {
+    long long nn = (long long)n;
+#pragma omp parallel for schedule(static) if (nn > (1 << 18))
+    for (long long i = 0; i < nn; i++) {
         uint16_t h;
         memcpy(&h, src + 2 * i, 2);
-        dst[i] = dtype == ADEPT_BF16 ? adept_bf16_to_f32(h) : adept_f16_to_f32(h);
+        if (dtype == ADEPT_BF16) {
+            uint32_t u = (uint32_t)h << 16;
+            memcpy(&dst[i], &u, 4);
+        } else {
+            dst[i] = adept_f16_to_f32(h);
+        }
     }
 }
 
@@ -208,6 +216,15 @@ static int ends_with(const char *s, const char *suffix) {
 
 /* Every tensor in the files must belong to the model (or be a tolerated extra, see the top). */
 static adept_status check_extras(const shards *s, adept_model *m, const adept_config *c) {
+    if (s->index) {
+        /* the index must not promise tensors its files lack */
+        const cJSON *e;
+        cJSON_ArrayForEach(e, s->weight_map) {
+            int sh;
+            const adept_st_entry *entry;
+            ADEPT_TRY(locate(s, e->string, &sh, &entry));
+        }
+    }
     for (int i = 0; i < s->n; i++) {
         const adept_safetensors *st = s->st[i];
         for (size_t k = 0; k < st->n_entries; k++) {
@@ -328,13 +345,57 @@ static adept_status load_hf_dir(const char *dir, adept_model **out) {
     return ADEPT_OK;
 }
 
+/* A directory without config.json holding exactly one llama2.c checkpoint (like shared/models/stories260K,
+   checkpoint beside its tokenizer.bin) loads that checkpoint; *bin stays NULL otherwise. */
+static adept_status lone_llama2c(const char *dir, char **bin) {
+    *bin = NULL;
+    char *cfg = path_join(dir, "config.json");
+    if (!cfg) return adept_fail(ADEPT_ENOMEM, "out of memory");
+    int has_config = access(cfg, F_OK) == 0;
+    free(cfg);
+    if (has_config) return ADEPT_OK;
+    DIR *d = opendir(dir);
+    if (!d) return ADEPT_OK;
+    struct dirent *de;
+    int found = 0;
+    while ((de = readdir(d))) {
+        if (!ends_with(de->d_name, ".bin")) continue;
+        char *p = path_join(dir, de->d_name);
+        if (p && adept_llama2c_sniff(p) && adept_llama2c_is_checkpoint(p)) {
+            found++;
+            free(*bin);
+            *bin = p;
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    if (found > 1) {
+        free(*bin);
+        *bin = NULL;
+        return adept_fail(ADEPT_EINVAL, "%s: no config.json and %d llama2.c checkpoints: pass the .bin file itself",
+                          dir, found);
+    }
+    return ADEPT_OK;
+}
+
 adept_status adept_model_load(const char *path, adept_model **out) {
     *out = NULL;
     if (!path || !*path) return adept_fail(ADEPT_EINVAL, "load: empty path");
     struct stat sb;
     if (stat(path, &sb) != 0)
         return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return load_hf_dir(path, out);
+    if (S_ISDIR(sb.st_mode)) {
+        char *bin = NULL;
+        adept_status st = lone_llama2c(path, &bin);
+        if (st != ADEPT_OK) return st;
+        if (bin) {
+            st = adept_llama2c_load(bin, out);
+            free(bin);
+            return st;
+        }
+        return load_hf_dir(path, out);
+    }
     if (adept_llama2c_sniff(path)) return adept_llama2c_load(path, out);
     if (ends_with(path, ".safetensors") || ends_with(path, "config.json"))
         return adept_fail(ADEPT_EINVAL, "%s: pass the model directory, not one of its files", path);

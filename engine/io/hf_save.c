@@ -86,6 +86,20 @@ static adept_status move_foreign(const char *from, const char *to) {
     return st;
 }
 
+/* mkdir -p of the directories above `path`. */
+static adept_status make_parents(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return adept_fail(ADEPT_EIO, "save: cannot create %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    return ADEPT_OK;
+}
+
 static adept_status write_adept_json(const adept_model *m, const char *dir, adept_dtype dtype) {
     const adept_config *c = adept_model_config(m);
     cJSON *root = cJSON_CreateObject();
@@ -197,6 +211,7 @@ adept_status adept_model_save(const adept_model *cm, const char *dir, int dtype_
     struct stat sb;
     int exists = stat(target, &sb) == 0;
     if (exists && !S_ISDIR(sb.st_mode)) return adept_fail(ADEPT_EIO, "save: %s exists and is not a directory", target);
+    ADEPT_TRY(make_parents(target)); /* like save_pretrained's os.makedirs */
     if (mkdir(tmp, 0755) != 0) return adept_fail(ADEPT_EIO, "save: cannot create %s: %s", tmp, strerror(errno));
 
     int L = c->num_layers;

@@ -257,3 +257,21 @@ int adept_llama2c_sniff(const char *path) {
     const char *dot = strrchr(path, '.');
     return n == 28 && dot && !strcmp(dot, ".bin");
 }
+
+int adept_llama2c_is_checkpoint(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char b[256] = {0};
+    size_t n = fread(b, 1, sizeof b, f);
+    int ok = fseek(f, 0, SEEK_END) == 0;
+    long size = ok ? ftell(f) : -1;
+    fclose(f);
+    if (size < (long)n) return 0;
+    /* parse_header reads at most the first 256 bytes; the rest of the file only counts through its size */
+    adept_llama2c_header h;
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", adept_last_error());
+    int yes = adept_llama2c_parse_header(b, (size_t)size, path, &h) == ADEPT_OK;
+    adept_fail(ADEPT_OK, "%s", saved); /* probing leaves the caller's message alone */
+    return yes;
+}

@@ -270,6 +270,7 @@ def main():
         print("SKIP: ../shared/models/stories260K or tinystories_val.txt not found (set ADEPT_SHARED)")
         return 77
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # tiny tensors: threads only contend on a loaded machine
     cfg, W = read_llama2c(BIN)
     check((cfg["dim"], cfg["n_layers"], cfg["n_heads"], cfg["n_kv"], cfg["hidden"], cfg["vocab"]) ==
           (64, 5, 8, 4, 172, 512), "stories260K header %s" % cfg)

@@ -217,6 +217,20 @@ static void test_write(void) {
     }
     free(text);
 
+    /* numbers survive bit for bit (cJSON alone prints 15 digits when they read back approximately) */
+    CHECK_OK(parse(make(NULL, "rope_theta", "88888888888888888888888888888888888888888888888888888888.0",
+                        "rms_norm_eps", "1.0000000000000002e-06"), &back));
+    CHECK_OK(adept_hf_config_to_json(&back, 5, NULL, ADEPT_F32, &text));
+    {
+        adept_config again;
+        CHECK_OK(parse(text, &again));
+        CHECK(again.rope_theta == back.rope_theta && again.rms_norm_eps == back.rms_norm_eps);
+        CHECK(again.rms_norm_eps != 1e-6);
+        adept_hf_config_clear(&again);
+    }
+    free(text);
+    adept_hf_config_clear(&back);
+
     /* a checkpoint saved expanded, read back: strip the copies, re-expand identically */
     adept_config c2;
     CHECK_OK(adept_hf_config_copy(&c2, &c));
@@ -258,6 +272,21 @@ static void test_write(void) {
           c.tie_word_embeddings && c.bos_token_id == 1 && c.eos_token_id == 2 && c.dtype == ADEPT_F32);
     adept_hf_config_clear(&c);
     free(text);
+    /* every family written from fields parses back as itself, with no window and HF's default context */
+    for (int a = 0; a < 4; a++) {
+        static const char *archs[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+        f.arch = (adept_arch)a;
+        snprintf(f.architecture, sizeof f.architecture, "%s", archs[a]);
+        f.max_position_embeddings = 0; /* unknown: omitted */
+        f.attention_bias = a == ADEPT_ARCH_QWEN2;
+        f.qk_norm = a == ADEPT_ARCH_QWEN3;
+        CHECK_OK(adept_hf_config_to_json(&f, 5, NULL, ADEPT_BF16, &text));
+        CHECK_OK(parse(text, &c));
+        CHECK(c.arch == (adept_arch)a && c.head_dim == 8 && c.attention_bias == f.attention_bias &&
+              c.qk_norm == f.qk_norm && c.dtype == ADEPT_BF16 && c.max_position_embeddings >= 2048);
+        adept_hf_config_clear(&c);
+        free(text);
+    }
 }
 
 int main(void) {

@@ -146,6 +146,21 @@ static void test_shards_and_f16(void) {
     fclose(f);
     CHECK_FAILS(adept_model_load(sub("sh"), &a), ADEPT_ENOTFOUND);
     printf("ok: %s\n", adept_last_error());
+    {
+        /* an index that promises a tensor its shard lacks */
+        CHECK_OK(adept_model_save(m, sub("sh2"), -1, 0));
+        rename(sub("sh2/model.safetensors"), sub("sh2/model-00001-of-00001.safetensors"));
+        f = fopen(sub("sh2/model.safetensors.index.json"), "w");
+        fprintf(f, "{\"weight_map\": {");
+        for (size_t i = 0; i < adept_model_num_params(m); i++)
+            fprintf(f, "\"%s\": \"model-00001-of-00001.safetensors\", ", adept_model_param(m, i)->name);
+        fprintf(f, "\"model.layers.0.ghost.weight\": \"model-00001-of-00001.safetensors\"}}");
+        fclose(f);
+        CHECK_FAILS(adept_model_load(sub("sh2"), &a), ADEPT_EFORMAT);
+        CHECK(strstr(adept_last_error(), "ghost") != NULL);
+        printf("ok: %s\n", adept_last_error());
+        rm_rf(sub("sh2"));
+    }
     f = fopen(sub("sh/model.safetensors.index.json"), "w");
     fprintf(f, "{\"weight_map\": {\"model.norm.weight\": \"../h/model.safetensors\"}}");
     fclose(f);
@@ -340,6 +355,10 @@ static void test_expanded_and_replace(void) {
     fclose(f);
     CHECK_FAILS(adept_model_save(m, sub("afile"), -1, 0), ADEPT_EIO);
     CHECK_FAILS(adept_model_save(m, sub("e3"), ADEPT_I32, 0), ADEPT_EINVAL);
+    /* parents are created, as save_pretrained does */
+    CHECK_OK(adept_model_save(m, sub("p1/p2/model"), -1, 0));
+    CHECK(stat(sub("p1/p2/model/config.json"), &sb) == 0);
+    rm_rf(sub("p1"));
     adept_model_free(m); adept_model_free(a); adept_model_free(b);
     rm_rf(sub("e")); rm_rf(sub("e2"));
 }

@@ -265,6 +265,19 @@ static void test_stories260k(void) {
     CHECK_OK(adept_llama2c_load(path, &m));
     CHECK_OK(adept_model_load(path, &via_path));
     if (m && via_path) CHECK(models_equal(m, via_path));
+    {
+        /* the model directory itself (checkpoint beside tok512.bin, no config.json) */
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", path);
+        *strrchr(dir, '/') = '\0';
+        adept_model *via_dir = NULL;
+        CHECK_OK(adept_model_load(dir, &via_dir));
+        if (m && via_dir) CHECK(models_equal(m, via_dir));
+        adept_model_free(via_dir);
+        snprintf(dir, sizeof dir, "%s", path);
+        strcpy(strrchr(dir, '/') + 1, "tok512.bin");
+        CHECK(adept_llama2c_is_checkpoint(path) && !adept_llama2c_is_checkpoint(dir));
+    }
     if (m) {
         const adept_config *c = adept_model_config(m);
         CHECK(c->hidden_size == 64 && c->num_layers == 5 && c->num_heads == 8 && c->num_kv_heads == 4 &&

@@ -31,5 +31,7 @@ adept_status adept_llama2c_load(const char *path, adept_model **out);
 /* 1 when the file starts with the v1 magic or has a plausible legacy header and a .bin-like size; used by
    adept_model_load to tell a checkpoint file from a directory. */
 int adept_llama2c_sniff(const char *path);
+/* 1 when the file's header is valid and its size matches it exactly (a checkpoint, not a tokenizer.bin). */
+int adept_llama2c_is_checkpoint(const char *path);
 
 #endif
