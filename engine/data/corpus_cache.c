@@ -1,5 +1,5 @@
-/* Tokenizing a corpus once: documents stream from the sources in batches, OpenMP workers encode a batch in
-   parallel (order preserved), and the ids go to a cache file that later opens map instead of re-tokenizing.
+/* Tokenizing a corpus once: ids from adept_corpus_tokenize (corpus_tokenize.c: a reader thread plus OpenMP
+   workers, order preserved) go to a cache file that later opens map instead of re-tokenizing.
 
    Cache key (documented choice): a content hash of every source file's on-disk bytes (plus its base name,
    which decides its format), the reading options and adept_tokenizer_digest. Hashing bytes runs at memory/disk
@@ -23,8 +23,6 @@
 
 #define MAGIC "ADPTCRP1"
 #define HEADER_BYTES 64
-#define BATCH_BYTES ((size_t)8 << 20)
-#define BATCH_DOCS 32768
 
 typedef struct cache_header {
     char magic[8];
@@ -32,29 +30,12 @@ typedef struct cache_header {
 } cache_header;
 
 typedef struct builder {
-    const adept_dataset_options *o;
-    const adept_tokenizer *tok;
-    int32_t vocab;
-    int threads;
     FILE *fp; /* the temporary cache file, or NULL: tokens stay in memory */
     int32_t *mem;
     size_t nmem, capmem;
     uint64_t *offsets;
     size_t noff, capoff;
     uint64_t ntokens;
-    /* the pending batch of text documents */
-    char *arena;
-    size_t alen, acap;
-    size_t *doff, *dlen, dcap, ndocs;
-    int64_t *dline;
-    char **dwhere;
-    adept_ids *ids;
-    size_t nids;
-    char last_where[600];
-    int64_t tokenized;
-    adept_read_counts *counts;
-    adept_progress progress;
-    int show_progress;
 } builder;
 
 static adept_status push_offset(builder *b) {
@@ -68,7 +49,9 @@ static adept_status push_offset(builder *b) {
     return ADEPT_OK;
 }
 
-static adept_status sink_tokens(builder *b, const int32_t *t, size_t n) {
+/* The sink of adept_corpus_tokenize: one document's ids. */
+static adept_status sink_tokens(void *ctx, const int32_t *t, size_t n) {
+    builder *b = ctx;
     if (b->fp) {
         if (n && fwrite(t, sizeof *t, n, b->fp) != n)
             return adept_fail(ADEPT_EIO, "dataset: writing the token cache failed: %s", strerror(errno));
@@ -80,115 +63,11 @@ static adept_status sink_tokens(builder *b, const int32_t *t, size_t n) {
             if (!p) return adept_fail(ADEPT_ENOMEM, "dataset: out of memory for %zu tokens", b->nmem + n);
             b->mem = p, b->capmem = c;
         }
-        memcpy(b->mem + b->nmem, t, n * sizeof *t);
+        if (n) memcpy(b->mem + b->nmem, t, n * sizeof *t);
         b->nmem += n;
     }
     b->ntokens += n;
     return push_offset(b);
-}
-
-static void draw_progress(builder *b) {
-    if (!b->show_progress) return;
-    char extra[96];
-    snprintf(extra, sizeof extra, "%lld docs | %.1f MB text", (long long)b->counts->documents,
-             (double)b->counts->text_bytes / 1e6);
-    int64_t done = b->counts->disk_done + b->counts->disk_current;
-    if (done >= b->progress.total) done = b->progress.total - 1; /* the 100% line is adept_progress_finish's */
-    adept_progress_update(&b->progress, done, extra);
-}
-
-static void free_wheres(builder *b) {
-    for (size_t i = 0; i < b->ndocs; i++)
-        if (i == 0 || b->dwhere[i] != b->dwhere[i - 1]) free(b->dwhere[i]);
-}
-
-/* Encodes the pending batch on all threads, then appends the ids in document order. */
-static adept_status flush_batch(builder *b) {
-    if (!b->ndocs) return ADEPT_OK;
-    if (b->nids < b->ndocs) {
-        adept_ids *p = realloc(b->ids, b->ndocs * sizeof *p);
-        if (!p) return adept_fail(ADEPT_ENOMEM, "dataset: out of memory");
-        memset(p + b->nids, 0, (b->ndocs - b->nids) * sizeof *p);
-        b->ids = p, b->nids = b->ndocs;
-    }
-    long long first_bad = -1;
-    adept_status bad_status = ADEPT_OK;
-    char bad_msg[512] = "";
-    long long nd = (long long)b->ndocs;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(b->threads)
-    for (long long i = 0; i < nd; i++) {
-        b->ids[i].n = 0;
-        adept_status st = adept_tokenizer_encode(b->tok, b->arena + b->doff[i], b->dlen[i], -1, 0, &b->ids[i]);
-        if (st != ADEPT_OK) {
-#pragma omp critical(adept_corpus_encode_error)
-            if (first_bad < 0 || i < first_bad) {
-                first_bad = i, bad_status = st;
-                snprintf(bad_msg, sizeof bad_msg, "%s", adept_last_error());
-            }
-        }
-    }
-    if (first_bad >= 0) {
-        const char *w = b->dwhere[first_bad];
-        return adept_fail(bad_status, "%s: line %lld: tokenizing failed: %s", w, (long long)b->dline[first_bad], bad_msg);
-    }
-    for (size_t i = 0; i < b->ndocs; i++) ADEPT_TRY(sink_tokens(b, b->ids[i].ids, b->ids[i].n));
-    b->tokenized += (int64_t)b->ndocs;
-    free_wheres(b);
-    b->ndocs = 0, b->alen = 0;
-    draw_progress(b);
-    return ADEPT_OK;
-}
-
-static adept_status add_text(builder *b, const adept_doc *d) {
-    if (b->ndocs == b->dcap) {
-        size_t c = b->dcap ? 2 * b->dcap : 1024;
-        size_t *o = realloc(b->doff, c * sizeof *o);
-        if (o) b->doff = o;
-        size_t *l = realloc(b->dlen, c * sizeof *l);
-        if (l) b->dlen = l;
-        int64_t *ln = realloc(b->dline, c * sizeof *ln);
-        if (ln) b->dline = ln;
-        char **w = realloc(b->dwhere, c * sizeof *w);
-        if (w) b->dwhere = w;
-        if (!o || !l || !ln || !w) return adept_fail(ADEPT_ENOMEM, "dataset: out of memory");
-        b->dcap = c;
-    }
-    if (b->alen + d->len > b->acap) {
-        size_t c = b->acap ? b->acap : BATCH_BYTES;
-        while (c < b->alen + d->len) c *= 2;
-        char *p = realloc(b->arena, c);
-        if (!p) return adept_fail(ADEPT_ENOMEM, "dataset: out of memory for a %zu-byte document", d->len);
-        b->arena = p, b->acap = c;
-    }
-    memcpy(b->arena + b->alen, d->text, d->len);
-    /* error locations: consecutive documents of one file share one string (kept until the batch is freed) */
-    char w[600];
-    snprintf(w, sizeof w, "%s%s%s", d->file, d->member ? ": " : "", d->member ? d->member : "");
-    if (b->ndocs == 0 || strcmp(w, b->dwhere[b->ndocs - 1])) {
-        if (!(b->dwhere[b->ndocs] = strdup(w))) return adept_fail(ADEPT_ENOMEM, "dataset: out of memory");
-    } else b->dwhere[b->ndocs] = b->dwhere[b->ndocs - 1];
-    b->doff[b->ndocs] = b->alen, b->dlen[b->ndocs] = d->len, b->dline[b->ndocs] = d->line;
-    b->alen += d->len;
-    b->ndocs++;
-    return ADEPT_OK;
-}
-
-static adept_status on_doc(void *ctx, const adept_doc *d) {
-    builder *b = ctx;
-    if (d->tokens) {
-        for (size_t i = 0; i < d->ntokens; i++)
-            if (d->tokens[i] > INT32_MAX || (b->vocab > 0 && d->tokens[i] >= (uint32_t)b->vocab))
-                return adept_fail(ADEPT_EFORMAT, "%s%s%s: token %zu of a document is id %u, outside the vocabulary (%d)",
-                                  d->file, d->member ? ": " : "", d->member ? d->member : "", i, d->tokens[i], b->vocab);
-        ADEPT_TRY(flush_batch(b));
-        return sink_tokens(b, (const int32_t *)d->tokens, d->ntokens);
-    }
-    if (!b->tok)
-        return adept_fail(ADEPT_EINVAL, "%s%s%s: text needs a tokenizer (pass tokenizer=, or format=\"tokens\" for token shards)",
-                          d->file, d->member ? ": " : "", d->member ? d->member : "");
-    ADEPT_TRY(add_text(b, d));
-    if (b->alen >= BATCH_BYTES || b->ndocs >= BATCH_DOCS) return flush_batch(b);
-    return ADEPT_OK;
 }
 
 static const char *cache_dir(const adept_dataset_options *o) {
@@ -279,36 +158,8 @@ static adept_status corpus_key(const adept_dataset_options *o, char **files, siz
 }
 
 static void builder_free(builder *b) {
-    free_wheres(b);
-    free(b->arena), free(b->doff), free(b->dlen), free(b->dline), free(b->dwhere), free(b->mem), free(b->offsets);
-    for (size_t i = 0; i < b->nids; i++) adept_ids_free(&b->ids[i]);
-    free(b->ids);
+    free(b->mem), free(b->offsets);
     if (b->fp) fclose(b->fp);
-}
-
-static adept_status read_all(builder *b, char **files, size_t nfiles, int32_t sep, adept_read_counts *counts) {
-    const adept_dataset_options *o = b->o;
-    adept_read_opts ro = {o->format, o->field ? o->field : "text", o->doc_split, o->token_bits, sep,
-                          o->skip_errors, o->max_documents, o->max_bytes};
-    int64_t disk_total = 0;
-    for (size_t i = 0; i < nfiles; i++) {
-        struct stat sb;
-        if (stat(files[i], &sb) == 0) disk_total += sb.st_size;
-    }
-    b->counts = counts;
-    b->show_progress = o->progress && disk_total > ((int64_t)8 << 20);
-    if (b->show_progress) adept_progress_start(&b->progress, "tokenizing", disk_total);
-    ADEPT_TRY(push_offset(b));
-    for (size_t i = 0; i < nfiles && !counts->limit_reached; i++)
-        ADEPT_TRY(adept_corpus_read_file(files[i], &ro, on_doc, b, counts));
-    adept_status st = flush_batch(b);
-    if (b->show_progress) {
-        char extra[96];
-        snprintf(extra, sizeof extra, "%lld docs | %.1f MB text | %llu tokens", (long long)counts->documents,
-                 (double)counts->text_bytes / 1e6, (unsigned long long)b->ntokens);
-        adept_progress_finish(&b->progress, extra);
-    }
-    return st;
 }
 
 adept_status adept_corpus_build(const adept_dataset_options *o, adept_corpus **out) {
@@ -322,9 +173,6 @@ adept_status adept_corpus_build(const adept_dataset_options *o, adept_corpus **o
     int32_t eos = o->eos_id >= 0 ? o->eos_id : o->tokenizer ? adept_tokenizer_eos_id(o->tokenizer) : -1;
     int32_t sep = o->sep_token == -1 ? eos : o->sep_token >= 0 ? o->sep_token : -1;
     builder b = {0};
-    b.o = o, b.tok = o->tokenizer, b.vocab = o->tokenizer ? adept_tokenizer_vocab_size(o->tokenizer) : 0;
-    b.threads = o->threads > 0 ? o->threads : adept_get_threads();
-    if (b.threads < 1) b.threads = 1;
     char path[640] = "", tmp[700] = "";
     uint64_t key = 0;
     adept_status st = ADEPT_OK;
@@ -353,15 +201,28 @@ adept_status adept_corpus_build(const adept_dataset_options *o, adept_corpus **o
                 st = adept_fail(ADEPT_EIO, "dataset: cannot write the token cache %s: %s", tmp, strerror(errno));
         }
     }
-    adept_read_counts counts = {0};
-    if (st == ADEPT_OK) st = read_all(&b, files, nfiles, sep, &counts);
+    adept_tokenize_job job = {0};
+    job.files = files, job.nfiles = nfiles;
+    job.ro = (adept_read_opts){o->format, o->field ? o->field : "text", o->doc_split, o->token_bits, sep,
+                               o->skip_errors, o->max_documents, o->max_bytes};
+    job.tok = o->tokenizer, job.vocab = o->tokenizer ? adept_tokenizer_vocab_size(o->tokenizer) : 0;
+    job.threads = o->threads > 0 ? o->threads : adept_get_threads();
+    for (size_t i = 0; i < nfiles; i++) {
+        struct stat sb;
+        if (stat(files[i], &sb) == 0) job.disk_total += sb.st_size;
+    }
+    job.progress = o->progress && job.disk_total > ((int64_t)8 << 20);
+    job.sink = sink_tokens, job.sink_ctx = &b;
+    if (st == ADEPT_OK) st = push_offset(&b);
+    if (st == ADEPT_OK) st = adept_corpus_tokenize(&job);
+    adept_read_counts counts = job.counts;
     if (st == ADEPT_OK && counts.skipped)
         adept_log(ADEPT_LOG_WARN, "dataset: skipped %lld bad records (first: %s)", (long long)counts.skipped, counts.first_skip);
     if (st == ADEPT_OK && b.noff <= 1)
         st = adept_fail(ADEPT_ENOTFOUND, "dataset: no documents in %s%s%s", files[0], nfiles > 1 ? " and the other sources" : "",
                         counts.skipped ? " (every record was skipped as bad)" : "");
     c->stats.skipped = counts.skipped;
-    c->stats.tokenized_documents = b.tokenized;
+    c->stats.tokenized_documents = job.tokenized;
     if (st == ADEPT_OK && b.fp) {
         st = finish_cache_file(&b, tmp, path, key, counts.skipped);
         if (st == ADEPT_OK) st = map_cache(path, key, c);

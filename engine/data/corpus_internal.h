@@ -73,6 +73,28 @@ uint64_t adept_hash_bytes(const void *data, size_t n, uint64_t seed);
 /* Hashes a file's on-disk bytes into h. */
 adept_status adept_hash_file(adept_hash *h, const char *path);
 
+/* ---- tokenizing on all threads (corpus_tokenize.c) ---- */
+
+/* Receives the ids of one document, in reading order. */
+typedef adept_status (*adept_ids_sink)(void *ctx, const int32_t *ids, size_t n);
+
+typedef struct adept_tokenize_job {
+    char **files;
+    size_t nfiles;
+    adept_read_opts ro;
+    const adept_tokenizer *tok; /* NULL: only token shards are accepted */
+    int32_t vocab;              /* token shard ids must be below it (0: unchecked) */
+    int threads;
+    int progress;               /* draw a progress line over disk_total bytes */
+    int64_t disk_total;
+    adept_ids_sink sink;
+    void *sink_ctx;
+    adept_read_counts counts;   /* out */
+    int64_t tokenized;          /* out: text documents encoded */
+} adept_tokenize_job;
+
+adept_status adept_corpus_tokenize(adept_tokenize_job *job);
+
 /* ---- the tokenized corpus (corpus_cache.c) ---- */
 
 /* An immutable tokenized corpus shared by dataset views (refcounted). Tokens live in an mmap of the cache

@@ -230,6 +230,45 @@ static int count_files(const char *dir, const char *needle) {
     return n;
 }
 
+/* Errors on either side of the reader/worker pipeline, with several batches in flight: no deadlock, the
+   error names the file. */
+static void test_pipeline_errors(adept_tokenizer *tok) {
+    enum { N = 80000 }; /* documents: more than two batches of 32768 */
+    static uint16_t t[2 * N];
+    for (int i = 0; i < N; i++) t[2 * i] = (uint16_t)(3 + i % 200), t[2 * i + 1] = 2; /* EOS of tok259 */
+    t[2 * 40000] = 4000; /* outside the vocabulary (259), in the second batch */
+    fx_write("pipe/oov.u16", t, sizeof t);
+    const char *paths[] = {fx_path("pipe/oov.u16")};
+    adept_dataset_options o = base(paths, 1);
+    o.tokenizer = tok, o.cache = 0, o.threads = 2;
+    adept_dataset *ds = NULL;
+    CHECK_FAILS(adept_dataset_open(&o, &ds), ADEPT_EFORMAT);
+    CHECK(strstr(adept_last_error(), "oov.u16") && strstr(adept_last_error(), "4000"));
+    t[2 * 40000] = 7;
+    fx_write("pipe/oov.u16", t, sizeof t);
+    CHECK_OK(adept_dataset_open(&o, &ds));
+    CHECK(ds && adept_dataset_num_documents(ds) == N);
+    adept_dataset_free(ds);
+    /* a reader-side error late in a long JSON Lines file */
+    size_t cap = (size_t)N * 24 + 64, n = 0;
+    char *j = malloc(cap);
+    for (int i = 0; i < N; i++) n += (size_t)snprintf(j + n, cap - n, "{\"text\": \"doc %d\"}\n", i);
+    n += (size_t)snprintf(j + n, cap - n, "{\"text\": broken\n");
+    fx_write("pipe/long.jsonl", j, n);
+    free(j);
+    paths[0] = fx_path("pipe/long.jsonl");
+    CHECK_FAILS(adept_dataset_open(&o, &ds), ADEPT_EFORMAT);
+    CHECK(strstr(adept_last_error(), "long.jsonl: line 80001: invalid JSON") != NULL);
+    o.skip_errors = 1;
+    adept_log_set_level(ADEPT_LOG_ERROR);
+    CHECK_OK(adept_dataset_open(&o, &ds));
+    adept_log_set_level(ADEPT_LOG_INFO);
+    adept_dataset_stats s;
+    if (ds) adept_dataset_get_stats(ds, &s);
+    CHECK(ds && adept_dataset_num_documents(ds) == N && s.skipped == 1 && s.tokenized_documents == N);
+    adept_dataset_free(ds);
+}
+
 static void test_cache_and_text(void) {
     adept_tokenizer *tok = NULL;
     CHECK_OK(adept_tokenizer_load(fx_byte_tokenizer(), &tok));
@@ -336,6 +375,7 @@ static void test_cache_and_text(void) {
     CHECK(strstr(adept_last_error(), "bad.jsonl: line 2") != NULL);
 
     adept_dataset_free(d1), adept_dataset_free(d2), adept_dataset_free(d3);
+    test_pipeline_errors(tok);
     adept_tokenizer_free(tok);
 }
 
