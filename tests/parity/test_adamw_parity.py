@@ -37,6 +37,7 @@ def load_reference():
     return ns
 
 
+torch.set_num_threads(1)  # tiny tensors; avoids contention on the shared machine
 ref = load_reference()
 CFG = dict(vocab_size=37, hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
            num_key_value_heads=2, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
