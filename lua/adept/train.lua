@@ -8,7 +8,7 @@ local KNOWN = {
   model = true, optimizer = true, data = true, steps = true, batch_size = true, grad_accum = true,
   schedule = true, clip = true, every = true, eval = true, eval_every = true, eval_batches = true,
   checkpoint = true, resume = true, log = true, log_every = true, progress = true, skip_nonfinite = true,
-  peak_flops = true,
+  peak_flops = true, eval_at_start = true,
 }
 
 local function argerr(msg, ...) error("adept.train: " .. msg:format(...), 0) end
@@ -230,6 +230,20 @@ local function run(cfg)
   local ctx = {model = m, optimizer = opt, steps = steps}
   local last_loss, stopped = nil, false
 
+  -- LR multipliers are logged whenever they change (a callback refreshed them), for reports
+  local last_scales
+  local function log_scales()
+    local scales = {}
+    for name, v in pairs(opt:lr_scales()) do scales[name] = type(v) == "number" and v or "rows" end
+    local text = adept.json_encode(scales)
+    if text ~= last_scales then
+      if last_scales ~= nil or next(scales) ~= nil then
+        log_line(logf, {type = "lr_scales", step = state.step, scales = scales})
+      end
+      last_scales = text
+    end
+  end
+
   local function run_eval()
     if not cfg.eval then return end
     local loss, ppl = evaluate(m, cfg.eval, eval_cache, eval_n, batch_size)
@@ -239,6 +253,9 @@ local function run(cfg)
     ctx.eval = last_eval
   end
 
+  log_scales()
+  -- a fresh run measures the eval sets before the first update (the "before" of forgetting curves)
+  if cfg.eval and state.step == 0 and cfg.eval_at_start ~= false and steps > 0 then run_eval() end
   while state.step < steps do
     local step = state.step
     -- gather the micro-batches first: the gradient scale is 1 / (target tokens of all of them)
@@ -309,6 +326,7 @@ local function run(cfg)
       if every[n](ctx) == "stop" then ctx.stop = true end
     end
     if ctx.stop then stopped = true end
+    if #intervals > 0 then log_scales() end
     local interrupted = adept.interrupted()
     if ck and ck.every and (state.step % ck.every == 0 or state.step == steps or stopped) then save_checkpoint()
     elseif ck and (stopped or interrupted) then save_checkpoint() end

@@ -113,8 +113,10 @@ describe("adept.train", function()
     local m = adept.model(CFG, {seed = 2})
     local opt = adept.adamw(m, {lr = 1e-2})
     local seen = {}
+    local d = tmpdir()
     local res = adept.train{model = m, optimizer = opt, data = function(i) return micro(i) end, steps = 20,
-      progress = false, schedule = adept.schedule.cosine{warmup = 2},
+      progress = false, schedule = adept.schedule.cosine{warmup = 2}, log = d .. "/m.jsonl",
+      eval = {held = {micro(100)}},
       every = {
         [2] = function(ctx)
           seen[#seen + 1] = ctx.step
@@ -137,6 +139,14 @@ describe("adept.train", function()
     assert.is_nil(m:grad("model.layers.0.mlp.up_proj.weight"))
     assert.is_nil(opt:state().slots["model.layers.0.mlp.up_proj.weight"]) -- frozen: state freed
     assert.is_not_nil(opt:state().slots["model.layers.1.mlp.up_proj.weight"])
+    -- the log: an eval before the first update and at the end, the LR scales when a callback changed them
+    local kinds = {}
+    for line in io.lines(d .. "/m.jsonl") do
+      local o = adept.json_decode(line)
+      kinds[#kinds + 1] = o.type .. "@" .. o.step
+      if o.type == "lr_scales" then assert.same({["model.norm.weight"] = 0.5}, o.scales) end
+    end
+    assert.same({"eval@0", "train@1", "train@2", "train@3", "lr_scales@3", "train@4", "train@5", "eval@5"}, kinds)
   end)
 
   it("stops on a non-finite loss by default and skips when skip_nonfinite=true", function()
