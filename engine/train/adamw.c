@@ -21,6 +21,8 @@ struct adept_adamw {
     size_t n_slots, cap_slots;
     scale_entry *scales;
     size_t n_scales, cap_scales;
+    struct work_item *work; /* the step's chunk list, kept between steps */
+    size_t work_cap;
 };
 
 adept_adamw_config adept_adamw_defaults(void) {
@@ -61,6 +63,7 @@ void adept_adamw_free(adept_adamw *o) {
     free(o->slots);
     adept_adamw_clear_scales(o);
     free(o->scales);
+    free(o->work);
     free(o);
 }
 
@@ -230,31 +233,82 @@ double adept_adamw_get_scale(const adept_adamw *o, const char *name) {
     return e ? e->scale : 1.0;
 }
 
-/* ---- the update ---- */
+/* ---- the update ----
+   All tensors of a step are cut into chunks of at most CHUNK elements and updated in ONE parallel loop:
+   a parallel region per tensor costs a fork/join each (~75 per step for a small model), which on a
+   shared, oversubscribed machine means waiting for a descheduled thread every time. Elementwise work and
+   fixed chunk boundaries keep the result independent of the thread count. */
 
-/* One contiguous range of elements sharing one learning rate. Written as torch's float32 kernels compute:
-   the Python-side scalars in double, cast to float where torch casts them. */
-static void adamw_range(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
-                        double lr, const adept_adamw_config *c, int decay, int64_t step) {
+enum { CHUNK = 1 << 15 };
+
+typedef struct work_item {
+    float *p, *m, *v;
+    const float *g;
+    size_t n;
+    float shrink, neg_step, bc2_sqrt; /* per range: lr (scale, row) and the tensor's own step */
+    int decay;
+} work_item;
+
+typedef struct work_list {
+    work_item *items;
+    size_t n, cap;
+} work_list;
+
+static adept_status work_push(work_list *w, const work_item *it) {
+    for (size_t off = 0; off < it->n || (off == 0 && it->n == 0); off += CHUNK) {
+        if (w->n == w->cap) {
+            size_t cap = w->cap ? 2 * w->cap : 256;
+            work_item *grown = realloc(w->items, cap * sizeof *grown);
+            if (!grown) return adept_fail(ADEPT_ENOMEM, "adamw.step: out of memory for the work list");
+            w->items = grown;
+            w->cap = cap;
+        }
+        work_item c = *it;
+        c.p = it->p ? it->p + off : NULL;
+        c.m = it->m ? it->m + off : NULL;
+        c.v = it->v ? it->v + off : NULL;
+        c.g = it->g + off;
+        c.n = it->n - off < CHUNK ? it->n - off : CHUNK;
+        w->items[w->n++] = c;
+        if (it->n == 0) break;
+    }
+    return ADEPT_OK;
+}
+
+/* Scalars as torch's float32 kernels see them: computed in double on the Python side, cast to float. */
+static work_item range_item(float *p, const float *g, float *m, float *v, size_t n, double lr,
+                            const adept_adamw_config *c, int decay, int64_t step) {
     double bc1 = 1.0 - pow(c->beta1, (double)step), bc2 = 1.0 - pow(c->beta2, (double)step);
-    const float shrink = (float)(1.0 - lr * c->weight_decay);
+    work_item it = {p, m, v, g, n, (float)(1.0 - lr * c->weight_decay), (float)(-(lr / bc1)), (float)sqrt(bc2),
+                    decay && c->weight_decay != 0.0};
+    return it;
+}
+
+static void adamw_chunk(const work_item *it, const adept_adamw_config *c) {
     const float b1 = (float)c->beta1, one_b1 = (float)(1.0 - c->beta1);
-    const float b2 = (float)c->beta2, one_b2 = (float)(1.0 - c->beta2);
-    const float bc2_sqrt = (float)sqrt(bc2), eps = (float)c->eps;
-    const float neg_step = (float)(-(lr / bc1));
-    const int do_decay = decay && c->weight_decay != 0.0;
-#pragma omp parallel for schedule(static) if (n > 32768)
+    const float b2 = (float)c->beta2, one_b2 = (float)(1.0 - c->beta2), eps = (float)c->eps;
+    const float shrink = it->shrink, neg_step = it->neg_step, bc2_sqrt = it->bc2_sqrt;
+    float *restrict p = it->p, *restrict m = it->m, *restrict v = it->v;
+    const float *restrict g = it->g;
+    const size_t n = it->n;
+    if (it->decay)
+        for (size_t i = 0; i < n; i++) p[i] *= shrink;
     for (size_t i = 0; i < n; i++) {
-        float x = p[i];
-        if (do_decay) x *= shrink;
         float gi = g[i];
         float mi = m[i] * b1 + one_b1 * gi;
         float vi = v[i] * b2 + one_b2 * (gi * gi);
         m[i] = mi;
         v[i] = vi;
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        p[i] = x + neg_step * (mi / denom);
+        p[i] = p[i] + neg_step * (mi / (sqrtf(vi) / bc2_sqrt + eps));
     }
+}
+
+static adept_status run_items(const work_list *w, const adept_adamw_config *c) {
+    size_t total = 0;
+    for (size_t k = 0; k < w->n; k++) total += w->items[k].n;
+#pragma omp parallel for schedule(static) if (total > 2 * CHUNK)
+    for (size_t k = 0; k < w->n; k++) adamw_chunk(&w->items[k], c);
+    return ADEPT_OK;
 }
 
 adept_status adept_adamw_step(adept_adamw *o, adept_param *const *params, size_t n, double lr_factor) {
@@ -275,8 +329,8 @@ adept_status adept_adamw_step(adept_adamw *o, adept_param *const *params, size_t
                                   (long long)e->n_rows, (long long)rows);
         }
     }
+    /* state first (allocation can fail: then nothing has been updated yet), then the work list */
     size_t hint = 0;
-    int updated = 0;
     for (size_t i = 0; i < o->n_slots; i++) o->slots[i].seen = 0;
     for (size_t i = 0; i < n; i++) {
         adept_param *p = params[i];
@@ -291,82 +345,116 @@ adept_status adept_adamw_step(adept_adamw *o, adept_param *const *params, size_t
         }
         if (!s) ADEPT_TRY(new_slot(o, p->name, p->numel, &s));
         s->seen = 1;
-        s->step++;
-        const scale_entry *e = find_scale(o, p->name);
-        double lr = o->cfg.lr * lr_factor * (e ? e->scale : 1.0);
-        float *pv = adept_tensor_f32(p->value), *pg = adept_tensor_f32(p->grad);
-        if (e && e->rows) {
-            size_t row = p->numel / (size_t)e->n_rows;
-            for (int64_t r = 0; r < e->n_rows; r++) {
-                size_t off = (size_t)r * row;
-                adamw_range(pv + off, pg + off, s->m + off, s->v + off, row, lr * (double)e->rows[r], &o->cfg, p->decay,
-                            s->step);
-            }
-        } else {
-            adamw_range(pv, pg, s->m, s->v, p->numel, lr, &o->cfg, p->decay, s->step);
-        }
-        updated = 1;
     }
     /* state of names no longer in the table (removed by surgery, or loaded for another model) goes too */
     for (size_t i = o->n_slots; i-- > 0;)
         if (!o->slots[i].seen) adept_adamw_drop_slot(o, o->slots[i].name);
+
+    work_list w = {o->work, 0, o->work_cap};
+    adept_status st = ADEPT_OK;
+    int updated = 0;
+    hint = 0;
+    for (size_t i = 0; i < n && st == ADEPT_OK; i++) {
+        adept_param *p = params[i];
+        if (!p->trainable || !p->grad) continue;
+        adept_adamw_slot *s = find_slot(o, p->name, &hint);
+        const scale_entry *e = find_scale(o, p->name);
+        int64_t step = s->step + 1;
+        double lr = o->cfg.lr * lr_factor * (e ? e->scale : 1.0);
+        float *pv = adept_tensor_f32(p->value), *pg = adept_tensor_f32(p->grad);
+        if (e && e->rows) {
+            size_t row = p->numel / (size_t)e->n_rows;
+            for (int64_t r = 0; r < e->n_rows && st == ADEPT_OK; r++) {
+                size_t off = (size_t)r * row;
+                work_item it = range_item(pv + off, pg + off, s->m + off, s->v + off, row, lr * (double)e->rows[r],
+                                          &o->cfg, p->decay, step);
+                st = work_push(&w, &it);
+            }
+        } else {
+            work_item it = range_item(pv, pg, s->m, s->v, p->numel, lr, &o->cfg, p->decay, step);
+            st = work_push(&w, &it);
+        }
+        updated = 1;
+    }
+    o->work = w.items;
+    o->work_cap = w.cap;
+    ADEPT_TRY(st);
+    run_items(&w, &o->cfg);
+    hint = 0;
+    for (size_t i = 0; i < n; i++) {
+        adept_param *p = params[i];
+        if (p->trainable && p->grad) find_slot(o, p->name, &hint)->step++;
+    }
     if (updated) o->steps++;
     return ADEPT_OK;
 }
 
-/* ---- gradient norm and clipping ---- */
+/* ---- gradient norm and clipping: the same chunking, one parallel loop, partial sums added in order ---- */
 
-/* Sum of squares in fixed chunks summed in order: the same value for any thread count. */
-static double sum_squares(const float *g, size_t n) {
-    enum { CHUNK = 16384 };
-    size_t nchunks = (n + CHUNK - 1) / CHUNK;
-    if (nchunks <= 1) {
-        double s = 0;
-        for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
-        return s;
-    }
-    double *part = malloc(nchunks * sizeof *part);
-    if (!part) { /* serial fallback: same chunking, same result */
-        double total = 0;
-        for (size_t c = 0; c < nchunks; c++) {
-            double s = 0;
-            for (size_t i = c * CHUNK; i < n && i < (c + 1) * CHUNK; i++) s += (double)g[i] * g[i];
-            total += s;
-        }
-        return total;
-    }
-#pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < nchunks; c++) {
-        double s = 0;
-        size_t end = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
-        for (size_t i = c * CHUNK; i < end; i++) s += (double)g[i] * g[i];
-        part[c] = s;
-    }
-    double total = 0;
-    for (size_t c = 0; c < nchunks; c++) total += part[c];
-    free(part);
-    return total;
-}
+typedef struct grad_chunk {
+    float *g;
+    size_t n;
+} grad_chunk;
 
-adept_status adept_grad_norm(adept_param *const *params, size_t n, double *norm) {
-    double total = 0;
-    const char *bad = NULL;
+/* Chunks of every trainable gradient (a malloc'd array; NULL with *count 0 when there is none). */
+static adept_status grad_chunks(adept_param *const *params, size_t n, grad_chunk **out, size_t *count, size_t *total) {
+    size_t k = 0, tot = 0;
+    for (size_t i = 0; i < n; i++)
+        if (params[i]->trainable && params[i]->grad) k += (params[i]->numel + CHUNK - 1) / CHUNK;
+    *out = NULL;
+    *count = 0;
+    *total = 0;
+    if (!k) return ADEPT_OK;
+    grad_chunk *c = malloc(k * sizeof *c);
+    if (!c) return adept_fail(ADEPT_ENOMEM, "grad_norm: out of memory");
+    k = 0;
     for (size_t i = 0; i < n; i++) {
         const adept_param *p = params[i];
         if (!p->trainable || !p->grad) continue;
-        double s = sum_squares(adept_tensor_f32(p->grad), p->numel);
-        if (!isfinite(s) && !bad) {
-            /* a large but finite gradient can overflow its square: name only true NaN/inf holders */
-            const float *g = adept_tensor_f32(p->grad);
-            for (size_t k = 0; k < p->numel; k++)
-                if (!isfinite(g[k])) { bad = p->name; break; }
+        float *g = adept_tensor_f32(p->grad);
+        for (size_t off = 0; off < p->numel; off += CHUNK) {
+            c[k].g = g + off;
+            c[k].n = p->numel - off < CHUNK ? p->numel - off : CHUNK;
+            k++;
         }
-        total += s;
+        tot += p->numel;
     }
-    *norm = sqrt(total);
-    if (bad) return adept_fail(ADEPT_ENONFINITE, "gradient norm is %g: tensor %s holds a non-finite gradient", *norm, bad);
-    if (!isfinite(*norm)) return adept_fail(ADEPT_ENONFINITE, "gradient norm overflows (every gradient is finite)");
+    *out = c;
+    *count = k;
+    *total = tot;
     return ADEPT_OK;
+}
+
+adept_status adept_grad_norm(adept_param *const *params, size_t n, double *norm) {
+    grad_chunk *c;
+    size_t k, total;
+    ADEPT_TRY(grad_chunks(params, n, &c, &k, &total));
+    double *part = malloc((k ? k : 1) * sizeof *part);
+    if (!part) { free(c); return adept_fail(ADEPT_ENOMEM, "grad_norm: out of memory"); }
+#pragma omp parallel for schedule(static) if (total > 2 * CHUNK)
+    for (size_t j = 0; j < k; j++) {
+        double s = 0;
+        const float *g = c[j].g;
+        for (size_t i = 0; i < c[j].n; i++) s += (double)g[i] * g[i];
+        part[j] = s;
+    }
+    double sum = 0;
+    for (size_t j = 0; j < k; j++) sum += part[j];
+    free(part);
+    free(c);
+    *norm = sqrt(sum);
+    if (isfinite(*norm)) return ADEPT_OK;
+    /* name the first tensor holding a NaN or infinity (a large finite gradient can overflow its square) */
+    for (size_t i = 0; i < n; i++) {
+        const adept_param *p = params[i];
+        if (!p->trainable || !p->grad) continue;
+        const float *g = adept_tensor_f32(p->grad);
+        for (size_t j = 0; j < p->numel; j++)
+            if (!isfinite(g[j]))
+                return adept_fail(ADEPT_ENONFINITE, "gradient norm is %g: tensor %s holds a non-finite gradient", *norm,
+                                  p->name);
+    }
+    return adept_fail(ADEPT_ENONFINITE, "gradient norm overflows (every gradient is finite)");
 }
 
 adept_status adept_clip_grad_norm(adept_param *const *params, size_t n, double max_norm, double *norm) {
@@ -374,14 +462,13 @@ adept_status adept_clip_grad_norm(adept_param *const *params, size_t n, double m
     ADEPT_TRY(adept_grad_norm(params, n, norm));
     double coef = max_norm / (*norm + 1e-6);
     if (coef >= 1.0) return ADEPT_OK;
-    const float c = (float)coef;
-    for (size_t i = 0; i < n; i++) {
-        const adept_param *p = params[i];
-        if (!p->trainable || !p->grad) continue;
-        float *g = adept_tensor_f32(p->grad);
-        size_t len = p->numel;
-#pragma omp parallel for schedule(static) if (len > 32768)
-        for (size_t k = 0; k < len; k++) g[k] *= c;
-    }
+    grad_chunk *c;
+    size_t k, total;
+    ADEPT_TRY(grad_chunks(params, n, &c, &k, &total));
+    const float f = (float)coef;
+#pragma omp parallel for schedule(static) if (total > 2 * CHUNK)
+    for (size_t j = 0; j < k; j++)
+        for (size_t i = 0; i < c[j].n; i++) c[j].g[i] *= f;
+    free(c);
     return ADEPT_OK;
 }

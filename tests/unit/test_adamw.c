@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "adept/optim.h"
+#include "adept/threads.h"
 #include "check.h"
 
 static adept_param make_param(const char *name, int64_t rows, int64_t cols, const float *init, int decay) {
@@ -227,6 +228,39 @@ static void test_config(void) {
     adept_adamw_free(o);
 }
 
+/* Chunked parallel loops: the same bits for any thread count (a tensor large enough to be split). */
+static void test_thread_independence(void) {
+    enum { R = 300, C = 1000 };
+    static float init[R * C], g[R * C];
+    for (int i = 0; i < R * C; i++) {
+        init[i] = (float)sin(i * 0.37) * 0.1f;
+        g[i] = (float)cos(i * 0.11) * (i % 17 == 0 ? 10.0f : 0.01f);
+    }
+    static float out[2][R * C];
+    double norms[2];
+    for (int run = 0; run < 2; run++) {
+        adept_set_threads(run == 0 ? 1 : 3);
+        adept_adamw *o;
+        CHECK_OK(adept_adamw_new(NULL, &o));
+        adept_param w = make_param("w", R, C, init, 1);
+        adept_param *ps[1] = {&w};
+        float rows[R];
+        for (int r = 0; r < R; r++) rows[r] = 0.5f + (float)r / R;
+        CHECK_OK(adept_adamw_set_row_scales(o, "w", rows, R));
+        for (int t = 0; t < 3; t++) {
+            set_grad(&w, g);
+            CHECK_OK(adept_clip_grad_norm(ps, 1, 1.0, &norms[run]));
+            CHECK_OK(adept_adamw_step(o, ps, 1, 1.0));
+        }
+        memcpy(out[run], adept_tensor_f32(w.value), sizeof out[run]);
+        adept_adamw_free(o);
+        free_param(&w);
+    }
+    CHECK(!memcmp(out[0], out[1], sizeof out[0]));
+    CHECK(norms[0] == norms[1]);
+    adept_set_threads(0);
+}
+
 int main(void) {
     test_hand_values();
     test_against_reference();
@@ -234,5 +268,6 @@ int main(void) {
     test_state_roundtrip();
     test_clip();
     test_config();
+    test_thread_independence();
     return check_summary();
 }
