@@ -25,6 +25,7 @@ local every = {}
 if a.kill_at then every[a.kill_at] = function() os.execute("kill -TERM " .. adept.getpid()) end end
 adept.train{model = m, optimizer = opt, data = ds:train(), steps = 4, batch_size = 2, grad_accum = 2,
   schedule = adept.schedule.cosine{warmup = 1}, every = every, progress = false,
+  eval = {val = ds:holdout()}, eval_every = 2, eval_batches = 2,
   checkpoint = {dir = a.out .. "/ckpt", every = 2}, resume = true, log = a.out .. "/metrics.jsonl"}
 adept.save_weights(m, a.out .. "/final.safetensors")
 ]]):format(model, model:gsub("stories260K%.bin$", "tok512.bin"), corpus))
@@ -43,12 +44,13 @@ local function run(args)
   return out, ok, code
 end
 local function losses(d)
-  local out = {}
+  local out, evals = {}, {}
   for line in io.lines(d .. "/metrics.jsonl") do
     local o = adept.json_decode(line)
     if o.type == "train" then out[#out + 1] = o.loss end
+    if o.type == "eval" then evals[o.step] = o.loss.val end
   end
-  return out
+  return out, evals
 end
 local function slurp(p)
   local h = assert(io.open(p, "rb"))
@@ -65,9 +67,14 @@ assert(not ok and code == 143, "the interrupted run should exit 143: " .. out)
 assert(out:find("interrupted by SIGTERM at step 2", 1, true), out)
 out, ok = run("out=" .. b)
 assert(ok, out)
-local la, lb = losses(a), losses(b)
+local la, ea = losses(a)
+local lb, eb = losses(b)
 assert(#la == 4 and #lb == 4, ("%d and %d logged steps"):format(#la, #lb))
 for i = 1, 4 do assert(la[i] == lb[i], ("step %d: %.17g vs %.17g"):format(i, la[i], lb[i])) end
+-- held-out evaluation (before training, at 2 and 4) reads fixed batches and never moves the train cursor
+for _, s in ipairs{0, 2, 4} do
+  assert(type(ea[s]) == "number" and ea[s] == eb[s], ("eval at step %d: %s vs %s"):format(s, ea[s], eb[s]))
+end
 assert(slurp(a .. "/final.safetensors") == slurp(b .. "/final.safetensors"), "final weights differ")
 adept.fs.remove_tree(a)
 adept.fs.remove_tree(b)
