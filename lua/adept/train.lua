@@ -203,6 +203,10 @@ local function run(cfg)
       if tr.data_cursor ~= nil then src.set_cursor(tr.data_cursor) end
       resumed_from = dir
       adept.log("info", ("resumed from %s at step %d"):format(dir, state.step))
+      if tr.seed ~= nil and tr.seed ~= adept.seed then
+        adept.log("warn", ("adept.train: the checkpoint was written with seed %s, this run has seed %s: the data order "
+                           .. "and any sampling may differ from the interrupted run"):format(tostring(tr.seed), tostring(adept.seed)))
+      end
     end
   end
   if cfg.resume and not ck then adept.log("warn", "adept.train: resume=true without checkpoint={dir=...}: starting afresh") end
@@ -222,7 +226,9 @@ local function run(cfg)
   end
 
   adept.catch_signals(true)
-  local progress = cfg.progress ~= false and adept.progress("train", steps) or nil
+  -- the progress line counts this process's steps, so its rate and ETA stay right after a resume
+  local progress = cfg.progress ~= false and
+      adept.progress(start_step > 0 and ("train (from step %d)"):format(start_step) or "train", steps - start_step) or nil
   state.t0 = adept.now()
   local tokens_this_run, fpt, peak = 0, nil, cfg.peak_flops
   if not peak and cfg.progress ~= false then peak = measured_peak() end
@@ -313,7 +319,7 @@ local function run(cfg)
     if progress then
       local extra = ("loss %.4f | lr %.2e | %.0f tok/s"):format(loss, lr, tps)
       if mfu then extra = extra .. (" | MFU %.1f%%"):format(100 * mfu) end
-      progress:update(state.step, extra)
+      progress:update(state.step - start_step, extra)
     end
 
     if cfg.eval and eval_every and state.step % eval_every == 0 then run_eval() end
