@@ -356,27 +356,56 @@ static int o_save_state(lua_State *L) {
     return 0;
 }
 
-static const adept_tensor *state_tensor(lua_State *L, adept_safetensors *st, const char *prefix, const char *name,
-                                        size_t numel) {
-    char key[160];
-    snprintf(key, sizeof key, "%s%s", prefix, name);
+/* The f32 tensor "<prefix><name>" of a state file with `numel` elements (numel 0: any), or NULL. */
+static const adept_st_entry *state_entry(const adept_safetensors *st, const char *prefix, const char *name,
+                                         size_t numel) {
+    char key[300];
+    if ((size_t)snprintf(key, sizeof key, "%s%s", prefix, name) >= sizeof key) return NULL;
     const adept_st_entry *e = adept_safetensors_find(st, key);
-    if (!e || e->dtype != ADEPT_F32 || adept_shape_numel(e->ndim, e->shape) != numel) {
-        adept_safetensors_close(st);
-        luaL_error(L, "load_state: %s: tensor %s is missing or not f32 with %d elements", lua_tostring(L, 2), key,
-                   (int)numel);
+    if (!e || e->dtype != ADEPT_F32 || e->ndim != 1) return NULL;
+    if (numel && adept_shape_numel(e->ndim, e->shape) != numel) return NULL;
+    return e;
+}
+
+/* A JSON number that is a whole count in [0, 2^53] (a corrupt file must not reach a float-to-int cast). */
+static int json_count(const cJSON *j) {
+    return cJSON_IsNumber(j) && j->valuedouble >= 0 && j->valuedouble <= 9007199254740992.0 &&
+           j->valuedouble == floor(j->valuedouble);
+}
+
+/* Checks every entry of the "optimizer" metadata against the file; "" when all is well. */
+static void check_state(const adept_safetensors *st, const cJSON *meta, char *err, size_t cap) {
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(meta, "steps");
+    const cJSON *slots = cJSON_GetObjectItemCaseSensitive(meta, "slots");
+    const cJSON *scales = cJSON_GetObjectItemCaseSensitive(meta, "scales");
+    err[0] = '\0';
+    if (!meta || !json_count(steps) || !cJSON_IsObject(slots) || !cJSON_IsObject(scales)) {
+        snprintf(err, cap, "no valid \"optimizer\" metadata (not a trainer_state file?)");
+        return;
     }
-    adept_tensor *t;
-    if (adept_safetensors_view(st, e, &t) != ADEPT_OK) {
-        adept_safetensors_close(st);
-        adept_lua_raise(L, "load_state");
+    for (const cJSON *s = slots->child; s; s = s->next) {
+        const adept_st_entry *m = state_entry(st, "exp_avg.", s->string, 0);
+        if (!json_count(s) || strlen(s->string) >= 128 || !m ||
+            !state_entry(st, "exp_avg_sq.", s->string, adept_shape_numel(m->ndim, m->shape))) {
+            snprintf(err, cap, "the state of %.128s is incomplete (step count, or f32 exp_avg/exp_avg_sq of one size)",
+                     s->string);
+            return;
+        }
     }
-    adept_lua_push_tensor(L, t);
-    return t;
+    for (const cJSON *s = scales->child; s; s = s->next) {
+        int ok = strlen(s->string) < 128 && cJSON_IsNumber(s) && isfinite(s->valuedouble) &&
+                 (s->valuedouble >= 0 || (s->valuedouble == -1 && state_entry(st, "lr_rows.", s->string, 0)));
+        if (!ok) {
+            snprintf(err, cap, "the LR scale of %.128s is not a finite number >= 0 (or -1 with an lr_rows tensor)",
+                     s->string);
+            return;
+        }
+    }
 }
 
 /* opt:load_state(path) -> metadata table (every string pair of the file, "optimizer" included).
-   Replaces the moments, per-tensor step counts, step count and LR scales. */
+   Replaces the moments, per-tensor step counts, step count and LR scales; the file is checked completely
+   first, so a bad file leaves the optimizer as it was. */
 static int o_load_state(lua_State *L) {
     adept_adamw *o = check_opt(L, 1);
     const char *path = luaL_checkstring(L, 2);
@@ -384,54 +413,47 @@ static int o_load_state(lua_State *L) {
     ADEPT_LUA_TRY(L, "load_state", adept_safetensors_open(path, &st));
     const char *json = adept_safetensors_meta(st, "optimizer");
     cJSON *meta = json ? cJSON_Parse(json) : NULL;
-    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(meta, "steps");
-    const cJSON *slots = cJSON_GetObjectItemCaseSensitive(meta, "slots");
-    const cJSON *scales = cJSON_GetObjectItemCaseSensitive(meta, "scales");
-    if (!meta || !cJSON_IsNumber(steps) || !cJSON_IsObject(slots) || !cJSON_IsObject(scales)) {
+    char err[512];
+    check_state(st, meta, err, sizeof err);
+    if (err[0]) {
         cJSON_Delete(meta);
         adept_safetensors_close(st);
-        return luaL_error(L, "load_state: %s: no valid \"optimizer\" metadata (not a trainer_state file?)", path);
+        return luaL_error(L, "load_state: %s: %s", path, err);
     }
-    /* moments: drop everything, then install the file's */
     while (adept_adamw_num_slots(o)) adept_adamw_drop_slot(o, adept_adamw_slot_at(o, 0)->name);
-    int top = lua_gettop(L);
-    for (const cJSON *s = slots->child; s; s = s->next) {
-        char key[160];
-        snprintf(key, sizeof key, "exp_avg.%s", s->string);
-        const adept_st_entry *e = adept_safetensors_find(st, key);
-        size_t numel = e ? adept_shape_numel(e->ndim, e->shape) : 0;
-        const adept_tensor *m = state_tensor(L, st, "exp_avg.", s->string, numel);
-        const adept_tensor *v = state_tensor(L, st, "exp_avg_sq.", s->string, numel);
-        if (!cJSON_IsNumber(s) ||
-            adept_adamw_load_slot(o, s->string, numel, (int64_t)s->valuedouble, adept_tensor_f32(m),
-                                  adept_tensor_f32(v)) != ADEPT_OK) {
-            cJSON_Delete(meta);
-            adept_safetensors_close(st);
-            return luaL_error(L, "load_state: %s: bad state for %s: %s", path, s->string, adept_last_error());
-        }
-        lua_settop(L, top);
-    }
     adept_adamw_clear_scales(o);
-    for (const cJSON *s = scales->child; s; s = s->next) {
-        adept_status status;
-        if (cJSON_IsNumber(s) && s->valuedouble >= 0) {
-            status = adept_adamw_set_scale(o, s->string, s->valuedouble);
-        } else {
-            char key[160];
-            snprintf(key, sizeof key, "lr_rows.%s", s->string);
-            const adept_st_entry *e = adept_safetensors_find(st, key);
-            const adept_tensor *r = state_tensor(L, st, "lr_rows.", s->string, e ? adept_shape_numel(e->ndim, e->shape) : 0);
-            status = adept_adamw_set_row_scales(o, s->string, adept_tensor_f32(r), (int64_t)adept_tensor_numel(r));
-        }
-        if (status != ADEPT_OK) {
-            cJSON_Delete(meta);
-            adept_safetensors_close(st);
-            return adept_lua_raise(L, "load_state");
-        }
-        lua_settop(L, top);
+    adept_status status = ADEPT_OK;
+    const cJSON *slots = cJSON_GetObjectItemCaseSensitive(meta, "slots");
+    for (const cJSON *s = slots->child; s && status == ADEPT_OK; s = s->next) {
+        const adept_st_entry *em = state_entry(st, "exp_avg.", s->string, 0);
+        const adept_st_entry *ev = state_entry(st, "exp_avg_sq.", s->string, 0);
+        adept_tensor *m = NULL, *v = NULL;
+        status = adept_safetensors_view(st, em, &m);
+        if (status == ADEPT_OK) status = adept_safetensors_view(st, ev, &v);
+        if (status == ADEPT_OK)
+            status = adept_adamw_load_slot(o, s->string, adept_tensor_numel(m), (int64_t)s->valuedouble,
+                                           adept_tensor_f32(m), adept_tensor_f32(v));
+        adept_tensor_free(m);
+        adept_tensor_free(v);
     }
-    adept_adamw_set_steps(o, (int64_t)steps->valuedouble);
+    const cJSON *scales = cJSON_GetObjectItemCaseSensitive(meta, "scales");
+    for (const cJSON *s = scales->child; s && status == ADEPT_OK; s = s->next) {
+        if (s->valuedouble >= 0) {
+            status = adept_adamw_set_scale(o, s->string, s->valuedouble);
+            continue;
+        }
+        adept_tensor *r = NULL;
+        status = adept_safetensors_view(st, state_entry(st, "lr_rows.", s->string, 0), &r);
+        if (status == ADEPT_OK)
+            status = adept_adamw_set_row_scales(o, s->string, adept_tensor_f32(r), (int64_t)adept_tensor_numel(r));
+        adept_tensor_free(r);
+    }
+    if (status == ADEPT_OK) adept_adamw_set_steps(o, (int64_t)cJSON_GetObjectItemCaseSensitive(meta, "steps")->valuedouble);
     cJSON_Delete(meta);
+    if (status != ADEPT_OK) {
+        adept_safetensors_close(st);
+        return adept_lua_raise(L, "load_state");
+    }
     lua_newtable(L);
     for (size_t i = 0; i < st->n_meta; i++) {
         lua_pushstring(L, st->meta_values[i]);

@@ -99,6 +99,39 @@ describe("adept.adamw", function()
     assert.has_error(function() opt:save_state(path, {optimizer = "x"}) end)
   end)
 
+  it("refuses a corrupt state file and stays as it was", function()
+    local m = adept.model(CFG, {seed = 2})
+    local opt = adept.adamw(m)
+    m:loss_and_grad(BATCH)
+    opt:step()
+    opt:set_lr_scales({["model.norm.weight"] = 0.5})
+    local before = opt:state()
+    local bad = {
+      '{"steps":1e300,"slots":{},"scales":{}}',
+      '{"steps":-1,"slots":{},"scales":{}}',
+      '{"steps":2,"slots":{"model.norm.weight":1},"scales":{}}',           -- moments missing
+      '{"steps":2,"slots":{},"scales":{"model.norm.weight":-1}}',          -- row scales missing
+      '{"steps":2,"slots":{},"scales":{"model.norm.weight":"x"}}',
+      'not json',
+    }
+    for _, text in ipairs(bad) do
+      local path = tmp()
+      adept.save_tensors(path, {}, {optimizer = text})
+      local ok, err = pcall(opt.load_state, opt, path)
+      assert.is_false(ok, text)
+      assert.matches("load_state: ", err, 1, true)
+      os.remove(path)
+    end
+    local path = tmp()
+    adept.save_tensors(path, {}, {other = "x"})
+    local ok, err = pcall(opt.load_state, opt, path)
+    assert.is_false(ok)
+    assert.matches("not a trainer_state file", err, 1, true)
+    os.remove(path)
+    assert.same(before, opt:state())
+    assert.equals(0.5, opt:lr_scales()["model.norm.weight"])
+  end)
+
   it("fails clearly when its model was freed", function()
     local m = adept.model(CFG)
     local opt = adept.adamw(m)
