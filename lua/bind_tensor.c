@@ -256,7 +256,8 @@ static int l_tostring(lua_State *L) {
             luaL_addstring(&b, ", ...");
             i = n - 3;
         }
-        snprintf(num, sizeof num, "%s%.6g", i ? ", " : "", adept_tensor_get_flat(t, i));
+        snprintf(num, sizeof num, adept_dtype_is_float(t->dtype) ? "%s%.6g" : "%s%.0f", i ? ", " : "",
+                 adept_tensor_get_flat(t, i));
         luaL_addstring(&b, num);
     }
     luaL_addstring(&b, "])");
