@@ -70,12 +70,20 @@ static adept_status check_same(const char *op, const adept_tensor *a, const adep
     return ADEPT_OK;
 }
 
-/* A new tensor on a's device (the CPU allocator today; device storage when a backend provides it). */
+/* A new tensor on a's device for a kernel to fill completely. On the CPU the memory is not zeroed first:
+   for large outputs zeroing cost more than the kernel itself, and every kernel writes every element. */
 static adept_status new_on(const adept_tensor *like, adept_dtype dtype, int ndim, const int64_t *shape,
                            adept_tensor **out) {
     size_t nbytes = adept_shape_numel(ndim, shape) * adept_dtype_size(dtype);
     adept_storage *s;
-    ADEPT_TRY(adept_storage_new(nbytes, like->storage->device, &s));
+    if (like->storage->device == ADEPT_CPU) {
+        void *data = adept_alloc(nbytes);
+        if (!data) return adept_fail(ADEPT_ENOMEM, "cannot allocate %zu bytes for a result", nbytes);
+        adept_status st = adept_storage_wrap(data, nbytes, ADEPT_CPU, NULL, NULL, &s); /* NULL: adept_free */
+        if (st != ADEPT_OK) { adept_free(data); return st; }
+    } else {
+        ADEPT_TRY(adept_storage_new(nbytes, like->storage->device, &s));
+    }
     adept_status st = adept_tensor_view(s, 0, dtype, ndim, shape, out);
     adept_storage_release(s);
     return st;

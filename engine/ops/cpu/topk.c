@@ -60,7 +60,16 @@ adept_status adept_cpu_topk(const adept_tensor *a, size_t k, adept_tensor *value
     if (!h) return adept_fail(ADEPT_ENOMEM, "topk: cannot allocate a heap of %zu entries", k);
     if (a->dtype == ADEPT_F32) {
         const float *x = adept_tensor_f32(a);
-        for (size_t i = 0; i < n; i++) offer(h, k, &size, (entry){x[i], (int64_t)i});
+        size_t i = 0;
+        for (; i < n && size < k; i++) offer(h, k, &size, (entry){x[i], (int64_t)i});
+        /* Fast rejection: a later element that is not above the worst kept value cannot enter (ties go to
+           the lower index); NaN fails the comparison and takes the full path. */
+        float worst = k ? (float)h[0].v : 0; /* exact: every kept value came from a float */
+        for (; i < n; i++)
+            if (!(x[i] <= worst)) {
+                offer(h, k, &size, (entry){x[i], (int64_t)i});
+                worst = (float)h[0].v;
+            }
     } else {
         const int32_t *x = adept_tensor_i32(a);
         for (size_t i = 0; i < n; i++) offer(h, k, &size, (entry){x[i], (int64_t)i});
