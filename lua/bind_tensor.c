@@ -75,16 +75,16 @@ static void fill_from(lua_State *L, int arg, adept_tensor *t, int d, size_t *pos
     luaL_checkstack(L, 4, "nested table too deep");
     lua_Integer n = luaL_len(L, -1);
     if (n != t->shape[d])
-        luaL_argerror(L, arg, lua_pushfstring(L, "ragged nested table: element %s has %d entries, expected %d",
-                                              plen ? path : "[]", (int)n, (int)t->shape[d]));
+        luaL_argerror(L, arg, lua_pushfstring(L, "ragged nested table: element %s has %I entries, expected %I",
+                                              plen ? path : "[]", (lua_Integer)n, (lua_Integer)t->shape[d]));
     for (lua_Integer i = 1; i <= n; i++) {
-        int len = snprintf(path + plen, 200 - plen, "[%d]", (int)i);
+        int len = snprintf(path + plen, 200 - plen, "[%lld]", (long long)i);
         size_t nlen = plen + (len > 0 && (size_t)len < 200 - plen ? (size_t)len : 0);
         lua_geti(L, -1, i);
         if (d + 1 < t->ndim) {
             if (!lua_istable(L, -1))
-                luaL_argerror(L, arg, lua_pushfstring(L, "element %s is a %s, expected a table of %d entries", path,
-                                                      luaL_typename(L, -1), (int)t->shape[d + 1]));
+                luaL_argerror(L, arg, lua_pushfstring(L, "element %s is a %s, expected a table of %I entries", path,
+                                                      luaL_typename(L, -1), (lua_Integer)t->shape[d + 1]));
             fill_from(L, arg, t, d + 1, pos, path, nlen);
         } else {
             if (lua_type(L, -1) != LUA_TNUMBER)
@@ -193,8 +193,8 @@ static size_t flat_index(lua_State *L, const adept_tensor *t, int first) {
                                                   d + 1, shape_str(t, sb, sizeof sb)));
         lua_Integer i = luaL_checkinteger(L, arg);
         if (i < 1 || i > t->shape[d])
-            luaL_argerror(L, arg, lua_pushfstring(L, "index %d out of range for dimension %d of size %d; indices are 1-based",
-                                                  (int)i, d + 1, (int)t->shape[d]));
+            luaL_argerror(L, arg, lua_pushfstring(L, "index %I out of range for dimension %d of size %I; indices are 1-based",
+                                                  i, d + 1, (lua_Integer)t->shape[d]));
         flat = flat * (size_t)t->shape[d] + (size_t)(i - 1);
     }
     return flat;
@@ -217,7 +217,7 @@ static int l_set(lua_State *L) {
 
 static void push_table(lua_State *L, const adept_tensor *t, int d, size_t *pos) {
     luaL_checkstack(L, 3, "tensor too deep");
-    lua_createtable(L, (int)t->shape[d], 0);
+    lua_createtable(L, t->shape[d] < INT32_MAX ? (int)t->shape[d] : 0, 0);
     for (int64_t i = 0; i < t->shape[d]; i++) {
         if (d + 1 < t->ndim) push_table(L, t, d + 1, pos);
         else push_element(L, t, (*pos)++);
@@ -347,8 +347,8 @@ static int check_dim(lua_State *L, int arg, const adept_tensor *t) {
     lua_Integer d = luaL_checkinteger(L, arg);
     char sb[128];
     if (d == 0 || d > t->ndim || d < -t->ndim)
-        luaL_argerror(L, arg, lua_pushfstring(L, "dimension %d out of range for a %s tensor (dims are 1-based, "
-                                                 "negative counts from the end)", (int)d, shape_str(t, sb, sizeof sb)));
+        luaL_argerror(L, arg, lua_pushfstring(L, "dimension %I out of range for a %s tensor (dims are 1-based, "
+                                                 "negative counts from the end)", d, shape_str(t, sb, sizeof sb)));
     return (int)(d > 0 ? d - 1 : t->ndim + d);
 }
 
@@ -394,12 +394,12 @@ static int l_topk(lua_State *L) {
     size_t n = adept_tensor_numel(t);
     char sb[128];
     if (k < 0 || (lua_Unsigned)k > n)
-        return luaL_argerror(L, 2, lua_pushfstring(L, "k must be between 0 and %d for a %s tensor, got %d", (int)n,
-                                                   shape_str(t, sb, sizeof sb), (int)k));
+        return luaL_argerror(L, 2, lua_pushfstring(L, "k must be between 0 and %I for a %s tensor, got %I",
+                                                   (lua_Integer)n, shape_str(t, sb, sizeof sb), k));
     int64_t *idx = lua_newuserdatauv(L, (size_t)k * sizeof *idx + 1, 0); /* collected even if we raise */
     OP_TRY(L, adept_ops_topk(t, (size_t)k, &values, idx));
     push_new(L, values);
-    lua_createtable(L, (int)k, 0);
+    lua_createtable(L, k < INT32_MAX ? (int)k : 0, 0);
     for (lua_Integer j = 0; j < k; j++) {
         lua_pushinteger(L, idx[j] + 1);
         lua_seti(L, -2, j + 1);

@@ -39,6 +39,7 @@ const char *adept_reduce_op_name(adept_reduce_op op) {
 
 static adept_status backend_of(const char *op, const adept_tensor *a, const adept_tensor *b,
                                const adept_ops_backend **out) {
+    if (!a) return adept_fail(ADEPT_EINVAL, "%s: the input tensor is NULL", op);
     adept_device d = a->storage->device;
     if (b && b->storage->device != d)
         return adept_fail(ADEPT_ESHAPE, "%s: tensors live on different devices (%d and %d)", op, (int)d,
@@ -92,6 +93,7 @@ static adept_status new_on(const adept_tensor *like, adept_dtype dtype, int ndim
 /* ---- validated entry points ---- */
 
 adept_status adept_ops_unary(adept_unary_op op, const adept_tensor *a, adept_tensor *out) {
+    if (!out || !a) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op >= ADEPT_UNARY_COUNT) return adept_fail(ADEPT_EINVAL, "unary op: invalid op %d", (int)op);
     const char *name = adept_unary_op_name(op);
     const adept_ops_backend *be;
@@ -102,6 +104,7 @@ adept_status adept_ops_unary(adept_unary_op op, const adept_tensor *a, adept_ten
 }
 
 adept_status adept_ops_binary(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor *out) {
+    if (!out || !a || !b) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op > ADEPT_OP_DIV) return adept_fail(ADEPT_EINVAL, "binary op: invalid tensor-tensor op %d", (int)op);
     const char *name = adept_binary_op_name(op);
     const adept_ops_backend *be;
@@ -114,6 +117,7 @@ adept_status adept_ops_binary(adept_binary_op op, const adept_tensor *a, const a
 }
 
 adept_status adept_ops_scalar(adept_binary_op op, const adept_tensor *a, double s, adept_tensor *out) {
+    if (!out || !a) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op >= ADEPT_BINARY_COUNT) return adept_fail(ADEPT_EINVAL, "scalar op: invalid op %d", (int)op);
     const char *name = adept_binary_op_name(op);
     const adept_ops_backend *be;
@@ -127,6 +131,7 @@ adept_status adept_ops_scalar(adept_binary_op op, const adept_tensor *a, double 
 }
 
 adept_status adept_ops_reduce(adept_reduce_op op, const adept_tensor *a, double *out) {
+    if (!out || !a) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op >= ADEPT_REDUCE_COUNT) return adept_fail(ADEPT_EINVAL, "reduce: invalid op %d", (int)op);
     const char *name = adept_reduce_op_name(op);
     const adept_ops_backend *be;
@@ -164,6 +169,7 @@ static void drop_dim(const adept_tensor *a, int dim, int64_t *shape) {
 }
 
 adept_status adept_ops_reduce_dim(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor *out) {
+    if (!out || !a) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if (op != ADEPT_REDUCE_SUM && op != ADEPT_REDUCE_MEAN)
         return adept_fail(ADEPT_EUNSUPPORTED, "%s: reducing along a dimension supports sum and mean only",
                           adept_reduce_op_name(op));
@@ -182,7 +188,7 @@ adept_status adept_ops_reduce_dim(adept_reduce_op op, const adept_tensor *a, int
 
 adept_status adept_ops_topk_into(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices) {
     const adept_ops_backend *be;
-    ADEPT_TRY(backend_of("topk", a, values, &be));
+    ADEPT_TRY(backend_of("topk", a, NULL, &be));
     ADEPT_TRY(check_dtype("topk", a->dtype, 1));
     size_t n = adept_tensor_numel(a);
     if (k > n) {
@@ -190,6 +196,9 @@ adept_status adept_ops_topk_into(const adept_tensor *a, size_t k, adept_tensor *
         return adept_fail(ADEPT_EINVAL, "topk: k = %zu is larger than the %zu elements of a tensor of shape %s", k, n,
                           adept_shape_str(a->ndim, a->shape, sa, sizeof sa));
     }
+    if (!values || (k && !indices)) return adept_fail(ADEPT_EINVAL, "topk: NULL values or indices argument");
+    if (values->storage->device != a->storage->device)
+        return adept_fail(ADEPT_ESHAPE, "topk: the values output lives on another device");
     if (values->dtype != a->dtype || values->ndim != 1 || values->shape[0] != (int64_t)k)
         return adept_fail(ADEPT_ESHAPE, "topk: the values output must be a [%zu] %s tensor", k, adept_dtype_name(a->dtype));
     if (k == 0) return ADEPT_OK;
@@ -199,6 +208,7 @@ adept_status adept_ops_topk_into(const adept_tensor *a, size_t k, adept_tensor *
 /* ---- allocating conveniences ---- */
 
 static adept_status unary_new(adept_unary_op op, const adept_tensor *a, adept_tensor **out) {
+    if (!a || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     ADEPT_TRY(check_dtype(adept_unary_op_name(op), a->dtype, op != ADEPT_OP_SQRT));
     ADEPT_TRY(new_on(a, a->dtype, a->ndim, a->shape, out));
     adept_status st = adept_ops_unary(op, a, *out);
@@ -212,6 +222,7 @@ adept_status adept_ops_sqrt(const adept_tensor *a, adept_tensor **out) { return 
 adept_status adept_ops_neg(const adept_tensor *a, adept_tensor **out) { return unary_new(ADEPT_OP_NEG, a, out); }
 
 static adept_status binary_new(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor **out) {
+    if (!a || !b || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     const char *name = adept_binary_op_name(op);
     ADEPT_TRY(check_same(name, a, b, NULL)); /* before allocating: the message names both shapes */
     ADEPT_TRY(check_dtype(name, a->dtype, op != ADEPT_OP_DIV));
@@ -227,6 +238,7 @@ adept_status adept_ops_mul(const adept_tensor *a, const adept_tensor *b, adept_t
 adept_status adept_ops_div(const adept_tensor *a, const adept_tensor *b, adept_tensor **out) { return binary_new(ADEPT_OP_DIV, a, b, out); }
 
 adept_status adept_ops_scalar_new(adept_binary_op op, const adept_tensor *a, double s, adept_tensor **out) {
+    if (!a || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op >= ADEPT_BINARY_COUNT) return adept_fail(ADEPT_EINVAL, "scalar op: invalid op %d", (int)op);
     ADEPT_TRY(check_dtype(adept_binary_op_name(op), a->dtype, op != ADEPT_OP_DIV && op != ADEPT_OP_RDIV));
     ADEPT_TRY(new_on(a, a->dtype, a->ndim, a->shape, out));
@@ -242,6 +254,7 @@ adept_status adept_ops_min(const adept_tensor *a, double *out) { return adept_op
 adept_status adept_ops_norm(const adept_tensor *a, double *out) { return adept_ops_reduce(ADEPT_REDUCE_NORM, a, out); }
 
 static adept_status reduce_dim_new(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor **out) {
+    if (!a || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     const char *name = adept_reduce_op_name(op);
     ADEPT_TRY(check_dtype(name, a->dtype, 0));
     ADEPT_TRY(check_dim(name, a, &dim));
@@ -257,6 +270,7 @@ adept_status adept_ops_sum_dim(const adept_tensor *a, int dim, adept_tensor **ou
 adept_status adept_ops_mean_dim(const adept_tensor *a, int dim, adept_tensor **out) { return reduce_dim_new(ADEPT_REDUCE_MEAN, a, dim, out); }
 
 static adept_status dot3(const char *name, const adept_tensor *a, const adept_tensor *b, double r[3]) {
+    if (!a || !b) return adept_fail(ADEPT_EINVAL, "%s: NULL tensor argument", name);
     const adept_ops_backend *be;
     ADEPT_TRY(backend_of(name, a, b, &be));
     ADEPT_TRY(check_same(name, a, b, NULL));
@@ -281,6 +295,7 @@ adept_status adept_ops_cosine(const adept_tensor *a, const adept_tensor *b, doub
 }
 
 adept_status adept_ops_topk(const adept_tensor *a, size_t k, adept_tensor **values, int64_t *indices) {
+    if (!a || !values) return adept_fail(ADEPT_EINVAL, "topk: NULL tensor or output argument");
     ADEPT_TRY(check_dtype("topk", a->dtype, 1));
     size_t n = adept_tensor_numel(a);
     if (k > n) return adept_ops_topk_into(a, k, NULL, indices); /* reports the error */
@@ -292,6 +307,7 @@ adept_status adept_ops_topk(const adept_tensor *a, size_t k, adept_tensor **valu
 }
 
 adept_status adept_ops_clone(const adept_tensor *a, adept_tensor **out) {
+    if (!a || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     const adept_ops_backend *be;
     ADEPT_TRY(backend_of("clone", a, NULL, &be));
     ADEPT_TRY(new_on(a, a->dtype, a->ndim, a->shape, out));

@@ -192,6 +192,9 @@ static void test_errors(void) {
     CHECK(strstr(adept_last_error(), "dimension 2") != NULL);
     CHECK_FAILS(adept_ops_sum_dim(a, -3, &out), ADEPT_EINVAL);
     CHECK_FAILS(adept_ops_unary(ADEPT_OP_ABS, a, b), ADEPT_ESHAPE); /* wrong output shape */
+    CHECK_FAILS(adept_ops_unary(ADEPT_OP_ABS, a, NULL), ADEPT_EINVAL);
+    CHECK_FAILS(adept_ops_add(NULL, b, &out), ADEPT_EINVAL);
+    CHECK_FAILS(adept_ops_dot(a, NULL, &r), ADEPT_EINVAL);
     int64_t idx[8];
     CHECK_FAILS(adept_ops_topk(a, 7, &out, idx), ADEPT_EINVAL);
     CHECK(strstr(adept_last_error(), "k = 7") != NULL);
