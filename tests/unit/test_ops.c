@@ -426,6 +426,45 @@ static void test_large_sum_accuracy(void) {
     adept_tensor_free(a);
 }
 
+/* The dispatch table: a tensor's device picks the backend; a fake "CUDA" backend (host memory wrapped as device
+   storage) receives the call once registered, and mixing devices is refused. */
+static int fake_calls;
+static adept_status fake_unary(adept_unary_op op, const adept_tensor *a, adept_tensor *out) {
+    fake_calls++;
+    return ADEPT_OK;
+}
+
+static void keep_static(void *data, size_t nbytes, void *ctx) {} /* the test's arrays are static */
+
+static void test_dispatch(void) {
+    static float host_a[4], host_b[4];
+    adept_storage *sa = NULL, *sb = NULL;
+    adept_tensor *a = NULL, *b = NULL, *cpu = NULL;
+    int64_t shape[1] = {4};
+    CHECK_OK(adept_storage_wrap(host_a, sizeof host_a, ADEPT_CUDA, keep_static, NULL, &sa));
+    CHECK_OK(adept_storage_wrap(host_b, sizeof host_b, ADEPT_CUDA, keep_static, NULL, &sb));
+    CHECK_OK(adept_tensor_view(sa, 0, ADEPT_F32, 1, shape, &a));
+    CHECK_OK(adept_tensor_view(sb, 0, ADEPT_F32, 1, shape, &b));
+    CHECK_OK(adept_tensor_new(ADEPT_F32, 1, shape, &cpu));
+    CHECK_FAILS(adept_ops_unary(ADEPT_OP_ABS, a, b), ADEPT_EUNSUPPORTED);
+    CHECK(strstr(adept_last_error(), "no ops backend") != NULL);
+    adept_ops_backend fake = {.name = "fake", .unary = fake_unary};
+    adept_ops_register(ADEPT_CUDA, &fake);
+    CHECK(adept_ops_backend_for(ADEPT_CUDA) == &fake);
+    CHECK(strcmp(adept_ops_backend_for(ADEPT_CPU)->name, "cpu") == 0);
+    CHECK_OK(adept_ops_unary(ADEPT_OP_ABS, a, b));
+    CHECK(fake_calls == 1);
+    CHECK_FAILS(adept_ops_unary(ADEPT_OP_ABS, a, cpu), ADEPT_ESHAPE);
+    CHECK(strstr(adept_last_error(), "different devices") != NULL);
+    CHECK(fake_calls == 1);
+    adept_ops_register(ADEPT_CUDA, NULL);
+    adept_storage_release(sa);
+    adept_storage_release(sb);
+    adept_tensor_free(a);
+    adept_tensor_free(b);
+    adept_tensor_free(cpu);
+}
+
 int main(void) {
     test_unary();
     test_binary_and_scalar();
@@ -435,6 +474,7 @@ int main(void) {
     test_reduce_dim();
     test_topk();
     test_clone();
+    test_dispatch();
     test_thread_independence();
     test_large_sum_accuracy();
     return check_summary();

@@ -6,6 +6,10 @@
 
 #include "ops/cpu/cpu.h"
 
+#ifdef __clang__ /* clang may decline an omp simd loop; that costs speed only, so it need not warn */
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
+
 #define LANES 8
 
 typedef enum { COMBINE_SUM, COMBINE_MAX, COMBINE_MIN } combine_kind;
@@ -48,42 +52,31 @@ static void sumsq_f32(const void *pa, const void *pb, size_t i0, size_t i1, doub
     *out = s;
 }
 
-/* max (sign 1) or min (sign -1) of a chunk; any NaN makes the result NaN, as in PyTorch. */
-static void extreme_f32(const float *x, size_t i0, size_t i1, int want_max, double *out) {
-    float m[LANES];
-    int bad[LANES] = {0};
-    for (int j = 0; j < LANES; j++) m[j] = x[i0];
-    size_t i = i0;
-    if (want_max) {
-        for (; i + LANES <= i1; i += LANES)
-            for (int j = 0; j < LANES; j++) {
-                float v = x[i + j];
-                m[j] = v > m[j] ? v : m[j];
-                bad[j] |= v != v;
-            }
-    } else {
-        for (; i + LANES <= i1; i += LANES)
-            for (int j = 0; j < LANES; j++) {
-                float v = x[i + j];
-                m[j] = v < m[j] ? v : m[j];
-                bad[j] |= v != v;
-            }
-    }
-    float r = m[0];
-    int nan = 0;
-    for (int j = 0; j < LANES; j++) {
-        nan |= bad[j];
-        r = want_max ? (m[j] > r ? m[j] : r) : (m[j] < r ? m[j] : r);
-    }
-    for (; i < i1; i++) {
-        nan |= x[i] != x[i];
-        r = want_max ? (x[i] > r ? x[i] : r) : (x[i] < r ? x[i] : r);
-    }
-    *out = nan || r != r ? NAN : r;
+static int any_nan(const float *x, size_t n) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= x[i] != x[i];
+    return bad;
 }
 
-static void max_f32(const void *pa, const void *pb, size_t i0, size_t i1, double *out) { extreme_f32(pa, i0, i1, 1, out); }
-static void min_f32(const void *pa, const void *pb, size_t i0, size_t i1, double *out) { extreme_f32(pa, i0, i1, 0, out); }
+/* max/min of a chunk; any NaN makes the result NaN, as in PyTorch. The simd reduction lets the compiler
+   reorder the comparisons, which cannot change a max or min of numbers (the NaN case is checked apart). */
+static void max_f32(const void *pa, const void *pb, size_t i0, size_t i1, double *out) {
+    const float *x = (const float *)pa + i0;
+    size_t n = i1 - i0;
+    float m = x[0];
+    #pragma omp simd reduction(max : m)
+    for (size_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    *out = any_nan(x, n) ? NAN : m;
+}
+
+static void min_f32(const void *pa, const void *pb, size_t i0, size_t i1, double *out) {
+    const float *x = (const float *)pa + i0;
+    size_t n = i1 - i0;
+    float m = x[0];
+    #pragma omp simd reduction(min : m)
+    for (size_t i = 0; i < n; i++) m = x[i] < m ? x[i] : m;
+    *out = any_nan(x, n) ? NAN : m;
+}
 
 static void max_i32(const void *pa, const void *pb, size_t i0, size_t i1, double *out) {
     const int32_t *x = pa;
