@@ -1,7 +1,7 @@
 /* Tensor bindings: adept.tensor/zeros/randn and the methods and operators of adept.Tensor. Arguments are
    checked here and every computation is a call into engine/include/adept/ops.h. Conventions (docs/tensors.md):
    element indices and dims are 1-based like torch7 (negative dims count from the end), topk returns 1-based
-   flat indices, and adept.tensor builds a tensor from a nested table of numbers (a shape goes to zeros). */
+   flat indices, and adept.tensor builds a tensor from data, a nested table of numbers (zeros takes a shape). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
