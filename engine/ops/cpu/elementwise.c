@@ -100,6 +100,20 @@ adept_status adept_cpu_copy(const adept_tensor *src, adept_tensor *dst) {
     if (nbytes != adept_tensor_nbytes(dst) || src->dtype != dst->dtype)
         return adept_fail(ADEPT_ESHAPE, "copy: %zu-byte %s source into a %zu-byte %s destination", nbytes,
                           adept_dtype_name(src->dtype), adept_tensor_nbytes(dst), adept_dtype_name(dst->dtype));
-    if (nbytes) memmove(adept_tensor_data(dst), adept_tensor_data(src), nbytes);
+    const char *from = adept_tensor_data(src);
+    char *to = adept_tensor_data(dst);
+    if (!nbytes || from == to) return ADEPT_OK;
+    if (from < to + nbytes && to < from + nbytes) { /* overlapping views of one storage */
+        memmove(to, from, nbytes);
+        return ADEPT_OK;
+    }
+    /* 1 MiB blocks in parallel: a fresh destination takes its page faults on every thread, not one */
+    const size_t block = (size_t)1 << 20;
+    size_t nblocks = (nbytes + block - 1) / block;
+    #pragma omp parallel for schedule(static) if (nblocks > 1)
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t off = b * block;
+        memcpy(to + off, from + off, nbytes - off < block ? nbytes - off : block);
+    }
     return ADEPT_OK;
 }
