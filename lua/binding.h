@@ -47,6 +47,8 @@ int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def);
 typedef void (*adept_binding_open)(lua_State *L);
 void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
+void adept_open_json(lua_State *L);
+void adept_open_chart(lua_State *L);
 
 int luaopen_adept(lua_State *L);
 
