@@ -420,7 +420,7 @@ static adept_status render_file(const char *file, int svg, const char *what, con
     cairo_t *cr = cairo_create(s);
     /* base font size follows the chart size so that small thumbnails and large figures both read well */
     double fs = fmin(opt->width / 55.0, opt->height / 34.0);
-    chart_frame f = {.cr = cr, .w = opt->width, .h = opt->height, .fs = fs < 8 ? 8 : fs > 18 ? 18 : fs};
+    chart_frame f = {.cr = cr, .w = opt->width, .h = opt->height, .fs = fs < 9 ? 9 : fs > 18 ? 18 : fs};
     chart_background(&f);
     adept_status st = draw(&f, spec);
     cairo_status_t cs = cairo_status(cr);

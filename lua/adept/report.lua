@@ -215,17 +215,23 @@ local function chart_loss_train(ctx, runs)
     {title = "Training loss", xlabel = "step", ylabel = "loss (mean token NLL)", series = series})
 end
 
+-- One chart per held-out set, one series per run: two sets on one chart would need a colour per (run, set).
 local function chart_loss_eval(ctx, runs)
-  local series = {}
+  local sets, seen = {}, {}
   for _, r in ipairs(runs) do
     for _, set in ipairs(r.metrics and r.metrics.eval_names or {}) do
-      local name = #runs > 1 and (r.name .. " · " .. set) or set
-      series[#series + 1] = loss_series(r.metrics.evals[set], name)
+      if not seen[set] then seen[set] = true; sets[#sets + 1] = set end
     end
   end
-  if #series == 0 then return end
-  ctx.chart("line", "loss_eval", "Evaluation loss",
-    {title = "Evaluation loss on held-out sets", xlabel = "step", ylabel = "loss (mean token NLL)", series = series})
+  for _, set in ipairs(sets) do
+    local series = {}
+    for _, r in ipairs(runs) do
+      local e = r.metrics and r.metrics.evals[set]
+      if e then series[#series + 1] = loss_series(e, r.name) end
+    end
+    ctx.chart("line", "loss_eval_" .. file_safe(set), "Evaluation loss: " .. set,
+      {title = "Held-out loss: " .. set, xlabel = "step", ylabel = "loss (mean token NLL)", series = series})
+  end
 end
 
 -- One series per method, one point per learning rate (joined in LR order), the untrained model apart.
@@ -342,7 +348,8 @@ local function chart_lr_scales(ctx, runs)
       local base = #with > 1 and ("lr_scales_" .. file_safe(r.name)) or "lr_scales"
       ctx.chart("heatmap", base, title,
         {title = title, xlabel = "step of the refresh", ylabel = "unit", zlabel = "LR multiplier", rows = rows,
-         cols = cols, values = values, height = math.max(ctx.height, math.min(4000, 160 + 20 * #rows))})
+         cols = cols, values = values,
+         height = math.max(320, math.min(4000, 170 + #rows * (#rows <= 20 and 36 or 20)))})
     end
   end
 end

@@ -2,11 +2,19 @@
 -- a report over them, and checks that report.md holds the table rows and image links and the PNGs exist.
 local adept = require "adept"
 
+local made = {}
+
 local function tmpdir()
   local d = os.tmpname()
   os.remove(d)
   assert(os.execute("mkdir -p '" .. d .. "'"))
+  made[#made + 1] = d
   return d
+end
+
+local function cleanup()
+  for _, d in ipairs(made) do os.execute("rm -rf '" .. d .. "'") end
+  made = {}
 end
 
 local function write(path, s)
@@ -69,6 +77,8 @@ local function make_run(root, name, method, lr, shift, opts)
 end
 
 describe("adept.json", function()
+  after_each(cleanup)
+
   it("round-trips nested values with sorted keys", function()
     local v = {step = 3, loss = 2.5, tags = {"a", "b"}, nested = {x = true, y = false}}
     local s = adept.json.encode(v)
@@ -97,6 +107,8 @@ describe("adept.json", function()
 end)
 
 describe("adept.chart", function()
+  after_each(cleanup)
+
   it("writes both files when the path has no extension and returns their names", function()
     local d = tmpdir()
     local files = adept.chart.line{path = d .. "/c", width = 400, height = 300,
@@ -125,6 +137,8 @@ describe("adept.chart", function()
 end)
 
 describe("adept.report", function()
+  after_each(cleanup)
+
   it("writes report.md with the comparison table and every chart for full run directories", function()
     local root = tmpdir()
     local runs = {
@@ -142,13 +156,13 @@ describe("adept.report", function()
     assert.matches("| adept-lr1e-4 | ADEPT | 1e-4 | 3.0000 | 3.2000 | +0.2000 | 4.0000 | 3.1000 | -0.9000 | 12.5% | 819.2k | 1m15s |",
       md, 1, true)
     assert.matches("| cpt-lr3e-4 | CPT | 3e-4 |", md, 1, true)
-    for _, base in ipairs{"tradeoff", "loss_train", "loss_eval", "importance", "lr_scales_adept-lr1e-4",
+    for _, base in ipairs{"tradeoff", "loss_train", "loss_eval_general", "loss_eval_domain", "importance", "lr_scales_adept-lr1e-4",
                           "lr_scales_adept-lr3e-4"} do
       assert.matches("](" .. base .. ".png)", md, 1, true)
       assert.matches("(" .. base .. ".svg)", md, 1, true)
       local w, h = png_size(out .. "/" .. base .. ".png")
       assert.is_truthy(w, base .. ".png is not a PNG")
-      assert.is_true(w >= 900 and h >= 540, base .. ".png is " .. tostring(w) .. "x" .. tostring(h))
+      assert.is_true(w >= 900 and h >= 320, base .. ".png is " .. tostring(w) .. "x" .. tostring(h))
       assert.matches("<svg", read(out .. "/" .. base .. ".svg") or "", 1, true)
     end
     assert.same({900, 540}, {png_size(out .. "/loss_train.png")})
