@@ -37,8 +37,20 @@ local function basename(path) return (path:gsub("/+$", ""):match("([^/]+)$") or 
 
 -- ---- reading a run ---------------------------------------------------------------------------------------
 
+-- Two record layouts are read: adept.train's ({type="train"|"eval"|"skip", step=, loss=, tokens_seen=, elapsed=},
+-- eval loss a table {set -> loss}) and the flat one ({step=, loss=, tokens=, time=} for training, {eval="general",
+-- step=, loss=} for evals, {event="lr_scales", step=, scales={unit -> scale}} for LR-scale refreshes).
 local function read_metrics(path)
   local m = {train = {}, evals = {}, eval_names = {}, lr_events = {}, bad = 0}
+  local function add_eval(name, step, loss)
+    local e = m.evals[name]
+    if not e then
+      e = {}
+      m.evals[name] = e
+      m.eval_names[#m.eval_names + 1] = name
+    end
+    e[#e + 1] = {step = isnum(step) and step or #e, loss = loss}
+  end
   local f = io.open(path, "rb")
   if not f then return nil end
   for line in f:lines() do
@@ -47,19 +59,22 @@ local function read_metrics(path)
       if not ok or type(r) ~= "table" then
         m.bad = m.bad + 1
       else
-        if isnum(r.tokens) then m.tokens = math.max(m.tokens or 0, r.tokens) end
-        if isnum(r.time) then m.time = math.max(m.time or 0, r.time) end
-        if r.event == "lr_scales" and type(r.scales) == "table" and isnum(r.step) then
+        local tokens, time = r.tokens or r.tokens_seen, r.time or r.elapsed
+        if isnum(tokens) then m.tokens = math.max(m.tokens or 0, tokens) end
+        if isnum(time) then m.time = math.max(m.time or 0, time) end
+        local kind = r.type or r.event
+        if kind == "lr_scales" and type(r.scales) == "table" and isnum(r.step) then
           m.lr_events[#m.lr_events + 1] = {step = r.step, scales = r.scales}
         elseif type(r.eval) == "string" and isnum(r.loss) then
-          local e = m.evals[r.eval]
-          if not e then
-            e = {}
-            m.evals[r.eval] = e
-            m.eval_names[#m.eval_names + 1] = r.eval
+          add_eval(r.eval, r.step, r.loss)
+        elseif kind == "eval" and type(r.loss) == "table" then
+          local names = {}
+          for name, v in pairs(r.loss) do
+            if type(name) == "string" and isnum(v) then names[#names + 1] = name end
           end
-          e[#e + 1] = {step = isnum(r.step) and r.step or #e, loss = r.loss}
-        elseif r.event == nil and r.eval == nil and isnum(r.loss) and isnum(r.step) then
+          table.sort(names)
+          for _, name in ipairs(names) do add_eval(name, r.step, r.loss[name]) end
+        elseif (kind == "train" or (kind == nil and r.eval == nil)) and isnum(r.loss) and isnum(r.step) then
           m.train[#m.train + 1] = {step = r.step, loss = r.loss}
         end
       end
@@ -296,7 +311,12 @@ local function chart_importance(ctx, runs)
         values[i] = s == nil and false or (scaled and peak > 0) and s / peak or s
       end
       series[#series + 1] = {name = m.metric, values = values}
-      if m.probe then probes[#probes + 1] = tostring(m.probe) end
+      local p = m.probe
+      if type(p) == "table" and isnum(p.batches) then -- adept.importance.layers: {batches=, batch_shape=}
+        local shape = type(p.batch_shape) == "table" and table.concat(p.batch_shape, "×") or nil
+        p = string.format("%d batches%s", p.batches, shape and (" of " .. shape) or "")
+      end
+      if type(p) == "string" or type(p) == "number" then probes[#probes + 1] = tostring(p) end
     end
     local cats = {}
     for i, l in ipairs(layers) do cats[i] = tostring(l) end

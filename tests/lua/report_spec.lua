@@ -183,6 +183,34 @@ describe("adept.report", function()
     assert.is_nil(read(dir .. "/importance.png"))
   end)
 
+  it("reads adept.train's log layout and adept.importance.layers' file", function()
+    local root = tmpdir()
+    local dir = root .. "/trained"
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    local lines = {}
+    for step = 1, 40 do
+      lines[#lines + 1] = adept.json.encode{type = "train", step = step, loss = 5 - step * 0.05, lr = 1e-3,
+        grad_norm = 1, tokens_seen = step * 1000, tokens_per_s = 500, elapsed = step * 2.5, skipped = 0}
+      if step % 20 == 0 then
+        lines[#lines + 1] = adept.json.encode{type = "eval", step = step, loss = {general = 3 + step / 100,
+          domain = 4 - step / 40}, perplexity = {general = 20, domain = 50}, tokens_seen = step * 1000,
+          elapsed = step * 2.5}
+      end
+    end
+    lines[#lines + 1] = adept.json.encode{type = "skip", step = 41, reason = "nan"}
+    write(dir .. "/metrics.jsonl", table.concat(lines, "\n") .. "\n")
+    write(dir .. "/importance.json", adept.json.encode{metric = "mask_out", seconds = 0.1,
+      probe = {batches = 4, batch_shape = {2, 16}}, scores = {["0"] = 0.5, ["1"] = 0.25, ["2"] = 1.0}})
+    local res = adept.report{dir = root .. "/out", runs = {{dir = dir, name = "t", method = "ADEPT", lr = 1e-3}}}
+    local md = assert(read(res.path))
+    -- no eval at step 0: "before" stays empty; after = the step-40 eval; tokens and time from the last record
+    assert.matches("| t | ADEPT | 1e-3 | – | 3.4000 | – | – | 3.0000 | – | – | 40.0k | 1m40s |", md, 1, true)
+    assert.matches("probe: 4 batches of 2×16", md, 1, true)
+    for _, base in ipairs{"loss_train", "loss_eval_domain", "loss_eval_general", "importance", "tradeoff"} do
+      assert.is_truthy(png_size(root .. "/out/" .. base .. ".png"), base)
+    end
+  end)
+
   it("rejects a missing dir with a clear message", function()
     local ok, err = pcall(adept.report, {runs = {}})
     assert.is_false(ok)
