@@ -51,7 +51,7 @@ static adept_status check_xy(const char *what, xy_spec *sp) {
     return ADEPT_OK;
 }
 
-typedef struct rect { double x0, y0, x1, y1; } rect;
+typedef struct rect { double x0, y0, x1, y1, w; } rect; /* w: how much covering it costs */
 
 static double overlap(rect a, rect b) {
     double w = fmin(a.x1, b.x1) - fmax(a.x0, b.x0), h = fmin(a.y1, b.y1) - fmax(a.y0, b.y0);
@@ -64,8 +64,11 @@ static void place_labels(chart_frame *f, const xy_spec *sp, const chart_axis *ax
                          size_t ntaken, size_t cap) {
     double fs = f->fs * 0.8, r = f->fs * 0.45, pw = f->x1 - f->x0, ph = f->y1 - f->y0;
     chart_font(f, fs, 0);
-    rect plot = {f->x0, f->y0, f->x1, f->y1};
-    static const double cand[8][2] = {{1, 0}, {-1, 0}, {0, -1}, {0, 1}, {1, -1}, {-1, -1}, {1, 1}, {-1, 1}};
+    rect plot = {f->x0, f->y0, f->x1, f->y1, 0};
+    /* two rings of candidates: beside the point first, then one label height further out */
+    static const double cand[16][3] = {{1, 0, 0}, {-1, 0, 0}, {0, -1, 0}, {0, 1, 0}, {1, -1, 0}, {-1, -1, 0},
+                                       {1, 1, 0}, {-1, 1, 0}, {1, 0, 1}, {-1, 0, 1}, {0, -1, 1}, {0, 1, 1},
+                                       {1, -1, 1}, {-1, -1, 1}, {1, 1, 1}, {-1, 1, 1}};
     for (size_t i = 0; i < sp->ns; i++) {
         const adept_chart_series *s = &sp->s[i];
         if (!s->labels) continue;
@@ -75,17 +78,20 @@ static void place_labels(chart_frame *f, const xy_spec *sp, const chart_axis *ax
             double tw = fmin(chart_text_width(f, s->labels[k]), pw * 0.4), th = fs * 1.1;
             rect best = {0};
             double best_cost = INFINITY;
-            for (int c = 0; c < 8; c++) {
-                double dx = cand[c][0], dy = cand[c][1];
-                double cx = px + dx * (r + fs * 0.3 + (dx ? tw / 2 : 0)), cy = py + dy * (r + fs * 0.2 + th / 2);
-                rect q = {cx - tw / 2, cy - th / 2, cx + tw / 2, cy + th / 2};
-                double cost = c * 0.01 * tw * th; /* prefer the earlier candidates on ties */
-                for (size_t t = 0; t < ntaken; t++) cost += overlap(q, taken[t]);
+            for (int c = 0; c < 16; c++) {
+                double dx = cand[c][0], dy = cand[c][1], far = cand[c][2] * th;
+                double cx = px + dx * (r + fs * 0.3 + far + (dx ? tw / 2 : 0));
+                double cy = py + dy * (r + fs * 0.2 + far + th / 2);
+                rect q = {cx - tw / 2, cy - th / 2, cx + tw / 2, cy + th / 2, 0};
+                double cost = c * 0.01 * tw * th + (c >= 8) * 0.15 * tw * th; /* near first, then in order */
+                rect qm = {q.x0 - fs * 0.25, q.y0 - fs * 0.1, q.x1 + fs * 0.25, q.y1 + fs * 0.1, 0}; /* keep a gap */
+                for (size_t t = 0; t < ntaken; t++) cost += overlap(qm, taken[t]) * taken[t].w;
                 cost += (tw * th - overlap(q, plot)) * 4; /* leaving the plot is worse than touching a label */
                 if (cost < best_cost) { best_cost = cost; best = q; }
             }
             cairo_set_source_rgb(f->cr, 0.15, 0.15, 0.15);
             chart_text(f, s->labels[k], best.x0, (best.y0 + best.y1) / 2, 0, 0.5, pw * 0.4);
+            best.w = 4; /* text on text is the worst outcome */
             if (ntaken < cap) taken[ntaken++] = best;
         }
     }
@@ -101,9 +107,9 @@ static adept_status draw_xy(chart_frame *f, const void *p) {
     for (size_t i = 0; i < ne; i++) {
         size_t finite = 0;
         for (size_t k = 0; k < sp->s[i].ny; k++) finite += isfinite(sp->s[i].x[k]) && isfinite(sp->s[i].y[k]);
-        e[i] = (chart_legend_entry){sp->s[i].name, adept_chart_color(i), -1, 1, 0};
-        if (sp->scatter) { e[i].marker = (int)i; e[i].line = sp->s[i].connect; }
-        else if (finite <= 40) e[i].marker = (int)i;
+        e[i] = (chart_legend_entry){sp->s[i].name, adept_chart_color(i), -1, 1, 0, (int)i};
+        if (sp->scatter) { e[i].marker = chart_series_marker(i); e[i].line = sp->s[i].connect; }
+        else if (finite <= 40) e[i].marker = chart_series_marker(i);
     }
     double lw = chart_legend_width(f, e, ne);
     f->y0 = chart_title_height(f, opt->title);
@@ -133,7 +139,10 @@ static adept_status draw_xy(chart_frame *f, const void *p) {
         chart_set_color(cr, adept_chart_color(i), 1);
         if (line) {
             int pen = 0;
-            cairo_set_line_width(cr, pmax(1.5, fs * 0.17));
+            double lw = pmax(1.5, fs * 0.17);
+            cairo_set_line_width(cr, lw);
+            chart_dash(cr, i, lw);
+            cairo_set_line_cap(cr, i >= 8 ? CAIRO_LINE_CAP_BUTT : CAIRO_LINE_CAP_ROUND);
             for (size_t k = 0; k < s->ny; k++) {
                 if (!isfinite(s->x[k]) || !isfinite(s->y[k])) { pen = 0; continue; } /* a gap breaks the line */
                 double x = f->x0 + pw * chart_axis_frac(&ax, s->x[k]), y = f->y1 - ph * chart_axis_frac(&ay, s->y[k]);
@@ -142,13 +151,15 @@ static adept_status draw_xy(chart_frame *f, const void *p) {
                 pen = 1;
             }
             cairo_stroke(cr);
+            cairo_set_dash(cr, NULL, 0, 0);
+            cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
         }
         if (!marker) continue;
         for (size_t k = 0; k < s->ny; k++) {
             if (!isfinite(s->x[k]) || !isfinite(s->y[k])) continue;
             double x = f->x0 + pw * chart_axis_frac(&ax, s->x[k]), y = f->y1 - ph * chart_axis_frac(&ay, s->y[k]);
             double mr = sp->scatter ? fs * 0.45 : r;
-            chart_marker(cr, (int)i, x, y, mr);
+            chart_marker(cr, chart_series_marker(i), x, y, mr);
             cairo_fill_preserve(cr);
             if (sp->scatter) { /* a white rim keeps overlapping points apart */
                 cairo_set_source_rgb(cr, 1, 1, 1);
@@ -157,7 +168,7 @@ static adept_status draw_xy(chart_frame *f, const void *p) {
                 chart_set_color(cr, adept_chart_color(i), 1);
             }
             cairo_new_path(cr);
-            if (taken && ntaken < cap) taken[ntaken++] = (rect){x - mr, y - mr, x + mr, y + mr};
+            if (taken && ntaken < cap) taken[ntaken++] = (rect){x - mr, y - mr, x + mr, y + mr, 2};
         }
     }
     /* connecting lines count as taken space too, so labels sit beside them rather than on them */
@@ -171,7 +182,7 @@ static adept_status draw_xy(chart_frame *f, const void *p) {
                 int steps = (int)fmin(200, hypot(x - px, y - py) / (fs * 0.5));
                 for (int t = 1; t < steps && ntaken < cap; t++) {
                     double u = t / (double)steps, qx = px + (x - px) * u, qy = py + (y - py) * u;
-                    taken[ntaken++] = (rect){qx - 2, qy - 2, qx + 2, qy + 2};
+                    taken[ntaken++] = (rect){qx - 2, qy - 2, qx + 2, qy + 2, 1};
                 }
             }
             px = x;
@@ -218,7 +229,7 @@ static adept_status draw_bars(chart_frame *f, const void *p) {
     int hor = opt->horizontal;
     size_t ne = sp->ns < MAX_LEGEND ? sp->ns : MAX_LEGEND;
     chart_legend_entry e[MAX_LEGEND];
-    for (size_t i = 0; i < ne; i++) e[i] = (chart_legend_entry){sp->s[i].name, adept_chart_color(i), -1, 0, 1};
+    for (size_t i = 0; i < ne; i++) e[i] = (chart_legend_entry){sp->s[i].name, adept_chart_color(i), -1, 0, 1, 0};
     double lw = chart_legend_width(f, e, ne);
     /* the value axis always includes zero, so bar lengths compare honestly */
     double lo = fmin(0, sp->lo), hi = fmax(0, sp->hi);

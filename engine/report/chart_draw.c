@@ -264,6 +264,17 @@ void chart_marker(cairo_t *cr, int kind, double x, double y, double r) {
     }
 }
 
+void chart_dash(cairo_t *cr, size_t i, double lw) {
+    static const double dashes[4][4] = {{0}, {6, 3.5}, {1, 3}, {7, 3, 1, 3}};
+    static const int counts[4] = {0, 2, 2, 4};
+    int k = (int)((i / 8) % 4);
+    double d[4];
+    for (int j = 0; j < counts[k]; j++) d[j] = dashes[k][j] * lw;
+    cairo_set_dash(cr, d, counts[k], 0);
+}
+
+int chart_series_marker(size_t i) { return (int)((i + i / 8) % 8); }
+
 /* ---- frame pieces ------------------------------------------------------------------------------------- */
 
 void chart_background(chart_frame *f) {
@@ -321,10 +332,15 @@ void chart_legend(chart_frame *f, const chart_legend_entry *e, size_t n, double 
             cairo_fill(cr);
         }
         if (e[i].line) {
-            cairo_set_line_width(cr, fmax(1.5, fs * 0.17));
+            double lw = fmax(1.5, fs * 0.17);
+            cairo_set_line_width(cr, lw);
+            chart_dash(cr, (size_t)e[i].dash, lw);
+            cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
             cairo_move_to(cr, sx, cy);
             cairo_line_to(cr, sx + sw, cy);
             cairo_stroke(cr);
+            cairo_set_dash(cr, NULL, 0, 0);
+            cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
         }
         if (e[i].marker >= 0) {
             chart_marker(cr, e[i].marker, sx + sw / 2, cy, fs * 0.36);

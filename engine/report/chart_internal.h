@@ -32,6 +32,7 @@ typedef struct chart_legend_entry {
     int marker;  /* -1: none */
     int line;    /* draw a line sample */
     int box;     /* draw a filled swatch (bars) */
+    int dash;    /* line style: chart_dash(cr, dash, width) */
 } chart_legend_entry;
 
 typedef adept_status (*chart_draw_fn)(chart_frame *f, const void *spec);
@@ -61,6 +62,9 @@ void chart_fit_text(chart_frame *f, const char *s, double max_w, char *out, size
 
 void chart_set_color(cairo_t *cr, uint32_t rgb, double alpha);
 void chart_marker(cairo_t *cr, int kind, double x, double y, double r);
+/* Series i: colours repeat every 8 series, so each further round of 8 gets its own dash pattern and markers. */
+void chart_dash(cairo_t *cr, size_t i, double line_width);
+int chart_series_marker(size_t i);
 
 /* Frame pieces. */
 void chart_background(chart_frame *f);
