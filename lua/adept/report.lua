@@ -324,7 +324,7 @@ local function chart_importance(ctx, runs)
     local base = #with > 1 and ("importance_" .. file_safe(r.name)) or "importance"
     ctx.chart("bars", base, title .. (#probes > 0 and (" (probe: " .. probes[1] .. ")") or ""),
       {title = title, xlabel = "layer", ylabel = scaled and "score / largest score of the metric" or "score",
-       categories = cats, series = series, width = math.max(ctx.width, math.min(2400, 200 + 28 * #layers * #series))})
+       categories = cats, series = series, width = math.max(ctx.width, math.min(1600, 200 + 10 * #layers * #series))})
   end
 end
 
