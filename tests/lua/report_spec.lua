@@ -211,6 +211,32 @@ describe("adept.report", function()
     end
   end)
 
+  it("survives malformed run files and still writes the table", function()
+    local root = tmpdir()
+    local dir = root .. "/broken"
+    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    write(dir .. "/summary.json", "[1, 2")
+    write(dir .. "/importance.json", '{"metric": "m", "scores": [1, "x", null, 0.5]}')
+    write(dir .. "/metrics.jsonl", table.concat({
+      '{"step": "x", "loss": {}}', '{"type": "eval", "step": 1, "loss": {"general": "high"}}',
+      '{"event": "lr_scales", "step": 5, "scales": {"a": "b"}}', 'not json', '[1, 2, 3]', '{"step": 1, "loss": 2.5}',
+      '{"step": 2, "loss": 2.25, "tokens": "many"}', ''}, "\n"))
+    local res = adept.report{dir = dir}
+    local md = assert(read(res.path))
+    assert.matches("| broken | broken | – | – | – | – | – | – | – | – | – | – |", md, 1, true)
+    -- the two good training records still make a chart; the array scores make an importance chart (layers 0, 3)
+    assert.is_truthy(png_size(dir .. "/loss_train.png"))
+    assert.is_truthy(png_size(dir .. "/importance.png"))
+    assert.is_nil(md:find("lr_scales", 1, true)) -- no finite scale: the heatmap is left out
+  end)
+
+  it("draws a log-scale line chart and rejects non-positive values there", function()
+    local d = tmpdir()
+    assert.same({d .. "/l.png"}, adept.chart.line{path = d .. "/l.png", logy = true,
+      series = {{name = "a", x = {1, 2, 3}, y = {1e-3, 1e-1, 10}}}})
+    assert.is_false(pcall(adept.chart.line, {path = d .. "/l.png", logy = true, series = {{y = {1, -1}}}}))
+  end)
+
   it("rejects a missing dir with a clear message", function()
     local ok, err = pcall(adept.report, {runs = {}})
     assert.is_false(ok)
