@@ -433,6 +433,7 @@ static adept_status render_file(const char *file, int svg, const char *what, con
     if (!fp) return adept_fail(ADEPT_EIO, "%s: %s: cannot open for writing: %s", what, file, strerror(errno));
     cairo_surface_t *s = svg ? cairo_svg_surface_create_for_stream(write_stream, fp, opt->width, opt->height)
                              : cairo_image_surface_create(CAIRO_FORMAT_RGB24, opt->width, opt->height);
+    if (svg) cairo_svg_surface_set_document_unit(s, CAIRO_SVG_UNIT_PX); /* same size as the PNG, not points */
     cairo_t *cr = cairo_create(s);
     /* base font size follows the chart size so that small thumbnails and large figures both read well */
     double fs = fmin(opt->width / 55.0, opt->height / 34.0);

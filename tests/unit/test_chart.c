@@ -38,14 +38,23 @@ static int png_size(const char *path, uint32_t *w, uint32_t *h) {
     return 1;
 }
 
+static char svg_buf[1 << 21];
+
 static int svg_ok(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t n = fread(svg_buf, 1, sizeof svg_buf - 1, f);
     fclose(f);
-    buf[n] = 0;
-    return strncmp(buf, "<?xml", 5) == 0 && strstr(buf, "<svg") && strstr(buf, "</svg>");
+    svg_buf[n] = 0;
+    return strncmp(svg_buf, "<?xml", 5) == 0 && strstr(svg_buf, "<svg") && strstr(svg_buf, "</svg>");
+}
+
+/* The SVG document states the requested size in pixels, like the PNG. */
+static int svg_size_is(const char *path, int w, int h) {
+    if (!svg_ok(path)) return 0;
+    char want[64];
+    snprintf(want, sizeof want, "width=\"%dpx\" height=\"%dpx\"", w, h);
+    return strstr(svg_buf, want) != NULL;
 }
 
 typedef struct image_stats {
@@ -97,7 +106,7 @@ static cairo_surface_t *check_files(const char *base, int w, int h) {
     uint32_t pw = 0, ph = 0;
     CHECK(png_size(png, &pw, &ph));
     CHECK(pw == (uint32_t)w && ph == (uint32_t)h);
-    CHECK(svg_ok(svg));
+    CHECK(svg_size_is(svg, w, h));
     cairo_surface_t *s = cairo_image_surface_create_from_png(png);
     CHECK(cairo_surface_status(s) == CAIRO_STATUS_SUCCESS);
     CHECK(cairo_image_surface_get_width(s) == w && cairo_image_surface_get_height(s) == h);
