@@ -276,7 +276,7 @@ static adept_status draw_bars(chart_frame *f, const void *p) {
     /* category labels, thinned to every k-th when they would collide */
     chart_font(f, fs * 0.9, 0);
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-    size_t every = (size_t)ceil((hor ? fs * 1.15 : fmin(catw, pw * 0.5) + fs * 0.6) / band);
+    size_t every = (size_t)ceil((hor ? fs * 1.15 : fmin(catw, pw * 0.5) + fs * 0.4) / band);
     if (every < 1) every = 1;
     for (size_t c = 0; c < sp->ncat; c += every) {
         const char *l = sp->cat[c] ? sp->cat[c] : "";
