@@ -94,6 +94,30 @@ describe("adept.json", function()
     assert.equals('{"a":null}', adept.json.encode{a = 0 / 0})
   end)
 
+  it("never crashes on random JSON-like input and round-trips what it accepts", function()
+    local seed = os.time()
+    print("adept.json random input seed " .. seed)
+    math.randomseed(seed)
+    local alphabet = '{}[],:"\\0123456789.eE+-truefalsnu \n\0\255'
+    local accepted = 0
+    for _ = 1, 3000 do
+      local t = {}
+      for i = 1, math.random(1, 24) do
+        local k = math.random(1, #alphabet)
+        t[i] = alphabet:sub(k, k)
+      end
+      local ok, v = pcall(adept.json.decode, table.concat(t))
+      if ok then
+        accepted = accepted + 1
+        local once = adept.json.encode(v) -- encoding what was decoded is stable (inf and NaN become null once)
+        assert.equals(once, adept.json.encode(adept.json.decode(once)))
+      else
+        assert.matches("invalid JSON at byte", v, 1, true)
+      end
+    end
+    assert.is_true(accepted > 0)
+  end)
+
   it("raises on malformed JSON with the byte offset", function()
     local ok, err = pcall(adept.json.decode, '{"a": [1, 2')
     assert.is_false(ok)
