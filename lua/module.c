@@ -10,6 +10,8 @@ static const adept_binding_open bindings[] = {
     adept_open_util,
     adept_open_tensor,
     adept_open_io,
+    adept_open_json,
+    adept_open_chart,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {
