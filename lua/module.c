@@ -9,9 +9,11 @@
 static const adept_binding_open bindings[] = {
     adept_open_util,
     adept_open_tensor,
+    adept_open_model,
     adept_open_io,
     adept_open_json,
     adept_open_chart,
+    adept_open_model_io,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {
