@@ -160,30 +160,46 @@ static int l_next_batch(lua_State *L) {
     return 1;
 }
 
+/* upvalues: dataset, batch size, loop, and for a private pass the cursor (epoch, position, finished) */
 static int batches_iter(lua_State *L) {
     dataset_box *b = check_box(L, lua_upvalueindex(1));
     lua_Integer n = lua_tointeger(L, lua_upvalueindex(2));
     int loop = lua_toboolean(L, lua_upvalueindex(3));
     adept_tensor *x, *y;
-    ADEPT_LUA_TRY(L, "batches", adept_dataset_next_batch(b->ds, n, loop, &x, &y));
+    if (lua_isnil(L, lua_upvalueindex(4))) {
+        ADEPT_LUA_TRY(L, "batches", adept_dataset_next_batch(b->ds, n, loop, &x, &y));
+    } else {
+        if (lua_toboolean(L, lua_upvalueindex(6))) return 0;
+        adept_dataset_cursor c = {lua_tointeger(L, lua_upvalueindex(4)), lua_tointeger(L, lua_upvalueindex(5))};
+        ADEPT_LUA_TRY(L, "batches", adept_dataset_read_batch(b->ds, &c, n, loop, &x, &y));
+        lua_pushinteger(L, c.epoch), lua_replace(L, lua_upvalueindex(4));
+        lua_pushinteger(L, c.position), lua_replace(L, lua_upvalueindex(5));
+        if (!x) lua_pushboolean(L, 1), lua_replace(L, lua_upvalueindex(6));
+    }
     if (!x) return 0; /* end of the epoch: the cursor is now at the start of the next one */
     push_batch(L, x, y);
     return 1;
 }
 
-/* ds:batches([B] [, {loop=false}]): an iterator over the rest of the epoch (or forever with loop=true). */
+/* ds:batches([B] [, {loop=false, fresh=false}]): an iterator over the rest of the epoch at the view's cursor
+   (forever with loop=true). fresh=true: one whole pass of epoch 0 on a private cursor, leaving the view's
+   cursor alone — for evaluation, which must see the same windows every time. */
 static int l_batches(lua_State *L) {
     dataset_box *b = check_box(L, 1);
     lua_Integer n = opt_batch_size(L, 2, b);
-    int loop = 0;
+    int loop = 0, fresh = 0;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         loop = adept_lua_opt_bool_field(L, 3, "loop", 0);
+        fresh = adept_lua_opt_bool_field(L, 3, "fresh", 0);
     }
     lua_pushvalue(L, 1);
     lua_pushinteger(L, n);
     lua_pushboolean(L, loop);
-    lua_pushcclosure(L, batches_iter, 3);
+    if (fresh) lua_pushinteger(L, 0), lua_pushinteger(L, 0);
+    else lua_pushnil(L), lua_pushnil(L);
+    lua_pushboolean(L, 0);
+    lua_pushcclosure(L, batches_iter, 6);
     return 1;
 }
 

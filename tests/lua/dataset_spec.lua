@@ -75,6 +75,18 @@ describe("adept.dataset", function()
     assert.is_true(same({7, 8, 9, 0}, values(got[2].inputs)))
     assert.is_true(same({8, 9, 0, -1}, values(got[2].targets)))
     assert.are.same({epoch = 1, position = 0}, ds:cursor())
+    -- a fresh pass reads the whole epoch again on its own cursor, twice the same, the view's cursor untouched
+    for _ = 1, 2 do
+      local rows = 0
+      local first
+      for batch in ds:batches(2, {fresh = true}) do
+        first = first or values(batch.inputs)
+        rows = rows + batch.inputs:shape()[1]
+      end
+      assert.are.equal(3, rows)
+      assert.is_true(same({1, 2, 3, 0, 4, 5, 0, 6}, first))
+    end
+    assert.are.same({epoch = 1, position = 0}, ds:cursor())
     assert.is_true(same({1, 2, 3}, ds:document(1)))
     assert.matches("adept.Dataset%(all: 3 documents", tostring(ds))
   end)
