@@ -129,6 +129,19 @@ static adept_status encode_section(const adept_tokenizer *tok, const char *s, si
             ADEPT_TRY(adept_ids_push(out, q->id));
             continue;
         }
+        if (!hf->pre && hf->metaspace_words) {
+            /* exact: see metaspace_words; the pieces start at each U+2581 (E2 96 81) after another character */
+            const char *w = t + q->off;
+            size_t start = 0;
+            for (size_t i = 1; i + 3 <= q->len; i++)
+                if (w[i] == '\xE2' && w[i + 1] == '\x96' && w[i + 2] == '\x81' &&
+                    !(i >= 3 && w[i - 3] == '\xE2' && w[i - 2] == '\x96' && w[i - 1] == '\x81')) {
+                    ADEPT_TRY(tok_bpe_word(tok, w + start, i - start, out));
+                    start = i;
+                }
+            ADEPT_TRY(tok_bpe_word(tok, w + start, q->len - start, out));
+            continue;
+        }
         if (!hf->pre) {
             ADEPT_TRY(tok_bpe_word(tok, t + q->off, q->len, out));
             continue;
@@ -208,5 +221,19 @@ adept_status tok_hf_prepare(adept_tokenizer *tok, const char *path) {
     }
     tok_buf_free(&b);
     tok_buf_free(&tmp);
+    if (!hf->pre) {
+        hf->metaspace_words = 1;
+        for (int32_t id = 0; id < tok->nids && hf->metaspace_words; id++) {
+            const char *v = tok->tok[id];
+            uint32_t L = v ? tok->tok_len[id] : 0;
+            int seen_other = 0;
+            for (uint32_t i = 0; i < L; i++) {
+                int meta = i + 3 <= L && !memcmp(v + i, "\xE2\x96\x81", 3);
+                if (meta && seen_other) { hf->metaspace_words = 0; break; }
+                if (meta) i += 2;
+                else seen_other = 1;
+            }
+        }
+    }
     return st;
 }

@@ -169,6 +169,9 @@ typedef struct tok_hf {
     int byte_level; /* the pre-tokenizer maps bytes to GPT-2 unicode characters */
     uint8_t first_raw[256], first_norm[256]; /* first bytes of raw / normalized added-token contents */
     int n_norm_added;
+    /* No pre-tokenizer, but no vocabulary token has "\u2581" after another character: then no merge can cross
+       the point before a "\u2581" that follows another character, and BPE may run (and cache) word by word. */
+    int metaspace_words;
 } tok_hf;
 
 enum { TOK_KIND_LLAMA2C = 1, TOK_KIND_HF = 2 };
