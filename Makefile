@@ -34,7 +34,7 @@ test-fast: build
 
 test-asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DADEPT_SANITIZE=ON -DCMAKE_C_COMPILER=clang \
-	  -DCMAKE_C_FLAGS_DEBUG="-O1 -g" $(CMAKE_FLAGS) >/dev/null
+	  -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DADEPT_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L 'unit|lua|fuzz' --timeout 900
 

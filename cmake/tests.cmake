@@ -23,6 +23,28 @@ foreach(src IN LISTS unit_tests)
   set_tests_properties(unit/${name} PROPERTIES LABELS unit SKIP_RETURN_CODE 77 ENVIRONMENT "${ADEPT_TEST_ENV}")
 endforeach()
 
+# Under sanitizers the Lua specs load build-asan/adept.so into Debian's uninstrumented lua5.4, which must
+# preload the ASan runtime. The adeptlua host the specs spawn inherits LD_PRELOAD, so with clang (whose
+# default is a static runtime, incompatible with a preloaded one) it links the shared runtime as well.
+set(ADEPT_LUA_TEST_ENV ${ADEPT_TEST_ENV})
+if(ADEPT_SANITIZE)
+  if(CMAKE_C_COMPILER_ID MATCHES "Clang")
+    set(asan_rt_name libclang_rt.asan-${CMAKE_SYSTEM_PROCESSOR}.so)
+  else()
+    set(asan_rt_name libasan.so) # gcc links it dynamically already
+  endif()
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=${asan_rt_name}
+                  OUTPUT_VARIABLE ADEPT_ASAN_RUNTIME OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT IS_ABSOLUTE "${ADEPT_ASAN_RUNTIME}" OR NOT EXISTS "${ADEPT_ASAN_RUNTIME}")
+    message(FATAL_ERROR "ADEPT_SANITIZE: cannot find the ASan runtime ${asan_rt_name} (got '${ADEPT_ASAN_RUNTIME}')")
+  endif()
+  if(CMAKE_C_COMPILER_ID MATCHES "Clang")
+    get_filename_component(asan_rt_dir ${ADEPT_ASAN_RUNTIME} DIRECTORY)
+    target_link_options(adeptlua PRIVATE -shared-libasan "LINKER:-rpath,${asan_rt_dir}")
+  endif()
+  list(APPEND ADEPT_LUA_TEST_ENV "LD_PRELOAD=${ADEPT_ASAN_RUNTIME}")
+endif()
+
 find_program(LUA54 lua5.4)
 find_program(BUSTED busted)
 file(GLOB lua_specs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/lua/*_spec.lua)
@@ -32,7 +54,7 @@ if(LUA54 AND BUSTED)
     add_test(NAME lua/${name} COMMAND ${LUA54} ${BUSTED} --output=utfTerminal
              --lpath=${CMAKE_SOURCE_DIR}/tests/lua/?.lua --cpath=${CMAKE_BINARY_DIR}/?.so ${spec}
              WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-    set_tests_properties(lua/${name} PROPERTIES LABELS lua ENVIRONMENT "${ADEPT_TEST_ENV}")
+    set_tests_properties(lua/${name} PROPERTIES LABELS lua ENVIRONMENT "${ADEPT_LUA_TEST_ENV}")
   endforeach()
 else()
   message(WARNING "lua5.4 or busted not found: the Lua specs are not registered (make deps installs them)")

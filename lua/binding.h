@@ -48,6 +48,7 @@ typedef void (*adept_binding_open)(lua_State *L);
 void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
 void adept_open_tokenizer(lua_State *L);
+void adept_open_io(lua_State *L);
 
 int luaopen_adept(lua_State *L);
 

@@ -10,6 +10,7 @@ static const adept_binding_open bindings[] = {
     adept_open_util,
     adept_open_tensor,
     adept_open_tokenizer,
+    adept_open_io,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {

@@ -48,8 +48,9 @@ typedef struct adept_st_item {
 } adept_st_item;
 
 /* Writes a file with tensors in the given order (8-byte aligned header padding with spaces, as the
-   reference writer does) and optional string metadata; fsyncs before returning. Writes `path` directly:
-   callers that need atomic replacement write to a temporary name and rename. */
+   reference writer does) and optional string metadata; fsyncs before returning. A regular file is written
+   to a temporary name beside `path` and renamed over it (atomic; tensors still mapped from an old file at
+   `path` stay valid); a non-regular target such as /dev/stdout is written directly. */
 adept_status adept_safetensors_write(const char *path, const adept_st_item *items, size_t n_items,
                                      const char *const *meta_keys, const char *const *meta_values, size_t n_meta);
 
