@@ -191,6 +191,7 @@ struct adept_tokenizer {
     int32_t llama_space_id;
     tok_hf *hf;
     char *path;
+    int from_memory; /* loaded from bytes: no side files (tokenizer_config.json) */
 };
 
 adept_status tok_llama2c_load(const char *path, const unsigned char *data, size_t n, adept_tokenizer *tok);

@@ -418,7 +418,7 @@ static void load_bos_eos(adept_tokenizer *tok, const char *path) {
     /* without a side file: the conventional names (GPT-2's <|endoftext|> is both) */
     static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", NULL};
     static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", NULL};
-    FILE *f = fopen(cfg, "rb");
+    FILE *f = tok->from_memory ? NULL : fopen(cfg, "rb");
     if (!f) {
         for (int i = 0; tok->bos < 0 && bos_names[i]; i++)
             tok->bos = tok_smap_get(&tok->added_map, bos_names[i], strlen(bos_names[i]));
