@@ -9,17 +9,21 @@
 
 const char *const tok_gpt2_regex = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
-/* The reference (@huggingface/tokenizers, JavaScript RegExp with the u flag) reads \s as JS white space: it
-   includes U+FEFF and excludes U+0085, unlike PCRE2's Unicode \s. Rewriting keeps ids identical. */
-#define JS_SPACE "\\t\\n\\x0B\\f\\r\\x20\\xA0\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
+/* \s is spelled out so that ids match the reference exactly. Patterns from tokenizer.json (Split, Replace) are
+   Oniguruma's in the Rust library, where \s is Unicode White_Space (the JS reference translates them so);
+   ByteLevel's built-in GPT-2 regex is a plain JavaScript RegExp in the reference, whose \s also has U+FEFF
+   and lacks U+0085. PCRE2's own \s (Zs, \h, \v) differs from both in corners. */
+#define WS_COMMON "\\t\\n\\x0B\\f\\r\\x20\\xA0\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+static const char *const WS_UNICODE = WS_COMMON "\\x{85}";
+static const char *const WS_JS = WS_COMMON "\\x{FEFF}";
 
-static char *rewrite_spaces(const char *re) {
+static char *rewrite_spaces(const char *re, const char *space) {
     size_t n = strlen(re), cap = n * 8 + 64, o = 0;
     char *out = malloc(cap);
     if (!out) return NULL;
     int in_class = 0;
     for (size_t i = 0; i < n; i++) {
-        if (o + sizeof JS_SPACE + 8 >= cap) {
+        if (o + strlen(space) + 8 >= cap) {
             cap *= 2;
             char *no = realloc(out, cap);
             if (!no) { free(out); return NULL; }
@@ -29,12 +33,12 @@ static char *rewrite_spaces(const char *re) {
         if (c == '\\' && i + 1 < n) {
             char e = re[i + 1];
             if (e == 's') {
-                o += (size_t)sprintf(out + o, in_class ? "%s" : "[%s]", JS_SPACE);
+                o += (size_t)sprintf(out + o, in_class ? "%s" : "[%s]", space);
                 i++;
                 continue;
             }
             if (e == 'S' && !in_class) {
-                o += (size_t)sprintf(out + o, "[^%s]", JS_SPACE);
+                o += (size_t)sprintf(out + o, "[^%s]", space);
                 i++;
                 continue;
             }
@@ -58,7 +62,7 @@ static char *rewrite_spaces(const char *re) {
 }
 
 adept_status tok_pattern_compile_regex(tok_pattern *p, const char *regex, const char *where) {
-    char *re = rewrite_spaces(regex);
+    char *re = rewrite_spaces(regex, regex == tok_gpt2_regex ? WS_JS : WS_UNICODE);
     if (!re) return adept_fail(ADEPT_ENOMEM, "%s: out of memory", where);
     int err;
     PCRE2_SIZE off;

@@ -51,6 +51,7 @@ def main():
     if r.returncode != 0:
         tc.skip("@huggingface/tokenizers not installed and npm could not fetch it")
     texts = tc.slices(N_SLICES, seed=42) + [h.encode("utf-8") for h in tc.HARD] + INVALID
+    texts += tc.random_texts(int(os.environ.get("TOK_PARITY_RANDOM", "1000")))
     total_bad = 0
     for name in NAMES:
         d = os.path.join(tokdir, name)
