@@ -46,6 +46,23 @@ static adept_status write_all(int fd, const void *data, size_t n, const char *pa
     return ADEPT_OK;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* A name given twice, found by sorting a copy (O(n log n) for checkpoints of many tensors); `*dup` NULL if none. */
+static adept_status find_duplicate(const char *path, const char *const *names, size_t n, size_t stride,
+                                   const char **dup) {
+    *dup = NULL;
+    if (n < 2) return ADEPT_OK;
+    const char **sorted = malloc(n * sizeof *sorted);
+    if (!sorted) return adept_fail(ADEPT_ENOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < n; i++) sorted[i] = *(const char *const *)((const char *)names + i * stride);
+    qsort(sorted, n, sizeof *sorted, cmp_str);
+    for (size_t i = 1; i < n && !*dup; i++)
+        if (!strcmp(sorted[i - 1], sorted[i])) *dup = sorted[i];
+    free(sorted);
+    return ADEPT_OK;
+}
+
 /* The header JSON (unpadded), or NULL with the error set. cJSON keeps insertion order: tensors stay in the
    caller's order, __metadata__ first as the reference writer puts it. */
 static adept_status build_header(const char *path, const adept_st_item *items, size_t n_items,
@@ -59,42 +76,40 @@ static adept_status build_header(const char *path, const adept_st_item *items, s
         if (!meta) goto oom;
         for (size_t i = 0; i < n_meta; i++) {
             if (!meta_keys[i] || !meta_values[i]) {
-                adept_fail(ADEPT_EINVAL, "%s: metadata entry %zu has a NULL key or value", path, i + 1);
+                s = adept_fail(ADEPT_EINVAL, "%s: metadata entry %zu has a NULL key or value", path, i + 1);
                 goto fail;
             }
             if (!is_utf8(meta_keys[i]) || !is_utf8(meta_values[i])) {
-                adept_fail(ADEPT_EINVAL, "%s: metadata entry \"%.40s\" is not valid UTF-8", path, meta_keys[i]);
-                goto fail;
-            }
-            if (cJSON_GetObjectItemCaseSensitive(meta, meta_keys[i])) {
-                adept_fail(ADEPT_EINVAL, "%s: metadata key \"%s\" given twice", path, meta_keys[i]);
+                s = adept_fail(ADEPT_EINVAL, "%s: metadata entry \"%.40s\" is not valid UTF-8", path, meta_keys[i]);
                 goto fail;
             }
             if (!cJSON_AddStringToObject(meta, meta_keys[i], meta_values[i])) goto oom;
         }
+    }
+    const char *dup;
+    if ((s = find_duplicate(path, meta_keys, n_meta, sizeof *meta_keys, &dup)) != ADEPT_OK) goto fail;
+    if (dup) {
+        s = adept_fail(ADEPT_EINVAL, "%s: metadata key \"%s\" given twice", path, dup);
+        goto fail;
     }
     size_t offset = 0;
     for (size_t i = 0; i < n_items; i++) {
         const char *name = items[i].name;
         const adept_tensor *t = items[i].tensor;
         if (!name || !t) {
-            adept_fail(ADEPT_EINVAL, "%s: item %zu has a NULL name or tensor", path, i + 1);
+            s = adept_fail(ADEPT_EINVAL, "%s: item %zu has a NULL name or tensor", path, i + 1);
             goto fail;
         }
         if (!strcmp(name, "__metadata__")) {
-            adept_fail(ADEPT_EINVAL, "%s: \"__metadata__\" cannot name a tensor", path);
+            s = adept_fail(ADEPT_EINVAL, "%s: \"__metadata__\" cannot name a tensor", path);
             goto fail;
         }
         if (!is_utf8(name)) {
-            adept_fail(ADEPT_EINVAL, "%s: tensor name \"%.40s\" is not valid UTF-8", path, name);
+            s = adept_fail(ADEPT_EINVAL, "%s: tensor name \"%.40s\" is not valid UTF-8", path, name);
             goto fail;
         }
         if (t->storage->device != ADEPT_CPU) {
             s = adept_fail(ADEPT_EUNSUPPORTED, "%s: tensor '%s' is not on the CPU", path, name);
-            goto fail;
-        }
-        if (cJSON_GetObjectItemCaseSensitive(root, name)) {
-            adept_fail(ADEPT_EINVAL, "%s: tensor name '%s' given twice", path, name);
             goto fail;
         }
         size_t nbytes = adept_tensor_nbytes(t);
@@ -116,6 +131,11 @@ static adept_status build_header(const char *path, const adept_st_item *items, s
             s = adept_fail(ADEPT_EUNSUPPORTED, "%s: data section beyond 2^53 bytes", path);
             goto fail;
         }
+    }
+    if (n_items > 1 && (s = find_duplicate(path, &items[0].name, n_items, sizeof *items, &dup)) != ADEPT_OK) goto fail;
+    if (dup) {
+        s = adept_fail(ADEPT_EINVAL, "%s: tensor name '%s' given twice", path, dup);
+        goto fail;
     }
     *out = cJSON_PrintUnformatted(root);
     if (!*out) goto oom;

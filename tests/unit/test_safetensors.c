@@ -312,6 +312,9 @@ static void test_write_errors(void) {
           strstr(adept_last_error(), "No such file or directory"));
     CHECK_FAILS(adept_safetensors_write(tmp_path("dup.safetensors"), items, 2, NULL, NULL, 0), ADEPT_EINVAL);
     CHECK(strstr(adept_last_error(), "'a' given twice") != NULL);
+    const char *mk[2] = {"k", "k"}, *mv[2] = {"1", "2"};
+    CHECK_FAILS(adept_safetensors_write(tmp_path("dupmeta.safetensors"), items, 1, mk, mv, 2), ADEPT_EINVAL);
+    CHECK(strstr(adept_last_error(), "metadata key \"k\" given twice") != NULL);
     items[0].name = "__metadata__";
     CHECK_FAILS(adept_safetensors_write(tmp_path("meta.safetensors"), items, 1, NULL, NULL, 0), ADEPT_EINVAL);
     CHECK(strstr(adept_last_error(), "__metadata__") != NULL);
@@ -387,6 +390,36 @@ static void test_overwrite_while_mapped(void) {
     adept_tensor_free(a);
 }
 
+/* Checkpoints hold thousands of tensors: names stay in order and lookups work at that size. */
+static void test_many_tensors(void) {
+    enum { N = 5000 };
+    int64_t s1[1] = {3};
+    adept_tensor *a = filled(ADEPT_I32, 1, s1);
+    adept_st_item *items = calloc(N, sizeof *items);
+    char (*names)[32] = calloc(N, sizeof *names);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "model.layers.%d.w", N - i); /* not sorted: order must be kept */
+        items[i] = (adept_st_item){names[i], a};
+    }
+    CHECK_OK(adept_safetensors_write(tmp_path("many.safetensors"), items, N, NULL, NULL, 0));
+    adept_safetensors *st = NULL;
+    CHECK_OK(adept_safetensors_open(tmp_path("many.safetensors"), &st));
+    int order_ok = st && st->n_entries == N, found_ok = 1;
+    for (int i = 0; order_ok && i < N; i++) {
+        if (strcmp(st->entries[i].name, names[i]) || st->entries[i].begin != (size_t)i * 12) order_ok = 0;
+        if (adept_safetensors_find(st, names[i]) != &st->entries[i]) found_ok = 0;
+    }
+    CHECK(order_ok);
+    CHECK(found_ok);
+    adept_safetensors_close(st);
+    items[N - 1].name = names[17];
+    CHECK_FAILS(adept_safetensors_write(tmp_path("many2.safetensors"), items, N, NULL, NULL, 0), ADEPT_EINVAL);
+    CHECK(strstr(adept_last_error(), names[17]) && strstr(adept_last_error(), "given twice"));
+    free(items);
+    free(names);
+    adept_tensor_free(a);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/adept_st_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -399,6 +432,7 @@ int main(void) {
     test_truncation_and_corruption();
     test_write_errors();
     test_overwrite_while_mapped();
+    test_many_tensors();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
