@@ -223,6 +223,11 @@ static int l_num_tokens(lua_State *L) { lua_pushinteger(L, adept_dataset_num_tok
 static int l_num_documents(lua_State *L) { lua_pushinteger(L, adept_dataset_num_documents(check_box(L, 1)->ds)); return 1; }
 static int l_num_windows(lua_State *L) { lua_pushinteger(L, adept_dataset_num_windows(check_box(L, 1)->ds)); return 1; }
 static int l_seq_len(lua_State *L) { lua_pushinteger(L, adept_dataset_seq_len(check_box(L, 1)->ds)); return 1; }
+static int l_eos_id(lua_State *L) {
+    int32_t e = adept_dataset_eos_id(check_box(L, 1)->ds);
+    if (e < 0) lua_pushnil(L); else lua_pushinteger(L, e);
+    return 1;
+}
 
 static int l_num_batches(lua_State *L) {
     dataset_box *b = check_box(L, 1);
@@ -307,7 +312,7 @@ void adept_open_dataset(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"train", l_train}, {"holdout", l_holdout}, {"batches", l_batches}, {"next_batch", l_next_batch},
         {"take", l_take}, {"num_tokens", l_num_tokens}, {"num_documents", l_num_documents},
-        {"num_windows", l_num_windows}, {"num_batches", l_num_batches}, {"seq_len", l_seq_len},
+        {"num_windows", l_num_windows}, {"num_batches", l_num_batches}, {"seq_len", l_seq_len}, {"eos_id", l_eos_id},
         {"skipped", l_skipped}, {"stats", l_stats}, {"split", l_split_name}, {"cursor", l_cursor},
         {"set_cursor", l_set_cursor}, {"document", l_document}, {"free", l_gc}, {NULL, NULL}};
     if (luaL_newmetatable(L, DATASET_MT)) {

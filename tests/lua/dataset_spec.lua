@@ -62,6 +62,7 @@ describe("adept.dataset", function()
     local ds = adept.dataset{path = shard, format = "tokens", eos = 0, seq_len = 4, holdout = 0, shuffle = false,
                              cache = false}
     assert.are.equal(3, ds:num_documents())
+    assert.are.equal(0, ds:eos_id())
     assert.are.equal(12, ds:num_tokens())
     assert.are.equal(3, ds:num_windows())
     assert.are.equal(2, ds:num_batches(2))
