@@ -14,6 +14,8 @@ static const adept_binding_open bindings[] = {
     adept_open_json,
     adept_open_chart,
     adept_open_model_io,
+    adept_open_dataset,
+    adept_open_tokenizer,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {
