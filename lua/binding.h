@@ -47,7 +47,15 @@ int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def);
 typedef void (*adept_binding_open)(lua_State *L);
 void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
+void adept_open_model(lua_State *L);
 void adept_open_io(lua_State *L);
+
+/* Model userdata (bind_model.c): a named metatable; the handle owns the model (freed by __gc or :free()).
+   Other binding files (e.g. bind_model_io.c) push loaded models and check model arguments with these. */
+#define ADEPT_MODEL_MT "adept.Model"
+typedef struct adept_model adept_model;
+void adept_lua_push_model(lua_State *L, adept_model *m);
+adept_model *adept_lua_check_model(lua_State *L, int arg);
 
 int luaopen_adept(lua_State *L);
 

@@ -67,10 +67,18 @@ typedef struct adept_batch {
     const int32_t *targets;  /* [B*T] */
 } adept_batch;
 
+/* Config helpers (model.c): defaults (Llama, eps 1e-6, theta 10000, head_dim 0 = derive, bos/eos -1, f32),
+   and a check that every field is in range, deriving head_dim = hidden/heads when 0 and
+   num_kv_heads = num_heads when 0. Messages name the field ("config: num_heads must divide ..."). */
+void adept_model_config_default(adept_config *cfg);
+adept_status adept_model_config_check(adept_config *cfg);
+
 /* path: a Hugging Face directory (config.json + safetensors, sharded or not) or a llama2.c .bin. */
 adept_status adept_model_load(const char *path, adept_model **out);
-/* A model with random init (normal(0, std) for matrices, ones for norms) from a config; for tests and
-   pretraining from scratch. */
+/* A model with random init (normal(0, std) for matrices, ones for norms, zeros for biases) from a config;
+   for tests and pretraining from scratch. The config is checked and copied (config_json is duplicated).
+   init_std <= 0 leaves matrices zero and skips the random pass (loaders that overwrite every tensor).
+   Every tensor starts trainable. */
 adept_status adept_model_create(const adept_config *cfg, uint64_t seed, float init_std, adept_model **out);
 /* Writes an HF directory (config.json, model.safetensors or shards past max_shard_bytes (0 = never),
    adept.json). dtype: the dtype to write, or -1 for the dtype loaded. */
@@ -79,6 +87,8 @@ void adept_model_free(adept_model *m);
 
 const adept_config *adept_model_config(const adept_model *m);
 size_t adept_model_num_params(const adept_model *m);           /* rows of the parameter table */
+/* Rows are valid until the next surgery (adept_model_expand); value/grad tensors are refcounted views,
+   so a retained copy of them (adept_tensor_view on ->storage) stays valid after surgery or free. */
 adept_param *adept_model_param(adept_model *m, size_t i);
 adept_param *adept_model_find(adept_model *m, const char *name); /* NULL if absent */
 
@@ -98,12 +108,24 @@ adept_status adept_model_forward(adept_model *m, const adept_batch *batch, doubl
 
 /* Layers skipped in forward passes (residual identity), for mask-out importance; 0/1 per layer. */
 adept_status adept_model_set_skip(adept_model *m, int layer, int skip);
+int adept_model_is_skipped(const adept_model *m, int layer);
+
+/* Autoregressive generation with a KV cache: appends up to max_tokens ids after the prompt into out
+   (capacity max_tokens), stopping after stop_id (>= 0) is produced. temperature <= 0: greedy (argmax,
+   lowest id on ties); else softmax(logits / temperature) restricted to the top_k (0 = all) ids, sampled with
+   the counter-based RNG from seed. *n_out receives the number of ids written. */
+adept_status adept_model_generate(adept_model *m, const int32_t *prompt, int n_prompt, int max_tokens,
+                                  float temperature, int top_k, uint64_t seed, int stop_id, int32_t *out,
+                                  int *n_out);
 
 /* Layer surgery: inserts an identity copy after each listed layer (o_proj, down_proj and their biases
    zeroed), shifting later layers, and records the copies as expanded. new_indices receives the copies'
    new 0-based indices (n entries). */
 adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *new_indices);
 int adept_model_is_expanded(const adept_model *m, int layer);
+/* Sets the expanded flag (loaders restoring adept.json). */
+adept_status adept_model_set_expanded(adept_model *m, int layer, int expanded);
+int adept_model_num_layers(const adept_model *m);
 
 /* Bytes held: parameters, gradients, activations (the planned buffers). */
 typedef struct adept_memory {

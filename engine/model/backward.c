@@ -1,0 +1,97 @@
+/* The backward pass: from the fused cross-entropy gradient (left in the logits buffer by the forward pass)
+   down the residual stream; frozen weights get no gradient and the pass stops at the lowest trainable layer. */
+#include <string.h>
+
+#include "model/layers.h"
+#include "model/model_internal.h"
+
+float *adept_model_head_weight(adept_model *m, float **grad); /* forward.c */
+
+static int layer_trainable(const adept_model *m, int l) {
+    for (int k = 0; k < ADEPT_UNIT_KIND_COUNT; k++) {
+        int i = m->layer_idx[l][k];
+        if (i >= 0 && m->params[i].trainable) return 1;
+    }
+    return 0;
+}
+
+#define W(kind) adept_model_w(m, l, kind)
+#define G(kind) adept_model_g(m, l, kind)
+
+adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
+    const adept_config *c = &m->cfg;
+    adept_acts *a = &m->acts;
+    size_t B = a->B, T = a->T, N = B * T, C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    size_t H = c->num_heads, KH = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KH * D;
+    int L = c->num_layers;
+    int embed_train = m->params[m->embed_idx].grad != NULL;
+    /* lowest layer whose input gradient is needed: below it nothing is trainable */
+    int stop = L;
+    if (embed_train) stop = 0;
+    else
+        for (int l = 0; l < L; l++)
+            if (layer_trainable(m, l)) { stop = l; break; }
+    float *dhead, *head = adept_model_head_weight(m, &dhead);
+    float *fnorm_g = m->params[m->final_norm_idx].grad ? adept_tensor_f32(m->params[m->final_norm_idx].grad) : NULL;
+    int need_resid = stop < L; /* gradient needed below the final norm */
+    /* LM head and final norm */
+    memset(a->dln, 0, N * C * sizeof(float));
+    adept_matmul_backward((need_resid || fnorm_g) ? a->dln : NULL, dhead, NULL, a->logits, a->lnf, head, N, C, V);
+    if (!need_resid && !fnorm_g) return ADEPT_OK;
+    memset(a->dresid, 0, N * C * sizeof(float));
+    adept_rmsnorm_backward(need_resid ? a->dresid : NULL, fnorm_g, a->dln, a->resid + (size_t)L * N * C,
+                           adept_tensor_f32(m->params[m->final_norm_idx].value), a->lnf_rstd, N, C);
+    for (int l = L - 1; l >= stop; l--) {
+        if (m->skip[l]) continue; /* identity: the residual gradient passes unchanged */
+        int below = l > stop || embed_train; /* propagate to this layer's input */
+        float *x = a->resid + l * N * C, *ln1 = a->ln1 + l * N * C, *q = a->q + l * N * QD, *k = a->k + l * N * KD;
+        float *v = a->v + l * N * KD, *mid = a->resid_mid + l * N * C, *ln2 = a->ln2 + l * N * C;
+        float *y = a->atty + l * N * QD, *gate = a->gate + l * N * F, *up = a->up + l * N * F, *h = a->hmlp + l * N * F;
+        /* MLP: resid_out = mid + down(h); dresid holds d resid_out = d mid (residual part) */
+        memset(a->dhmlp, 0, N * F * sizeof(float));
+        adept_matmul_backward(a->dhmlp, G(ADEPT_UNIT_DOWN), NULL, a->dresid, h, W(ADEPT_UNIT_DOWN), N, F, C);
+        memset(a->dgate, 0, N * F * sizeof(float));
+        memset(a->dup, 0, N * F * sizeof(float));
+        adept_swiglu_backward(a->dgate, a->dup, a->dhmlp, gate, up, N * F);
+        memset(a->dln, 0, N * C * sizeof(float));
+        adept_matmul_backward(a->dln, G(ADEPT_UNIT_GATE), NULL, a->dgate, ln2, W(ADEPT_UNIT_GATE), N, C, F);
+        adept_matmul_backward(a->dln, G(ADEPT_UNIT_UP), NULL, a->dup, ln2, W(ADEPT_UNIT_UP), N, C, F);
+        adept_rmsnorm_backward(a->dresid, G(ADEPT_UNIT_MLP_NORM), a->dln, mid, W(ADEPT_UNIT_MLP_NORM),
+                               a->ln2_rstd + l * N, N, C);
+        /* attention: mid = x + o(y) */
+        memset(a->datty, 0, N * QD * sizeof(float));
+        adept_matmul_backward(a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, W(ADEPT_UNIT_O), N, QD, C);
+        memset(a->dq, 0, N * QD * sizeof(float));
+        memset(a->dk, 0, N * KD * sizeof(float));
+        memset(a->dv, 0, N * KD * sizeof(float));
+        adept_attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, a->att + l * B * H * T * T, q, k, v, B, T, H,
+                                 KH, D);
+        adept_rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D, 0);
+        adept_rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
+        float *dqp = a->dq, *dkp = a->dk, *qin = q, *kin = k;
+        if (c->qk_norm) {
+            qin = a->qpre + l * N * QD;
+            kin = a->kpre + l * N * KD;
+            memset(a->dqpre, 0, N * QD * sizeof(float));
+            memset(a->dkpre, 0, N * KD * sizeof(float));
+            adept_rmsnorm_backward(a->dqpre, G(ADEPT_UNIT_Q_NORM), a->dq, qin, W(ADEPT_UNIT_Q_NORM), a->q_rstd + l * N * H,
+                                   N * H, D);
+            adept_rmsnorm_backward(a->dkpre, G(ADEPT_UNIT_K_NORM), a->dk, kin, W(ADEPT_UNIT_K_NORM),
+                                   a->k_rstd + l * N * KH, N * KH, D);
+            dqp = a->dqpre;
+            dkp = a->dkpre;
+        }
+        (void)qin; (void)kin;
+        float *dln = below || G(ADEPT_UNIT_ATTN_NORM) ? a->dln : NULL;
+        if (dln) memset(dln, 0, N * C * sizeof(float));
+        adept_matmul_backward(dln, G(ADEPT_UNIT_Q), G(ADEPT_UNIT_Q_BIAS), dqp, ln1, W(ADEPT_UNIT_Q), N, C, QD);
+        adept_matmul_backward(dln, G(ADEPT_UNIT_K), G(ADEPT_UNIT_K_BIAS), dkp, ln1, W(ADEPT_UNIT_K), N, C, KD);
+        adept_matmul_backward(dln, G(ADEPT_UNIT_V), G(ADEPT_UNIT_V_BIAS), a->dv, ln1, W(ADEPT_UNIT_V), N, C, KD);
+        if (dln)
+            adept_rmsnorm_backward(below ? a->dresid : NULL, G(ADEPT_UNIT_ATTN_NORM), dln, x, W(ADEPT_UNIT_ATTN_NORM),
+                                   a->ln1_rstd + l * N, N, C);
+    }
+    if (embed_train)
+        adept_embedding_backward(adept_tensor_f32(m->params[m->embed_idx].grad), b->inputs, a->dresid, N, C);
+    return ADEPT_OK;
+}

@@ -1,0 +1,151 @@
+/* Autoregressive generation with a KV cache: one token at a time through the decoder, keys and values of
+   past positions kept per layer; greedy or seeded temperature / top-k sampling from the last logits. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adept/rng.h"
+#include "model/layers.h"
+#include "model/model_internal.h"
+
+float *adept_model_head_weight(adept_model *m, float **grad); /* forward.c */
+
+typedef struct gen_state {
+    float *kc, *vc;          /* (L, maxT, KD) */
+    float *x, *ln, *q, *k, *v, *y, *g, *u, *h, *att, *logits, *rstd, *cos_t, *sin_t;
+    int maxT;
+} gen_state;
+
+/* Runs token `id` at position pos through the model; leaves the logits in s->logits. */
+static void step(adept_model *m, gen_state *s, int32_t id, int pos) {
+    const adept_config *c = &m->cfg;
+    size_t C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KH = c->num_kv_heads, D = c->head_dim;
+    size_t QD = H * D, KD = KH * D, grp = H / KH;
+    double eps = c->rms_norm_eps;
+    adept_embedding_forward(s->x, &id, adept_tensor_f32(m->params[m->embed_idx].value), 1, C);
+    for (int l = 0; l < c->num_layers; l++) {
+        if (m->skip[l]) continue;
+        float *kc = s->kc + ((size_t)l * s->maxT) * KD, *vc = s->vc + ((size_t)l * s->maxT) * KD;
+        adept_rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), 1, C, eps);
+        adept_matmul_forward(s->q, s->ln, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), 1, C, QD, 0);
+        adept_matmul_forward(s->k, s->ln, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), 1, C, KD, 0);
+        adept_matmul_forward(s->v, s->ln, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), 1, C, KD, 0);
+        if (c->qk_norm) {
+            adept_rmsnorm_forward(s->q, s->rstd, s->q, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), H, D, eps);
+            adept_rmsnorm_forward(s->k, s->rstd, s->k, adept_model_w(m, l, ADEPT_UNIT_K_NORM), KH, D, eps);
+        }
+        adept_rope_forward(s->q, s->cos_t, s->sin_t, 1, 1, H, D, (size_t)pos);
+        adept_rope_forward(s->k, s->cos_t, s->sin_t, 1, 1, KH, D, (size_t)pos);
+        memcpy(kc + (size_t)pos * KD, s->k, KD * sizeof(float));
+        memcpy(vc + (size_t)pos * KD, s->v, KD * sizeof(float));
+        float scale = (float)(1.0 / sqrt((double)D));
+        for (size_t hh = 0; hh < H; hh++) {
+            const float *qh = s->q + hh * D;
+            size_t g = hh / grp;
+            float mx = -INFINITY;
+            for (int t = 0; t <= pos; t++) {
+                const float *kt = kc + (size_t)t * KD + g * D;
+                float dot = 0;
+                for (size_t i = 0; i < D; i++) dot += qh[i] * kt[i];
+                s->att[t] = dot * scale;
+                if (s->att[t] > mx) mx = s->att[t];
+            }
+            float sum = 0;
+            for (int t = 0; t <= pos; t++) { s->att[t] = expf(s->att[t] - mx); sum += s->att[t]; }
+            float *yh = s->y + hh * D;
+            memset(yh, 0, D * sizeof(float));
+            for (int t = 0; t <= pos; t++) {
+                const float *vt = vc + (size_t)t * KD + g * D;
+                float p = s->att[t] / sum;
+                for (size_t i = 0; i < D; i++) yh[i] += p * vt[i];
+            }
+        }
+        adept_matmul_forward(s->x, s->y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, 1, QD, C, 1);
+        adept_rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), 1, C, eps);
+        adept_matmul_forward(s->g, s->ln, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, 1, C, F, 0);
+        adept_matmul_forward(s->u, s->ln, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, 1, C, F, 0);
+        adept_swiglu_forward(s->h, s->g, s->u, F);
+        adept_matmul_forward(s->x, s->h, adept_model_w(m, l, ADEPT_UNIT_DOWN), NULL, 1, F, C, 1);
+    }
+    adept_rmsnorm_forward(s->ln, s->rstd, s->x, adept_tensor_f32(m->params[m->final_norm_idx].value), 1, C, eps);
+    adept_matmul_forward(s->logits, s->ln, adept_model_head_weight(m, NULL), NULL, 1, C, c->vocab_size, 0);
+}
+
+typedef struct cand { float logit; int id; } cand;
+static int cand_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit < y->logit ? 1 : -1;
+    return x->id - y->id;
+}
+
+static int32_t pick(const float *logits, int V, float temperature, int top_k, adept_rng *rng, cand *buf) {
+    if (temperature <= 0) {
+        int best = 0;
+        for (int i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+    for (int i = 0; i < V; i++) { buf[i].logit = logits[i]; buf[i].id = i; }
+    int n = V;
+    if (top_k > 0 && top_k < V) {
+        qsort(buf, (size_t)V, sizeof *buf, cand_cmp);
+        n = top_k;
+    }
+    double mx = -INFINITY, sum = 0;
+    for (int i = 0; i < n; i++) if (buf[i].logit > mx) mx = buf[i].logit;
+    for (int i = 0; i < n; i++) sum += exp((buf[i].logit - mx) / temperature);
+    double u = adept_rng_next_uniform(rng) * sum, acc = 0;
+    for (int i = 0; i < n; i++) {
+        acc += exp((buf[i].logit - mx) / temperature);
+        if (u < acc) return buf[i].id;
+    }
+    return buf[n - 1].id;
+}
+
+adept_status adept_model_generate(adept_model *m, const int32_t *prompt, int n_prompt, int max_tokens,
+                                  float temperature, int top_k, uint64_t seed, int stop_id, int32_t *out, int *n_out) {
+    const adept_config *c = &m->cfg;
+    *n_out = 0;
+    if (n_prompt <= 0) return adept_fail(ADEPT_EINVAL, "generate: the prompt is empty (start from a BOS id)");
+    if (max_tokens < 0) return adept_fail(ADEPT_EINVAL, "generate: max_tokens must be >= 0, got %d", max_tokens);
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= c->vocab_size)
+            return adept_fail(ADEPT_EINVAL, "generate: prompt id %d at %d is outside [0, %d)", prompt[i], i, c->vocab_size);
+    int maxT = n_prompt + max_tokens;
+    if (c->max_position_embeddings > 0 && maxT > c->max_position_embeddings)
+        return adept_fail(ADEPT_EINVAL, "generate: prompt (%d) + max_tokens (%d) exceeds max_position_embeddings %d",
+                          n_prompt, max_tokens, c->max_position_embeddings);
+    size_t C = c->hidden_size, F = c->intermediate_size, D = c->head_dim, QD = (size_t)c->num_heads * D;
+    size_t KD = (size_t)c->num_kv_heads * D, V = c->vocab_size, L = c->num_layers;
+    size_t qmax = QD > C ? QD : C;
+    size_t total = 2 * L * maxT * KD + C + qmax + QD + KD + KD + QD + 3 * F + maxT + V + qmax + (size_t)maxT * D;
+    float *blk = calloc(total, sizeof(float));
+    cand *buf = malloc(V * sizeof *buf);
+    if (!blk || !buf) { free(blk); free(buf); return adept_fail(ADEPT_ENOMEM, "generate: out of memory"); }
+    gen_state s;
+    float *p = blk;
+#define TAKE(f, n) (s.f = p, p += (n))
+    TAKE(kc, L * maxT * KD); TAKE(vc, L * maxT * KD); TAKE(x, C); TAKE(ln, qmax); TAKE(q, QD); TAKE(k, KD);
+    TAKE(v, KD); TAKE(y, QD); TAKE(g, F); TAKE(u, F); TAKE(h, F); TAKE(att, maxT); TAKE(logits, V); TAKE(rstd, qmax);
+    TAKE(cos_t, (size_t)maxT * D / 2); TAKE(sin_t, (size_t)maxT * D / 2);
+#undef TAKE
+    s.maxT = maxT;
+    for (int t = 0; t < maxT; t++)
+        for (size_t i = 0; i < D / 2; i++) {
+            double ang = t * pow(c->rope_theta, -2.0 * (double)i / (double)D);
+            s.cos_t[t * (D / 2) + i] = (float)cos(ang);
+            s.sin_t[t * (D / 2) + i] = (float)sin(ang);
+        }
+    adept_rng rng = adept_rng_make(seed);
+    for (int i = 0; i < n_prompt; i++) step(m, &s, prompt[i], i);
+    int n = 0, pos = n_prompt;
+    while (n < max_tokens) {
+        int32_t id = pick(s.logits, (int)V, temperature, top_k, &rng, buf);
+        out[n++] = id;
+        if (id == stop_id || n == max_tokens) break;
+        step(m, &s, id, pos++);
+    }
+    *n_out = n;
+    free(blk);
+    free(buf);
+    return ADEPT_OK;
+}

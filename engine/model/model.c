@@ -1,0 +1,277 @@
+/* The model's lifecycle and parameter table: config defaults and checks, creation with random init,
+   lookup by HF name, trainable flags (frozen rows own no gradient), skip/expanded flags, memory report. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adept/log.h"
+#include "adept/rng.h"
+#include "model/model_internal.h"
+
+static const char *const kind_names[ADEPT_UNIT_KIND_COUNT] = {
+    "embed_tokens", "lm_head", "norm", "input_layernorm", "q_proj", "k_proj", "v_proj", "o_proj",
+    "q_proj_bias", "k_proj_bias", "v_proj_bias", "q_norm", "k_norm", "post_attention_layernorm",
+    "gate_proj", "up_proj", "down_proj"};
+
+/* HF name suffix of each per-layer kind, after "model.layers.N." */
+static const char *const layer_suffix[ADEPT_UNIT_KIND_COUNT] = {
+    [ADEPT_UNIT_ATTN_NORM] = "input_layernorm.weight", [ADEPT_UNIT_Q] = "self_attn.q_proj.weight",
+    [ADEPT_UNIT_K] = "self_attn.k_proj.weight",        [ADEPT_UNIT_V] = "self_attn.v_proj.weight",
+    [ADEPT_UNIT_O] = "self_attn.o_proj.weight",        [ADEPT_UNIT_Q_BIAS] = "self_attn.q_proj.bias",
+    [ADEPT_UNIT_K_BIAS] = "self_attn.k_proj.bias",     [ADEPT_UNIT_V_BIAS] = "self_attn.v_proj.bias",
+    [ADEPT_UNIT_Q_NORM] = "self_attn.q_norm.weight",   [ADEPT_UNIT_K_NORM] = "self_attn.k_norm.weight",
+    [ADEPT_UNIT_MLP_NORM] = "post_attention_layernorm.weight", [ADEPT_UNIT_GATE] = "mlp.gate_proj.weight",
+    [ADEPT_UNIT_UP] = "mlp.up_proj.weight",            [ADEPT_UNIT_DOWN] = "mlp.down_proj.weight"};
+
+const char *adept_unit_kind_name(adept_unit_kind kind) {
+    return (unsigned)kind < ADEPT_UNIT_KIND_COUNT ? kind_names[kind] : "unknown";
+}
+
+int adept_unit_kind_is_norm(adept_unit_kind kind) {
+    return kind == ADEPT_UNIT_FINAL_NORM || kind == ADEPT_UNIT_ATTN_NORM || kind == ADEPT_UNIT_MLP_NORM ||
+           kind == ADEPT_UNIT_Q_NORM || kind == ADEPT_UNIT_K_NORM;
+}
+
+void adept_model_config_default(adept_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->arch = ADEPT_ARCH_LLAMA;
+    strcpy(cfg->architecture, "LlamaForCausalLM");
+    cfg->rms_norm_eps = 1e-6;
+    cfg->rope_theta = 10000.0;
+    cfg->bos_token_id = -1;
+    cfg->eos_token_id = -1;
+    cfg->dtype = ADEPT_F32;
+}
+
+#define POSITIVE(field)                                                                                  \
+    if (cfg->field <= 0)                                                                                 \
+        return adept_fail(ADEPT_EINVAL, "config: " #field " must be a positive integer, got %d", cfg->field)
+
+adept_status adept_model_config_check(adept_config *cfg) {
+    POSITIVE(vocab_size);
+    POSITIVE(hidden_size);
+    POSITIVE(intermediate_size);
+    POSITIVE(num_heads);
+    if (cfg->num_layers < 0)
+        return adept_fail(ADEPT_EINVAL, "config: num_hidden_layers must be >= 0, got %d", cfg->num_layers);
+    if (cfg->num_kv_heads == 0) cfg->num_kv_heads = cfg->num_heads;
+    POSITIVE(num_kv_heads);
+    if (cfg->num_heads % cfg->num_kv_heads)
+        return adept_fail(ADEPT_EINVAL, "config: num_key_value_heads (%d) must divide num_attention_heads (%d)",
+                          cfg->num_kv_heads, cfg->num_heads);
+    if (cfg->head_dim == 0) {
+        if (cfg->hidden_size % cfg->num_heads)
+            return adept_fail(ADEPT_EINVAL, "config: hidden_size (%d) is not a multiple of num_attention_heads (%d) "
+                              "and head_dim is not given", cfg->hidden_size, cfg->num_heads);
+        cfg->head_dim = cfg->hidden_size / cfg->num_heads;
+    }
+    POSITIVE(head_dim);
+    if (cfg->head_dim % 2)
+        return adept_fail(ADEPT_EINVAL, "config: head_dim must be even for rotary embeddings, got %d", cfg->head_dim);
+    if (cfg->max_position_embeddings < 0)
+        return adept_fail(ADEPT_EINVAL, "config: max_position_embeddings must be >= 0, got %d",
+                          cfg->max_position_embeddings);
+    if (!(cfg->rms_norm_eps > 0) || !isfinite(cfg->rms_norm_eps))
+        return adept_fail(ADEPT_EINVAL, "config: rms_norm_eps must be a positive number, got %g", cfg->rms_norm_eps);
+    if (!(cfg->rope_theta > 0) || !isfinite(cfg->rope_theta))
+        return adept_fail(ADEPT_EINVAL, "config: rope_theta must be a positive number, got %g", cfg->rope_theta);
+    if ((size_t)cfg->vocab_size * (size_t)cfg->hidden_size > ((size_t)1 << 40))
+        return adept_fail(ADEPT_EINVAL, "config: vocab_size x hidden_size (%d x %d) is too large",
+                          cfg->vocab_size, cfg->hidden_size);
+    return ADEPT_OK;
+}
+
+adept_status adept_model_row_init(adept_param *p, const char *name, int layer, adept_unit_kind kind, int ndim,
+                                  int64_t d0, int64_t d1) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->layer = layer;
+    p->kind = kind;
+    p->ndim = ndim;
+    p->shape[0] = d0;
+    p->shape[1] = ndim == 2 ? d1 : 0;
+    p->numel = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
+    p->trainable = 1;
+    p->decay = ndim == 2 && !adept_unit_kind_is_norm(kind);
+    ADEPT_TRY(adept_tensor_new(ADEPT_F32, ndim, p->shape, &p->value));
+    adept_status st = adept_tensor_new(ADEPT_F32, ndim, p->shape, &p->grad);
+    if (st != ADEPT_OK) {
+        adept_tensor_free(p->value);
+        p->value = NULL;
+    }
+    return st;
+}
+
+static void rows_free(adept_param *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        adept_tensor_free(rows[i].value);
+        adept_tensor_free(rows[i].grad);
+    }
+    free(rows);
+}
+
+adept_status adept_model_reindex(adept_model *m) {
+    int L = m->cfg.num_layers;
+    free(m->layer_idx);
+    m->layer_idx = malloc(sizeof *m->layer_idx * (size_t)(L > 0 ? L : 1));
+    if (!m->layer_idx) return adept_fail(ADEPT_ENOMEM, "model: out of memory");
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < ADEPT_UNIT_KIND_COUNT; k++) m->layer_idx[l][k] = -1;
+    m->embed_idx = m->final_norm_idx = m->lm_head_idx = -1;
+    for (size_t i = 0; i < m->nparams; i++) {
+        adept_param *p = &m->params[i];
+        if (p->layer >= 0) {
+            if (p->layer >= L) return adept_fail(ADEPT_ESTATE, "model: row %s has layer %d of %d", p->name, p->layer, L);
+            m->layer_idx[p->layer][p->kind] = (int)i;
+        } else if (p->kind == ADEPT_UNIT_EMBED) m->embed_idx = (int)i;
+        else if (p->kind == ADEPT_UNIT_FINAL_NORM) m->final_norm_idx = (int)i;
+        else if (p->kind == ADEPT_UNIT_LM_HEAD) m->lm_head_idx = (int)i;
+    }
+    return ADEPT_OK;
+}
+
+/* Appends the rows of decoder layer l (HF order) at rows[*n]. */
+static adept_status add_layer_rows(const adept_config *c, int l, adept_param *rows, size_t *n) {
+    int64_t C = c->hidden_size, QD = (int64_t)c->num_heads * c->head_dim, KD = (int64_t)c->num_kv_heads * c->head_dim;
+    int64_t F = c->intermediate_size, D = c->head_dim;
+    struct { adept_unit_kind kind; int ndim; int64_t d0, d1; int present; } spec[] = {
+        {ADEPT_UNIT_ATTN_NORM, 1, C, 0, 1},
+        {ADEPT_UNIT_Q, 2, QD, C, 1}, {ADEPT_UNIT_Q_BIAS, 1, QD, 0, c->attention_bias},
+        {ADEPT_UNIT_K, 2, KD, C, 1}, {ADEPT_UNIT_K_BIAS, 1, KD, 0, c->attention_bias},
+        {ADEPT_UNIT_V, 2, KD, C, 1}, {ADEPT_UNIT_V_BIAS, 1, KD, 0, c->attention_bias},
+        {ADEPT_UNIT_O, 2, C, QD, 1},
+        {ADEPT_UNIT_Q_NORM, 1, D, 0, c->qk_norm}, {ADEPT_UNIT_K_NORM, 1, D, 0, c->qk_norm},
+        {ADEPT_UNIT_MLP_NORM, 1, C, 0, 1},
+        {ADEPT_UNIT_GATE, 2, F, C, 1}, {ADEPT_UNIT_UP, 2, F, C, 1}, {ADEPT_UNIT_DOWN, 2, C, F, 1}};
+    for (size_t s = 0; s < sizeof spec / sizeof spec[0]; s++) {
+        if (!spec[s].present) continue;
+        char name[128];
+        snprintf(name, sizeof name, "model.layers.%d.%s", l, layer_suffix[spec[s].kind]);
+        ADEPT_TRY(adept_model_row_init(&rows[*n], name, l, spec[s].kind, spec[s].ndim, spec[s].d0, spec[s].d1));
+        (*n)++;
+    }
+    return ADEPT_OK;
+}
+
+size_t adept_model_layer_name(int layer, adept_unit_kind kind, char *buf, size_t cap) {
+    return (size_t)snprintf(buf, cap, "model.layers.%d.%s", layer, layer_suffix[kind] ? layer_suffix[kind] : "?");
+}
+
+adept_status adept_model_create(const adept_config *cfg_in, uint64_t seed, float init_std, adept_model **out) {
+    *out = NULL;
+    adept_config cfg = *cfg_in;
+    cfg.config_json = NULL;
+    ADEPT_TRY(adept_model_config_check(&cfg));
+    adept_model *m = calloc(1, sizeof *m);
+    if (!m) return adept_fail(ADEPT_ENOMEM, "model: out of memory");
+    m->cfg = cfg;
+    adept_status st = ADEPT_OK;
+    if (cfg_in->config_json && !(m->cfg.config_json = strdup(cfg_in->config_json))) st = ADEPT_ENOMEM;
+    int L = cfg.num_layers;
+    size_t cap = 3 + (size_t)L * 14;
+    m->params = calloc(cap, sizeof *m->params);
+    m->skip = calloc((size_t)(L > 0 ? L : 1), 1);
+    m->expanded = calloc((size_t)(L > 0 ? L : 1), 1);
+    if (st != ADEPT_OK || !m->params || !m->skip || !m->expanded) {
+        adept_model_free(m);
+        return adept_fail(ADEPT_ENOMEM, "model: out of memory");
+    }
+#define ROW(...)                                                        \
+    if ((st = adept_model_row_init(&m->params[m->nparams], __VA_ARGS__)) != ADEPT_OK) goto fail; \
+    m->nparams++
+    ROW("model.embed_tokens.weight", -1, ADEPT_UNIT_EMBED, 2, cfg.vocab_size, cfg.hidden_size);
+    for (int l = 0; l < L; l++)
+        if ((st = add_layer_rows(&cfg, l, m->params, &m->nparams)) != ADEPT_OK) goto fail;
+    ROW("model.norm.weight", -1, ADEPT_UNIT_FINAL_NORM, 1, cfg.hidden_size, 0);
+    if (!cfg.tie_word_embeddings) { ROW("lm_head.weight", -1, ADEPT_UNIT_LM_HEAD, 2, cfg.vocab_size, cfg.hidden_size); }
+#undef ROW
+    if ((st = adept_model_reindex(m)) != ADEPT_OK) goto fail;
+    for (size_t i = 0; i < m->nparams; i++) {
+        adept_param *p = &m->params[i];
+        float *w = adept_tensor_f32(p->value);
+        if (adept_unit_kind_is_norm(p->kind)) {
+            for (size_t j = 0; j < p->numel; j++) w[j] = 1.0f;
+        } else if (p->ndim == 2 && init_std > 0) {
+            adept_rng_fill_normal(w, p->numel, seed, 1000 + i, 0.0f, init_std);
+        }
+    }
+    *out = m;
+    return ADEPT_OK;
+fail:
+    adept_model_free(m);
+    return adept_fail_context(st, "model create");
+}
+
+void adept_model_free(adept_model *m) {
+    if (!m) return;
+    rows_free(m->params, m->nparams);
+    free(m->layer_idx);
+    free(m->skip);
+    free(m->expanded);
+    free(m->cfg.config_json);
+    adept_model_acts_free(&m->acts);
+    free(m);
+}
+
+const adept_config *adept_model_config(const adept_model *m) { return &m->cfg; }
+size_t adept_model_num_params(const adept_model *m) { return m->nparams; }
+int adept_model_num_layers(const adept_model *m) { return m->cfg.num_layers; }
+
+adept_param *adept_model_param(adept_model *m, size_t i) { return i < m->nparams ? &m->params[i] : NULL; }
+
+adept_param *adept_model_find(adept_model *m, const char *name) {
+    for (size_t i = 0; i < m->nparams; i++)
+        if (!strcmp(m->params[i].name, name)) return &m->params[i];
+    return NULL;
+}
+
+adept_status adept_model_set_trainable(adept_model *m, size_t i, int trainable) {
+    if (i >= m->nparams)
+        return adept_fail(ADEPT_EINVAL, "set_trainable: row %zu out of range (%zu rows)", i, m->nparams);
+    adept_param *p = &m->params[i];
+    if (trainable && !p->grad) ADEPT_TRY(adept_tensor_new(ADEPT_F32, p->ndim, p->shape, &p->grad));
+    if (!trainable && p->grad) {
+        adept_tensor_free(p->grad); /* Lua handles keep their own reference to the storage */
+        p->grad = NULL;
+    }
+    p->trainable = trainable ? 1 : 0;
+    return ADEPT_OK;
+}
+
+void adept_model_zero_grad(adept_model *m) {
+    for (size_t i = 0; i < m->nparams; i++)
+        if (m->params[i].grad) memset(adept_tensor_data(m->params[i].grad), 0, adept_tensor_nbytes(m->params[i].grad));
+}
+
+adept_status adept_model_set_skip(adept_model *m, int layer, int skip) {
+    if (layer < 0 || layer >= m->cfg.num_layers)
+        return adept_fail(ADEPT_EINVAL, "set_skip: layer %d out of range [0, %d)", layer, m->cfg.num_layers);
+    m->skip[layer] = skip ? 1 : 0;
+    return ADEPT_OK;
+}
+
+int adept_model_is_skipped(const adept_model *m, int layer) {
+    return layer >= 0 && layer < m->cfg.num_layers && m->skip[layer];
+}
+
+int adept_model_is_expanded(const adept_model *m, int layer) {
+    return layer >= 0 && layer < m->cfg.num_layers && m->expanded[layer];
+}
+
+adept_status adept_model_set_expanded(adept_model *m, int layer, int expanded) {
+    if (layer < 0 || layer >= m->cfg.num_layers)
+        return adept_fail(ADEPT_EINVAL, "set_expanded: layer %d out of range [0, %d)", layer, m->cfg.num_layers);
+    m->expanded[layer] = expanded ? 1 : 0;
+    return ADEPT_OK;
+}
+
+adept_memory adept_model_memory(const adept_model *m) {
+    adept_memory r = {0, 0, 0};
+    for (size_t i = 0; i < m->nparams; i++) {
+        r.params += adept_tensor_nbytes(m->params[i].value);
+        if (m->params[i].grad) r.grads += adept_tensor_nbytes(m->params[i].grad);
+    }
+    r.activations = m->acts.bytes;
+    return r;
+}

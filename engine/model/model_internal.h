@@ -1,0 +1,69 @@
+/* Private layout of adept_model shared by the files of engine/model: the parameter table, per-layer
+   indices into it, flags, and the activation plan (buffers sized once per (B, T) and reused). */
+#ifndef ADEPT_MODEL_INTERNAL_H
+#define ADEPT_MODEL_INTERNAL_H
+
+#include "adept/model.h"
+
+/* Activations kept by the forward pass for the backward pass, one plan per (B, T). Shapes in comments;
+   N = B*T, C = hidden, QD = heads*head_dim, KD = kv_heads*head_dim, F = intermediate, L = layers. */
+typedef struct adept_acts {
+    int B, T;
+    size_t bytes;                 /* total bytes of the planned buffers */
+    float *resid;                 /* (L+1, N, C) input of each layer; [L] = input of the final norm */
+    float *resid_mid;             /* (L, N, C) after the attention residual */
+    float *ln1, *ln1_rstd;        /* (L, N, C), (L, N) */
+    float *q, *k, *v;             /* (L, N, QD), (L, N, KD), (L, N, KD): post bias/norm/RoPE */
+    float *qpre, *kpre;           /* (L, N, QD), (L, N, KD) before q/k norm (qk_norm only) */
+    float *q_rstd, *k_rstd;       /* (L, N, heads), (L, N, kv_heads) (qk_norm only) */
+    float *att;                   /* (L, B, heads, T, T) softmax probabilities (causal, upper part 0) */
+    float *atty;                  /* (L, N, QD) attention output before o_proj */
+    float *ln2, *ln2_rstd;        /* (L, N, C), (L, N) */
+    float *gate, *up, *hmlp;      /* (L, N, F) each; hmlp = silu(gate) * up */
+    float *lnf, *lnf_rstd;        /* (N, C), (N) */
+    float *logits;                /* (N, V); becomes dlogits in forward_backward */
+    /* backward scratch, shared by layers */
+    float *dresid;                /* (N, C) gradient flowing along the residual stream */
+    float *dln;                   /* (N, C) */
+    float *dq, *dk, *dv, *datty;  /* (N, QD), (N, KD), (N, KD), (N, QD) */
+    float *dgate, *dup;           /* (N, F) each */
+    float *dhmlp;                 /* (N, F) */
+    float *dqpre, *dkpre;         /* (N, QD), (N, KD) qk_norm only */
+    double *nll;                  /* (N) per-token loss */
+    float *datt;                  /* (B, heads, T, T) */
+    float *rope_cos, *rope_sin;   /* (T, head_dim/2) */
+    void *block;                  /* the single allocation all of the above point into */
+} adept_acts;
+
+struct adept_model {
+    adept_config cfg;
+    adept_param *params;
+    size_t nparams;
+    int (*layer_idx)[ADEPT_UNIT_KIND_COUNT]; /* [L][kind] -> row, -1 when absent */
+    int embed_idx, final_norm_idx, lm_head_idx; /* lm_head_idx -1 when tied */
+    unsigned char *skip, *expanded;          /* [L] */
+    adept_acts acts;
+    int plan_logged;
+};
+
+/* Builds an empty table row for a tensor (value allocated zeroed, grad allocated when trainable). */
+adept_status adept_model_row_init(adept_param *p, const char *name, int layer, adept_unit_kind kind, int ndim,
+                                  int64_t d0, int64_t d1);
+/* "model.layers.N.<suffix>" for a per-layer kind. */
+size_t adept_model_layer_name(int layer, adept_unit_kind kind, char *buf, size_t cap);
+/* Recomputes layer_idx / embed_idx / ... from the names and kinds of the rows. */
+adept_status adept_model_reindex(adept_model *m);
+/* Plans (or reuses) the activation buffers for (B, T); logs the memory plan the first time. */
+adept_status adept_model_plan(adept_model *m, int B, int T);
+void adept_model_acts_free(adept_acts *a);
+
+static inline float *adept_model_w(adept_model *m, int layer, adept_unit_kind kind) {
+    int i = m->layer_idx[layer][kind];
+    return i < 0 ? NULL : adept_tensor_f32(m->params[i].value);
+}
+static inline float *adept_model_g(adept_model *m, int layer, adept_unit_kind kind) {
+    int i = m->layer_idx[layer][kind];
+    return (i < 0 || !m->params[i].grad) ? NULL : adept_tensor_f32(m->params[i].grad);
+}
+
+#endif

@@ -1,0 +1,392 @@
+/* Model bindings: adept.model (random init from a table of HF config fields) and the methods of
+   adept.Model (parameters and gradients as shared tensor views, loss, gradients, logits, generation, surgery). */
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adept/model.h"
+#include "binding.h"
+
+typedef struct model_box {
+    adept_model *m;
+} model_box;
+
+void adept_lua_push_model(lua_State *L, adept_model *m) {
+    model_box *box = lua_newuserdatauv(L, sizeof *box, 1);
+    box->m = m;
+    luaL_setmetatable(L, ADEPT_MODEL_MT);
+}
+
+adept_model *adept_lua_check_model(lua_State *L, int arg) {
+    model_box *box = luaL_checkudata(L, arg, ADEPT_MODEL_MT);
+    if (!box->m) luaL_error(L, "model was freed");
+    return box->m;
+}
+
+static int model_gc(lua_State *L) {
+    model_box *box = luaL_checkudata(L, 1, ADEPT_MODEL_MT);
+    adept_model_free(box->m); /* idempotent: NULL after the first call */
+    box->m = NULL;
+    return 0;
+}
+
+/* ---- config from a Lua table of HF fields ------------------------------------------------------ */
+
+static int table_int(lua_State *L, int arg, const char *field, int def, int required) {
+    lua_getfield(L, arg, field);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        if (required) luaL_error(L, "adept.model: config field %s is required", field);
+        return def;
+    }
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < -2147483647 || v > 2147483647)
+        luaL_error(L, "adept.model: config field %s must be an integer, got %s", field, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return (int)v;
+}
+
+static int table_bool(lua_State *L, int arg, const char *field, int def) {
+    lua_getfield(L, arg, field);
+    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static void config_from_table(lua_State *L, int arg, adept_config *c) {
+    luaL_checktype(L, arg, LUA_TTABLE);
+    adept_model_config_default(c);
+    const char *arch = NULL;
+    lua_getfield(L, arg, "architectures");
+    if (lua_istable(L, -1)) lua_geti(L, -1, 1);
+    else lua_pushvalue(L, -1);
+    if (lua_type(L, -1) == LUA_TSTRING) arch = lua_tostring(L, -1);
+    if (arch) {
+        snprintf(c->architecture, sizeof c->architecture, "%s", arch);
+        if (!strcmp(arch, "LlamaForCausalLM")) c->arch = ADEPT_ARCH_LLAMA;
+        else if (!strcmp(arch, "MistralForCausalLM")) c->arch = ADEPT_ARCH_MISTRAL;
+        else if (!strcmp(arch, "Qwen2ForCausalLM")) c->arch = ADEPT_ARCH_QWEN2;
+        else if (!strcmp(arch, "Qwen3ForCausalLM")) c->arch = ADEPT_ARCH_QWEN3;
+        else luaL_error(L, "adept.model: architectures: %s is not supported (Llama, Mistral, Qwen2, Qwen3)", arch);
+    }
+    lua_pop(L, 2);
+    c->vocab_size = table_int(L, arg, "vocab_size", 0, 1);
+    c->hidden_size = table_int(L, arg, "hidden_size", 0, 1);
+    c->intermediate_size = table_int(L, arg, "intermediate_size", 0, 1);
+    c->num_layers = table_int(L, arg, "num_hidden_layers", 0, 1);
+    c->num_heads = table_int(L, arg, "num_attention_heads", 0, 1);
+    c->num_kv_heads = table_int(L, arg, "num_key_value_heads", c->num_heads, 0);
+    c->head_dim = table_int(L, arg, "head_dim", 0, 0);
+    c->max_position_embeddings = table_int(L, arg, "max_position_embeddings", 0, 0);
+    c->bos_token_id = table_int(L, arg, "bos_token_id", -1, 0);
+    c->eos_token_id = table_int(L, arg, "eos_token_id", -1, 0);
+    lua_Number eps = adept_lua_opt_num_field(L, arg, "rms_norm_eps", 1e-6);
+    lua_Number theta = adept_lua_opt_num_field(L, arg, "rope_theta", 10000.0);
+    c->rms_norm_eps = eps;
+    c->rope_theta = theta;
+    c->tie_word_embeddings = table_bool(L, arg, "tie_word_embeddings", 0);
+    c->attention_bias = table_bool(L, arg, "attention_bias", c->arch == ADEPT_ARCH_QWEN2);
+    c->qk_norm = table_bool(L, arg, "qk_norm", c->arch == ADEPT_ARCH_QWEN3);
+}
+
+static int l_model(lua_State *L) {
+    adept_config c;
+    config_from_table(L, 1, &c);
+    lua_Integer seed = 0;
+    lua_Number std = 0.02;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        seed = adept_lua_opt_int_field(L, 2, "seed", 0);
+        std = adept_lua_opt_num_field(L, 2, "init_std", 0.02);
+    }
+    adept_model *m;
+    ADEPT_LUA_TRY(L, "adept.model", adept_model_create(&c, (uint64_t)seed, (float)std, &m));
+    adept_lua_push_model(L, m);
+    return 1;
+}
+
+/* ---- parameters ---------------------------------------------------------------------------------- */
+
+static void push_view(lua_State *L, const adept_tensor *t, const char *fname) {
+    adept_tensor *v;
+    if (adept_tensor_view(t->storage, t->offset, t->dtype, t->ndim, t->shape, &v) != ADEPT_OK)
+        adept_lua_raise(L, fname);
+    adept_lua_push_tensor(L, v);
+}
+
+static adept_param *check_param(lua_State *L, adept_model *m, int arg, const char *fname) {
+    const char *name = luaL_checkstring(L, arg);
+    adept_param *p = adept_model_find(m, name);
+    if (!p) luaL_error(L, "%s: no parameter named '%s'", fname, name);
+    return p;
+}
+
+static int m_param(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    push_view(L, check_param(L, m, 2, "param")->value, "param");
+    return 1;
+}
+
+static int m_grad(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    adept_param *p = check_param(L, m, 2, "grad");
+    if (!p->grad) { lua_pushnil(L); return 1; } /* frozen: no gradient memory */
+    push_view(L, p->grad, "grad");
+    return 1;
+}
+
+/* m:set_param(name, tensor): copies (and converts to f32) a tensor of the parameter's shape into it */
+static int m_set_param(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    adept_param *p = check_param(L, m, 2, "set_param");
+    adept_tensor *t = adept_lua_check_tensor(L, 3);
+    if (t->ndim != p->ndim || t->shape[0] != p->shape[0] || (p->ndim == 2 && t->shape[1] != p->shape[1])) {
+        char a[96], b[96];
+        return luaL_error(L, "set_param: %s has shape %s, the tensor has %s", p->name,
+                          adept_shape_str(p->ndim, p->shape, a, sizeof a), adept_shape_str(t->ndim, t->shape, b, sizeof b));
+    }
+    ADEPT_LUA_TRY(L, "set_param", adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(t), t->dtype,
+                                                p->numel));
+    return 0;
+}
+
+static int m_param_names(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    size_t n = adept_model_num_params(m);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, adept_model_param(m, i)->name);
+        lua_seti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+static int m_num_layers(lua_State *L) {
+    lua_pushinteger(L, adept_model_num_layers(adept_lua_check_model(L, 1)));
+    return 1;
+}
+
+/* freeze/unfreeze: a Lua pattern on names (string.find), or "all" */
+static int set_trainable_matching(lua_State *L, int trainable, const char *fname) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    const char *pat = luaL_checkstring(L, 2);
+    int all = !strcmp(pat, "all");
+    int count = 0;
+    for (size_t i = 0; i < adept_model_num_params(m); i++) {
+        adept_param *p = adept_model_param(m, i);
+        int match = all;
+        if (!all) {
+            lua_getglobal(L, "string");
+            lua_getfield(L, -1, "find");
+            lua_pushstring(L, p->name);
+            lua_pushvalue(L, 2);
+            lua_call(L, 2, 1);
+            match = !lua_isnil(L, -1);
+            lua_pop(L, 2);
+        }
+        if (match) {
+            ADEPT_LUA_TRY(L, fname, adept_model_set_trainable(m, i, trainable));
+            count++;
+        }
+    }
+    lua_pushinteger(L, count);
+    return 1;
+}
+static int m_freeze(lua_State *L) { return set_trainable_matching(L, 0, "freeze"); }
+static int m_unfreeze(lua_State *L) { return set_trainable_matching(L, 1, "unfreeze"); }
+
+static int m_trainable_params(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    lua_Integer n = 0;
+    for (size_t i = 0; i < adept_model_num_params(m); i++)
+        if (adept_model_param(m, i)->trainable) n += (lua_Integer)adept_model_param(m, i)->numel;
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+static int m_zero_grad(lua_State *L) {
+    adept_model_zero_grad(adept_lua_check_model(L, 1));
+    return 0;
+}
+
+static int m_memory(lua_State *L) {
+    adept_memory mem = adept_model_memory(adept_lua_check_model(L, 1));
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)mem.params);
+    lua_setfield(L, -2, "params");
+    lua_pushinteger(L, (lua_Integer)mem.grads);
+    lua_setfield(L, -2, "grads");
+    lua_pushinteger(L, (lua_Integer)mem.activations);
+    lua_setfield(L, -2, "activations");
+    return 1;
+}
+
+static void push_config(lua_State *L, const adept_config *c) {
+    lua_createtable(L, 0, 20);
+#define SETI(k, v) (lua_pushinteger(L, (v)), lua_setfield(L, -2, k))
+#define SETB(k, v) (lua_pushboolean(L, (v)), lua_setfield(L, -2, k))
+    lua_pushstring(L, c->architecture);
+    lua_setfield(L, -2, "architecture");
+    SETI("vocab_size", c->vocab_size);
+    SETI("hidden_size", c->hidden_size);
+    SETI("intermediate_size", c->intermediate_size);
+    SETI("num_hidden_layers", c->num_layers);
+    SETI("num_attention_heads", c->num_heads);
+    SETI("num_key_value_heads", c->num_kv_heads);
+    SETI("head_dim", c->head_dim);
+    SETI("max_position_embeddings", c->max_position_embeddings);
+    lua_pushnumber(L, c->rms_norm_eps);
+    lua_setfield(L, -2, "rms_norm_eps");
+    lua_pushnumber(L, c->rope_theta);
+    lua_setfield(L, -2, "rope_theta");
+    SETB("tie_word_embeddings", c->tie_word_embeddings);
+    SETB("attention_bias", c->attention_bias);
+    SETB("qk_norm", c->qk_norm);
+    if (c->bos_token_id >= 0) SETI("bos_token_id", c->bos_token_id);
+    if (c->eos_token_id >= 0) SETI("eos_token_id", c->eos_token_id);
+    lua_pushstring(L, adept_dtype_name(c->dtype));
+    lua_setfield(L, -2, "dtype");
+#undef SETI
+#undef SETB
+}
+
+/* ---- surgery ------------------------------------------------------------------------------------- */
+
+static int m_expand(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    if (!lua_istable(L, 2))
+        return luaL_argerror(L, 2, lua_pushfstring(L, "table of layer indices expected, got %s", luaL_typename(L, 2)));
+    if (!lua_isnoneornil(L, 3)) {
+        const char *init = adept_lua_opt_str_field(L, 3, "init", "identity");
+        if (strcmp(init, "identity"))
+            return luaL_argerror(L, 3, lua_pushfstring(L, "init must be \"identity\", got \"%s\"", init));
+    }
+    int n = (int)luaL_len(L, 2);
+    int *layers = lua_newuserdatauv(L, sizeof(int) * (size_t)(2 * n + 1), 0); /* GC-owned scratch */
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, 2, i + 1);
+        int isint;
+        lua_Integer v = lua_tointegerx(L, -1, &isint);
+        if (!isint) return luaL_argerror(L, 2, "table of layer indices expected (integers)");
+        layers[i] = (int)v;
+        lua_pop(L, 1);
+    }
+    ADEPT_LUA_TRY(L, "expand", adept_model_expand(m, layers, n, layers + n));
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, layers[n + i]);
+        lua_seti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int m_expanded_layers(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    lua_newtable(L);
+    int k = 0;
+    for (int l = 0; l < adept_model_num_layers(m); l++)
+        if (adept_model_is_expanded(m, l)) {
+            lua_pushinteger(L, l);
+            lua_seti(L, -2, ++k);
+        }
+    return 1;
+}
+
+static int m_with_layers_skipped(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    int L_ = adept_model_num_layers(m), n = (int)luaL_len(L, 2);
+    unsigned char *saved = lua_newuserdatauv(L, (size_t)L_ + 1, 0);
+    for (int l = 0; l < L_; l++) saved[l] = (unsigned char)adept_model_is_skipped(m, l);
+    for (int i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        int isint;
+        lua_Integer l = lua_tointegerx(L, -1, &isint);
+        lua_pop(L, 1);
+        if (!isint || l < 0 || l >= L_)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "layer indices in [0, %d) expected", L_));
+    }
+    for (int i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        adept_model_set_skip(m, (int)lua_tointeger(L, -1), 1);
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, 3);
+    int st = lua_pcall(L, 0, LUA_MULTRET, 0);
+    /* the model may have been freed or expanded inside fn: restore only what still makes sense */
+    model_box *box = lua_touserdata(L, 1);
+    if (box->m && adept_model_num_layers(box->m) == L_)
+        for (int l = 0; l < L_; l++) adept_model_set_skip(box->m, l, saved[l]);
+    if (st != LUA_OK) return lua_error(L);
+    return lua_gettop(L) - 4;
+}
+
+/* compute methods live in bind_model_run.c */
+int adept_lua_model_loss(lua_State *L);
+int adept_lua_model_loss_and_grad(lua_State *L);
+int adept_lua_model_logits(lua_State *L);
+int adept_lua_model_generate(lua_State *L);
+
+static int model_index(lua_State *L) {
+    luaL_checkudata(L, 1, ADEPT_MODEL_MT); /* methods check liveness themselves, so :free() stays idempotent */
+    const char *key = lua_tostring(L, 2);
+    if (key && !strcmp(key, "config")) {
+        push_config(L, adept_model_config(adept_lua_check_model(L, 1)));
+        return 1;
+    }
+    luaL_getmetatable(L, ADEPT_MODEL_MT);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+static int model_tostring(lua_State *L) {
+    model_box *box = luaL_checkudata(L, 1, ADEPT_MODEL_MT);
+    if (!box->m) { lua_pushstring(L, "adept.Model (freed)"); return 1; }
+    const adept_config *c = adept_model_config(box->m);
+    lua_pushfstring(L, "adept.Model (%s, %d layers, hidden %d, vocab %d)", c->architecture, c->num_layers,
+                    c->hidden_size, c->vocab_size);
+    return 1;
+}
+
+/* When adept.so is loaded by a plain lua5.4 (busted), lua_close dlcloses it and with it libgomp and OpenBLAS,
+   whose worker threads are still parked: the process then crashes at exit. Marking the module RTLD_NODELETE
+   keeps it (and its dependencies) mapped until exit. A no-op inside the statically linked adeptlua host. */
+static void pin_module(void) {
+    Dl_info info;
+    if (dladdr((void *)&adept_lua_check_model, &info) && info.dli_fname) {
+        void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+        (void)h; /* the extra reference is intentionally never released */
+    }
+}
+
+void adept_open_model(lua_State *L) {
+    pin_module();
+    static const luaL_Reg methods[] = {
+        {"param", m_param}, {"set_param", m_set_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
+        {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"trainable_params", m_trainable_params},
+        {"zero_grad", m_zero_grad}, {"memory", m_memory}, {"expand", m_expand},
+        {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
+        {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},
+        {"logits", adept_lua_model_logits}, {"generate", adept_lua_model_generate},
+        {"free", model_gc}, {NULL, NULL}};
+    if (luaL_newmetatable(L, ADEPT_MODEL_MT)) {
+        lua_pushcfunction(L, model_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, model_gc);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, model_index);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, model_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "methods");
+    }
+    lua_pop(L, 1);
+    static const luaL_Reg fns[] = {{"model", l_model}, {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,175 @@
+/* Model API: config checks, the parameter table, trainable flags and gradient memory, skip as identity,
+   expansion bookkeeping and bitwise logits, KV-cache generation against the full forward, determinism. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "adept/model.h"
+#include "check.h"
+
+static adept_config tiny(void) {
+    adept_config c;
+    adept_model_config_default(&c);
+    c.vocab_size = 29; c.hidden_size = 16; c.intermediate_size = 24; c.num_layers = 3;
+    c.num_heads = 4; c.num_kv_heads = 2; c.rms_norm_eps = 1e-5;
+    return c;
+}
+
+static void test_config(void) {
+    adept_config c = tiny();
+    c.num_kv_heads = 3;
+    adept_model *m;
+    CHECK_FAILS(adept_model_create(&c, 1, 0.02f, &m), ADEPT_EINVAL);
+    CHECK(strstr(adept_last_error(), "num_key_value_heads") != NULL);
+    c = tiny();
+    c.hidden_size = -3;
+    CHECK_FAILS(adept_model_create(&c, 1, 0.02f, &m), ADEPT_EINVAL);
+    CHECK(strstr(adept_last_error(), "hidden_size must be a positive integer, got -3") != NULL);
+    c = tiny();
+    CHECK_OK(adept_model_config_check(&c));
+    CHECK(c.head_dim == 4);
+}
+
+static void test_table(void) {
+    adept_config c = tiny();
+    c.attention_bias = 1;
+    adept_model *m;
+    CHECK_OK(adept_model_create(&c, 1, 0.02f, &m));
+    /* embed + 3 x (2 norms + 4 attn + 3 biases + 3 mlp) + norm + lm_head */
+    CHECK(adept_model_num_params(m) == 1 + 3 * 12 + 2);
+    adept_param *p = adept_model_find(m, "model.layers.2.self_attn.k_proj.weight");
+    CHECK(p && p->layer == 2 && p->kind == ADEPT_UNIT_K && p->shape[0] == 8 && p->shape[1] == 16 && p->decay);
+    p = adept_model_find(m, "model.layers.0.self_attn.v_proj.bias");
+    CHECK(p && p->ndim == 1 && !p->decay);
+    CHECK(adept_model_find(m, "model.layers.3.mlp.up_proj.weight") == NULL);
+    CHECK(!strcmp(adept_unit_kind_name(ADEPT_UNIT_DOWN), "down_proj"));
+    CHECK(adept_unit_kind_is_norm(ADEPT_UNIT_Q_NORM) && !adept_unit_kind_is_norm(ADEPT_UNIT_Q));
+    adept_memory before = adept_model_memory(m);
+    CHECK(before.grads == before.params);
+    CHECK_OK(adept_model_set_trainable(m, 0, 0));
+    CHECK(adept_model_param(m, 0)->grad == NULL);
+    adept_memory after = adept_model_memory(m);
+    CHECK(after.grads == before.grads - adept_tensor_nbytes(adept_model_param(m, 0)->value));
+    CHECK_FAILS(adept_model_set_trainable(m, 999, 0), ADEPT_EINVAL);
+    adept_model_free(m);
+}
+
+static void fill_batch(int32_t *in, int32_t *tg, int n, int V) {
+    for (int i = 0; i < n; i++) { in[i] = (i * 7 + 3) % V; tg[i] = (i * 5 + 1) % V; }
+}
+
+static void test_determinism_and_skip(void) {
+    adept_config c = tiny();
+    adept_model *m;
+    CHECK_OK(adept_model_create(&c, 7, 0.3f, &m));
+    int32_t in[16], tg[16];
+    fill_batch(in, tg, 16, c.vocab_size);
+    adept_batch b = {2, 8, in, tg};
+    double s1, s2;
+    int64_t n;
+    CHECK_OK(adept_model_forward_backward(m, &b, 1.0f / 16, &s1, &n));
+    CHECK(n == 16);
+    size_t nb = adept_tensor_nbytes(adept_model_param(m, 3)->grad);
+    float *g1 = malloc(nb);
+    memcpy(g1, adept_tensor_data(adept_model_param(m, 3)->grad), nb);
+    adept_model_zero_grad(m);
+    CHECK_OK(adept_model_forward_backward(m, &b, 1.0f / 16, &s2, &n));
+    CHECK(s1 == s2);
+    CHECK(memcmp(g1, adept_tensor_data(adept_model_param(m, 3)->grad), nb) == 0);
+    free(g1);
+    /* skipping layer 1 = zeroing its o_proj and down_proj (the layer then adds nothing) */
+    size_t V = c.vocab_size;
+    float *a = malloc(16 * V * 4), *z = malloc(16 * V * 4);
+    CHECK_OK(adept_model_set_skip(m, 1, 1));
+    CHECK_OK(adept_model_forward(m, &b, NULL, NULL, a));
+    CHECK_OK(adept_model_set_skip(m, 1, 0));
+    adept_param *o = adept_model_find(m, "model.layers.1.self_attn.o_proj.weight");
+    adept_param *d = adept_model_find(m, "model.layers.1.mlp.down_proj.weight");
+    memset(adept_tensor_data(o->value), 0, adept_tensor_nbytes(o->value));
+    memset(adept_tensor_data(d->value), 0, adept_tensor_nbytes(d->value));
+    CHECK_OK(adept_model_forward(m, &b, NULL, NULL, z));
+    CHECK(memcmp(a, z, 16 * V * 4) == 0);
+    CHECK_FAILS(adept_model_set_skip(m, 3, 1), ADEPT_EINVAL);
+    /* bad ids are errors, not crashes */
+    in[3] = (int32_t)V;
+    CHECK_FAILS(adept_model_forward(m, &b, NULL, NULL, a), ADEPT_EINVAL);
+    free(a);
+    free(z);
+    adept_model_free(m);
+}
+
+static void test_expand(void) {
+    adept_config c = tiny();
+    c.tie_word_embeddings = 1;
+    c.qk_norm = 1;
+    adept_model *m;
+    CHECK_OK(adept_model_create(&c, 3, 0.3f, &m));
+    int32_t in[10], tg[10];
+    fill_batch(in, tg, 10, c.vocab_size);
+    adept_batch b = {1, 10, in, tg};
+    size_t V = c.vocab_size;
+    float *a = malloc(10 * V * 4), *e = malloc(10 * V * 4);
+    CHECK_OK(adept_model_forward(m, &b, NULL, NULL, a));
+    size_t rows = adept_model_num_params(m);
+    int layers[2] = {2, 0}, idx[2];
+    CHECK_OK(adept_model_expand(m, layers, 2, idx));
+    CHECK(idx[0] == 4 && idx[1] == 1);
+    CHECK(adept_model_num_layers(m) == 5);
+    CHECK(adept_model_num_params(m) == rows + 2 * 11);
+    CHECK(adept_model_is_expanded(m, 1) && adept_model_is_expanded(m, 4) && !adept_model_is_expanded(m, 2));
+    CHECK(adept_model_find(m, "model.layers.4.mlp.down_proj.weight") != NULL);
+    CHECK_OK(adept_model_forward(m, &b, NULL, NULL, e));
+    CHECK(memcmp(a, e, 10 * V * 4) == 0);
+    int bad[2] = {1, 1};
+    CHECK_FAILS(adept_model_expand(m, bad, 2, idx), ADEPT_EINVAL);
+    bad[0] = 9;
+    CHECK_FAILS(adept_model_expand(m, bad, 1, idx), ADEPT_EINVAL);
+    free(a);
+    free(e);
+    adept_model_free(m);
+}
+
+/* greedy generation with the KV cache picks the argmax of the full forward's last row, step by step */
+static void test_generate(void) {
+    adept_config c = tiny();
+    c.attention_bias = 1;
+    adept_model *m;
+    CHECK_OK(adept_model_create(&c, 5, 0.5f, &m));
+    int32_t seq[16] = {1, 2};
+    int32_t out[12];
+    int n;
+    CHECK_OK(adept_model_generate(m, seq, 2, 12, 0, 0, 0, -1, out, &n));
+    CHECK(n == 12);
+    size_t V = c.vocab_size;
+    float *lg = malloc(16 * V * 4);
+    int agree = 0;
+    for (int i = 0; i < 12; i++) {
+        int T = 2 + i;
+        memcpy(seq + 2, out, (size_t)i * 4);
+        adept_batch b = {1, T, seq, NULL};
+        CHECK_OK(adept_model_forward(m, &b, NULL, NULL, lg));
+        const float *last = lg + (size_t)(T - 1) * V;
+        int best = 0;
+        for (size_t j = 1; j < V; j++) if (last[j] > last[best]) best = (int)j;
+        agree += best == out[i];
+    }
+    CHECK(agree == 12);
+    int32_t s1[8], s2[8];
+    int n1, n2;
+    CHECK_OK(adept_model_generate(m, seq, 2, 8, 0.9f, 5, 42, -1, s1, &n1));
+    CHECK_OK(adept_model_generate(m, seq, 2, 8, 0.9f, 5, 42, -1, s2, &n2));
+    CHECK(n1 == 8 && n2 == 8 && memcmp(s1, s2, sizeof s1) == 0);
+    CHECK_OK(adept_model_generate(m, seq, 2, 8, 0, 0, 0, out[0], s1, &n1)); /* stops after the stop id */
+    CHECK(n1 == 1);
+    CHECK_FAILS(adept_model_generate(m, seq, 0, 8, 0, 0, 0, -1, s1, &n1), ADEPT_EINVAL);
+    free(lg);
+    adept_model_free(m);
+}
+
+int main(void) {
+    test_config();
+    test_table();
+    test_determinism_and_skip();
+    test_expand();
+    test_generate();
+    return check_summary();
+}
