@@ -10,6 +10,7 @@ static const adept_binding_open bindings[] = {
     adept_open_util,
     adept_open_tensor,
     adept_open_model,
+    adept_open_eval,
     adept_open_io,
 };
 
