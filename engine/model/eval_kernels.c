@@ -53,18 +53,32 @@ adept_status adept_eval_target_logprobs(const float *logits, size_t rows, int64_
     return ADEPT_OK;
 }
 
-/* One row of the token-shift diagnostic; returns 0 when a row is not finite. */
-static int shift_row(const float *a, const float *b, int64_t V, double *kl, int *changed, int *rank_class) {
+/* Max (lowest id on ties) of a row; returns 0 when the row is not finite. */
+static int row_max(const float *x, int64_t V, int64_t *argmax) {
+    int64_t arg = 0;
+    for (int64_t j = 0; j < V; j++) {
+        if (!isfinite(x[j])) return 0;
+        if (x[j] > x[arg]) arg = j;
+    }
+    *argmax = arg;
+    return 1;
+}
+
+/* One row of the token-shift diagnostic; `e` is scratch for V doubles (exp of the base row, reused for p so that
+   each element costs two exp calls). Returns 0 when a row is not finite. */
+static int shift_row(const float *a, const float *b, int64_t V, double *e, double *kl, int *changed,
+                     int *rank_class) {
     int64_t arg_a, arg_b;
-    double lse_a, lse_b;
-    if (!row_stats(a, V, &arg_a, &lse_a) || !row_stats(b, V, &arg_b, &lse_b)) return 0;
+    if (!row_max(a, V, &arg_a) || !row_max(b, V, &arg_b)) return 0;
+    double ma = a[arg_a], mb = b[arg_b], sa = 0, sb = 0;
+    for (int64_t j = 0; j < V; j++) sa += e[j] = exp((double)a[j] - ma);
+    for (int64_t j = 0; j < V; j++) sb += exp((double)b[j] - mb);
+    double lse_a = ma + log(sa), lse_b = mb + log(sb);
     /* KL(p || q) = sum_j p_j (log p_j - log q_j); terms with p_j = 0 contribute 0. */
     double s = 0;
-    for (int64_t j = 0; j < V; j++) {
-        double lp = (double)a[j] - lse_a;
-        double p = exp(lp);
-        if (p > 0) s += p * (lp - ((double)b[j] - lse_b));
-    }
+    for (int64_t j = 0; j < V; j++)
+        if (e[j] > 0) s += e[j] * (((double)a[j] - lse_a) - ((double)b[j] - lse_b));
+    s /= sa;
     *kl = s > 0 ? s : 0; /* rounding can leave -1e-17 for identical rows */
     *changed = arg_a != arg_b;
     *rank_class = 0;
@@ -91,18 +105,32 @@ adept_status adept_eval_token_shift(const float *base, const float *tuned, size_
         return adept_fail(ADEPT_ENOMEM, "token_shift: out of memory for %zu rows", rows);
     }
     long long bad = -1;
-#pragma omp parallel for schedule(static) if (rows * (size_t)vocab > 65536)
-    for (long long i = 0; i < (long long)rows; i++) {
-        cls[i] = -1; /* not counted */
-        if (mask && mask[i] < 0) continue;
-        size_t off = (size_t)i * (size_t)vocab;
-        int changed, rc;
-        if (!shift_row(base + off, tuned + off, vocab, &kl[i], &changed, &rc)) {
-#pragma omp critical(adept_eval_bad)
-            if (bad < 0 || i < bad) bad = i;
-            continue;
+    int no_mem = 0;
+#pragma omp parallel if (rows * (size_t)vocab > 65536)
+    {
+        double *e = malloc((size_t)vocab * sizeof *e);
+        if (!e) {
+#pragma omp atomic write
+            no_mem = 1;
         }
-        cls[i] = (signed char)(changed ? 1 + rc : 0); /* 0 same, 2 marginal, 3 shifted */
+#pragma omp for schedule(static)
+        for (long long i = 0; i < (long long)rows; i++) {
+            cls[i] = -1; /* not counted */
+            if (!e || (mask && mask[i] < 0)) continue;
+            size_t off = (size_t)i * (size_t)vocab;
+            int changed, rc;
+            if (!shift_row(base + off, tuned + off, vocab, e, &kl[i], &changed, &rc)) {
+#pragma omp critical(adept_eval_bad)
+                if (bad < 0 || i < bad) bad = i;
+                continue;
+            }
+            cls[i] = (signed char)(changed ? 1 + rc : 0); /* 0 same, 2 marginal, 3 shifted */
+        }
+        free(e);
+    }
+    if (no_mem) {
+        free(kl), free(cls);
+        return adept_fail(ADEPT_ENOMEM, "token_shift: out of memory for a row of %lld logits", (long long)vocab);
     }
     if (bad >= 0) {
         free(kl), free(cls);
