@@ -3,6 +3,9 @@
 local adept = require "adept"
 local H = require "spec_helpers"
 adept.log_level("warn") -- no memory-plan lines for every tiny forward pass
+-- Tiny models: one thread, so OpenMP spin-waits on a loaded 2-core machine cannot stretch seconds into minutes
+-- (the kernels' threaded paths are exercised by tests/parity/test_eval_kernels.py).
+adept.threads(1)
 
 local V = 41
 local CFG = {vocab_size = V, hidden_size = 16, intermediate_size = 32, num_hidden_layers = 2,
