@@ -45,11 +45,11 @@ int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def);
 
 /* Each binding file registers its functions into the module table at the top of the stack. */
 typedef void (*adept_binding_open)(lua_State *L);
+void adept_open_eval(lua_State *L);
 void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
 void adept_open_model(lua_State *L);
 void adept_open_io(lua_State *L);
-void adept_open_eval(lua_State *L);
 
 /* Model userdata (bind_model.c): a named metatable; the handle owns the model (freed by __gc or :free()).
    Other binding files (e.g. bind_model_io.c) push loaded models and check model arguments with these. */
