@@ -50,6 +50,8 @@ void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
 void adept_open_model(lua_State *L);
 void adept_open_io(lua_State *L);
+void adept_open_dataset(lua_State *L);
+void adept_open_tokenizer(lua_State *L);
 
 /* Model userdata (bind_model.c): a named metatable; the handle owns the model (freed by __gc or :free()).
    Other binding files (e.g. bind_model_io.c) push loaded models and check model arguments with these. */

@@ -12,6 +12,8 @@ static const adept_binding_open bindings[] = {
     adept_open_tensor,
     adept_open_model,
     adept_open_io,
+    adept_open_dataset,
+    adept_open_tokenizer,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {
