@@ -328,6 +328,7 @@ int adept_lua_model_loss(lua_State *L);
 int adept_lua_model_loss_and_grad(lua_State *L);
 int adept_lua_model_logits(lua_State *L);
 int adept_lua_model_generate(lua_State *L);
+int adept_lua_model_hidden_states(lua_State *L);
 
 static int model_index(lua_State *L) {
     luaL_checkudata(L, 1, ADEPT_MODEL_MT); /* methods check liveness themselves, so :free() stays idempotent */
@@ -372,6 +373,7 @@ void adept_open_model(lua_State *L) {
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
         {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},
         {"logits", adept_lua_model_logits}, {"generate", adept_lua_model_generate},
+        {"hidden_states", adept_lua_model_hidden_states},
         {"free", model_gc}, {NULL, NULL}};
     if (luaL_newmetatable(L, ADEPT_MODEL_MT)) {
         lua_pushcfunction(L, model_gc);

@@ -133,6 +133,35 @@ int adept_lua_model_logits(lua_State *L) {
     return 1;
 }
 
+/* m:hidden_states(ids): a Lua array of num_layers+1 tensors [B, T, hidden] (or [T, hidden] for 1-D ids);
+   entry l+1 is the input of layer l, the last one the output of the last layer (before the final norm). */
+int adept_lua_model_hidden_states(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    int rows, cols;
+    int32_t *ids;
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "inputs") != LUA_TNIL) ids = read_ids(L, -1, &rows, &cols, "hidden_states");
+    else {
+        if (lua_istable(L, 2)) lua_pop(L, 1);
+        ids = read_ids(L, 2, &rows, &cols, "hidden_states");
+    }
+    adept_batch b = {rows ? rows : 1, cols, ids, NULL};
+    const adept_config *c = adept_model_config(m);
+    size_t per = (size_t)b.B * b.T * c->hidden_size;
+    float *buf = lua_newuserdatauv(L, per * (size_t)(c->num_layers + 1) * sizeof(float) + 1, 0);
+    ADEPT_LUA_TRY(L, "hidden_states", adept_model_hidden_states(m, &b, buf));
+    lua_createtable(L, c->num_layers + 1, 0);
+    for (int l = 0; l <= c->num_layers; l++) {
+        int64_t shape[3] = {rows, cols, c->hidden_size};
+        adept_tensor *t;
+        ADEPT_LUA_TRY(L, "hidden_states", rows ? adept_tensor_new(ADEPT_F32, 3, shape, &t)
+                                                 : adept_tensor_new(ADEPT_F32, 2, shape + 1, &t));
+        memcpy(adept_tensor_data(t), buf + per * (size_t)l, per * sizeof(float));
+        adept_lua_push_tensor(L, t);
+        lua_seti(L, -2, l + 1);
+    }
+    return 1;
+}
+
 int adept_lua_model_generate(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     int rows, cols;

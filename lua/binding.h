@@ -59,6 +59,7 @@ void adept_open_tokenizer(lua_State *L);
 typedef struct adept_model adept_model;
 void adept_lua_push_model(lua_State *L, adept_model *m);
 adept_model *adept_lua_check_model(lua_State *L, int arg);
+void adept_open_model_io(lua_State *L);
 
 int luaopen_adept(lua_State *L);
 

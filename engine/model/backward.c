@@ -35,8 +35,7 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
     float *fnorm_g = m->params[m->final_norm_idx].grad ? adept_tensor_f32(m->params[m->final_norm_idx].grad) : NULL;
     int need_resid = stop < L; /* gradient needed below the final norm */
     /* LM head and final norm */
-    memset(a->dln, 0, N * C * sizeof(float));
-    adept_matmul_backward((need_resid || fnorm_g) ? a->dln : NULL, dhead, NULL, a->logits, a->lnf, head, N, C, V);
+    adept_matmul_backward_beta((need_resid || fnorm_g) ? a->dln : NULL, dhead, NULL, a->logits, a->lnf, head, N, C, V, 0);
     if (!need_resid && !fnorm_g) return ADEPT_OK;
     memset(a->dresid, 0, N * C * sizeof(float));
     adept_rmsnorm_backward(need_resid ? a->dresid : NULL, fnorm_g, a->dln, a->resid + (size_t)L * N * C,
@@ -48,19 +47,14 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         float *v = a->v + l * N * KD, *mid = a->resid_mid + l * N * C, *ln2 = a->ln2 + l * N * C;
         float *y = a->atty + l * N * QD, *gate = a->gate + l * N * F, *up = a->up + l * N * F, *h = a->hmlp + l * N * F;
         /* MLP: resid_out = mid + down(h); dresid holds d resid_out = d mid (residual part) */
-        memset(a->dhmlp, 0, N * F * sizeof(float));
-        adept_matmul_backward(a->dhmlp, G(ADEPT_UNIT_DOWN), NULL, a->dresid, h, W(ADEPT_UNIT_DOWN), N, F, C);
-        memset(a->dgate, 0, N * F * sizeof(float));
-        memset(a->dup, 0, N * F * sizeof(float));
+        adept_matmul_backward_beta(a->dhmlp, G(ADEPT_UNIT_DOWN), NULL, a->dresid, h, W(ADEPT_UNIT_DOWN), N, F, C, 0);
         adept_swiglu_backward(a->dgate, a->dup, a->dhmlp, gate, up, N * F);
-        memset(a->dln, 0, N * C * sizeof(float));
-        adept_matmul_backward(a->dln, G(ADEPT_UNIT_GATE), NULL, a->dgate, ln2, W(ADEPT_UNIT_GATE), N, C, F);
+        adept_matmul_backward_beta(a->dln, G(ADEPT_UNIT_GATE), NULL, a->dgate, ln2, W(ADEPT_UNIT_GATE), N, C, F, 0);
         adept_matmul_backward(a->dln, G(ADEPT_UNIT_UP), NULL, a->dup, ln2, W(ADEPT_UNIT_UP), N, C, F);
         adept_rmsnorm_backward(a->dresid, G(ADEPT_UNIT_MLP_NORM), a->dln, mid, W(ADEPT_UNIT_MLP_NORM),
                                a->ln2_rstd + l * N, N, C);
         /* attention: mid = x + o(y) */
-        memset(a->datty, 0, N * QD * sizeof(float));
-        adept_matmul_backward(a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, W(ADEPT_UNIT_O), N, QD, C);
+        adept_matmul_backward_beta(a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, W(ADEPT_UNIT_O), N, QD, C, 0);
         memset(a->dq, 0, N * QD * sizeof(float));
         memset(a->dk, 0, N * KD * sizeof(float));
         memset(a->dv, 0, N * KD * sizeof(float));
@@ -83,8 +77,7 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         }
         (void)qin; (void)kin;
         float *dln = below || G(ADEPT_UNIT_ATTN_NORM) ? a->dln : NULL;
-        if (dln) memset(dln, 0, N * C * sizeof(float));
-        adept_matmul_backward(dln, G(ADEPT_UNIT_Q), G(ADEPT_UNIT_Q_BIAS), dqp, ln1, W(ADEPT_UNIT_Q), N, C, QD);
+        adept_matmul_backward_beta(dln, G(ADEPT_UNIT_Q), G(ADEPT_UNIT_Q_BIAS), dqp, ln1, W(ADEPT_UNIT_Q), N, C, QD, 0);
         adept_matmul_backward(dln, G(ADEPT_UNIT_K), G(ADEPT_UNIT_K_BIAS), dkp, ln1, W(ADEPT_UNIT_K), N, C, KD);
         adept_matmul_backward(dln, G(ADEPT_UNIT_V), G(ADEPT_UNIT_V_BIAS), a->dv, ln1, W(ADEPT_UNIT_V), N, C, KD);
         if (dln)

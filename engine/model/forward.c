@@ -81,7 +81,9 @@ adept_status adept_model_forward(adept_model *m, const adept_batch *b, double *n
                                  float *logits_out) {
     ADEPT_TRY(check_batch(m, b, "forward"));
     ADEPT_TRY(adept_model_plan(m, b->B, b->T));
+    int blas = adept_model_blas_enter();
     forward_layers(m, b->inputs);
+    adept_model_blas_exit(blas);
     size_t N = (size_t)b->B * b->T, V = m->cfg.vocab_size;
     if (logits_out) memcpy(logits_out, m->acts.logits, N * V * sizeof(float));
     double s = 0;
@@ -100,10 +102,23 @@ adept_status adept_model_forward_backward(adept_model *m, const adept_batch *b, 
     ADEPT_TRY(check_batch(m, b, "forward_backward"));
     if (!b->targets) return adept_fail(ADEPT_EINVAL, "forward_backward: the batch has no targets");
     ADEPT_TRY(adept_model_plan(m, b->B, b->T));
+    int blas = adept_model_blas_enter();
     forward_layers(m, b->inputs);
     size_t N = (size_t)b->B * b->T, V = m->cfg.vocab_size;
     int64_t n = adept_xent_forward_backward(m->acts.logits, m->acts.nll, b->targets, N, V, grad_scale, 1);
     sum_nll(&m->acts, b->targets, N, nll_sum ? nll_sum : &(double){0});
     if (n_tokens) *n_tokens = n;
-    return adept_model_backward(m, b);
+    adept_status st = adept_model_backward(m, b);
+    adept_model_blas_exit(blas);
+    return st;
+}
+
+adept_status adept_model_hidden_states(adept_model *m, const adept_batch *b, float *out) {
+    ADEPT_TRY(check_batch(m, b, "hidden_states"));
+    ADEPT_TRY(adept_model_plan(m, b->B, b->T));
+    int blas = adept_model_blas_enter();
+    forward_layers(m, b->inputs);
+    adept_model_blas_exit(blas);
+    memcpy(out, m->acts.resid, (size_t)(m->cfg.num_layers + 1) * b->B * b->T * m->cfg.hidden_size * sizeof(float));
+    return ADEPT_OK;
 }

@@ -136,6 +136,7 @@ adept_status adept_model_generate(adept_model *m, const int32_t *prompt, int n_p
             s.sin_t[t * (D / 2) + i] = (float)sin(ang);
         }
     adept_rng rng = adept_rng_make(seed);
+    int blas = adept_model_blas_enter();
     for (int i = 0; i < n_prompt; i++) step(m, &s, prompt[i], i);
     int n = 0, pos = n_prompt;
     while (n < max_tokens) {
@@ -144,6 +145,7 @@ adept_status adept_model_generate(adept_model *m, const int32_t *prompt, int n_p
         if (id == stop_id || n == max_tokens) break;
         step(m, &s, id, pos++);
     }
+    adept_model_blas_exit(blas);
     *n_out = n;
     free(blk);
     free(buf);

@@ -7,6 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* openblas.h is not included to keep cblas.h the only BLAS header; these are libopenblas' entry points */
+extern int openblas_get_num_threads(void);
+extern void openblas_set_num_threads(int);
+
+int adept_model_blas_enter(void) {
+    int n = openblas_get_num_threads();
+    if (n != 1) openblas_set_num_threads(1);
+    return n;
+}
+
+void adept_model_blas_exit(int saved) {
+    if (saved != 1) openblas_set_num_threads(saved);
+}
+
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 

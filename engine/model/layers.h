@@ -14,6 +14,9 @@
                                  size_t OC, int beta_one);                                                        \
     void adept_matmul_backward##S(R *dinp, R *dw, R *dbias, const R *dout, const R *inp, const R *w, size_t N,    \
                                   size_t IC, size_t OC);                                                          \
+    /* the same with dinp overwritten (dinp_accumulate = 0) to save a memset pass */                             \
+    void adept_matmul_backward_beta##S(R *dinp, R *dw, R *dbias, const R *dout, const R *inp, const R *w,         \
+                                       size_t N, size_t IC, size_t OC, int dinp_accumulate);                      \
     /* out = x * rsqrt(mean(x^2) + eps) * w per row of C; rstd [N] cached */                                     \
     void adept_rmsnorm_forward##S(R *out, R *rstd, const R *inp, const R *w, size_t N, size_t C, double eps);    \
     void adept_rmsnorm_backward##S(R *dinp, R *dw, const R *dout, const R *inp, const R *w, const R *rstd,       \
@@ -30,7 +33,7 @@
     /* datt: scratch [B,H,T,T]; dq, dk, dv accumulate */                                                         \
     void adept_attention_backward##S(R *dq, R *dk, R *dv, R *datt, const R *dy, const R *att, const R *q,        \
                                      const R *k, const R *v, size_t B, size_t T, size_t H, size_t KH, size_t D); \
-    /* h = silu(gate) * up */                                                                                    \
+    /* h = silu(gate) * up; backward OVERWRITES dgate and dup (they are never shared) */                                                                                    \
     void adept_swiglu_forward##S(R *h, const R *gate, const R *up, size_t n);                                    \
     void adept_swiglu_backward##S(R *dgate, R *dup, const R *dh, const R *gate, const R *up, size_t n);          \
     /* out[n] = emb[ids[n]]; backward: demb[ids[n]] += dout[n] */                                                \
@@ -40,6 +43,11 @@
        logits are replaced by grad_scale * (softmax - onehot) (0 for ignored rows). Returns counted rows. */      \
     int64_t adept_xent_forward_backward##S(R *logits, double *nll, const int32_t *targets, size_t N, size_t V,   \
                                            double grad_scale, int want_grad);
+
+/* The model's kernels parallelise with OpenMP and call BLAS single-threaded (two thread pools on the same cores
+   spin against each other: measured 1.6x slower on 2 cores). enter returns the previous BLAS thread count. */
+int adept_model_blas_enter(void);
+void adept_model_blas_exit(int saved);
 
 ADEPT_LAYER_DECLS(float, )
 ADEPT_LAYER_DECLS(double, _f64)

@@ -89,6 +89,17 @@ static void test_determinism_and_skip(void) {
     CHECK_OK(adept_model_forward(m, &b, NULL, NULL, z));
     CHECK(memcmp(a, z, 16 * V * 4) == 0);
     CHECK_FAILS(adept_model_set_skip(m, 3, 1), ADEPT_EINVAL);
+    /* hidden states: block 0 is the embedding rows; a skipped layer passes its input through unchanged */
+    size_t per = 16 * (size_t)c.hidden_size;
+    float *hs = malloc(4 * per * 4);
+    CHECK_OK(adept_model_set_skip(m, 2, 1));
+    CHECK_OK(adept_model_hidden_states(m, &b, hs));
+    CHECK_OK(adept_model_set_skip(m, 2, 0));
+    const float *emb = adept_tensor_f32(adept_model_find(m, "model.embed_tokens.weight")->value);
+    CHECK(memcmp(hs, emb + (size_t)in[0] * c.hidden_size, c.hidden_size * 4) == 0);
+    CHECK(memcmp(hs + 2 * per, hs + 3 * per, per * 4) == 0);
+    CHECK(memcmp(hs, hs + 1 * per, per * 4) != 0); /* layer 0 is active (layer 1 was zeroed above) */
+    free(hs);
     /* bad ids are errors, not crashes */
     in[3] = (int32_t)V;
     CHECK_FAILS(adept_model_forward(m, &b, NULL, NULL, a), ADEPT_EINVAL);

@@ -141,7 +141,7 @@ static void sw_fwd(void *c, double *out) {
 static void test_swiglu(void) {
     size_t n = 23;
     sw_ctx k = {rnd(n, 3, 0), rnd(n, 1, 0), n};
-    double *proj = rnd(n, 1, 0), *dg = zeros(n), *du = zeros(n);
+    double *proj = rnd(n, 1, 0), *dg = rnd(n, 1, 0), *du = rnd(n, 1, 0); /* overwritten */
     adept_swiglu_backward_f64(dg, du, proj, k.g, k.u, n);
     fd_var v[] = {{"gate", k.g, n, dg}, {"up", k.u, n, du}};
     fd_check("swiglu", sw_fwd, &k, n, proj, v, 2);

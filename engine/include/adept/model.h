@@ -106,6 +106,11 @@ adept_status adept_model_forward_backward(adept_model *m, const adept_batch *bat
 adept_status adept_model_forward(adept_model *m, const adept_batch *batch, double *nll_sum, int64_t *n_tokens,
                                  float *logits_out);
 
+/* Forward only, keeping the residual stream: out receives (num_layers + 1) x [B*T, hidden] floats (caller-
+   allocated): block l is the input of layer l, the last block the output of the last layer (before the final
+   norm; HF's output_hidden_states applies the norm to its last entry). For block-influence metrics. */
+adept_status adept_model_hidden_states(adept_model *m, const adept_batch *batch, float *out);
+
 /* Layers skipped in forward passes (residual identity), for mask-out importance; 0/1 per layer. */
 adept_status adept_model_set_skip(adept_model *m, int layer, int skip);
 int adept_model_is_skipped(const adept_model *m, int layer);

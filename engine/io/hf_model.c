@@ -1,0 +1,407 @@
+/* adept_model_load / adept_model_save for Hugging Face directories (config.json + model.safetensors, or
+   shards with model.safetensors.index.json, + adept.json); a llama2.c .bin path is handed to llama2c.c.
+
+   Choices:
+   - Every tensor the config implies must be present with its exact shape, in F32, BF16 or F16 (converted
+     to f32). "The dtype loaded", which save writes back, is the weights' dtype, or f32 when a checkpoint mixes
+     dtypes (say f32 norms beside bf16 matrices), so that load -> save -> load stays bitwise exact.
+   - Tolerated extras: *.rotary_emb.inv_freq buffers (recomputed from rope_theta), and lm_head.weight when
+     tie_word_embeddings is true only if it is bitwise equal to the embedding (some exporters write both);
+     a different lm_head under tied embeddings, or any other tensor, is an error naming it.
+   - A config whose tensors would need far more memory than the files hold is rejected before allocating.
+   - save writes into "<dir>.tmp-<pid>-<n>", fsyncs every file and the directory, then renames it to <dir>.
+     When <dir> already exists it is moved aside, the new one renamed in, files that are not ours (tokenizer,
+     trainer state, ...) moved over, and the old copy of our files removed: a crash never leaves a
+     half-written model in place of a good one. Shards are "model-00001-of-0000N.safetensors" with HF's index;
+     every safetensors file carries {"format": "pt"} metadata, which transformers requires. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adept/hf_config.h"
+#include "adept/llama2c.h"
+#include "adept/model.h"
+#include "adept/safetensors.h"
+
+#ifndef ADEPT_VERSION
+#define ADEPT_VERSION "0.0.0"
+#endif
+#define MAX_SHARDS 4096
+
+/* ---- small file helpers ---------------------------------------------------------------------------- */
+
+static char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static adept_status read_text(const char *path, size_t cap, char **out, size_t *len) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = malloc(cap + 1);
+    if (!buf) { fclose(f); return adept_fail(ADEPT_ENOMEM, "%s: out of memory", path); }
+    size_t n = fread(buf, 1, cap + 1, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err || n > cap) {
+        free(buf);
+        return adept_fail(err ? ADEPT_EIO : ADEPT_EFORMAT, "%s: %s", path, err ? "read error" : "file too large");
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return ADEPT_OK;
+}
+
+/* ---- loading --------------------------------------------------------------------------------------- */
+
+typedef struct shards {
+    int n;
+    adept_safetensors *st[MAX_SHARDS];
+    char *file[MAX_SHARDS];   /* file names within the directory */
+    cJSON *index;             /* parsed index (NULL for a single file) */
+    const cJSON *weight_map;
+} shards;
+
+static void shards_close(shards *s) {
+    for (int i = 0; i < s->n; i++) { adept_safetensors_close(s->st[i]); free(s->file[i]); }
+    cJSON_Delete(s->index);
+    s->n = 0;
+}
+
+static int shard_of(const shards *s, const char *file) {
+    for (int i = 0; i < s->n; i++) if (!strcmp(s->file[i], file)) return i;
+    return -1;
+}
+
+static adept_status open_shard(shards *s, const char *dir, const char *file) {
+    if (s->n >= MAX_SHARDS) return adept_fail(ADEPT_EFORMAT, "%s: more than %d shards", dir, MAX_SHARDS);
+    char *path = path_join(dir, file);
+    if (!path) return adept_fail(ADEPT_ENOMEM, "out of memory");
+    adept_status st = adept_safetensors_open(path, &s->st[s->n]);
+    free(path);
+    if (st != ADEPT_OK) return st;
+    if (!(s->file[s->n] = strdup(file))) { adept_safetensors_close(s->st[s->n]); return adept_fail(ADEPT_ENOMEM, "out of memory"); }
+    s->n++;
+    return ADEPT_OK;
+}
+
+static adept_status open_shards(const char *dir, shards *s) {
+    memset(s, 0, sizeof *s);
+    char *ipath = path_join(dir, "model.safetensors.index.json");
+    if (!ipath) return adept_fail(ADEPT_ENOMEM, "out of memory");
+    char *text = NULL;
+    size_t len = 0;
+    adept_status st = read_text(ipath, 64u << 20, &text, &len);
+    free(ipath);
+    if (st == ADEPT_ENOTFOUND) {
+        char *single = path_join(dir, "model.safetensors");
+        int exists = single && access(single, F_OK) == 0;
+        free(single);
+        if (!exists)
+            return adept_fail(ADEPT_ENOTFOUND, "%s: neither model.safetensors nor model.safetensors.index.json is "
+                              "there", dir);
+        return open_shard(s, dir, "model.safetensors");
+    }
+    if (st != ADEPT_OK) return st;
+    s->index = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!s->index) return adept_fail(ADEPT_EFORMAT, "model.safetensors.index.json: not valid JSON");
+    s->weight_map = cJSON_GetObjectItemCaseSensitive(s->index, "weight_map");
+    if (!cJSON_IsObject(s->weight_map))
+        return adept_fail(ADEPT_EFORMAT, "model.safetensors.index.json: weight_map must be an object");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, s->weight_map) {
+        if (!cJSON_IsString(e))
+            return adept_fail(ADEPT_EFORMAT, "model.safetensors.index.json: weight_map[\"%.100s\"] must be a file name",
+                              e->string);
+        const char *f = e->valuestring;
+        if (!*f || strchr(f, '/') || !strcmp(f, ".") || !strcmp(f, ".."))
+            return adept_fail(ADEPT_EFORMAT, "model.safetensors.index.json: weight_map[\"%.100s\"] = \"%.100s\" is "
+                              "not a file name in the directory", e->string, f);
+        if (shard_of(s, f) < 0) ADEPT_TRY(open_shard(s, dir, f));
+    }
+    if (s->n == 0) return adept_fail(ADEPT_EFORMAT, "model.safetensors.index.json: weight_map is empty");
+    return ADEPT_OK;
+}
+
+/* Where a tensor lives: NULL entry (and OK) when absent. */
+static adept_status locate(const shards *s, const char *name, int *shard, const adept_st_entry **entry) {
+    *entry = NULL;
+    *shard = 0;
+    if (!s->index) {
+        *entry = adept_safetensors_find(s->st[0], name);
+        return ADEPT_OK;
+    }
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(s->weight_map, name);
+    if (!f) return ADEPT_OK;
+    *shard = shard_of(s, f->valuestring);
+    *entry = adept_safetensors_find(s->st[*shard], name);
+    if (!*entry)
+        return adept_fail(ADEPT_EFORMAT, "model.safetensors.index.json: %s is listed in %s, which has no such tensor",
+                          name, f->valuestring);
+    return ADEPT_OK;
+}
+
+static const char *base_name(const char *path) {
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+/* Widening to f32 is exact for every source dtype; split across threads for large checkpoints. */
+static void to_f32(float *dst, const unsigned char *src, adept_dtype dtype, size_t n) {
+    if (dtype == ADEPT_F32) { memcpy(dst, src, n * 4); return; }
+    long long nn = (long long)n;
+#pragma omp parallel for schedule(static) if (nn > (1 << 18))
+    for (long long i = 0; i < nn; i++) {
+        uint16_t h;
+        memcpy(&h, src + 2 * i, 2);
+        if (dtype == ADEPT_BF16) {
+            uint32_t u = (uint32_t)h << 16;
+            memcpy(&dst[i], &u, 4);
+        } else {
+            dst[i] = adept_f16_to_f32(h);
+        }
+    }
+}
+
+static const unsigned char *entry_bytes(const adept_safetensors *st, const adept_st_entry *e) {
+    return (const unsigned char *)st->file->data + st->data_offset + e->begin;
+}
+
+static int is_float_weight(adept_dtype d) { return d == ADEPT_F32 || d == ADEPT_BF16 || d == ADEPT_F16; }
+
+/* Copies one file tensor into a parameter after checking dtype and shape. */
+static adept_status load_param(const shards *s, adept_param *p, const adept_config *c) {
+    int sh;
+    const adept_st_entry *e;
+    ADEPT_TRY(locate(s, p->name, &sh, &e));
+    const char *file = base_name(s->st[sh]->path);
+    char want[64], got[64];
+    if (!e)
+        return adept_fail(ADEPT_ENOTFOUND, "%s: tensor %s is missing (expected %s for this %s config)",
+                          s->index ? "model.safetensors.index.json" : file, p->name,
+                          adept_shape_str(p->ndim, p->shape, want, sizeof want), c->architecture);
+    if (!is_float_weight(e->dtype))
+        return adept_fail(ADEPT_EUNSUPPORTED, "%s: tensor %s has dtype %s (expected F32, BF16 or F16)", file, p->name,
+                          adept_dtype_safetensors_name(e->dtype));
+    int same = e->ndim == p->ndim;
+    for (int d = 0; same && d < p->ndim; d++) same = e->shape[d] == p->shape[d];
+    if (!same) {
+        adept_shape_str(p->ndim, p->shape, want, sizeof want);
+        adept_shape_str(e->ndim, e->shape, got, sizeof got);
+        if (!strcmp(p->name, "model.embed_tokens.weight") || !strcmp(p->name, "lm_head.weight"))
+            return adept_fail(ADEPT_ESHAPE, "%s: tensor %s has shape %s but config.json says vocab_size %d, hidden_size "
+                              "%d (expected %s)", file, p->name, got, c->vocab_size, c->hidden_size, want);
+        return adept_fail(ADEPT_ESHAPE, "%s: tensor %s has shape %s, expected %s for this config", file, p->name, got,
+                          want);
+    }
+    to_f32(adept_tensor_f32(p->value), entry_bytes(s->st[sh], e), e->dtype, p->numel);
+    return ADEPT_OK;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* Every tensor in the files must belong to the model (or be a tolerated extra, see the top). */
+static adept_status check_extras(const shards *s, adept_model *m, const adept_config *c) {
+    if (s->index) {
+        /* the index must not promise tensors its files lack */
+        const cJSON *e;
+        cJSON_ArrayForEach(e, s->weight_map) {
+            int sh;
+            const adept_st_entry *entry;
+            ADEPT_TRY(locate(s, e->string, &sh, &entry));
+        }
+    }
+    for (int i = 0; i < s->n; i++) {
+        const adept_safetensors *st = s->st[i];
+        for (size_t k = 0; k < st->n_entries; k++) {
+            const adept_st_entry *e = &st->entries[k];
+            const char *file = base_name(st->path);
+            if (s->index) {
+                const cJSON *f = cJSON_GetObjectItemCaseSensitive(s->weight_map, e->name);
+                if (!f || strcmp(f->valuestring, s->file[i]) != 0)
+                    return adept_fail(ADEPT_EFORMAT, "%s: tensor %s is not listed for this file in "
+                                      "model.safetensors.index.json", file, e->name);
+            }
+            if (adept_model_find(m, e->name) || ends_with(e->name, ".rotary_emb.inv_freq")) continue;
+            if (!strcmp(e->name, "lm_head.weight") && c->tie_word_embeddings) {
+                adept_param *emb = adept_model_find(m, "model.embed_tokens.weight");
+                int equal = emb && is_float_weight(e->dtype) && e->ndim == 2 && e->shape[0] == emb->shape[0] &&
+                            e->shape[1] == emb->shape[1];
+                float *tmp = equal ? malloc(emb->numel * sizeof(float)) : NULL;
+                if (tmp) {
+                    to_f32(tmp, entry_bytes(st, e), e->dtype, emb->numel);
+                    equal = !memcmp(tmp, adept_tensor_f32(emb->value), emb->numel * sizeof(float));
+                    free(tmp);
+                } else if (equal) {
+                    return adept_fail(ADEPT_ENOMEM, "%s: out of memory comparing lm_head.weight", file);
+                }
+                if (equal) continue;
+                return adept_fail(ADEPT_EFORMAT, "%s: lm_head.weight differs from model.embed_tokens.weight while "
+                                  "config.json has tie_word_embeddings=true", file);
+            }
+            return adept_fail(ADEPT_EFORMAT, "%s: unexpected tensor %s (not part of a %s with this config)", file,
+                              e->name, c->architecture);
+        }
+    }
+    return ADEPT_OK;
+}
+
+/* adept.json's expanded_layers (absent file: none). */
+static adept_status read_adept_json(const char *dir, int n_layers, int **layers, int *n) {
+    *layers = NULL;
+    *n = 0;
+    char *path = path_join(dir, "adept.json"), *text = NULL;
+    size_t len = 0;
+    if (!path) return adept_fail(ADEPT_ENOMEM, "out of memory");
+    adept_status st = read_text(path, 16u << 20, &text, &len);
+    free(path);
+    if (st == ADEPT_ENOTFOUND) return ADEPT_OK;
+    if (st != ADEPT_OK) return st;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsObject(root)) { cJSON_Delete(root); return adept_fail(ADEPT_EFORMAT, "adept.json: not a JSON object"); }
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(root, "expanded_layers");
+    st = ADEPT_OK;
+    if (ex && !cJSON_IsArray(ex)) st = adept_fail(ADEPT_EFORMAT, "adept.json: expanded_layers must be a list");
+    int cnt = ex ? cJSON_GetArraySize(ex) : 0;
+    if (st == ADEPT_OK && cnt > 0 && !(*layers = malloc(sizeof(int) * (size_t)cnt)))
+        st = adept_fail(ADEPT_ENOMEM, "out of memory");
+    const cJSON *v;
+    if (st == ADEPT_OK && ex) cJSON_ArrayForEach(v, ex) {
+        if (!cJSON_IsNumber(v) || v->valuedouble != (int)v->valuedouble || v->valuedouble < 0 ||
+            v->valuedouble >= n_layers) {
+            st = adept_fail(ADEPT_EFORMAT, "adept.json: expanded_layers entries must be layer indices in [0, %d)",
+                            n_layers);
+            break;
+        }
+        (*layers)[(*n)++] = (int)v->valuedouble;
+    }
+    cJSON_Delete(root);
+    if (st != ADEPT_OK) { free(*layers); *layers = NULL; *n = 0; }
+    return st;
+}
+
+static size_t config_numel(const adept_config *c) {
+    size_t C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size, D = (size_t)c->head_dim;
+    size_t QD = (size_t)c->num_heads * D, KD = (size_t)c->num_kv_heads * D;
+    size_t layer = 2 * C + QD * C + 2 * KD * C + C * QD + 3 * F * C;
+    if (c->attention_bias) layer += QD + 2 * KD;
+    if (c->qk_norm) layer += 2 * D;
+    return (size_t)c->vocab_size * C * (c->tie_word_embeddings ? 1 : 2) + C + (size_t)c->num_layers * layer;
+}
+
+static adept_status load_hf_dir(const char *dir, adept_model **out) {
+    adept_config cfg;
+    char *cpath = path_join(dir, "config.json");
+    if (!cpath) return adept_fail(ADEPT_ENOMEM, "out of memory");
+    adept_status st = adept_hf_config_read(cpath, &cfg);
+    free(cpath);
+    if (st != ADEPT_OK) return st;
+    shards s;
+    adept_model *m = NULL;
+    int *expanded = NULL, n_expanded = 0;
+    st = open_shards(dir, &s);
+    if (st == ADEPT_OK) st = read_adept_json(dir, cfg.num_layers, &expanded, &n_expanded);
+    if (st == ADEPT_OK) st = adept_hf_config_strip_layers(&cfg, expanded, n_expanded, cfg.num_layers);
+    if (st == ADEPT_OK) {
+        /* the dtype loaded: the one dtype of the weights, or f32 when they mix (exact on save); and bound the
+           allocation by what the files hold */
+        int seen = -1;
+        size_t held = 0;
+        for (int i = 0; i < s.n; i++)
+            for (size_t k = 0; k < s.st[i]->n_entries; k++) {
+                const adept_st_entry *e = &s.st[i]->entries[k];
+                held += adept_shape_numel(e->ndim, e->shape);
+                if (!is_float_weight(e->dtype)) continue;
+                seen = seen < 0 || seen == (int)e->dtype ? (int)e->dtype : (int)ADEPT_F32;
+            }
+        cfg.dtype = seen < 0 ? ADEPT_F32 : (adept_dtype)seen;
+        size_t need = config_numel(&cfg);
+        if (st == ADEPT_OK && need > 2 * held + (1u << 20))
+            st = adept_fail(ADEPT_EFORMAT, "config.json describes %zu weights but the safetensors files hold %zu: "
+                            "config.json does not match the weights", need, held);
+    }
+    if (st == ADEPT_OK) st = adept_model_create(&cfg, 0, 0.0f, &m);
+    for (size_t i = 0; st == ADEPT_OK && i < adept_model_num_params(m); i++)
+        st = load_param(&s, adept_model_param(m, i), &cfg);
+    if (st == ADEPT_OK) st = check_extras(&s, m, &cfg);
+    for (int i = 0; st == ADEPT_OK && i < n_expanded; i++) st = adept_model_set_expanded(m, expanded[i], 1);
+    shards_close(&s);
+    free(expanded);
+    adept_hf_config_clear(&cfg);
+    if (st != ADEPT_OK) { adept_model_free(m); return st; }
+    *out = m;
+    return ADEPT_OK;
+}
+
+/* A directory without config.json holding exactly one llama2.c checkpoint (like shared/models/stories260K,
+   checkpoint beside its tokenizer.bin) loads that checkpoint; *bin stays NULL otherwise. */
+static adept_status lone_llama2c(const char *dir, char **bin) {
+    *bin = NULL;
+    char *cfg = path_join(dir, "config.json");
+    if (!cfg) return adept_fail(ADEPT_ENOMEM, "out of memory");
+    int has_config = access(cfg, F_OK) == 0;
+    free(cfg);
+    if (has_config) return ADEPT_OK;
+    DIR *d = opendir(dir);
+    if (!d) return ADEPT_OK;
+    struct dirent *de;
+    int found = 0;
+    while ((de = readdir(d))) {
+        if (!ends_with(de->d_name, ".bin")) continue;
+        char *p = path_join(dir, de->d_name);
+        if (p && adept_llama2c_sniff(p) && adept_llama2c_is_checkpoint(p)) {
+            found++;
+            free(*bin);
+            *bin = p;
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    if (found > 1) {
+        free(*bin);
+        *bin = NULL;
+        return adept_fail(ADEPT_EINVAL, "%s: no config.json and %d llama2.c checkpoints: pass the .bin file itself",
+                          dir, found);
+    }
+    return ADEPT_OK;
+}
+
+adept_status adept_model_load(const char *path, adept_model **out) {
+    *out = NULL;
+    if (!path || !*path) return adept_fail(ADEPT_EINVAL, "load: empty path");
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) {
+        char *bin = NULL;
+        adept_status st = lone_llama2c(path, &bin);
+        if (st != ADEPT_OK) return st;
+        if (bin) {
+            st = adept_llama2c_load(bin, out);
+            free(bin);
+            return st;
+        }
+        return load_hf_dir(path, out);
+    }
+    if (adept_llama2c_sniff(path)) return adept_llama2c_load(path, out);
+    if (ends_with(path, ".safetensors") || ends_with(path, "config.json"))
+        return adept_fail(ADEPT_EINVAL, "%s: pass the model directory, not one of its files", path);
+    return adept_fail(ADEPT_EFORMAT, "%s: neither a Hugging Face model directory nor a llama2.c checkpoint (.bin)", path);
+}

@@ -1,0 +1,52 @@
+/* Model files from Lua: adept.load(path) (Hugging Face directory or llama2.c .bin) and
+   m:save(dir [, {dtype=, max_shard_bytes=}]), added to the model metatable that bind_model.c defines. */
+#include <string.h>
+
+#include "adept/model.h"
+#include "binding.h"
+
+static int l_load(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    adept_model *m;
+    ADEPT_LUA_TRY(L, "adept.load", adept_model_load(path, &m));
+    adept_lua_push_model(L, m);
+    return 1;
+}
+
+static int m_save(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    const char *dir = luaL_checkstring(L, 2);
+    int dtype = -1;
+    lua_Integer max_shard = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        const char *name = adept_lua_opt_str_field(L, 3, "dtype", NULL);
+        if (name) {
+            adept_dtype d;
+            if (adept_dtype_parse(name, &d) != ADEPT_OK || (d != ADEPT_F32 && d != ADEPT_BF16 && d != ADEPT_F16))
+                return luaL_argerror(L, 3, lua_pushfstring(L, "dtype must be f32, bf16 or f16, got '%s'", name));
+            dtype = (int)d;
+        }
+        max_shard = adept_lua_opt_int_field(L, 3, "max_shard_bytes", 0);
+        if (max_shard < 0) return luaL_argerror(L, 3, "max_shard_bytes must be >= 0 (0 = one file)");
+    }
+    ADEPT_LUA_TRY(L, "save", adept_model_save(m, dir, dtype, (size_t)max_shard));
+    lua_settop(L, 1);
+    return 1;
+}
+
+void adept_open_model_io(lua_State *L) {
+    /* bind_model.c creates the metatable (it is opened before this file); its methods live in .methods */
+    luaL_getmetatable(L, ADEPT_MODEL_MT);
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "methods");
+        if (lua_istable(L, -1)) {
+            lua_pushcfunction(L, m_save);
+            lua_setfield(L, -2, "save");
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    static const luaL_Reg fns[] = {{"load", l_load}, {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+}
