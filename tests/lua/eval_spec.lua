@@ -1,5 +1,6 @@
 -- adept.eval: perplexity against an independent log-softmax over m:logits, multiple-choice scoring of every
--- supported JSONL layout against an independent continuation log-likelihood, file:line errors, token shift.
+-- supported JSONL layout against an independent continuation log-likelihood, file:line errors, token shift;
+-- and the three on the real stories260K model, tokenizer and TinyStories holdout when ADEPT_SHARED has them.
 local adept = require "adept"
 local H = require "spec_helpers"
 adept.log_level("warn") -- no memory-plan lines for every tiny forward pass
@@ -348,5 +349,77 @@ describe("adept._eval kernels", function()
     local ok, err = pcall(adept._eval.target_logprobs, lg, {0, 0})
     assert.is_false(ok)
     assert.matches("row 0 of the logits holds NaN", err, 1, true)
+  end)
+end)
+
+describe("adept.eval on stories260K", function()
+  local model_path = H.shared("models/stories260K/stories260K.bin")
+  local tok_path = H.shared("models/stories260K/tok512.bin")
+  local corpus = H.shared("corpora/tinystories_val.txt")
+  if not (model_path and tok_path and corpus) then
+    it("needs ADEPT_SHARED", function() pending("stories260K or tinystories_val.txt not found under ADEPT_SHARED") end)
+    return
+  end
+  local m = adept.load(model_path)
+  local tk = adept.tokenizer(tok_path)
+  local cache = os.tmpname()
+  local ds = adept.dataset{path = corpus, tokenizer = tk, seq_len = 64, holdout = 0.2, max_documents = 100,
+                           cache_dir = cache .. ".d", progress = false}
+  local h = ds:holdout()
+
+  it("evaluates a trained model's holdout perplexity without moving the cursor", function()
+    local before = h:cursor()
+    local r = adept.eval.perplexity(m, h, {max_batches = 4, batch_size = 4})
+    assert.same(before, h:cursor())
+    local nll, n = 0, 0
+    for _, b in ipairs(h:take(4, 4)) do
+      local l, k = m:loss(b)
+      nll, n = nll + l * k, n + k
+    end
+    assert.equals(n, r.tokens)
+    assert.near(nll / n, r.loss, 1e-9)
+    assert.is_true(r.loss < 3, "stories260K should be far below log(512) = 6.2 on TinyStories, got " .. r.loss)
+  end)
+
+  it("prefers fluent story continuations, scored as lm-evaluation-harness tokenizes them", function()
+    local path = write({
+      '{"question": "Once upon a time, there was a little", "choices": ["girl", "zqx blorf"], "answer": 0}',
+      '{"question": "Lily and her mom went to the", "choices": ["park", "xylophone theorem"], "answer": "A"}',
+      '{"question": "The dog was very", "choices": ["happy", "qqq"], "answer": "happy"}'})
+    local r = adept.eval.choices(m, tk, path, {template = "%s", details = true})
+    os.remove(path)
+    assert.equals(1, r.acc)
+    assert.equals(1, r.acc_norm)
+    -- independent: the continuation is encode(context .. " girl") past #encode(context)
+    local ctx = tk:encode("Once upon a time, there was a little")
+    local whole = tk:encode("Once upon a time, there was a little girl")
+    local lg = m:logits({table.unpack(whole, 1, #whole - 1)})
+    local s = 0
+    for pos = #ctx + 1, #whole do
+      local mx, z = -math.huge, 0
+      for j = 1, 512 do mx = math.max(mx, lg:get(pos - 1, j)) end
+      for j = 1, 512 do z = z + math.exp(lg:get(pos - 1, j) - mx) end
+      s = s + lg:get(pos - 1, whole[pos] + 1) - mx - math.log(z)
+    end
+    assert.equals(#whole - #ctx, r.items[1].tokens[1])
+    assert.near(s, r.items[1].loglik[1], 1e-4 * math.abs(s))
+  end)
+
+  it("measures no shift against itself and some after a perturbation", function()
+    local self = adept.eval.token_shift(m, m, h, {max_batches = 1, batch_size = 4})
+    assert.equals(0, self.share)
+    assert.equals(0, self.kl)
+    local m2 = adept.load(model_path)
+    for _, n in ipairs(m2:param_names()) do
+      if n:match("layers%.4%.mlp") then m2:set_param(n, m2:param(n) * 1.5) end
+    end
+    local s = adept.eval.token_shift(m, m2, h, {max_batches = 1, batch_size = 4})
+    assert.equals(self.tokens, s.tokens)
+    assert.is_true(s.share > 0 and s.share < 1 and s.kl > 0)
+  end)
+
+  teardown(function()
+    os.remove(cache)
+    os.execute("rm -rf '" .. cache .. ".d'")
   end)
 end)
