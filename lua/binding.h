@@ -45,6 +45,7 @@ int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def);
 
 /* Each binding file registers its functions into the module table at the top of the stack. */
 typedef void (*adept_binding_open)(lua_State *L);
+void adept_open_eval(lua_State *L);
 void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
 void adept_open_model(lua_State *L);

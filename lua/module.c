@@ -7,6 +7,7 @@
 
 /* One entry per binding file. Add new binding files here. */
 static const adept_binding_open bindings[] = {
+    adept_open_eval,
     adept_open_util,
     adept_open_tensor,
     adept_open_model,
@@ -16,6 +17,7 @@ static const adept_binding_open bindings[] = {
     adept_open_model_io,
     adept_open_dataset,
     adept_open_tokenizer,
+    adept_open_model_io,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {
