@@ -11,7 +11,7 @@
 /* Choices (documented for users):
    - numbers: integral values within +-2^53 decode to Lua integers, others to floats;
    - a table encodes as an array when its keys are exactly 1..n (n >= 1), otherwise as an object whose keys are
-     sorted (so logs diff cleanly); an empty table encodes as {} ;
+     sorted (so logs diff cleanly); an empty table encodes as {} (adept.json.empty_array encodes as []);
    - NaN and infinities encode as null (JSON has no spelling for them); nil and adept.json.null encode as null;
    - numeric object keys are written as strings; functions, userdata and threads are errors. */
 
@@ -38,6 +38,9 @@ static json_box *push_box(lua_State *L) {
 }
 
 static void push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }
+
+/* adept.json.empty_array: encodes as [] (an empty Lua table encodes as {}); its address is the marker. */
+static const char empty_array_marker;
 
 static void push_json(lua_State *L, const cJSON *j, int depth) {
     luaL_checkstack(L, 4, "adept.json.decode: nesting too deep");
@@ -169,6 +172,7 @@ static void add_json(lua_State *L, int idx, int depth, cJSON *parent, const char
     case LUA_TSTRING: link(parent, key, cJSON_CreateString(lua_tostring(L, idx))); return;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) { link(parent, key, cJSON_CreateNull()); return; }
+        if (lua_touserdata(L, idx) == &empty_array_marker) { link(parent, key, cJSON_CreateArray()); return; }
         break;
     case LUA_TTABLE: add_table(L, idx, depth, parent, key); return;
     }
@@ -200,5 +204,7 @@ void adept_open_json(lua_State *L) {
     luaL_newlib(L, fns);
     push_null(L);
     lua_setfield(L, -2, "null");
+    lua_pushlightuserdata(L, (void *)&empty_array_marker);
+    lua_setfield(L, -2, "empty_array");
     lua_setfield(L, -2, "json");
 }
