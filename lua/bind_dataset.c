@@ -160,30 +160,46 @@ static int l_next_batch(lua_State *L) {
     return 1;
 }
 
+/* upvalues: dataset, batch size, loop, and for a private pass the cursor (epoch, position, finished) */
 static int batches_iter(lua_State *L) {
     dataset_box *b = check_box(L, lua_upvalueindex(1));
     lua_Integer n = lua_tointeger(L, lua_upvalueindex(2));
     int loop = lua_toboolean(L, lua_upvalueindex(3));
     adept_tensor *x, *y;
-    ADEPT_LUA_TRY(L, "batches", adept_dataset_next_batch(b->ds, n, loop, &x, &y));
+    if (lua_isnil(L, lua_upvalueindex(4))) {
+        ADEPT_LUA_TRY(L, "batches", adept_dataset_next_batch(b->ds, n, loop, &x, &y));
+    } else {
+        if (lua_toboolean(L, lua_upvalueindex(6))) return 0;
+        adept_dataset_cursor c = {lua_tointeger(L, lua_upvalueindex(4)), lua_tointeger(L, lua_upvalueindex(5))};
+        ADEPT_LUA_TRY(L, "batches", adept_dataset_read_batch(b->ds, &c, n, loop, &x, &y));
+        lua_pushinteger(L, c.epoch), lua_replace(L, lua_upvalueindex(4));
+        lua_pushinteger(L, c.position), lua_replace(L, lua_upvalueindex(5));
+        if (!x) lua_pushboolean(L, 1), lua_replace(L, lua_upvalueindex(6));
+    }
     if (!x) return 0; /* end of the epoch: the cursor is now at the start of the next one */
     push_batch(L, x, y);
     return 1;
 }
 
-/* ds:batches([B] [, {loop=false}]): an iterator over the rest of the epoch (or forever with loop=true). */
+/* ds:batches([B] [, {loop=false, fresh=false}]): an iterator over the rest of the epoch at the view's cursor
+   (forever with loop=true). fresh=true: one whole pass of epoch 0 on a private cursor, leaving the view's
+   cursor alone — for evaluation, which must see the same windows every time. */
 static int l_batches(lua_State *L) {
     dataset_box *b = check_box(L, 1);
     lua_Integer n = opt_batch_size(L, 2, b);
-    int loop = 0;
+    int loop = 0, fresh = 0;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         loop = adept_lua_opt_bool_field(L, 3, "loop", 0);
+        fresh = adept_lua_opt_bool_field(L, 3, "fresh", 0);
     }
     lua_pushvalue(L, 1);
     lua_pushinteger(L, n);
     lua_pushboolean(L, loop);
-    lua_pushcclosure(L, batches_iter, 3);
+    if (fresh) lua_pushinteger(L, 0), lua_pushinteger(L, 0);
+    else lua_pushnil(L), lua_pushnil(L);
+    lua_pushboolean(L, 0);
+    lua_pushcclosure(L, batches_iter, 6);
     return 1;
 }
 
@@ -207,6 +223,11 @@ static int l_num_tokens(lua_State *L) { lua_pushinteger(L, adept_dataset_num_tok
 static int l_num_documents(lua_State *L) { lua_pushinteger(L, adept_dataset_num_documents(check_box(L, 1)->ds)); return 1; }
 static int l_num_windows(lua_State *L) { lua_pushinteger(L, adept_dataset_num_windows(check_box(L, 1)->ds)); return 1; }
 static int l_seq_len(lua_State *L) { lua_pushinteger(L, adept_dataset_seq_len(check_box(L, 1)->ds)); return 1; }
+static int l_eos_id(lua_State *L) {
+    int32_t e = adept_dataset_eos_id(check_box(L, 1)->ds);
+    if (e < 0) lua_pushnil(L); else lua_pushinteger(L, e);
+    return 1;
+}
 
 static int l_num_batches(lua_State *L) {
     dataset_box *b = check_box(L, 1);
@@ -291,7 +312,7 @@ void adept_open_dataset(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"train", l_train}, {"holdout", l_holdout}, {"batches", l_batches}, {"next_batch", l_next_batch},
         {"take", l_take}, {"num_tokens", l_num_tokens}, {"num_documents", l_num_documents},
-        {"num_windows", l_num_windows}, {"num_batches", l_num_batches}, {"seq_len", l_seq_len},
+        {"num_windows", l_num_windows}, {"num_batches", l_num_batches}, {"seq_len", l_seq_len}, {"eos_id", l_eos_id},
         {"skipped", l_skipped}, {"stats", l_stats}, {"split", l_split_name}, {"cursor", l_cursor},
         {"set_cursor", l_set_cursor}, {"document", l_document}, {"free", l_gc}, {NULL, NULL}};
     if (luaL_newmetatable(L, DATASET_MT)) {

@@ -45,6 +45,7 @@ int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def);
 
 /* Each binding file registers its functions into the module table at the top of the stack. */
 typedef void (*adept_binding_open)(lua_State *L);
+void adept_open_eval(lua_State *L);
 void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
 void adept_open_fs(lua_State *L);
@@ -52,8 +53,8 @@ void adept_open_optim(lua_State *L);
 void adept_open_train(lua_State *L);
 void adept_open_model(lua_State *L);
 void adept_open_io(lua_State *L);
-void adept_open_dataset(lua_State *L);
-void adept_open_tokenizer(lua_State *L);
+void adept_open_json(lua_State *L);
+void adept_open_chart(lua_State *L);
 
 /* Model userdata (bind_model.c): a named metatable; the handle owns the model (freed by __gc or :free()).
    Other binding files (e.g. bind_model_io.c) push loaded models and check model arguments with these. */
@@ -62,6 +63,8 @@ typedef struct adept_model adept_model;
 void adept_lua_push_model(lua_State *L, adept_model *m);
 adept_model *adept_lua_check_model(lua_State *L, int arg);
 void adept_open_model_io(lua_State *L);
+void adept_open_dataset(lua_State *L);
+void adept_open_tokenizer(lua_State *L);
 
 int luaopen_adept(lua_State *L);
 

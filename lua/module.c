@@ -7,6 +7,7 @@
 
 /* One entry per binding file. Add new binding files here. */
 static const adept_binding_open bindings[] = {
+    adept_open_eval,
     adept_open_util,
     adept_open_tensor,
     adept_open_model,
@@ -14,6 +15,8 @@ static const adept_binding_open bindings[] = {
     adept_open_optim,
     adept_open_train,
     adept_open_io,
+    adept_open_json,
+    adept_open_chart,
     adept_open_model_io,
     adept_open_dataset,
     adept_open_tokenizer,

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  liblua5.4-dev lua5.4 libopenblas-dev libarchive-dev libcjson-dev libpcre2-dev libutf8proc-dev libcairo2-dev
+  liblua5.4-dev lua5.4 libopenblas-dev libarchive-dev libcjson-dev libpcre2-dev libutf8proc-dev libcairo2-dev fonts-dejavu-core
   # tests: busted specs, PyTorch/NumPy references, libFuzzer and sanitizers, Node.js for the tokenizer reference
   lua-busted python3-torch python3-numpy clang libclang-rt-14-dev nodejs npm
 )

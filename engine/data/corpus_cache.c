@@ -178,8 +178,16 @@ adept_status adept_corpus_build(const adept_dataset_options *o, adept_corpus **o
     adept_status st = ADEPT_OK;
     if (o->cache) {
         st = corpus_key(o, files, nfiles, sep, &key);
-        if (st == ADEPT_OK) st = mkdirs(cache_dir(o));
+        int writable = 0;
         if (st == ADEPT_OK) {
+            /* an unwritable cache directory costs speed, not the run: tokenize into memory instead */
+            writable = mkdirs(cache_dir(o)) == ADEPT_OK;
+            if (!writable) {
+                adept_log(ADEPT_LOG_WARN, "%s; continuing without a token cache", adept_last_error());
+                adept_clear_error();
+            }
+        }
+        if (st == ADEPT_OK && writable) {
             snprintf(path, sizeof path, "%s/corpus-%016llx.tok", cache_dir(o), (unsigned long long)key);
             adept_status m = map_cache(path, key, c);
             if (m == ADEPT_OK) {
@@ -197,8 +205,12 @@ adept_status adept_corpus_build(const adept_dataset_options *o, adept_corpus **o
             snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
             static const char zeros[HEADER_BYTES] = {0};
             b.fp = fopen(tmp, "wb");
-            if (!b.fp || fwrite(zeros, 1, HEADER_BYTES, b.fp) != HEADER_BYTES)
-                st = adept_fail(ADEPT_EIO, "dataset: cannot write the token cache %s: %s", tmp, strerror(errno));
+            if (!b.fp || fwrite(zeros, 1, HEADER_BYTES, b.fp) != HEADER_BYTES) {
+                adept_log(ADEPT_LOG_WARN, "dataset: cannot write the token cache %s: %s; continuing without it", tmp,
+                          strerror(errno));
+                if (b.fp) fclose(b.fp), b.fp = NULL, unlink(tmp);
+                tmp[0] = 0;
+            }
         }
     }
     adept_tokenize_job job = {0};

@@ -43,7 +43,7 @@ typedef struct adept_read_counts {
     char first_skip[1024];   /* the first skipped record's message */
 } adept_read_counts;
 
-/* Expands paths into a sorted, de-duplicated list of files: a glob pattern's matches, a directory's files
+/* Expands paths into the list of files to read: a glob pattern's matches, a directory's files
    (recursive, hidden names skipped), or the file itself. A path that matches nothing is an error. */
 adept_status adept_corpus_list(const char *const *paths, int npaths, char ***files, size_t *nfiles);
 void adept_corpus_list_free(char **files, size_t nfiles);

@@ -247,22 +247,31 @@ static adept_status make_batch(adept_dataset *ds, adept_dataset_cursor *cur, int
     return ADEPT_OK;
 }
 
-adept_status adept_dataset_next_batch(adept_dataset *ds, int64_t batch_size, int wrap, adept_tensor **inputs,
-                                      adept_tensor **targets) {
+adept_status adept_dataset_read_batch(const adept_dataset *ds, adept_dataset_cursor *c, int64_t batch_size, int wrap,
+                                      adept_tensor **inputs, adept_tensor **targets) {
     *inputs = *targets = NULL;
     if (batch_size < 1) return adept_fail(ADEPT_EINVAL, "dataset: batch_size must be a positive integer, got %lld", (long long)batch_size);
     if (ds->nwin == 0)
         return adept_fail(ADEPT_ESTATE, "dataset: the %s split has no window of seq_len %lld (%lld tokens in %lld documents)",
                           split_name(ds->kind), (long long)ds->seq_len, (long long)adept_dataset_num_tokens(ds), (long long)ds->ndocs);
-    if (!wrap && ds->cur.position >= ds->nwin) {
-        ds->cur.epoch++, ds->cur.position = 0;
+    if (c->epoch < 0 || c->position < 0 || c->position > ds->nwin)
+        return adept_fail(ADEPT_EINVAL, "dataset: cursor {epoch=%lld, position=%lld} is outside this split (%lld windows per epoch)",
+                          (long long)c->epoch, (long long)c->position, (long long)ds->nwin);
+    if (!wrap && c->position >= ds->nwin) {
+        c->epoch++, c->position = 0;
         return ADEPT_OK;
     }
-    int64_t rows = wrap ? batch_size : (batch_size < ds->nwin - ds->cur.position ? batch_size : ds->nwin - ds->cur.position);
-    adept_dataset_cursor cur = ds->cur;
-    ADEPT_TRY(make_batch(ds, &cur, rows, inputs, targets));
-    ds->cur = cur;
+    int64_t rows = wrap ? batch_size : (batch_size < ds->nwin - c->position ? batch_size : ds->nwin - c->position);
+    adept_dataset_cursor cur = *c;
+    /* the permutation cache is a memo of a pure function, so refilling it does not change the view */
+    ADEPT_TRY(make_batch((adept_dataset *)ds, &cur, rows, inputs, targets));
+    *c = cur;
     return ADEPT_OK;
+}
+
+adept_status adept_dataset_next_batch(adept_dataset *ds, int64_t batch_size, int wrap, adept_tensor **inputs,
+                                      adept_tensor **targets) {
+    return adept_dataset_read_batch(ds, &ds->cur, batch_size, wrap, inputs, targets);
 }
 
 adept_status adept_dataset_peek_batch(const adept_dataset *ds, int64_t k, int64_t batch_size, adept_tensor **inputs,

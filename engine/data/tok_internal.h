@@ -148,6 +148,8 @@ typedef struct tok_added {
     size_t len;
     int32_t id;
     int special, lstrip, rstrip, normalized, single_word;
+    char *ncontent; /* the normalized content (normalized tokens when there is a normalizer), else NULL */
+    size_t nlen;
 } tok_added;
 
 typedef struct tok_hf {
@@ -165,6 +167,11 @@ typedef struct tok_hf {
     tok_added *added;
     int nadded;
     int byte_level; /* the pre-tokenizer maps bytes to GPT-2 unicode characters */
+    uint8_t first_raw[256], first_norm[256]; /* first bytes of raw / normalized added-token contents */
+    int n_norm_added;
+    /* No pre-tokenizer, but no vocabulary token has "\u2581" after another character: then no merge can cross
+       the point before a "\u2581" that follows another character, and BPE may run (and cache) word by word. */
+    int metaspace_words;
 } tok_hf;
 
 enum { TOK_KIND_LLAMA2C = 1, TOK_KIND_HF = 2 };
@@ -184,6 +191,7 @@ struct adept_tokenizer {
     int32_t llama_space_id;
     tok_hf *hf;
     char *path;
+    int from_memory; /* loaded from bytes: no side files (tokenizer_config.json) */
 };
 
 adept_status tok_llama2c_load(const char *path, const unsigned char *data, size_t n, adept_tokenizer *tok);
@@ -193,6 +201,7 @@ adept_status tok_llama2c_decode(const adept_tokenizer *tok, const int32_t *ids, 
 
 adept_status tok_json_load(const char *path, const char *data, size_t n, adept_tokenizer *tok);
 void tok_hf_free(tok_hf *hf);
+adept_status tok_hf_prepare(adept_tokenizer *tok, const char *path);
 adept_status tok_hf_encode(const adept_tokenizer *tok, const char *text, size_t len, int add_bos, int add_eos,
                            adept_ids *out);
 adept_status tok_hf_decode(const adept_tokenizer *tok, const int32_t *ids, size_t n, int skip_special,

@@ -99,7 +99,8 @@ static adept_status resolve(const char *path, const char *data, size_t n, char *
 
 static atomic_ullong next_serial = 1;
 
-static adept_status load_file(const char *path, char *data, size_t n, adept_tokenizer **out, int *not_tokenizer) {
+static adept_status load_file(const char *path, const char *data, size_t n, adept_tokenizer **out,
+                              int *not_tokenizer, int from_memory) {
     adept_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok) return adept_fail(ADEPT_ENOMEM, "%s: out of memory", path);
     tok->serial = atomic_fetch_add(&next_serial, 1);
@@ -107,6 +108,11 @@ static adept_status load_file(const char *path, char *data, size_t n, adept_toke
     tok->bos = tok->eos = -1;
     tok->llama_space_id = -1;
     tok->path = strdup(path);
+    tok->from_memory = from_memory;
+    if (!tok->path) {
+        free(tok);
+        return adept_fail(ADEPT_ENOMEM, "%s: out of memory", path);
+    }
     size_t i = 0;
     while (i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) i++;
     adept_status st;
@@ -140,7 +146,7 @@ adept_status adept_tokenizer_load(const char *path, adept_tokenizer **out) {
     size_t n;
     ADEPT_TRY(read_file(path, &data, &n));
     int not_tok = 0;
-    adept_status st = load_file(path, data, n, out, &not_tok);
+    adept_status st = load_file(path, data, n, out, &not_tok, 0);
     if (st == ADEPT_EFORMAT && not_tok && llama2c_model_vocab(data, n)) {
         /* a llama2.c model checkpoint: its tokenizer lies beside it */
         char first[1024];
@@ -149,13 +155,27 @@ adept_status adept_tokenizer_load(const char *path, adept_tokenizer **out) {
             free(data);
             path = found;
             ADEPT_TRY(read_file(path, &data, &n));
-            st = load_file(path, data, n, out, &not_tok);
+            st = load_file(path, data, n, out, &not_tok, 0);
         } else {
             st = adept_fail(ADEPT_EFORMAT, "%s (and no tokenizer.json, tokenizer.bin or tok<vocab>.bin beside it)",
                             first);
         }
     }
     free(data);
+    return st;
+}
+
+adept_status adept_tokenizer_load_memory(const char *name, const void *data, size_t n, adept_tokenizer **out) {
+    *out = NULL;
+    if (!data && n) return adept_fail(ADEPT_EINVAL, "adept_tokenizer_load_memory: NULL data of %zu bytes", n);
+    /* cJSON wants a terminated buffer for its error pointer; copy once */
+    char *copy = malloc(n + 1);
+    if (!copy) return adept_fail(ADEPT_ENOMEM, "%s: out of memory for %zu bytes", name, n);
+    if (n) memcpy(copy, data, n);
+    copy[n] = 0;
+    int not_tok;
+    adept_status st = load_file(name ? name : "<memory>", copy, n, out, &not_tok, 1);
+    free(copy);
     return st;
 }
 

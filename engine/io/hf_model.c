@@ -3,7 +3,8 @@
 
    Choices:
    - Every tensor the config implies must be present with its exact shape, in F32, BF16 or F16 (converted
-     to f32; the dtype of model.embed_tokens.weight is "the dtype loaded" that save writes back).
+     to f32). "The dtype loaded", which save writes back, is the weights' dtype, or f32 when a checkpoint mixes
+     dtypes (say f32 norms beside bf16 matrices), so that load -> save -> load stays bitwise exact.
    - Tolerated extras: *.rotary_emb.inv_freq buffers (recomputed from rope_theta), and lm_head.weight when
      tie_word_embeddings is true only if it is bitwise equal to the embedding (some exporters write both);
      a different lm_head under tied embeddings, or any other tensor, is an error naming it.
@@ -318,15 +319,18 @@ static adept_status load_hf_dir(const char *dir, adept_model **out) {
     if (st == ADEPT_OK) st = read_adept_json(dir, cfg.num_layers, &expanded, &n_expanded);
     if (st == ADEPT_OK) st = adept_hf_config_strip_layers(&cfg, expanded, n_expanded, cfg.num_layers);
     if (st == ADEPT_OK) {
-        /* the dtype loaded is the embedding's; bound the allocation by what the files hold */
-        int sh;
-        const adept_st_entry *e;
-        st = locate(&s, "model.embed_tokens.weight", &sh, &e);
-        if (st == ADEPT_OK && e && is_float_weight(e->dtype)) cfg.dtype = e->dtype;
+        /* the dtype loaded: the one dtype of the weights, or f32 when they mix (exact on save); and bound the
+           allocation by what the files hold */
+        int seen = -1;
         size_t held = 0;
         for (int i = 0; i < s.n; i++)
-            for (size_t k = 0; k < s.st[i]->n_entries; k++)
-                held += adept_shape_numel(s.st[i]->entries[k].ndim, s.st[i]->entries[k].shape);
+            for (size_t k = 0; k < s.st[i]->n_entries; k++) {
+                const adept_st_entry *e = &s.st[i]->entries[k];
+                held += adept_shape_numel(e->ndim, e->shape);
+                if (!is_float_weight(e->dtype)) continue;
+                seen = seen < 0 || seen == (int)e->dtype ? (int)e->dtype : (int)ADEPT_F32;
+            }
+        cfg.dtype = seen < 0 ? ADEPT_F32 : (adept_dtype)seen;
         size_t need = config_numel(&cfg);
         if (st == ADEPT_OK && need > 2 * held + (1u << 20))
             st = adept_fail(ADEPT_EFORMAT, "config.json describes %zu weights but the safetensors files hold %zu: "

@@ -62,6 +62,7 @@ describe("adept.dataset", function()
     local ds = adept.dataset{path = shard, format = "tokens", eos = 0, seq_len = 4, holdout = 0, shuffle = false,
                              cache = false}
     assert.are.equal(3, ds:num_documents())
+    assert.are.equal(0, ds:eos_id())
     assert.are.equal(12, ds:num_tokens())
     assert.are.equal(3, ds:num_windows())
     assert.are.equal(2, ds:num_batches(2))
@@ -74,6 +75,18 @@ describe("adept.dataset", function()
     assert.is_true(same({2, 3, 0, 4, 5, 0, 6, 7}, values(got[1].targets)))
     assert.is_true(same({7, 8, 9, 0}, values(got[2].inputs)))
     assert.is_true(same({8, 9, 0, -1}, values(got[2].targets)))
+    assert.are.same({epoch = 1, position = 0}, ds:cursor())
+    -- a fresh pass reads the whole epoch again on its own cursor, twice the same, the view's cursor untouched
+    for _ = 1, 2 do
+      local rows = 0
+      local first
+      for batch in ds:batches(2, {fresh = true}) do
+        first = first or values(batch.inputs)
+        rows = rows + batch.inputs:shape()[1]
+      end
+      assert.are.equal(3, rows)
+      assert.is_true(same({1, 2, 3, 0, 4, 5, 0, 6}, first))
+    end
     assert.are.same({epoch = 1, position = 0}, ds:cursor())
     assert.is_true(same({1, 2, 3}, ds:document(1)))
     assert.matches("adept.Dataset%(all: 3 documents", tostring(ds))

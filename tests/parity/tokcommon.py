@@ -54,7 +54,11 @@ HARD = [
     "<|im_start|>user\nhi<|im_end|>", "<unk>", "a<s>b", "x <|endoftext|> y", "$$$ ### @@@ ~~~", "...!!!???",
     "tab\there", "mixed\t \n\t stuff", "ab" * 300, "a" * 1000, " " * 50 + "x", "\n" * 20,
     "The quick brown fox jumps over the lazy dog.", "http://example.com/path?q=1&r=2#frag", "snake_case camelCase",
-    "\u2581already metaspace\u2581", "ÀÁÂÃÄÅ àáâãäå", "\x00nul\x01ctl\x7f", "₿€£¥", "I.B.M. U.S.A.", "x²+y³=z⁴",
+    "\u2581already metaspace\u2581", "it'\u017f long s 'S 'LL \u212a kelvin", "nel\u0085line", "bom\ufeffin text",
+    "\u180emongolian \u200d zwj", "ß straße ǅ ǈ", "İstanbul ı", "\r\n\r\n\t \u3000\u3000x", "  \n  \n",
+    "1 22 333 4444 55555 ١٢٣ ４５６ ²³", "a\u0300\u0301\u0302 Å Å", "\ud7ff\ue000\uffff \U0010ffff",
+    "<|endoftext|><|endoftext|>", " <|im_start|> ", "<s><s></s>", "<|reserved_special_token_5|>", "<<||>>",
+    "emoji skin 👍🏽 keycap 1️⃣ zwj 👨‍💻", "math 𝑥∈ℝ ∑∫", "a'b'c's'd", "'s'S'", "x\x0by\x0cz", "ÀÁÂÃÄÅ àáâãäå", "\x00nul\x01ctl\x7f", "₿€£¥", "I.B.M. U.S.A.", "x²+y³=z⁴",
 ]
 
 
@@ -95,3 +99,31 @@ def run_adept(tok_path, texts, flags=""):
         res.append((ids, data[pos:pos + dl]))
         pos += dl
     return res
+
+
+POOLS = [
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", " ", "  \t\n\r\x0b\x0c",
+    "\u00a0\u3000\u2028\u2029\u0085\ufeff\u200b\u180e\u2009", "'\"`.,;:!?-_()[]{}<>/\\|@#$%^&*+=~",
+    "éèêëàâäôöùûüçñßÆØÅæøåœ", "\u0300\u0301\u0308\u0327", "中文日本語한국어漢字", "😀👍🏽👨‍💻🇫🇷1️⃣",
+    "ΑΒΓαβγДЖЗдж", "١٢٣٤٥٦٧٨٩٠", "𝑥𝔘ℝ∑∫", "ſK\u212a\u0130\u0131",
+]
+SPECIALS = ["<|endoftext|>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|begin_of_text|>", "<|end_of_text|>"]
+
+
+def random_texts(n, seed=99):
+    """Synthetic strings mixing scripts, white space variants, digits, punctuation and special tokens."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(1, 40)):
+            r = rng.random()
+            if r < 0.05:
+                parts.append(rng.choice(SPECIALS))
+            else:
+                pool = rng.choice(POOLS)
+                parts.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 6))))
+        out.append("".join(parts).encode("utf-8"))
+    for _ in range(n // 10):  # raw bytes: invalid UTF-8 (both sides see U+FFFD)
+        out.append(bytes(rng.randrange(256) for _ in range(rng.randint(1, 30))))
+    return out

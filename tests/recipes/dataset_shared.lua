@@ -28,3 +28,21 @@ for _, c in ipairs(corpora) do
   assert(h.targets:shape()[2] == 128)
   print(string.format("%-24s %s  %.2fs", name, tostring(ds), adept.now() - t0))
 end
+
+-- a Hugging Face tokenizer.json on the same corpus: ids in range, EOS from the tokenizer's files
+local gpt2 = shared .. "/tokenizers/gpt2"
+if io.open(gpt2 .. "/tokenizer.json", "rb") then
+  local t = adept.tokenizer(gpt2)
+  local ds = adept.dataset{path = shared .. "/corpora/medquad.txt.gz", tokenizer = t, seq_len = 256, holdout = 0.1,
+                           seed = 1, max_documents = 200, cache = false}
+  assert(ds:num_documents() == 200 and ds:eos_id() == 50256)
+  local vocab = t:vocab_size()
+  local total = 0
+  for i = 1, ds:num_documents() do
+    local ids = ds:document(i)
+    total = total + #ids + 1
+    for _, id in ipairs(ids) do assert(id >= 0 and id < vocab, "id out of range") end
+  end
+  assert(total == ds:num_tokens())
+  print(string.format("%-24s %s (gpt2)", "medquad.txt.gz", tostring(ds)))
+end

@@ -13,7 +13,9 @@ static adept_dataset_options base(const char **paths, int n) {
     adept_dataset_options o;
     adept_dataset_options_init(&o);
     o.paths = paths, o.npaths = n;
-    o.cache_dir = fx_path("cache");
+    static char cache[512]; /* a copy: fx_path's buffers rotate */
+    snprintf(cache, sizeof cache, "%s", fx_path("cache"));
+    o.cache_dir = cache;
     o.progress = 0;
     return o;
 }
@@ -282,10 +284,15 @@ static void test_cache_and_text(void) {
     fx_write_str("ct/corpus.txt", text);
     fx_member m = {"data", text, strlen(text)};
     CHECK(fx_archive("ct/more.txt.gz", "raw", "gzip", &m, 1));
-    const char *paths[] = {fx_path("ct/corpus.txt"), fx_path("ct/*.gz")};
+    char p0[512], p1[512]; /* own copies: fx_path's buffers rotate */
+    snprintf(p0, sizeof p0, "%s", fx_path("ct/corpus.txt"));
+    snprintf(p1, sizeof p1, "%s", fx_path("ct/*.gz"));
+    const char *paths[] = {p0, p1};
     adept_dataset_options o = base(paths, 2);
     o.tokenizer = tok, o.seq_len = 16, o.holdout = 0.05;
-    o.cache_dir = fx_path("cache_text");
+    char cdir[512];
+    snprintf(cdir, sizeof cdir, "%s", fx_path("cache_text"));
+    o.cache_dir = cdir;
     adept_dataset *d1, *d2, *d3, *d4;
     adept_dataset_stats s;
     CHECK_OK(adept_dataset_open(&o, &d1));
@@ -328,6 +335,16 @@ static void test_cache_and_text(void) {
     adept_log_set_level(ADEPT_LOG_INFO);
     adept_dataset_get_stats(d4, &s);
     CHECK(!s.cache_hit && s.tokenized_documents == 80);
+    adept_dataset_free(d4);
+
+    /* an unusable cache directory (below a regular file) falls back to memory with a warning */
+    adept_dataset_options nc = o;
+    nc.cache_dir = fx_path("ct/corpus.txt/cache");
+    adept_log_set_level(ADEPT_LOG_ERROR);
+    CHECK_OK(adept_dataset_open(&nc, &d4));
+    adept_log_set_level(ADEPT_LOG_INFO);
+    if (d4) adept_dataset_get_stats(d4, &s);
+    CHECK(d4 && !s.cache_hit && s.cache_path[0] == 0 && adept_dataset_num_tokens(d4) == adept_dataset_num_tokens(d3));
     adept_dataset_free(d4);
 
     /* threads do not change the tokens */

@@ -225,7 +225,8 @@ static void expect_load_error(const char *dir, adept_status status, const char *
 static void test_validation(void) {
     adept_config c = tiny(ADEPT_ARCH_LLAMA, 1);
     adept_model *m = random_model(&c, 11), *x = NULL;
-    const char *d = sub("v");
+    char d[512]; /* sub() rotates through 8 buffers: keep a copy */
+    snprintf(d, sizeof d, "%s", sub("v"));
     CHECK_OK(adept_model_save(m, d, -1, 0));
     write_edited(m, d, "model.layers.1.mlp.up_proj.weight", NULL, NULL, NULL, 0, 0, ADEPT_F32);
     expect_load_error(d, ADEPT_ENOTFOUND, "model.layers.1.mlp.up_proj.weight is missing");
@@ -239,6 +240,44 @@ static void test_validation(void) {
     expect_load_error(d, ADEPT_ESHAPE, "vocab_size 37");
     write_edited(m, d, NULL, NULL, NULL, NULL, 0, 0, ADEPT_I32);
     expect_load_error(d, ADEPT_EUNSUPPORTED, "dtype I32");
+    {
+        /* mixed dtypes (bf16 matrices, one f32 norm): loaded as f32 so that saving loses nothing */
+        CHECK_OK(adept_model_save(m, d, ADEPT_BF16, 0));
+        adept_model *bf = NULL, *mix = NULL, *mix2 = NULL;
+        CHECK_OK(adept_model_load(d, &bf));
+        if (bf) {
+            size_t n = adept_model_num_params(bf), k = 0;
+            adept_st_item items[64];
+            adept_tensor *owned[64] = {0};
+            for (size_t i = 0; i < n; i++) {
+                adept_param *p = adept_model_param(bf, i);
+                items[k].name = p->name;
+                if (!strcmp(p->name, "model.norm.weight")) {
+                    adept_param *q = adept_model_find(m, p->name); /* full f32 values */
+                    items[k].tensor = q->value;
+                } else {
+                    adept_tensor_to_dtype(p->value, ADEPT_BF16, &owned[k]);
+                    items[k].tensor = owned[k];
+                }
+                k++;
+            }
+            char path[600];
+            snprintf(path, sizeof path, "%s/model.safetensors", d);
+            CHECK_OK(adept_safetensors_write(path, items, k, NULL, NULL, 0));
+            for (size_t i = 0; i < 64; i++) adept_tensor_free(owned[i]);
+            CHECK_OK(adept_model_load(d, &mix));
+            if (mix) {
+                CHECK(adept_model_config(mix)->dtype == ADEPT_F32);
+                CHECK_OK(adept_model_save(mix, sub("mix2"), -1, 0));
+                CHECK_OK(adept_model_load(sub("mix2"), &mix2));
+                if (mix2) CHECK(same_params(mix, mix2));
+                adept_param *nm = adept_model_find(mix, "model.norm.weight");
+                CHECK(nm && !memcmp(adept_tensor_data(nm->value), adept_tensor_data(adept_model_find(m, "model.norm.weight")->value), nm->numel * 4));
+            }
+        }
+        adept_model_free(bf); adept_model_free(mix); adept_model_free(mix2);
+        rm_rf(sub("mix2"));
+    }
     /* tolerated: rotary buffers, and a tied lm_head equal to the embedding */
     write_edited(m, d, NULL, "model.layers.0.self_attn.rotary_emb.inv_freq", "model.norm.weight", NULL, 0, 0, ADEPT_F32);
     CHECK_OK(adept_model_load(d, &x));

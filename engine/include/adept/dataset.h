@@ -98,6 +98,10 @@ adept_status adept_dataset_set_cursor(adept_dataset *ds, adept_dataset_cursor c)
    end returns *inputs = *targets = NULL and moves the cursor to the start of the next epoch. */
 adept_status adept_dataset_next_batch(adept_dataset *ds, int64_t batch_size, int wrap, adept_tensor **inputs,
                                       adept_tensor **targets);
+/* The same with a caller-owned cursor, which it advances; the view's own cursor is untouched (evaluation
+   passes, several readers of one view). */
+adept_status adept_dataset_read_batch(const adept_dataset *ds, adept_dataset_cursor *cursor, int64_t batch_size,
+                                      int wrap, adept_tensor **inputs, adept_tensor **targets);
 /* Batch k (0-based) of the first epochs read from cursor (0, 0), wrapping; the view's cursor is untouched.
    For probe sets: ds:take(n) is batches 0..n-1. */
 adept_status adept_dataset_peek_batch(const adept_dataset *ds, int64_t k, int64_t batch_size,

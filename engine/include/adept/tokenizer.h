@@ -20,6 +20,9 @@ void adept_ids_free(adept_ids *v);
 
 /* path: a tokenizer.json, a tokenizer.bin, or a directory holding one (tokenizer.json preferred). */
 adept_status adept_tokenizer_load(const char *path, adept_tokenizer **out);
+/* The same from bytes in memory (a tokenizer.json or a tokenizer.bin; `name` appears in messages). No side
+   files are read, so bos/eos come from the post-processor or the conventional token names. */
+adept_status adept_tokenizer_load_memory(const char *name, const void *data, size_t n, adept_tokenizer **out);
 void adept_tokenizer_free(adept_tokenizer *tok);
 
 /* Appends the ids of `text` (len bytes, any bytes: invalid UTF-8 never crashes) to `out`.
@@ -33,6 +36,7 @@ adept_status adept_tokenizer_decode(const adept_tokenizer *tok, const int32_t *i
 int32_t adept_tokenizer_vocab_size(const adept_tokenizer *tok);
 int32_t adept_tokenizer_bos_id(const adept_tokenizer *tok); /* -1 if none */
 int32_t adept_tokenizer_eos_id(const adept_tokenizer *tok); /* -1 if none */
+int adept_tokenizer_is_special(const adept_tokenizer *tok, int32_t id); /* a special added token (BOS, ...) */
 int32_t adept_tokenizer_token_to_id(const adept_tokenizer *tok, const char *token, size_t len); /* -1 if none */
 const char *adept_tokenizer_id_to_token(const adept_tokenizer *tok, int32_t id, size_t *len); /* NULL if none */
 /* A 64-bit digest of the tokenizer's content, for corpus cache keys. */

@@ -1,0 +1,23 @@
+/* Private to the CPU backend: the kernel entry points its dispatch table (backend.c) points at.
+   Arguments arrive validated by engine/ops/dispatch.c; tensors are contiguous CPU tensors. */
+#ifndef ADEPT_OPS_CPU_H
+#define ADEPT_OPS_CPU_H
+
+#include "adept/ops.h"
+
+/* Below this many elements a loop runs on the calling thread: spawning a team costs more than it saves. */
+#define ADEPT_CPU_PAR_MIN 32768
+/* Reductions sum fixed chunks of this many elements, then combine the chunk results in index order, so the
+   result is the same for any thread count. */
+#define ADEPT_CPU_CHUNK 4096
+
+adept_status adept_cpu_unary(adept_unary_op op, const adept_tensor *a, adept_tensor *out);
+adept_status adept_cpu_binary(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor *out);
+adept_status adept_cpu_scalar(adept_binary_op op, const adept_tensor *a, double s, adept_tensor *out);
+adept_status adept_cpu_copy(const adept_tensor *src, adept_tensor *dst);
+adept_status adept_cpu_reduce(adept_reduce_op op, const adept_tensor *a, double *out);
+adept_status adept_cpu_reduce_dim(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor *out);
+adept_status adept_cpu_dot3(const adept_tensor *a, const adept_tensor *b, double out[3]);
+adept_status adept_cpu_topk(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices);
+
+#endif

@@ -1,0 +1,210 @@
+/* adept.json.decode / adept.json.encode: JSON <-> Lua values on cJSON, for run logs (metrics.jsonl), summaries
+   and importance files. JSON null decodes to adept.json.null (a light userdata), as lua-cjson does. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "binding.h"
+
+/* Choices (documented for users):
+   - numbers: integral values within +-2^53 decode to Lua integers, others to floats;
+   - a table encodes as an array when its keys are exactly 1..n (n >= 1), otherwise as an object whose keys are
+     sorted (so logs diff cleanly); an empty table encodes as {} (adept.json.empty_array encodes as []);
+   - NaN and infinities encode as null (JSON has no spelling for them); nil and adept.json.null encode as null;
+   - numeric object keys are written as strings; functions, userdata and threads are errors. */
+
+#define JSON_BOX_MT "adept.JsonTree"
+#define JSON_MAX_DEPTH 200
+
+typedef struct json_box {
+    cJSON *tree;
+} json_box;
+
+static int box_gc(lua_State *L) {
+    json_box *b = luaL_checkudata(L, 1, JSON_BOX_MT);
+    cJSON_Delete(b->tree); /* NULL-safe; the box may already be emptied */
+    b->tree = NULL;
+    return 0;
+}
+
+/* A box on the stack owns the tree, so a Lua error half-way (out of memory) cannot leak it. */
+static json_box *push_box(lua_State *L) {
+    json_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->tree = NULL;
+    luaL_setmetatable(L, JSON_BOX_MT);
+    return b;
+}
+
+static void push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }
+
+/* adept.json.empty_array: encodes as [] (an empty Lua table encodes as {}); its address is the marker. */
+static const char empty_array_marker;
+
+static void push_json(lua_State *L, const cJSON *j, int depth) {
+    luaL_checkstack(L, 4, "adept.json.decode: nesting too deep");
+    if (cJSON_IsNull(j)) push_null(L);
+    else if (cJSON_IsFalse(j)) lua_pushboolean(L, 0);
+    else if (cJSON_IsTrue(j)) lua_pushboolean(L, 1);
+    else if (cJSON_IsNumber(j)) {
+        double v = j->valuedouble;
+        if (v == floor(v) && fabs(v) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)v);
+        else lua_pushnumber(L, v);
+    } else if (cJSON_IsString(j)) lua_pushstring(L, j->valuestring);
+    else if (cJSON_IsArray(j)) {
+        lua_createtable(L, cJSON_GetArraySize(j), 0);
+        lua_Integer i = 1;
+        for (const cJSON *c = j->child; c; c = c->next) {
+            push_json(L, c, depth + 1);
+            lua_seti(L, -2, i++);
+        }
+    } else if (cJSON_IsObject(j)) {
+        lua_createtable(L, 0, cJSON_GetArraySize(j));
+        for (const cJSON *c = j->child; c; c = c->next) {
+            push_json(L, c, depth + 1);
+            lua_setfield(L, -2, c->string ? c->string : "");
+        }
+    } else push_null(L);
+}
+
+static int l_decode(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    json_box *b = push_box(L);
+    const char *end = NULL;
+    b->tree = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    if (b->tree) { /* only whitespace may follow the value */
+        while (end && end < s + len && strchr(" \t\r\n", *end)) end++;
+        if (end && end < s + len) {
+            cJSON_Delete(b->tree);
+            b->tree = NULL;
+        }
+    }
+    if (!b->tree) {
+        size_t off = end && end >= s && end <= s + len ? (size_t)(end - s) : 0;
+        return luaL_error(L, "adept.json.decode: invalid JSON at byte %d of %d", (int)off + 1, (int)len);
+    }
+    push_json(L, b->tree, 0);
+    cJSON_Delete(b->tree);
+    b->tree = NULL;
+    return 1;
+}
+
+static void add_json(lua_State *L, int idx, int depth, cJSON *parent, const char *key);
+
+static int key_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static void link(cJSON *parent, const char *key, cJSON *item) {
+    if (key) cJSON_AddItemToObject(parent, key, item);
+    else cJSON_AddItemToArray(parent, item);
+}
+
+/* Table at idx (absolute) -> array when its keys are 1..n, object otherwise. Every item is linked into its
+   parent before its children are built, so the boxed root owns everything when a Lua error interrupts. */
+static void add_table(lua_State *L, int idx, int depth, cJSON *parent, const char *key) {
+    if (depth > JSON_MAX_DEPTH) luaL_error(L, "adept.json.encode: nesting deeper than %d (a cycle?)", JSON_MAX_DEPTH);
+    luaL_checkstack(L, 6, "adept.json.encode: nesting too deep");
+    lua_Integer n = 0, max = 0;
+    int only_int = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        n++;
+        if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
+            if (lua_tointeger(L, -1) > max) max = lua_tointeger(L, -1);
+        } else only_int = 0;
+    }
+    if (n > 0 && only_int && max == n) {
+        cJSON *arr = cJSON_CreateArray();
+        link(parent, key, arr);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, idx, i);
+            add_json(L, lua_gettop(L), depth + 1, arr, NULL);
+            lua_pop(L, 1);
+        }
+        return;
+    }
+    /* keys as strings, sorted; a scratch table keeps the converted strings alive */
+    lua_createtable(L, (int)n, 0);
+    int keys = lua_gettop(L);
+    lua_Integer k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int t = lua_type(L, -1);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER)
+            luaL_error(L, "adept.json.encode: object keys must be strings or numbers, got %s", luaL_typename(L, -1));
+        lua_pushvalue(L, -1);
+        lua_tostring(L, -1); /* converts the copy, never the key next() walks */
+        lua_seti(L, keys, ++k);
+    }
+    const char **names = lua_newuserdatauv(L, (size_t)(k ? k : 1) * sizeof *names, 0);
+    for (lua_Integer i = 1; i <= k; i++) {
+        lua_geti(L, keys, i);
+        names[i - 1] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    qsort(names, (size_t)k, sizeof *names, key_cmp);
+    cJSON *obj = cJSON_CreateObject();
+    link(parent, key, obj);
+    for (lua_Integer i = 0; i < k; i++) {
+        lua_getfield(L, idx, names[i]);
+        if (lua_isnil(L, -1) && lua_stringtonumber(L, names[i])) { /* a numeric key: look it up by number */
+            lua_gettable(L, idx);
+            lua_remove(L, -2);
+        }
+        add_json(L, lua_gettop(L), depth + 1, obj, names[i]);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2); /* names, keys */
+}
+
+static void add_json(lua_State *L, int idx, int depth, cJSON *parent, const char *key) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: link(parent, key, cJSON_CreateNull()); return;
+    case LUA_TBOOLEAN: link(parent, key, cJSON_CreateBool(lua_toboolean(L, idx))); return;
+    case LUA_TNUMBER: {
+        double v = lua_tonumber(L, idx);
+        link(parent, key, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+        return;
+    }
+    case LUA_TSTRING: link(parent, key, cJSON_CreateString(lua_tostring(L, idx))); return;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) { link(parent, key, cJSON_CreateNull()); return; }
+        if (lua_touserdata(L, idx) == &empty_array_marker) { link(parent, key, cJSON_CreateArray()); return; }
+        break;
+    case LUA_TTABLE: add_table(L, idx, depth, parent, key); return;
+    }
+    luaL_error(L, "adept.json.encode: cannot encode a %s", luaL_typename(L, idx));
+}
+
+static int l_encode(lua_State *L) {
+    luaL_checkany(L, 1);
+    int pretty = lua_istable(L, 2) ? adept_lua_opt_bool_field(L, 2, "pretty", 0) : 0;
+    lua_settop(L, 1);
+    json_box *b = push_box(L);
+    b->tree = cJSON_CreateArray(); /* a root that owns the value while it is built */
+    if (!b->tree) return luaL_error(L, "adept.json.encode: out of memory");
+    add_json(L, 1, 0, b->tree, NULL);
+    char *s = b->tree->child ? (pretty ? cJSON_Print(b->tree->child) : cJSON_PrintUnformatted(b->tree->child)) : NULL;
+    if (!s) return luaL_error(L, "adept.json.encode: out of memory");
+    lua_pushstring(L, s);
+    cJSON_free(s);
+    return 1;
+}
+
+void adept_open_json(lua_State *L) {
+    if (luaL_newmetatable(L, JSON_BOX_MT)) {
+        lua_pushcfunction(L, box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    static const luaL_Reg fns[] = {{"decode", l_decode}, {"encode", l_encode}, {NULL, NULL}};
+    luaL_newlib(L, fns);
+    push_null(L);
+    lua_setfield(L, -2, "null");
+    lua_pushlightuserdata(L, (void *)&empty_array_marker);
+    lua_setfield(L, -2, "empty_array");
+    lua_setfield(L, -2, "json");
+}

@@ -1,0 +1,322 @@
+-- The tensor API from Lua: constructors, element access, every op against a plain Lua reference, operators,
+-- lifetime (free, <close>, gc), and misuse: every function and method rejects wrong argument types and counts.
+local adept = require "adept"
+local helpers = require "spec_helpers"
+
+-- Flattens a nested table in row-major order.
+local function flat(t, out)
+  out = out or {}
+  if type(t) ~= "table" then out[#out + 1] = t return out end
+  for i = 1, #t do flat(t[i], out) end
+  return out
+end
+
+local function near(a, b, rel)
+  if a ~= a then return b ~= b end
+  return math.abs(a - b) <= (rel or 1e-6) * math.max(1, math.abs(b))
+end
+
+local SEED = 4242
+print("tensor_spec: randn seeds start at " .. SEED)
+
+describe("adept tensors", function()
+  describe("constructors", function()
+    it("builds a tensor from a nested table and returns it with table()", function()
+      local data = {{1, 2, 3}, {4, 5, 6}}
+      local t = adept.tensor(data)
+      assert.same({2, 3}, t:shape())
+      assert.equals(6, t:numel())
+      assert.equals("f32", t:dtype())
+      assert.same(data, t:table())
+      assert.equals(2, #t)
+    end)
+
+    it("makes 0-dimensional and empty tensors", function()
+      local s = adept.tensor(2.5)
+      assert.same({}, s:shape())
+      assert.equals(2.5, s:table())
+      assert.equals(2.5, s:get())
+      local e = adept.tensor({})
+      assert.same({0}, e:shape())
+      assert.equals(0, e:numel())
+      assert.equals(0, e:sum())
+      assert.is_true(e:mean() ~= e:mean()) -- NaN, as in PyTorch
+      assert.has_error(function() e:max() end, "max: the tensor [0] is empty and has no maximum")
+    end)
+
+    it("takes a dtype; integer tensors give Lua integers", function()
+      local t = adept.tensor({{1.7, -2.2}}, "i32")
+      assert.equals("i32", t:dtype())
+      assert.equals(1, t:get(1, 1))
+      assert.equals("integer", math.type(t:get(1, 2)))
+      assert.equals(-2, t:get(1, 2))
+      local z = adept.zeros({2, 0, 3}, "bf16")
+      assert.same({2, 0, 3}, z:shape())
+      assert.equals("bf16", z:dtype())
+      assert.equals(0, adept.zeros({3}):sum())
+    end)
+
+    it("draws randn deterministically for any thread count", function()
+      local old = adept.threads()
+      adept.threads(1)
+      local a = adept.randn({301, 257}, SEED)
+      adept.threads(2)
+      local b = adept.randn({301, 257}, SEED)
+      adept.threads(old)
+      assert.equals(0, (a - b):abs():max())
+      assert.is_true((a - adept.randn({301, 257}, SEED + 1)):abs():max() > 0)
+      local m = adept.randn({64, 64}, 7):square():mean()
+      assert.is_true(math.abs(m - 1) < 0.1, "mean square " .. m)
+      assert.is_true(math.abs(a:mean()) < 0.01)
+    end)
+
+    it("prints the result of the issue's one-liner near 1", function()
+      local out, ok = helpers.run(helpers.adeptlua() .. " -e 'print(adept.randn({64,64},7):square():mean())'")
+      assert.is_true(ok)
+      assert.is_true(math.abs(tonumber(out) - 1) < 0.1, out)
+    end)
+  end)
+
+  describe("element access", function()
+    it("gets and sets with 1-based indices, set chains", function()
+      local t = adept.zeros({2, 3})
+      assert.equals(t, t:set(7, 2, 3))
+      t:set(-1, 1, 1):set(4, 1, 2)
+      assert.same({{-1, 4, 0}, {0, 0, 7}}, t:table())
+      assert.equals(7, t:get(2, 3))
+    end)
+
+    it("names the index and the dimension size when out of range", function()
+      local t = adept.zeros({2, 3})
+      assert.has_error(function() t:get(2, 4) end,
+        "bad argument #2 to 'get' (index 4 out of range for dimension 2 of size 3; indices are 1-based)")
+      assert.has_error(function() t:get(0, 1) end,
+        "bad argument #1 to 'get' (index 0 out of range for dimension 1 of size 2; indices are 1-based)")
+      assert.has_error(function() t:set(1, 3, 1) end,
+        "bad argument #2 to 'set' (index 3 out of range for dimension 1 of size 2; indices are 1-based)")
+    end)
+
+    it("converts between dtypes with to()", function()
+      local t = adept.tensor({1.00390625, -2.5, 3})
+      local h = t:to("bf16")
+      assert.equals("bf16", h:dtype())
+      assert.same({1, -2.5, 3}, h:to("f32"):table()) -- 1 + 2^-8 ties to even in bf16
+      assert.same({1, -2, 3}, t:to("int32"):table())
+    end)
+
+    it("prints shape, dtype and a few values", function()
+      local s = tostring(adept.tensor({{1, 2}, {3, 4.5}}))
+      assert.equals("adept.Tensor(shape=[2, 2], dtype=f32, values=[1, 2, 3, 4.5])", s)
+      local long = tostring(adept.tensor({1, 2, 3, 4, 5, 6, 7, 8}))
+      assert.matches("values=[1, 2, 3, ..., 6, 7, 8]", long, 1, true)
+    end)
+  end)
+
+  describe("ops against a Lua reference", function()
+    local shapes = {{1}, {7}, {3, 5}, {1023}, {2, 3, 4}, {4097}}
+
+    for si, shape in ipairs(shapes) do
+      it("element-wise and reductions on " .. table.concat(shape, "x"), function()
+        local a, b = adept.randn(shape, SEED + si), adept.randn(shape, SEED + 100 + si)
+        local fa, fb = flat(a:table()), flat(b:table())
+        local function check(t, fn)
+          local ft = flat(t:table())
+          assert.equals(#fa, #ft)
+          for i = 1, #fa do assert.is_true(near(ft[i], fn(fa[i], fb[i])), "element " .. i) end
+        end
+        check(a:abs(), function(x) return math.abs(x) end)
+        check(a:square(), function(x) return x * x end)
+        check(a:abs():sqrt(), function(x) return math.sqrt(math.abs(x)) end)
+        check(a:add(b), function(x, y) return x + y end)
+        check(a:sub(b), function(x, y) return x - y end)
+        check(a:mul(b), function(x, y) return x * y end)
+        check(a:div(b), function(x, y) return x / y end)
+        check(a:mul(3), function(x) return x * 3 end)
+        check(a:div(-4), function(x) return x / -4 end)
+        check(a + b, function(x, y) return x + y end)
+        check(a - b, function(x, y) return x - y end)
+        check(a * 2, function(x) return 2 * x end)
+        check(2 * a, function(x) return 2 * x end)
+        check(1 - a, function(x) return 1 - x end)
+        check(1 / a, function(x) return 1 / x end)
+        check(a / b, function(x, y) return x / y end)
+        check(-a, function(x) return -x end)
+        check(a:clone(), function(x) return x end)
+        local sum, sq, ab, bb, mx, mn = 0, 0, 0, 0, -math.huge, math.huge
+        for i = 1, #fa do
+          sum = sum + fa[i]; sq = sq + fa[i] ^ 2; ab = ab + fa[i] * fb[i]; bb = bb + fb[i] ^ 2
+          mx = math.max(mx, fa[i]); mn = math.min(mn, fa[i])
+        end
+        assert.is_true(near(a:sum(), sum, 1e-9))
+        assert.is_true(near(a:mean(), sum / #fa, 1e-9))
+        assert.equals(mx, a:max())
+        assert.equals(mn, a:min())
+        assert.is_true(near(a:norm(), math.sqrt(sq), 1e-9))
+        assert.is_true(near(a:dot(b), ab, 1e-9))
+        assert.is_true(near(a:cosine(b), ab / math.sqrt(sq * bb), 1e-9))
+      end)
+    end
+
+    it("sums and averages along 1-based and negative dims", function()
+      local t = adept.tensor({{1, 2, 3}, {4, 5, 6}})
+      assert.same({5, 7, 9}, t:sum(1):table())
+      assert.same({6, 15}, t:sum(2):table())
+      assert.same({6, 15}, t:sum(-1):table())
+      assert.same({2.5, 3.5, 4.5}, t:mean(1):table())
+      assert.same({2, 5}, t:mean(-1):table())
+      assert.equals(21, adept.tensor({1, 2, 3, 4, 5, 6}):sum(1):table()) -- a 0-dimensional result
+      local r = adept.randn({5, 6, 7}, SEED)
+      assert.is_true(helpers.max_abs_diff(r:sum(2):sum(2), r:sum(3):sum(2)) < 1e-4)
+      assert.is_true(near(r:mean(2):sum(), r:sum() / 6, 1e-5))
+    end)
+
+    it("returns topk values and 1-based indices, largest first, ties by lower index", function()
+      local t = adept.tensor({3, 9, 1, 9, 7, 3})
+      local v, idx = t:topk(4)
+      assert.same({9, 9, 7, 3}, v:table())
+      assert.same({2, 4, 5, 1}, idx)
+      local v0, i0 = t:topk(0)
+      assert.equals(0, v0:numel())
+      assert.same({}, i0)
+      local m = adept.tensor({{5, 1}, {8, 2}})
+      local _, mi = m:topk(1)
+      assert.same({3}, mi) -- flat index in row-major order
+    end)
+
+    it("works on i32 where sensible and names the dtype otherwise", function()
+      local t = adept.tensor({-3, 4, 5}, "i32")
+      assert.same({3, 4, 5}, t:abs():table())
+      assert.same({-6, 8, 10}, (t + t):table())
+      assert.same({-9, 12, 15}, (t * 3):table())
+      assert.equals(6, t:sum())
+      assert.equals(5, t:max())
+      assert.has_error(function() t:sqrt() end, 'sqrt: dtype i32 is not supported (only f32 is; convert with :to("f32"))')
+      assert.has_error(function() t:mul(0.5) end, "mul: an i32 tensor needs an integer scalar in the i32 range, got 0.5")
+      assert.has_error(function() adept.zeros({2}, "f16"):sum() end,
+        'sum: dtype f16 is not supported (f32 and i32 are; convert with :to("f32"))')
+    end)
+
+    it("names both shapes on a mismatch", function()
+      local a, b = adept.zeros({2, 3}), adept.zeros({3, 2})
+      assert.has_error(function() return a + b end, "add: shapes [2, 3] and [3, 2] differ")
+      assert.has_error(function() a:mul(b) end, "mul: shapes [2, 3] and [3, 2] differ")
+      assert.has_error(function() a:dot(b) end, "dot: shapes [2, 3] and [3, 2] differ")
+      assert.has_error(function() a:cosine(b) end, "cosine: shapes [2, 3] and [3, 2] differ")
+      assert.has_error(function() a:add(adept.zeros({2, 3}, "i32")) end, "add: dtypes f32 and i32 differ")
+    end)
+  end)
+
+  describe("lifetime", function()
+    it("raises 'tensor was freed' after free, and free and gc are idempotent", function()
+      local t = adept.zeros({4})
+      t:free()
+      t:free()
+      assert.has_error(function() t:sum() end, "tensor was freed")
+      assert.has_error(function() return t + t end, "tensor was freed")
+      assert.has_error(function() adept.zeros({4}):add(t) end, "tensor was freed")
+      assert.equals("adept.Tensor(freed)", tostring(t))
+      t = nil
+      collectgarbage()
+      collectgarbage()
+    end)
+
+    it("frees a <close> variable at the end of its scope", function()
+      local saved
+      do
+        local x <close> = adept.randn({8, 8}, SEED)
+        saved = x
+        assert.equals(64, x:numel())
+      end
+      assert.has_error(function() saved:numel() end, "tensor was freed")
+    end)
+
+    it("keeps results valid after their inputs are freed", function()
+      local a = adept.randn({100}, SEED)
+      local b = a:clone()
+      local s = a:sum()
+      a:free()
+      assert.equals(s, b:sum())
+    end)
+  end)
+
+  describe("misuse", function()
+    local t = adept.zeros({2, 3})
+    local cases = {
+      {function() adept.zeros("x") end, "bad argument #1 to 'zeros' (table of dimensions expected, got string)"},
+      {function() adept.zeros() end, "bad argument #1 to 'zeros' (table of dimensions expected, got no value)"},
+      {function() adept.zeros({2, -1}) end,
+        "bad argument #1 to 'zeros' (dimension 2 must be a non-negative integer, got -1)"},
+      {function() adept.zeros({2}, 5) end, "bad argument #2 to 'zeros' (dtype name expected, got number)"},
+      {function() adept.zeros({2}, "f32", 1) end, "bad argument #3 to 'zeros' (no value expected, got number)"},
+      {function() adept.zeros({2}, "float99") end, "bad argument #2 to 'zeros' (unknown dtype 'float99'"},
+      {function() adept.randn(3) end, "bad argument #1 to 'randn' (table of dimensions expected, got number)"},
+      {function() adept.randn({3}, "seed") end, "bad argument #2 to 'randn' (number expected, got string)"},
+      {function() adept.randn({3}, 1.5) end, "bad argument #2 to 'randn' (number has no integer representation)"},
+      {function() adept.randn({3}, 1, 2) end, "bad argument #3 to 'randn' (no value expected, got number)"},
+      {function() adept.tensor("x") end, "bad argument #1 to 'tensor' (table of numbers expected, got string)"},
+      {function() adept.tensor() end, "bad argument #1 to 'tensor' (table of numbers expected, got no value)"},
+      {function() adept.tensor({{1, 2}, {3}}) end,
+        "bad argument #1 to 'tensor' (ragged nested table: element [2] has 1 entries, expected 2)"},
+      {function() adept.tensor({{1, 2}, {3, true}}) end,
+        "bad argument #1 to 'tensor' (element [2][2] is a boolean, expected a number)"},
+      {function() adept.tensor({{1, 2}, 3}) end,
+        "bad argument #1 to 'tensor' (element [2] is a number, expected a table of 2 entries)"},
+      {function() adept.tensor({1}, {}) end, "bad argument #2 to 'tensor' (dtype name expected, got table)"},
+      {function() t:shape(1) end, "bad argument #1 to 'shape' (no value expected, got number)"},
+      {function() t:numel(1) end, "bad argument #1 to 'numel' (no value expected, got number)"},
+      {function() t:dtype(1) end, "bad argument #1 to 'dtype' (no value expected, got number)"},
+      {function() t:get("a", 1) end, "bad argument #1 to 'get' (number expected, got string)"},
+      {function() t:get(1, 2, 3) end,
+        "bad argument #3 to 'get' (no value expected: a [2, 3] tensor takes 2 indices, got 3)"},
+      {function() t:get(1.5, 1) end, "bad argument #1 to 'get' (number has no integer representation)"},
+      {function() t:set("v", 1, 1) end, "bad argument #1 to 'set' (number expected, got string)"},
+      {function() t:set(1, 1) end,
+        "bad argument #3 to 'set' (index expected for dimension 2 of a [2, 3] tensor, got no value)"},
+      {function() t:clone(1) end, "bad argument #1 to 'clone' (no value expected, got number)"},
+      {function() t:table(1) end, "bad argument #1 to 'table' (no value expected, got number)"},
+      {function() t:abs(1) end, "bad argument #1 to 'abs' (no value expected, got number)"},
+      {function() t:square({}) end, "bad argument #1 to 'square' (no value expected, got table)"},
+      {function() t:sqrt(1) end, "bad argument #1 to 'sqrt' (no value expected, got number)"},
+      {function() t:add() end, "bad argument #1 to 'add' (tensor or number expected, got no value)"},
+      {function() t:sub("x") end, "bad argument #1 to 'sub' (tensor or number expected, got string)"},
+      {function() t:mul({}) end, "bad argument #1 to 'mul' (tensor or number expected, got table)"},
+      {function() t:div(t, t) end, "bad argument #2 to 'div' (no value expected, got adept.Tensor)"},
+      {function() t:sum("x") end, "bad argument #1 to 'sum' (number expected, got string)"},
+      {function() t:sum(3) end, "bad argument #1 to 'sum' (dimension 3 out of range for a [2, 3] tensor " ..
+        "(dims are 1-based, negative counts from the end))"},
+      {function() t:mean(0) end, "bad argument #1 to 'mean' (dimension 0 out of range for a [2, 3] tensor " ..
+        "(dims are 1-based, negative counts from the end))"},
+      {function() t:sum(1, 2) end, "bad argument #2 to 'sum' (no value expected, got number)"},
+      {function() t:max(1) end, "bad argument #1 to 'max' (no value expected, got number)"},
+      {function() t:min(1) end, "bad argument #1 to 'min' (no value expected, got number)"},
+      {function() t:norm(2) end, "bad argument #1 to 'norm' (no value expected, got number)"},
+      {function() t:dot() end, "bad argument #1 to 'dot' (adept.Tensor expected, got no value)"},
+      {function() t:cosine(3) end, "bad argument #1 to 'cosine' (adept.Tensor expected, got number)"},
+      {function() t:topk() end, "bad argument #1 to 'topk' (number expected, got no value)"},
+      {function() t:topk(7) end, "bad argument #1 to 'topk' (k must be between 0 and 6 for a [2, 3] tensor, got 7)"},
+      {function() t:topk(-1) end, "bad argument #1 to 'topk' (k must be between 0 and 6 for a [2, 3] tensor, got -1)"},
+      {function() t:to() end, "bad argument #1 to 'to' (dtype name expected, got no value)"},
+      {function() t:to("nope") end, "bad argument #1 to 'to' (unknown dtype 'nope'"},
+      {function() return t + "x" end, "bad argument #2 to 'add' (tensor or number expected, got string)"},
+      {function() return {} * t end, "bad argument #1 to 'mul' (tensor or number expected, got table)"},
+      {function() return #adept.tensor(1) end, "len: a 0-dimensional tensor has no length"},
+      {function() t.abs("x") end, "bad argument #1 to 'abs' (adept.Tensor expected, got string)"},
+    }
+    for i, case in ipairs(cases) do
+      it("case " .. i .. ": " .. case[2], function()
+        local ok, err = pcall(case[1])
+        assert.is_false(ok)
+        err = tostring(err):gsub("^.-:%d+: ", "", 1)
+        if case[2]:sub(-1) == ")" then
+          assert.equals(case[2], err)
+        else -- a prefix: the rest lists the accepted names
+          assert.equals(case[2], err:sub(1, #case[2]))
+        end
+      end)
+    end
+
+    it("keeps working after every misuse", function()
+      assert.same({{0, 0, 0}, {0, 0, 0}}, t:table())
+    end)
+  end)
+end)

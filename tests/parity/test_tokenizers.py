@@ -1,0 +1,81 @@
+"""Tokenizer exactness: adeptlua's ids (and decoded text) against @huggingface/tokenizers (npm, pure JS) for the
+shared gpt2, qwen3, llama3 and mistral tokenizer.json files, on thousands of deterministic random slices of the
+shared corpora plus hand-picked hard cases and invalid UTF-8 (both sides see U+FFFD for invalid sequences).
+Each side runs once per tokenizer over one batch file. Skips (77) without ../shared, node or the npm package."""
+import os, shutil, struct, subprocess, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tokcommon as tc
+
+N_SLICES = int(os.environ.get("TOK_PARITY_SLICES", "3000"))
+NAMES = ["gpt2", "qwen3", "llama3", "mistral"]
+INVALID = [b"\xff\xfe bad", b"abc\x80\x80def", b"\xe2\x82", b"\xf0\x9f\x98 x", b"\xc0\xaf", b"\xed\xa0\x80 surrogate",
+           b"ok \xf4\x90\x80\x80 big", b"<|endoftext|\xff>", b"\xef\xbb\xbfBOM text"]
+
+
+def reference(dirpath, texts):
+    inp = tc.write_batch(texts)
+    out = inp + ".ref"
+    try:
+        r = subprocess.run(["node", os.path.join(tc.HERE, "tok_ref.mjs"), dirpath, inp, out], capture_output=True,
+                           cwd=tc.HERE)
+        if r.returncode != 0:
+            print(r.stderr.decode(errors="replace")[-3000:])
+            raise SystemExit("reference failed")
+        sys.stdout.write("  " + r.stderr.decode(errors="replace"))
+        data = open(out, "rb").read()
+    finally:
+        for p in (inp, out):
+            if os.path.exists(p):
+                os.unlink(p)
+    res, pos = [], 0
+    for _ in texts:
+        (n,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        ids = list(struct.unpack_from("<%di" % n, data, pos))
+        pos += 4 * n
+        (dl,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        res.append((ids, data[pos:pos + dl]))
+        pos += dl
+    return res
+
+
+def main():
+    tokdir = os.path.join(tc.SHARED, "tokenizers")
+    if not os.path.isdir(tokdir):
+        tc.skip("%s not found" % tokdir)
+    if not shutil.which("node"):
+        tc.skip("node not installed")
+    r = subprocess.run([os.path.join(tc.HERE, "setup_node.sh")])
+    if r.returncode != 0:
+        tc.skip("@huggingface/tokenizers not installed and npm could not fetch it")
+    texts = tc.slices(N_SLICES, seed=42) + [h.encode("utf-8") for h in tc.HARD] + INVALID
+    texts += tc.random_texts(int(os.environ.get("TOK_PARITY_RANDOM", "1000")))
+    total_bad = 0
+    for name in NAMES:
+        d = os.path.join(tokdir, name)
+        if not os.path.exists(os.path.join(d, "tokenizer.json")):
+            print("  %s: absent, skipped" % name)
+            continue
+        ref = reference(d, texts)
+        got = tc.run_adept(os.path.join(d, "tokenizer.json"), texts)
+        bad = rt = dec_bad = 0
+        for t, (rids, rdec), (ids, dec) in zip(texts, ref, got):
+            if ids != rids:
+                bad += 1
+                if bad <= 4:
+                    print("  %s MISMATCH %r\n    adept %s\n    ref   %s" % (name, t[:100], ids[:40], rids[:40]))
+            elif dec != rdec:
+                dec_bad += 1
+                if dec_bad <= 4:
+                    print("  %s DECODE %r\n    adept %r\n    ref   %r" % (name, t[:80], dec[:120], rdec[:120]))
+            if rdec == t and dec != t:
+                rt += 1
+        print("%s: %d texts, %d id mismatches, %d decode mismatches, %d round-trip failures" %
+              (name, len(texts), bad, dec_bad, rt))
+        total_bad += bad + dec_bad + rt
+    sys.exit(1 if total_bad else 0)
+
+
+main()
