@@ -180,10 +180,10 @@ print(string.format("LOSS %.17g %d FROZEN %d LAYERS %d COPIES %s EXPANDED %s", l
 """
 
 
-def run_variant(name, cfg, frozen_pat, seed):
+def run_variant(name, cfg, frozen_pat, seed, B=2, T=9):
     gen = torch.Generator().manual_seed(seed)
     W = make_weights(cfg, gen)
-    B, T, V = 2, 9, cfg["vocab_size"]
+    V = cfg["vocab_size"]
     ids = torch.randint(0, V, (B, T + 1), generator=gen)
     inputs, targets = ids[:, :T].clone(), ids[:, 1:].clone()
     targets[0, :3] = -1  # prompt tokens ignored
@@ -272,7 +272,10 @@ VARIANTS = [
 fails = []
 for name, cfg, pat, seed in VARIANTS:
     fails += run_variant(name, cfg, pat, seed)
+# large enough that the GEMMs split over threads and attention runs (batch, kv group) in parallel
+fails += run_variant("llama-threaded", dict(BASE, vocab_size=300, hidden_size=64, intermediate_size=160,
+                                            num_hidden_layers=2, num_key_value_heads=2), "^lm_head", 6, B=3, T=70)
 for f in fails:
     print("FAIL", f)
-print(f"{len(VARIANTS)} variants, {len(fails)} failures")
+print(f"{len(VARIANTS) + 1} variants, {len(fails)} failures")
 sys.exit(1 if fails else 0)
