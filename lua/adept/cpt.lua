@@ -1,0 +1,335 @@
+-- adept.cpt: one continual-pretraining run described by a few method fields, shared by recipes/adept.lua,
+-- the baselines and the ablations, so the only differences between methods are the fields each recipe sets.
+--
+-- A method is four choices (see METHODS below for the named ones):
+--   placement  where identity copies go: "none" | "importance" | "uniform" | "random" | "top" | "bottom" | {layers}
+--   train      what trains: "all" | "copies" | "top" (top k original layers) | "least_important" (originals)
+--   lr_policy  per-unit LR multipliers: "one" | "decoupled" | "uniform" | "inverted" | "shuffled" (refreshed
+--              every `refresh` steps from general-probe unit importance; the first refresh at step `refresh`)
+--   replay     fraction r of general tokens mixed into every domain batch (token-level, deterministic)
+-- Every run sees the same token budget: steps x batch_size x seq_len target tokens.
+-- Choices: seeds change the order of the domain (and replay) data only -- the holdout split, the probe and
+-- the base model are fixed (dataset seed 1), so seeds measure data-order variance; "random" placement also
+-- uses the seed. Evaluations are token-weighted losses on fixed holdout batches, taken before and after
+-- training outside the timed loop, so wall time per step is the method's training cost (refreshes included).
+local adept = require "adept"
+
+local M = {}
+
+local shared = os.getenv("ADEPT_SHARED") or "../shared"
+
+M.defaults = {
+  model = shared .. "/models/stories260K",
+  general = shared .. "/corpora/tinystories_val.txt",
+  domain = shared .. "/corpora/medquad.txt.gz",
+  k = 2, metric = "mask_out", steps = 150, lr = 1e-3, refresh = 50, seq_len = 64, batch_size = 8,
+  seed = 0, normalize = "by_kind", warmup = 10, min_ratio = 0.1, weight_decay = 0.1, clip = 1.0,
+  probe_batches = 4, eval_batches = 16, shift_batches = 4, replay = 0, max_scale = 2,
+  checkpoint_every = 0, eval_every = 0, force = false, report = true,
+}
+
+-- The named methods: everything else about a run is shared.
+M.METHODS = {
+  adept      = {placement = "importance", train = "copies", lr_policy = "decoupled"},
+  full_cpt   = {placement = "none", train = "all", lr_policy = "one"},
+  llama_pro  = {placement = "uniform", train = "copies", lr_policy = "one"},
+  freeze_top = {placement = "none", train = "top", lr_policy = "one"},
+  replay     = {placement = "none", train = "all", lr_policy = "one", replay = 0.25},
+  no_stage1  = {placement = "none", train = "least_important", lr_policy = "decoupled"},
+  no_stage2  = {placement = "importance", train = "copies", lr_policy = "one"},
+}
+
+local function fail(msg, ...) error("adept.cpt: " .. msg:format(...), 0) end
+
+-- defaults < method fields < spec (what the recipe fixes) < command-line overrides (adept.args)
+function M.options(method, spec, args)
+  local o = {}
+  for k, v in pairs(M.defaults) do o[k] = v end
+  local m = M.METHODS[method] or {}
+  for k, v in pairs(m) do o[k] = v end
+  for k, v in pairs(spec or {}) do o[k] = v end
+  for k, v in pairs(args or adept.args or {}) do o[k] = v end
+  o.method = o.method or method
+  return o
+end
+
+local function file_exists(p) local f = io.open(p, "rb"); if f then f:close() return true end return false end
+
+-- A model directory without config.json (llama2.c) resolves to its single .bin checkpoint.
+local function resolve_model(path)
+  if file_exists(path .. "/config.json") or not adept.fs.exists(path) or path:match("%.bin$") then return path end
+  for _, name in ipairs(adept.fs.list(path)) do
+    if name:match("%.bin$") and not name:match("^tok") then return path .. "/" .. name end
+  end
+  return path
+end
+
+local function tokenizer_for(path)
+  local ok, tok = pcall(adept.tokenizer, path)
+  if ok then return tok end
+  for _, name in ipairs(adept.fs.exists(path) and adept.fs.list(path) or {}) do
+    if name:match("^tok.*%.bin$") or name == "tokenizer.json" then return adept.tokenizer(path .. "/" .. name) end
+  end
+  error(tok, 0)
+end
+
+local function layer_pattern(l) return "^model%.layers%." .. l .. "%." end
+
+local function param_count(m, only_trainable)
+  local n = 0
+  for _, name in ipairs(m:param_names()) do
+    if not only_trainable or m:grad(name) ~= nil then n = n + m:param(name):numel() end
+  end
+  return n
+end
+
+-- Token-weighted loss over fixed batches.
+local function eval_loss(m, batches) return adept.eval.perplexity(m, batches).loss end
+
+-- Token-level replay: micro-batch i takes its first g_i tokens (row-major) from a general batch and the rest
+-- from a domain batch, g_i chosen so that the cumulative general share is round(r * tokens so far).
+local function replay_source(domain, general, r, bs)
+  local seen, general_seen = 0, 0
+  local stats = {general_tokens = 0, domain_tokens = 0}
+  local function fn()
+    local d, g = domain:next_batch(bs), general:next_batch(bs)
+    local di, dt = d.inputs:table(), d.targets:table()
+    local gi, gt = g.inputs:table(), g.targets:table()
+    local B, T = #di, #di[1]
+    local target = math.floor(r * (seen + B * T) + 0.5)
+    local take = target - general_seen
+    local k = 0
+    for row = 1, B do
+      for t = 1, T do
+        k = k + 1
+        if k <= take then di[row][t], dt[row][t] = gi[row][t], gt[row][t] end
+      end
+    end
+    seen, general_seen = seen + B * T, general_seen + take
+    stats.general_tokens, stats.domain_tokens = general_seen, seen - general_seen
+    return {inputs = adept.tensor(di, "int32"), targets = adept.tensor(dt, "int32")}
+  end
+  return fn, stats
+end
+
+-- Stage 1: layer scores on the general probe (only when a choice needs them).
+local function layer_scores(m, probe, o, out)
+  local scores, record = adept.importance.layers(m, probe, {metric = o.metric, out = out})
+  return scores, record
+end
+
+-- Which original layers are chosen for expansion (or training, without expansion).
+local function choose_layers(kind, n, o, scores)
+  local sel = adept.select
+  if type(kind) == "table" then return kind end
+  if kind == "importance" or kind == "least_important" then return sel.least_important(scores, o.k) end
+  if kind == "most_important" then return sel.most_important(scores, o.k) end
+  if kind == "uniform" then return sel.uniform(n, o.k) end
+  if kind == "random" then return sel.random(n, o.k, o.seed) end
+  if kind == "top" then return sel.top(n, o.k) end
+  if kind == "bottom" then return sel.bottom(n, o.k) end
+  fail("unknown placement %q", tostring(kind))
+end
+
+local function lr_scales(policy, scores, o)
+  local opts = {max_scale = o.max_scale, normalize = o.normalize, seed = o.seed}
+  if policy == "decoupled" then return adept.lr.decoupled(scores, opts) end
+  if policy == "uniform" then return adept.lr.uniform(scores) end
+  if policy == "inverted" then return adept.lr.inverted(scores, opts) end
+  if policy == "shuffled" then return adept.lr.shuffled(scores, opts) end
+  fail("unknown lr_policy %q", tostring(policy))
+end
+
+local function write_json(path, v)
+  local f = assert(io.open(path, "w"))
+  f:write(adept.json.encode(v, {pretty = true}), "\n")
+  f:close()
+end
+
+local function read_json(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local ok, v = pcall(adept.json.decode, s)
+  return ok and v or nil
+end
+
+-- Data shared by every run of one process (sweeps reuse them): datasets, fixed eval and probe batches.
+local data_cache = {}
+local function load_data(o, tok)
+  local key = table.concat({o.general, o.domain, o.seq_len, o.batch_size, o.eval_batches, o.probe_batches}, "|")
+  if data_cache[key] then return data_cache[key] end
+  local general = adept.dataset{path = o.general, tokenizer = tok, seq_len = o.seq_len, holdout = 0.1, seed = 1,
+    progress = false, batch_size = o.batch_size}
+  local domain = adept.dataset{path = o.domain, tokenizer = tok, seq_len = o.seq_len, holdout = 0.05, seed = 1,
+    progress = false, batch_size = o.batch_size}
+  local d = {general = general, domain = domain,
+    eval = {general = general:holdout():take(o.eval_batches, o.batch_size),
+            domain = domain:holdout():take(o.eval_batches, o.batch_size)},
+    probe = general:train():take(o.probe_batches, o.batch_size)}
+  data_cache[key] = d
+  return d
+end
+
+-- Runs one method; returns the summary table (also written to <out>/summary.json).
+function M.run(o)
+  if type(o) ~= "table" then fail("run expects an options table (adept.cpt.options(...))") end
+  o.out = o.out or ("runs/%s-lr%g-s%d"):format(o.method or "run", o.lr, o.seed)
+  if not o.force then
+    local done = read_json(o.out .. "/summary.json")
+    if done then adept.log("info", "adept.cpt: " .. o.out .. " is finished, skipped (force=true reruns it)") return done end
+  end
+  adept.fs.mkdir_p(o.out)
+  local t_start = adept.now()
+  local model_path = resolve_model(o.model)
+  local tok = tokenizer_for(o.model)
+  local data = load_data(o, tok)
+  local m = adept.load(model_path)
+  local base = adept.load(model_path)
+  local n_orig = m:num_layers()
+  local base_params = param_count(m)
+
+  -- before
+  local before = {general = eval_loss(m, data.eval.general), domain = eval_loss(m, data.eval.domain)}
+
+  -- Stage 1: importance (only when a choice uses it), then expansion
+  local scores, importance_seconds
+  local needs = o.placement == "importance" or o.train == "least_important"
+  if needs then
+    local t0 = adept.now()
+    scores = layer_scores(m, data.probe, o, o.out)
+    importance_seconds = adept.now() - t0
+  end
+  local expanded, trained_layers = {}, nil
+  if o.placement ~= "none" then
+    local chosen = choose_layers(o.placement, n_orig, o, scores)
+    expanded = m:expand(chosen, {init = "identity"})
+    o.expanded_from = chosen
+  end
+  if o.train == "all" then
+    m:unfreeze("all")
+  else
+    if o.train == "copies" then
+      if #expanded == 0 then fail("train=\"copies\" needs a placement that expands layers") end
+      trained_layers = expanded
+    else
+      trained_layers = choose_layers(o.train, n_orig, o, scores)
+    end
+    m:freeze("all")
+    for _, l in ipairs(trained_layers) do m:unfreeze(layer_pattern(l)) end
+  end
+  local trainable = m:trainable_params()
+  local total = param_count(m)
+
+  -- Stage 2 and the optimizer (created after surgery: state is keyed by name)
+  local opt = adept.adamw(m, {lr = o.lr, weight_decay = o.weight_decay})
+  local every, refreshes = {}, 0
+  if o.lr_policy ~= "one" then
+    every[o.refresh] = function()
+      local units = adept.importance.units(m, data.probe)
+      opt:set_lr_scales((lr_scales(o.lr_policy, units, o)))
+      refreshes = refreshes + 1
+    end
+  end
+
+  -- data: the domain stream (seed s starts s x steps batches in, so seeds see disjoint data), optionally mixed
+  local domain_view = data.domain:train()
+  domain_view:set_cursor({epoch = 0, position = 0})
+  for _ = 1, o.seed * o.steps do domain_view:next_batch(o.batch_size) end
+  local source, replay_stats = domain_view, nil
+  if o.replay and o.replay > 0 then
+    local gv = data.general:train()
+    gv:set_cursor({epoch = 0, position = 0})
+    for _ = 1, o.seed * o.steps do gv:next_batch(o.batch_size) end
+    source, replay_stats = replay_source(domain_view, gv, o.replay, o.batch_size)
+  end
+
+  local log = o.out .. "/metrics.jsonl"
+  local ckpt_every = o.checkpoint_every > 0 and o.checkpoint_every or o.steps
+  local t0 = adept.now()
+  local res = adept.train{model = m, optimizer = opt, data = source, steps = o.steps, batch_size = o.batch_size,
+    schedule = adept.schedule.cosine{warmup = o.warmup, min_ratio = o.min_ratio}, clip = o.clip, every = every,
+    eval = o.eval_every > 0 and data.eval or nil, eval_every = o.eval_every > 0 and o.eval_every or nil,
+    checkpoint = {dir = o.out .. "/checkpoints", every = ckpt_every, keep = 1}, resume = true,
+    log = log, progress = false}
+  local train_seconds = adept.now() - t0
+
+  -- after
+  local after = {general = eval_loss(m, data.eval.general), domain = eval_loss(m, data.eval.domain)}
+  local shift_g = adept.eval.token_shift(base, m, {table.unpack(data.eval.general, 1, o.shift_batches)})
+  local shift_d = adept.eval.token_shift(base, m, {table.unpack(data.eval.domain, 1, o.shift_batches)})
+  -- before/after evals in adept.train's record format, so report.lua's curves see them
+  local f = assert(io.open(log, "a"))
+  f:write(adept.json.encode({type = "eval", step = 0, loss = before}), "\n")
+  f:write(adept.json.encode({type = "eval", step = res.steps, loss = after}), "\n")
+  f:close()
+  m:save(o.out .. "/model")
+
+  local summary = {
+    name = o.name or o.out:match("([^/]+)$"), method = o.method, lr = o.lr, seed = o.seed,
+    placement = type(o.placement) == "table" and table.concat(o.placement, ",") or o.placement,
+    train = o.train, lr_policy = o.lr_policy, normalize = o.lr_policy ~= "one" and o.normalize or nil,
+    metric = needs and o.metric or nil, k = o.k, replay = o.replay,
+    expanded_layers = expanded, expanded_from = o.expanded_from, trained_layers = trained_layers,
+    general_before = before.general, general_after = after.general,
+    domain_before = before.domain, domain_after = after.domain,
+    trainable_params = trainable, total_params = total, base_params = base_params,
+    trainable_share = trainable / total,
+    steps = res.steps, batch_size = o.batch_size, seq_len = o.seq_len, tokens = res.tokens_seen,
+    replay_tokens = replay_stats and replay_stats.general_tokens or 0,
+    train_seconds = train_seconds, step_seconds = train_seconds / math.max(1, res.steps),
+    importance_seconds = importance_seconds, lr_refreshes = refreshes, refresh = o.lr_policy ~= "one" and o.refresh or nil,
+    token_shift_general = shift_g.share, token_shift_domain = shift_d.share, kl_general = shift_g.kl,
+    wall_time = adept.now() - t_start, threads = adept.threads and adept.threads() or nil,
+    model = model_path, general = o.general, domain = o.domain,
+  }
+  write_json(o.out .. "/summary.json", summary)
+  if o.report then
+    local ok, err = pcall(adept.report, {dir = o.out})
+    if not ok then adept.log("warn", "adept.cpt: report: " .. tostring(err)) end
+  end
+  return summary
+end
+
+-- Recipe entry point: adept.cpt.main("llama_pro" [, spec]) with command-line overrides; prints one line.
+function M.main(method, spec)
+  local o = M.options(method, spec)
+  local s = M.run(o)
+  print(("%s: general %.4f -> %.4f, domain %.4f -> %.4f, trainable %.1f%%, %.3f s/step, token shift %.3f; %s"):format(
+    s.method, s.general_before, s.general_after, s.domain_before, s.domain_after, 100 * s.trainable_share,
+    s.step_seconds, s.token_shift_general, o.out))
+  return s, o
+end
+
+-- Spearman rank correlation between two {key -> score} tables over their common keys (average ranks for ties).
+function M.spearman(a, b)
+  local keys = {}
+  for k in pairs(a) do if b[k] ~= nil then keys[#keys + 1] = k end end
+  local n = #keys
+  if n < 2 then return nil end
+  local function ranks(t)
+    local idx = {}
+    for i, k in ipairs(keys) do idx[i] = {k = k, v = t[k]} end
+    table.sort(idx, function(x, y) return x.v < y.v end)
+    local r, i = {}, 1
+    while i <= n do
+      local j = i
+      while j < n and idx[j + 1].v == idx[i].v do j = j + 1 end
+      for q = i, j do r[idx[q].k] = (i + j) / 2 end
+      i = j + 1
+    end
+    return r
+  end
+  local ra, rb = ranks(a), ranks(b)
+  local ma, mb = (n + 1) / 2, (n + 1) / 2
+  local sab, saa, sbb = 0, 0, 0
+  for _, k in ipairs(keys) do
+    local x, y = ra[k] - ma, rb[k] - mb
+    sab, saa, sbb = sab + x * y, saa + x * x, sbb + y * y
+  end
+  if saa == 0 or sbb == 0 then return nil end
+  return sab / math.sqrt(saa * sbb)
+end
+
+return M
