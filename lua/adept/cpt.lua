@@ -25,7 +25,7 @@ M.defaults = {
   k = 2, metric = "mask_out", steps = 150, lr = 1e-3, refresh = 50, seq_len = 64, batch_size = 8,
   seed = 0, normalize = "by_kind", warmup = 10, min_ratio = 0.1, weight_decay = 0.1, clip = 1.0,
   probe_batches = 4, eval_batches = 16, shift_batches = 4, replay = 0, max_scale = 2,
-  checkpoint_every = 0, eval_every = 0, force = false, report = true,
+  checkpoint_every = 0, eval_every = 0, force = false, report = true, max_documents = 0,
 }
 
 -- The named methods: everything else about a run is shared.
@@ -158,12 +158,13 @@ end
 -- Data shared by every run of one process (sweeps reuse them): datasets, fixed eval and probe batches.
 local data_cache = {}
 local function load_data(o, tok)
-  local key = table.concat({o.general, o.domain, o.seq_len, o.batch_size, o.eval_batches, o.probe_batches}, "|")
+  local key = table.concat({o.general, o.domain, o.seq_len, o.batch_size, o.eval_batches, o.probe_batches,
+    o.max_documents}, "|")
   if data_cache[key] then return data_cache[key] end
   local general = adept.dataset{path = o.general, tokenizer = tok, seq_len = o.seq_len, holdout = 0.1, seed = 1,
-    progress = false, batch_size = o.batch_size}
+    progress = false, batch_size = o.batch_size, max_documents = o.max_documents}
   local domain = adept.dataset{path = o.domain, tokenizer = tok, seq_len = o.seq_len, holdout = 0.05, seed = 1,
-    progress = false, batch_size = o.batch_size}
+    progress = false, batch_size = o.batch_size, max_documents = o.max_documents}
   local d = {general = general, domain = domain,
     eval = {general = general:holdout():take(o.eval_batches, o.batch_size),
             domain = domain:holdout():take(o.eval_batches, o.batch_size)},
