@@ -73,6 +73,8 @@ local function tokenizer_for(path)
   error(tok, 0)
 end
 
+M.resolve_model, M.tokenizer_for = resolve_model, tokenizer_for
+
 local function layer_pattern(l) return "^model%.layers%." .. l .. "%." end
 
 local function param_count(m, only_trainable)
@@ -301,6 +303,58 @@ function M.main(method, spec)
     s.method, s.general_before, s.general_after, s.domain_before, s.domain_after, 100 * s.trainable_share,
     s.step_seconds, s.token_shift_general, o.out))
   return s, o
+end
+
+-- Runs a list of variants {label=, <option overrides>...} of `method` (each over the command-line seeds
+-- list `seeds=0,1` when given), writes <out>/results.md and results.json (one row per variant, seed means)
+-- and adept.report's charts over every run. Returns the rows.
+function M.compare(method, variants, out, title, base_spec)
+  local a = adept.args or {}
+  local seeds = {}
+  for s in tostring(a.seeds or a.seed or 0):gmatch("[^,]+") do seeds[#seeds + 1] = math.tointeger(tonumber(s)) end
+  adept.fs.mkdir_p(out)
+  local rows, dirs = {}, {}
+  for _, v in ipairs(variants) do
+    local acc = {label = v.label, n = 0}
+    for _, seed in ipairs(seeds) do
+      local spec = {}
+      for k, x in pairs(base_spec or {}) do spec[k] = x end
+      for k, x in pairs(v) do if k ~= "label" then spec[k] = x end end
+      spec.seed, spec.report = seed, false
+      spec.out = ("%s/%s-s%d"):format(out, v.label, seed)
+      local args = {} -- command-line overrides, except what the variant itself sets
+      for k, x in pairs(a) do if k ~= "seeds" and spec[k] == nil then args[k] = x end end
+      local o = M.options(v.method or method, spec, args)
+      o.name = v.label
+      local s = M.run(o)
+      dirs[#dirs + 1] = {dir = o.out, name = ("%s s%d"):format(v.label, seed), method = v.label, lr = o.lr}
+      for _, f in ipairs{"general_after", "domain_after", "trainable_share", "step_seconds", "token_shift_general"} do
+        acc[f] = (acc[f] or 0) + s[f]
+      end
+      acc.general_before, acc.domain_before, acc.n = s.general_before, s.domain_before, acc.n + 1
+      acc.layers = table.concat(s.expanded_from or s.trained_layers or {}, ",")
+    end
+    for _, f in ipairs{"general_after", "domain_after", "trainable_share", "step_seconds", "token_shift_general"} do
+      acc[f] = acc[f] / acc.n
+    end
+    rows[#rows + 1] = acc
+  end
+  local md = {("# %s\n\nBase: general %.4f, domain %.4f. Seed means over %d seed(s).\n"):format(title,
+    rows[1].general_before, rows[1].domain_before, #seeds),
+    "| Variant | Layers | General after | Domain after | Δ general | Δ domain | Trainable | s/step | Token shift |",
+    "|---|---|---|---|---|---|---|---|---|"}
+  for _, r in ipairs(rows) do
+    md[#md + 1] = ("| %s | %s | %.4f | %.4f | %+.4f | %+.4f | %.1f%% | %.3f | %.3f |"):format(r.label, r.layers,
+      r.general_after, r.domain_after, r.general_after - r.general_before, r.domain_after - r.domain_before,
+      100 * r.trainable_share, r.step_seconds, r.token_shift_general)
+  end
+  local text = table.concat(md, "\n") .. "\n"
+  io.write(text)
+  local f = assert(io.open(out .. "/results.md", "w")); f:write(text); f:close()
+  write_json(out .. "/results.json", rows)
+  local ok, err = pcall(adept.report, {dir = out, runs = dirs, title = title})
+  if not ok then adept.log("warn", "adept.cpt.compare: report: " .. tostring(err)) end
+  return rows
 end
 
 -- Spearman rank correlation between two {key -> score} tables over their common keys (average ranks for ties).

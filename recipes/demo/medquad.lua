@@ -14,7 +14,7 @@ local function list(s, conv)
   return out
 end
 local methods = list(a.methods or "adept,full_cpt,llama_pro,freeze_top,no_stage2")
-local lrs = list(a.lrs or "1e-4,3e-4,1e-3,3e-3,1e-2", tonumber)
+local lrs = list(a.lrs or "3e-5,1e-4,3e-4,1e-3,3e-3", tonumber)
 local seeds = list(a.seeds or "0,1,2", math.tointeger)
 -- the shared budget: steps x batch_size x seq_len target tokens per run
 local common = {steps = a.steps or 100, batch_size = a.batch_size or 8, seq_len = a.seq_len or 64,
