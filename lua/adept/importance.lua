@@ -166,7 +166,7 @@ end
 
 local function write_json(path, record)
   local f = assert(io.open(path, "w"))
-  f:write(adept.json_encode(record), "\n")
+  f:write(adept.json.encode(record), "\n")
   f:close()
 end
 

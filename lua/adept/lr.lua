@@ -166,7 +166,7 @@ function M.refresher(m, opt, probe, opts)
         return out
       end
       local f = assert(io.open(opts.log, "a"))
-      f:write(adept.json_encode({type = "lr_refresh", step = entry.step, seconds = entry.seconds,
+      f:write(adept.json.encode({type = "lr_refresh", step = entry.step, seconds = entry.seconds,
         near_zero = entry.near_zero, normalize = entry.normalize, policy = entry.policy,
         scores = plain(scores), scales = plain(scales)}), "\n")
       f:close()

@@ -26,7 +26,7 @@ local function read_json(path)
   if not f then return nil end
   local s = f:read("a")
   f:close()
-  local ok, v = pcall(adept.json_decode, s)
+  local ok, v = pcall(adept.json.decode, s)
   return ok and type(v) == "table" and v or nil
 end
 
@@ -108,7 +108,7 @@ local function csv_cell(v)
 end
 
 local function write_tables(out, rows, param_keys)
-  write_file(out .. "/results.json", adept.json_encode(rows) .. "\n")
+  write_file(out .. "/results.json", adept.json.encode(rows) .. "\n")
   local first = {}
   for _, k in ipairs(param_keys) do first[#first + 1] = k end
   for _, k in ipairs({"seed", "status", "exit_code", "dir"}) do first[#first + 1] = k end
@@ -188,7 +188,7 @@ return function(opts)
           row.exit_code = code
           ran = ran + 1
           if ok then
-            write_file(dir .. "/" .. MARKER, adept.json_encode({command = line, seconds = row.seconds}) .. "\n")
+            write_file(dir .. "/" .. MARKER, adept.json.encode({command = line, seconds = row.seconds}) .. "\n")
             row.status = "done"
           else
             row.status = "failed"

@@ -10,7 +10,7 @@ local DATA = {{{3, 4, 5, 6, 7, 8, 9, 10}, {12, 13, 14, 15, 16, 17, 18, 19}},
 
 local function read_lines(path)
   local out = {}
-  for line in io.lines(path) do out[#out + 1] = adept.json_decode(line) end
+  for line in io.lines(path) do out[#out + 1] = adept.json.decode(line) end
   return out
 end
 
@@ -46,7 +46,7 @@ describe("adept.lr.refresher with adept.train", function()
       -- every refresh is in the refresher's own log with scores and scales; the scales change over training
       local refreshes = read_lines(extra)
       assert.equals(3, #refreshes)
-      local a, b = adept.json_encode(refreshes[1].scales), adept.json_encode(refreshes[3].scales)
+      local a, b = adept.json.encode(refreshes[1].scales), adept.json.encode(refreshes[3].scales)
       assert.are_not.equal(a, b)
       -- by_kind: within the matrices and within the norms the range is [0, 2]
       local lo, hi = math.huge, -math.huge

@@ -7,7 +7,7 @@ local RECIPE = [[
 local a = adept.args
 if a.x == 3 and not os.getenv("SWEEP_SPEC_FIX") then error("x = 3 is broken") end
 local f = assert(io.open(a.out .. "/summary.json", "w"))
-f:write(adept.json_encode({value = a.x * 10 + a.seed, lr = a.lr, mode = a.mode, seed_arg = adept.seed,
+f:write(adept.json.encode({value = a.x * 10 + a.seed, lr = a.lr, mode = a.mode, seed_arg = adept.seed,
                            nested = {n = a.x}}))
 f:close()
 local c = io.open(a.out .. "/count", "a"); c:write("x\n"); c:close()
@@ -46,7 +46,7 @@ describe("adept.sweep", function()
     local csv = H.run("cat " .. out .. "/results.csv")
     assert.matches("^lr,x,seed,status,exit_code,dir,", csv)
     assert.matches("0.0001,1,2,done,0,", csv, 1, true)
-    local json = adept.json_decode(H.run("cat " .. out .. "/results.json"))
+    local json = adept.json.decode(H.run("cat " .. out .. "/results.json"))
     assert.equals(4, #json)
     -- rerun: finished runs are skipped (not rerun), the failed ones retried
     local rows2, info2 = adept.sweep{recipe = recipe, grid = {x = {1, 3}, lr = {1e-4}}, seeds = {1, 2}, out = out,

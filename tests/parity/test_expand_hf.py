@@ -31,7 +31,7 @@ for _, case in ipairs(CASES) do
   local m2 = adept.load(case.dir .. "/expanded")
   adept.save_tensors(case.dir .. "/logits.safetensors", {before = before, after = m2:logits(IDS)})
   local f = assert(io.open(case.dir .. "/copies.json", "w"))
-  f:write(adept.json_encode({copies = copies, reloaded = m2:expanded_layers()}))
+  f:write(adept.json.encode({copies = copies, reloaded = m2:expanded_layers()}))
   f:close()
 end
 """
