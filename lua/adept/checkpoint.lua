@@ -49,7 +49,7 @@ function M.save(dir, step, m, opt, trainer, keep)
   for _, n in ipairs(m:param_names()) do
     if m:grad(n) ~= nil then trainer.trainable[#trainer.trainable + 1] = n end
   end
-  opt:save_state(tmp .. "/trainer_state.safetensors", {trainer = adept.json_encode(trainer)})
+  opt:save_state(tmp .. "/trainer_state.safetensors", {trainer = adept.json.encode(trainer)})
   test_pause(tmp, step)
   adept.fs.fsync_tree(tmp)
   if adept.fs.exists(final) then adept.fs.remove_tree(final) end -- same step written again (a rerun)
@@ -97,7 +97,8 @@ function M.load(path, m, opt)
   local files = weight_files(path)
   if #files == 0 then error("adept.train: checkpoint " .. path .. " holds no model.safetensors", 3) end
   local meta = opt:load_state(path .. "/trainer_state.safetensors")
-  local tr = meta.trainer and adept.json_decode(meta.trainer)
+  local ok, tr = pcall(adept.json.decode, meta.trainer or "")
+  if not ok then tr = nil end
   if type(tr) ~= "table" or math.type(tr.step) ~= "integer" then
     error("adept.train: " .. path .. "/trainer_state.safetensors has no valid trainer metadata", 3)
   end

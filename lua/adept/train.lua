@@ -113,8 +113,8 @@ local function open_log(path, keep_until_step)
     local f = io.open(path, "r")
     if f then
       for line in f:lines() do
-        local obj = adept.json_decode(line)
-        if obj and (obj.step or 0) <= keep_until_step then kept[#kept + 1] = line end
+        local ok, obj = pcall(adept.json.decode, line) -- a line cut by a kill is dropped
+        if ok and type(obj) == "table" and (tonumber(obj.step) or 0) <= keep_until_step then kept[#kept + 1] = line end
       end
       f:close()
     end
@@ -131,7 +131,7 @@ local function open_log(path, keep_until_step)
 end
 
 local function log_line(f, obj)
-  if f then f:write(adept.json_encode(obj), "\n") end
+  if f then f:write(adept.json.encode(obj), "\n") end
 end
 
 -- ---- FLOPs for MFU --------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ local function run(cfg)
   local function log_scales()
     local scales = {}
     for name, v in pairs(opt:lr_scales()) do scales[name] = type(v) == "number" and v or "rows" end
-    local text = adept.json_encode(scales)
+    local text = adept.json.encode(scales)
     if text ~= last_scales then
       if last_scales ~= nil or next(scales) ~= nil then
         log_line(logf, {type = "lr_scales", step = state.step, scales = scales})

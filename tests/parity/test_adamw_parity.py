@@ -99,7 +99,7 @@ local opt = adept.adamw(m, {{lr = {LR}, betas = {{{BETAS[0]}, {BETAS[1]}}}, eps 
 local scales = {{{scales}}}
 scales["{ROWS}"] = adept.load_tensors({json.dumps(rpath)}).rows
 opt:set_lr_scales(scales)
-local batches = adept.json_decode({json.dumps(json.dumps(batches))})
+local batches = adept.json.decode({json.dumps(json.dumps(batches))})
 adept.train{{model = m, optimizer = opt, data = batches, steps = {STEPS}, clip = {CLIP},
   schedule = adept.schedule.cosine{{warmup = {WARMUP}, min_ratio = {MIN_RATIO}}}, log = {json.dumps(log)},
   progress = false}}

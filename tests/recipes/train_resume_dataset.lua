@@ -46,7 +46,7 @@ end
 local function losses(d)
   local out, evals = {}, {}
   for line in io.lines(d .. "/metrics.jsonl") do
-    local o = adept.json_decode(line)
+    local o = adept.json.decode(line)
     if o.type == "train" then out[#out + 1] = o.loss end
     if o.type == "eval" then evals[o.step] = o.loss.val end
   end

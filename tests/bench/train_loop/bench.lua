@@ -28,5 +28,5 @@ for line in io.lines("/proc/self/status") do
   local kb = line:match("^VmHWM:%s+(%d+)")
   if kb then rss = tonumber(kb) * 1024 end
 end
-print(adept.json_encode{tokens_per_s = res.tokens_seen / res.elapsed, peak_rss = rss, config = cfg, batch = B,
+print(adept.json.encode{tokens_per_s = res.tokens_seen / res.elapsed, peak_rss = rss, config = cfg, batch = B,
                         seq = T, trainable = m:trainable_params(), memory = adept.memory(m, opt)})
