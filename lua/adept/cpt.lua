@@ -114,6 +114,8 @@ local function replay_source(domain, general, r, bs)
   return fn, stats
 end
 
+M.replay_source = replay_source
+
 -- Stage 1: layer scores on the general probe (only when a choice needs them).
 local function layer_scores(m, probe, o, out)
   local scores, record = adept.importance.layers(m, probe, {metric = o.metric, out = out})
