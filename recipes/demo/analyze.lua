@@ -178,4 +178,22 @@ for _, method in ipairs(order) do
 end
 adept.report{dir = root .. "/report", runs = specs,
   title = ("stories260K on MedQuAD: seed means (%d seeds)"):format(rows[1] and rows[1].seeds or 0)}
-print("report: " .. root .. "/report/report.md")
+
+-- the frontiers as analysed: seed means joined in LR order from the base model, the general budget as a line
+local series, ylo, yhi = {}, math.huge, -math.huge
+for _, method in ipairs(order) do
+  local xs, ys, labels = {base.g}, {base.d}, {"base"}
+  for _, p in ipairs(means[method]) do
+    xs[#xs + 1], ys[#ys + 1], labels[#labels + 1] = p.general_after, p.domain_after, ("%g"):format(p.lr)
+    ylo, yhi = math.min(ylo, p.domain_after), math.max(yhi, p.domain_after)
+  end
+  series[#series + 1] = {name = method, x = xs, y = ys, labels = method == order[1] and labels or nil, connect = true}
+end
+series[#series + 1] = {name = ("general budget +%.1f"):format(budget), x = {base.g + budget, base.g + budget},
+  y = {ylo, base.d}, connect = true}
+series[#series + 1] = {name = ("domain target %.2f"):format(target), x = {base.g, base.g + 2 * budget},
+  y = {target, target}, connect = true}
+adept.chart.scatter{path = root .. "/report/frontier.png", series = series, height = 600,
+  title = "stories260K -> MedQuAD: LR-sweep frontiers (seed means)", xlabel = "general (TinyStories) held-out loss",
+  ylabel = "domain (MedQuAD) held-out loss"}
+print("report: " .. root .. "/report/report.md, frontier chart: " .. root .. "/report/frontier.png")
