@@ -231,7 +231,8 @@ function M.run(o)
   local opt = adept.adamw(m, {lr = o.lr, weight_decay = o.weight_decay})
   local every, refreshes = {}, 0
   if o.lr_policy ~= "one" then
-    every[o.refresh] = function()
+    every[o.refresh] = function(ctx)
+      if ctx.step >= o.steps then return end -- a refresh after the last update would change nothing
       local units = adept.importance.units(m, data.probe)
       opt:set_lr_scales((lr_scales(o.lr_policy, units, o)))
       refreshes = refreshes + 1
