@@ -1,4 +1,4 @@
--- Recipe test: recipes/adept.lua end to end on stories260K in seconds (4 steps, tiny probe, prefixes of the
+-- Recipe test: recipes/adept.lua end to end on stories260K in seconds (5 steps, tiny probe, prefixes of the
 -- corpora); checks the run directory: importance, metrics, LR refreshes, checkpoint, HF model, summary. 77 without ../shared.
 local adept = require "adept"
 local shared = os.getenv("ADEPT_SHARED") or "../shared"
@@ -14,7 +14,7 @@ os.remove(out)
 out = out .. "-adept-smoke"
 for k in pairs(adept.args) do adept.args[k] = nil end
 local args = {model = model, general = shared .. "/corpora/tinystories_val.txt",
-  domain = shared .. "/corpora/medquad.txt.gz", k = 2, steps = 4, refresh = 2, seq_len = 32, batch_size = 2,
+  domain = shared .. "/corpora/medquad.txt.gz", k = 2, steps = 5, refresh = 2, seq_len = 32, batch_size = 2,
   probe_batches = 1, eval_batches = 2, shift_batches = 1, max_documents = 200, out = out, seed = 0}
 for k, v in pairs(args) do adept.args[k] = v end
 local t0 = adept.now()
@@ -40,12 +40,12 @@ for _, f in ipairs{"general_before", "general_after", "domain_before", "domain_a
                    "wall_time", "lr", "step_seconds", "token_shift_general"} do
   assert(type(s[f]) == "number", "summary." .. f .. " missing")
 end
-assert(s.method == "adept" and s.steps == 4 and s.tokens == 4 * 2 * 32, "steps/tokens " .. s.steps .. " " .. s.tokens)
+assert(s.method == "adept" and s.steps == 5 and s.tokens == 5 * 2 * 32, "steps/tokens " .. s.steps .. " " .. s.tokens)
 assert(#s.expanded_layers == 2 and s.lr_refreshes == 2, "expanded/refreshes")
 assert(s.domain_after ~= s.domain_before, "training changed nothing")
 assert(s.trainable_share > 0 and s.trainable_share < 0.5, "trainable share " .. s.trainable_share)
 
--- metrics.jsonl: 4 train records, LR-scale records at the refreshes (steps 2 and 4), before/after evals
+-- metrics.jsonl: 5 train records, LR-scale records at the refreshes (steps 2 and 4, none after the last), before/after evals
 local train, scales, evals = 0, {}, 0
 for line in read("metrics.jsonl"):gmatch("[^\n]+") do
   local r = adept.json.decode(line)
@@ -53,12 +53,12 @@ for line in read("metrics.jsonl"):gmatch("[^\n]+") do
   if r.type == "lr_scales" then scales[#scales + 1] = r.step end
   if r.type == "eval" then evals = evals + 1 end
 end
-assert(train == 4, "train records: " .. train)
+assert(train == 5, "train records: " .. train)
 assert(#scales >= 1 and scales[1] == 2, "first LR refresh should be at step 2 (not 0)")
 assert(evals == 2, "eval records: " .. evals)
 
 -- checkpoint and the final HF model: 7 layers, copies recorded, frozen originals untouched
-assert(adept.fs.exists(out .. "/checkpoints/step_00000004/trainer_state.safetensors"), "checkpoint missing")
+assert(adept.fs.exists(out .. "/checkpoints/step_00000005/trainer_state.safetensors"), "checkpoint missing")
 assert(adept.fs.exists(out .. "/model/config.json"), "HF model missing")
 local m = adept.load(out .. "/model")
 assert(m:num_layers() == 7, "expanded model has " .. m:num_layers() .. " layers")
