@@ -198,6 +198,10 @@ function M.layers(m, probe, opts)
     return a < b
   end)
   record.ranking_least_important_first = ranking
+  local note = extra and extra.naive_layer_evals and (" (%d of the naive %d layer evaluations)"):format(
+    extra.layer_evals, extra.naive_layer_evals) or ""
+  adept.log("info", ("adept.importance.layers: %s over %d probe batches in %.2f s%s"):format(
+    metric, #batches, record.seconds, note))
   if opts.out then
     write_json(opts.out:match("%.json$") and opts.out or (opts.out .. "/importance.json"), record)
   end
