@@ -198,6 +198,10 @@ function M.layers(m, probe, opts)
     return a < b
   end)
   record.ranking_least_important_first = ranking
+  local note = extra and extra.naive_layer_evals and (" (%d of the naive %d layer evaluations)"):format(
+    extra.layer_evals, extra.naive_layer_evals) or ""
+  adept.log("info", ("adept.importance.layers: %s over %d probe batches in %.2f s%s"):format(
+    metric, #batches, record.seconds, note))
   if opts.out then
     write_json(opts.out:match("%.json$") and opts.out or (opts.out .. "/importance.json"), record)
   end
@@ -251,6 +255,38 @@ function M.units(m, probe, opts)
     write_json(opts.out, rec)
   end
   return scores
+end
+
+-- Spearman rank correlation between two {layer -> score} maps over their common layers (average ranks for
+-- ties), for comparing importance metrics; nil when fewer than two layers or a ranking is constant.
+function M.spearman(a, b)
+  local layers = {}
+  for l in pairs(a) do if b[l] ~= nil then layers[#layers + 1] = l end end
+  table.sort(layers)
+  local n = #layers
+  if n < 2 then return nil end
+  local function ranks(scores)
+    local order = {}
+    for i, l in ipairs(layers) do order[i] = {l = l, s = scores[l]} end
+    table.sort(order, function(x, y) if x.s ~= y.s then return x.s < y.s end return x.l < y.l end)
+    local r, i = {}, 1
+    while i <= n do
+      local j = i
+      while j < n and order[j + 1].s == order[i].s do j = j + 1 end
+      for k = i, j do r[order[k].l] = (i + j) / 2 end
+      i = j + 1
+    end
+    return r
+  end
+  local ra, rb = ranks(a), ranks(b)
+  local ma, mb = (n + 1) / 2, (n + 1) / 2
+  local sab, saa, sbb = 0, 0, 0
+  for _, l in ipairs(layers) do
+    local x, y = ra[l] - ma, rb[l] - mb
+    sab, saa, sbb = sab + x * y, saa + x * x, sbb + y * y
+  end
+  if saa == 0 or sbb == 0 then return nil end
+  return sab / math.sqrt(saa * sbb)
 end
 
 M.metrics, M.formulas = metrics, formulas

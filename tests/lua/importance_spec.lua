@@ -157,6 +157,17 @@ describe("adept.importance.layers", function()
   end)
 end)
 
+describe("adept.importance.spearman", function()
+  it("correlates rankings with average ranks for ties", function()
+    assert.near(1, adept.importance.spearman({[0] = 1, [1] = 2, [2] = 3}, {[0] = 10, [1] = 20, [2] = 30}), 1e-12)
+    assert.near(-1, adept.importance.spearman({[0] = 1, [1] = 2, [2] = 3}, {[0] = 3, [1] = 2, [2] = 1}), 1e-12)
+    -- ranks a = 1,2,3,4 ; b = 1.5,1.5,3,4: Pearson of the ranks
+    local r = adept.importance.spearman({[0] = 1, [1] = 2, [2] = 3, [3] = 4}, {[0] = 5, [1] = 5, [2] = 6, [3] = 7})
+    assert.near(4.5 / math.sqrt(5 * 4.5), r, 1e-12)
+    assert.is_nil(adept.importance.spearman({[0] = 1, [1] = 1}, {[0] = 1, [1] = 2}))
+  end)
+end)
+
 describe("adept.importance.units", function()
   it("scores only trainable tensors as mean(|θ| * mean |g|) and clears gradients", function()
     local m = model()
