@@ -111,7 +111,6 @@ static adept_status dec_one(const tok_hf *hf, const tok_dec *d, tok_pieces *io, 
             for (int i = 0; i < d->start && cl && a + cl <= b && !memcmp(s + a, d->str, cl); i++) a += cl;
             for (int i = 0; i < d->stop && cl && b >= a + cl && !memcmp(s + b - cl, d->str, cl); i++) b -= cl;
             ADEPT_TRY(tok_pieces_add(tmp, s + a, b - a));
-            if (b == a) { /* keep an emptied token as a position (Metaspace's "first" looks at index 0) */ }
         }
         break;
     case TOK_DEC_REPLACE:

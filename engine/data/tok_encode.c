@@ -100,6 +100,39 @@ static adept_status split_added(const tok_hf *hf, const char *s, size_t n, int n
     return ADEPT_OK;
 }
 
+/* Maps a piece's bytes to GPT-2 characters and merges it. */
+static adept_status emit_bytelevel(const adept_tokenizer *tok, const char *s, size_t n, adept_ids *out) {
+    if (!n) return ADEPT_OK;
+    char buf[1024], *b = n <= sizeof buf / 2 ? buf : malloc(2 * n);
+    if (!b) return adept_fail(ADEPT_ENOMEM, "tokenizer: out of memory for a word of %zu bytes", n);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        b[o] = tok_byte_char[c][0];
+        if (tok_byte_char_len[c] == 2) b[o + 1] = tok_byte_char[c][1];
+        o += tok_byte_char_len[c];
+    }
+    adept_status st = tok_bpe_word(tok, b, o, out);
+    if (b != buf) free(b);
+    return st;
+}
+
+static adept_status fast_bytelevel(const adept_tokenizer *tok, const char *s, size_t n, adept_ids *out) {
+    const tok_hf *hf = tok->hf;
+    pcre2_match_data *md = tok_match_data();
+    if (!md) return adept_fail(ADEPT_ENOMEM, "tokenizer: out of memory for regex match data");
+    size_t pos = 0, ms, me;
+    int rc;
+    while ((rc = tok_pattern_find(hf->fast_pat, s, n, pos, &ms, &me, md)) == 1) {
+        if (hf->fast_keep_gaps && ms > pos) ADEPT_TRY(emit_bytelevel(tok, s + pos, ms - pos, out));
+        ADEPT_TRY(emit_bytelevel(tok, s + ms, me - ms, out));
+        pos = me;
+    }
+    if (rc < 0) return ADEPT_EINVAL;
+    if (hf->fast_keep_gaps && pos < n) ADEPT_TRY(emit_bytelevel(tok, s + pos, n - pos, out));
+    return ADEPT_OK;
+}
+
 typedef struct scratch {
     tok_buf norm, tmp;
     tok_pieces a, b;
@@ -127,6 +160,10 @@ static adept_status encode_section(const adept_tokenizer *tok, const char *s, si
         if (!q->len) continue;
         if (q->id >= 0) {
             ADEPT_TRY(adept_ids_push(out, q->id));
+            continue;
+        }
+        if (hf->fast_pat) {
+            ADEPT_TRY(fast_bytelevel(tok, t + q->off, q->len, out));
             continue;
         }
         if (!hf->pre && hf->metaspace_words) {
@@ -221,6 +258,17 @@ adept_status tok_hf_prepare(adept_tokenizer *tok, const char *path) {
     }
     tok_buf_free(&b);
     tok_buf_free(&tmp);
+    const tok_pretok *pre = hf->pre;
+    if (pre && pre->kind == TOK_PRE_BYTELEVEL && pre->use_regex && !pre->add_prefix_space) {
+        hf->fast_pat = &pre->pat; /* GPT-2 */
+        hf->fast_keep_gaps = 0;
+    } else if (pre && pre->kind == TOK_PRE_SEQUENCE && pre->nitems == 2 && pre->items[0].kind == TOK_PRE_SPLIT &&
+               pre->items[0].behavior == TOK_SPLIT_ISOLATED && !pre->items[0].invert &&
+               pre->items[1].kind == TOK_PRE_BYTELEVEL && !pre->items[1].use_regex &&
+               !pre->items[1].add_prefix_space) {
+        hf->fast_pat = &pre->items[0].pat; /* Llama-3, Qwen2/3 */
+        hf->fast_keep_gaps = 1;
+    }
     if (!hf->pre) {
         hf->metaspace_words = 1;
         for (int32_t id = 0; id < tok->nids && hf->metaspace_words; id++) {

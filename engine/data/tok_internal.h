@@ -172,6 +172,10 @@ typedef struct tok_hf {
     /* No pre-tokenizer, but no vocabulary token has "\u2581" after another character: then no merge can cross
        the point before a "\u2581" that follows another character, and BPE may run (and cache) word by word. */
     int metaspace_words;
+    /* Fast path for the usual byte-level pipelines (ByteLevel with its regex, or Split + ByteLevel without one):
+       regex matches are mapped and merged directly, without piece lists. NULL when the pipeline is other. */
+    const tok_pattern *fast_pat;
+    int fast_keep_gaps; /* Split Isolated keeps the text between matches; ByteLevel's regex covers all text */
 } tok_hf;
 
 enum { TOK_KIND_LLAMA2C = 1, TOK_KIND_HF = 2 };
