@@ -100,11 +100,17 @@ static adept_status split_added(const tok_hf *hf, const char *s, size_t n, int n
     return ADEPT_OK;
 }
 
-/* Maps a piece's bytes to GPT-2 characters and merges it. */
-static adept_status emit_bytelevel(const adept_tokenizer *tok, const char *s, size_t n, adept_ids *out) {
+/* Maps a piece's bytes to GPT-2 characters (into the reused buffer m) and merges it. */
+static adept_status emit_bytelevel(const adept_tokenizer *tok, const char *s, size_t n, tok_buf *m, adept_ids *out) {
     if (!n) return ADEPT_OK;
-    char buf[1024], *b = n <= sizeof buf / 2 ? buf : malloc(2 * n);
-    if (!b) return adept_fail(ADEPT_ENOMEM, "tokenizer: out of memory for a word of %zu bytes", n);
+    if (m->cap < 2 * n + 1) {
+        size_t nc = 2 * n + 64;
+        char *np = realloc(m->p, nc);
+        if (!np) return adept_fail(ADEPT_ENOMEM, "tokenizer: out of memory for a word of %zu bytes", n);
+        m->p = np;
+        m->cap = nc;
+    }
+    char *b = m->p;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -112,24 +118,23 @@ static adept_status emit_bytelevel(const adept_tokenizer *tok, const char *s, si
         if (tok_byte_char_len[c] == 2) b[o + 1] = tok_byte_char[c][1];
         o += tok_byte_char_len[c];
     }
-    adept_status st = tok_bpe_word(tok, b, o, out);
-    if (b != buf) free(b);
-    return st;
+    return tok_bpe_word(tok, b, o, out);
 }
 
-static adept_status fast_bytelevel(const adept_tokenizer *tok, const char *s, size_t n, adept_ids *out) {
+static adept_status fast_bytelevel(const adept_tokenizer *tok, const char *s, size_t n, tok_buf *m,
+                                   adept_ids *out) {
     const tok_hf *hf = tok->hf;
     pcre2_match_data *md = tok_match_data();
     if (!md) return adept_fail(ADEPT_ENOMEM, "tokenizer: out of memory for regex match data");
     size_t pos = 0, ms, me;
     int rc;
     while ((rc = tok_pattern_find(hf->fast_pat, s, n, pos, &ms, &me, md)) == 1) {
-        if (hf->fast_keep_gaps && ms > pos) ADEPT_TRY(emit_bytelevel(tok, s + pos, ms - pos, out));
-        ADEPT_TRY(emit_bytelevel(tok, s + ms, me - ms, out));
+        if (hf->fast_keep_gaps && ms > pos) ADEPT_TRY(emit_bytelevel(tok, s + pos, ms - pos, m, out));
+        ADEPT_TRY(emit_bytelevel(tok, s + ms, me - ms, m, out));
         pos = me;
     }
     if (rc < 0) return ADEPT_EINVAL;
-    if (hf->fast_keep_gaps && pos < n) ADEPT_TRY(emit_bytelevel(tok, s + pos, n - pos, out));
+    if (hf->fast_keep_gaps && pos < n) ADEPT_TRY(emit_bytelevel(tok, s + pos, n - pos, m, out));
     return ADEPT_OK;
 }
 
@@ -163,7 +168,7 @@ static adept_status encode_section(const adept_tokenizer *tok, const char *s, si
             continue;
         }
         if (hf->fast_pat) {
-            ADEPT_TRY(fast_bytelevel(tok, t + q->off, q->len, out));
+            ADEPT_TRY(fast_bytelevel(tok, t + q->off, q->len, &w->tmp, out));
             continue;
         }
         if (!hf->pre && hf->metaspace_words) {
