@@ -70,6 +70,23 @@ def main():
         json.dump(d, open(os.path.join(tmp, "llama3-seq", "tokenizer.json"), "w"))
         shutil.copy(os.path.join(tokdir, "llama3", "tokenizer_config.json"), os.path.join(tmp, "llama3-seq"))
         variants.append(("llama3-seq", os.path.join(tmp, "llama3-seq")))
+    for base in ("qwen3", "mistral"):
+        q3 = os.path.join(tokdir, base, "tokenizer.json")
+        if not os.path.exists(q3):
+            continue
+        # added tokens matched after normalization (normalized: true; Mistral's Prepend changes them), and
+        # lstrip/rstrip around them
+        import json
+        d = json.load(open(q3))
+        for i, a in enumerate(d["added_tokens"]):
+            a["normalized"] = True
+            a["lstrip"] = i % 2 == 0
+            a["rstrip"] = i % 3 == 0
+        name = base + "-addnorm"
+        os.makedirs(os.path.join(tmp, name))
+        json.dump(d, open(os.path.join(tmp, name, "tokenizer.json"), "w"))
+        shutil.copy(os.path.join(tokdir, base, "tokenizer_config.json"), os.path.join(tmp, name))
+        variants.append((name, os.path.join(tmp, name)))
     for name, d in variants:
         if not os.path.exists(os.path.join(d, "tokenizer.json")):
             print("  %s: absent, skipped" % name)
