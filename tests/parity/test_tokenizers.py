@@ -7,7 +7,7 @@ import os, shutil, struct, subprocess, sys, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokcommon as tc
 
-N_SLICES = int(os.environ.get("TOK_PARITY_SLICES", "3000"))
+N_SLICES = int(os.environ.get("TOK_PARITY_SLICES", "2000"))
 NAMES = ["gpt2", "qwen3", "llama3", "mistral"]
 INVALID = [b"\xff\xfe bad", b"abc\x80\x80def", b"\xe2\x82", b"\xf0\x9f\x98 x", b"\xc0\xaf", b"\xed\xa0\x80 surrogate",
            b"ok \xf4\x90\x80\x80 big", b"<|endoftext|\xff>", b"\xef\xbb\xbfBOM text"]
