@@ -13,16 +13,23 @@ INVALID = [b"\xff\xfe bad", b"abc\x80\x80def", b"\xe2\x82", b"\xf0\x9f\x98 x", b
            b"ok \xf4\x90\x80\x80 big", b"<|endoftext|\xff>", b"\xef\xbb\xbfBOM text"]
 
 
-def reference(dirpath, texts):
+def start_reference(dirpath, texts):
+    """Starts node on the batch (it runs while adeptlua encodes the same batch); finish_reference collects it."""
     inp = tc.write_batch(texts)
+    proc = subprocess.Popen(["node", os.path.join(tc.HERE, "tok_ref.mjs"), dirpath, inp, inp + ".ref"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tc.HERE)
+    return proc, inp
+
+
+def finish_reference(started, texts):
+    proc, inp = started
     out = inp + ".ref"
     try:
-        r = subprocess.run(["node", os.path.join(tc.HERE, "tok_ref.mjs"), dirpath, inp, out], capture_output=True,
-                           cwd=tc.HERE)
-        if r.returncode != 0:
-            print(r.stderr.decode(errors="replace")[-3000:])
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            print(err.decode(errors="replace")[-3000:])
             raise SystemExit("reference failed")
-        sys.stdout.write("  " + r.stderr.decode(errors="replace"))
+        sys.stdout.write("  " + err.decode(errors="replace"))
         data = open(out, "rb").read()
     finally:
         for p in (inp, out):
@@ -91,8 +98,9 @@ def main():
         if not os.path.exists(os.path.join(d, "tokenizer.json")):
             print("  %s: absent, skipped" % name)
             continue
-        ref = reference(d, texts)
+        started = start_reference(d, texts)
         got = tc.run_adept(os.path.join(d, "tokenizer.json"), texts)
+        ref = finish_reference(started, texts)
         bad = rt = dec_bad = 0
         for t, (rids, rdec), (ids, dec) in zip(texts, ref, got):
             if ids != rids:
