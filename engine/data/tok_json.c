@@ -67,8 +67,8 @@ static adept_status load_norm(const cJSON *j, tok_norm *n, const char *path, int
     else if (!strcmp(type, "Lowercase")) n->kind = TOK_NORM_LOWERCASE;
     else if (!strcmp(type, "Strip")) {
         n->kind = TOK_NORM_STRIP;
-        n->left = jbool(j, "strip_left", 1);
-        n->right = jbool(j, "strip_right", 1);
+        n->left = jbool(j, "strip_left", 0); /* absent = false, as the JS reference reads it */
+        n->right = jbool(j, "strip_right", 0);
     } else if (!strcmp(type, "Prepend")) {
         const char *s = jstr(j, "prepend");
         if (!s) return FAIL(ADEPT_EFORMAT, "%s: Prepend normalizer without \"prepend\"", path);
