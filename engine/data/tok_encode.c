@@ -100,44 +100,6 @@ static adept_status split_added(const tok_hf *hf, const char *s, size_t n, int n
     return ADEPT_OK;
 }
 
-/* Maps a piece's bytes to GPT-2 characters (into the reused buffer m) and merges it. */
-static adept_status emit_bytelevel(const adept_tokenizer *tok, const char *s, size_t n, tok_buf *m, adept_ids *out) {
-    if (!n) return ADEPT_OK;
-    if (m->cap < 2 * n + 1) {
-        size_t nc = 2 * n + 64;
-        char *np = realloc(m->p, nc);
-        if (!np) return adept_fail(ADEPT_ENOMEM, "tokenizer: out of memory for a word of %zu bytes", n);
-        m->p = np;
-        m->cap = nc;
-    }
-    char *b = m->p;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        b[o] = tok_byte_char[c][0];
-        if (tok_byte_char_len[c] == 2) b[o + 1] = tok_byte_char[c][1];
-        o += tok_byte_char_len[c];
-    }
-    return tok_bpe_word(tok, b, o, out);
-}
-
-static adept_status fast_bytelevel(const adept_tokenizer *tok, const char *s, size_t n, tok_buf *m,
-                                   adept_ids *out) {
-    const tok_hf *hf = tok->hf;
-    pcre2_match_data *md = tok_match_data();
-    if (!md) return adept_fail(ADEPT_ENOMEM, "tokenizer: out of memory for regex match data");
-    size_t pos = 0, ms, me;
-    int rc;
-    while ((rc = tok_pattern_find(hf->fast_pat, s, n, pos, &ms, &me, md)) == 1) {
-        if (hf->fast_keep_gaps && ms > pos) ADEPT_TRY(emit_bytelevel(tok, s + pos, ms - pos, m, out));
-        ADEPT_TRY(emit_bytelevel(tok, s + ms, me - ms, m, out));
-        pos = me;
-    }
-    if (rc < 0) return ADEPT_EINVAL;
-    if (hf->fast_keep_gaps && pos < n) ADEPT_TRY(emit_bytelevel(tok, s + pos, n - pos, m, out));
-    return ADEPT_OK;
-}
-
 typedef struct scratch {
     tok_buf norm, tmp;
     tok_pieces a, b;
@@ -168,20 +130,11 @@ static adept_status encode_section(const adept_tokenizer *tok, const char *s, si
             continue;
         }
         if (hf->fast_pat) {
-            ADEPT_TRY(fast_bytelevel(tok, t + q->off, q->len, &w->tmp, out));
+            ADEPT_TRY(tok_scan_bytelevel(tok, t + q->off, q->len, &w->tmp, out));
             continue;
         }
         if (!hf->pre && hf->metaspace_words) {
-            /* exact: see metaspace_words; the pieces start at each U+2581 (E2 96 81) after another character */
-            const char *w = t + q->off;
-            size_t start = 0;
-            for (size_t i = 1; i + 3 <= q->len; i++)
-                if (w[i] == '\xE2' && w[i + 1] == '\x96' && w[i + 2] == '\x81' &&
-                    !(i >= 3 && w[i - 3] == '\xE2' && w[i - 2] == '\x96' && w[i - 1] == '\x81')) {
-                    ADEPT_TRY(tok_bpe_word(tok, w + start, i - start, out));
-                    start = i;
-                }
-            ADEPT_TRY(tok_bpe_word(tok, w + start, q->len - start, out));
+            ADEPT_TRY(tok_scan_metaspace(tok, t + q->off, q->len, out));
             continue;
         }
         if (!hf->pre) {
