@@ -272,7 +272,8 @@ static int m_expand(lua_State *L) {
         layers[i] = (int)v;
         lua_pop(L, 1);
     }
-    ADEPT_LUA_TRY(L, "expand", adept_model_expand(m, layers, n, layers + n));
+    if (adept_model_expand(m, layers, n, layers + n) != ADEPT_OK)
+        return luaL_error(L, "%s", adept_last_error()); /* the engine message already reads "expand: ..." */
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
         lua_pushinteger(L, layers[n + i]);

@@ -15,6 +15,17 @@ static int layer_trainable(const adept_model *m, int l) {
     return 0;
 }
 
+static int attn_trainable(const adept_model *m, int l) {
+    static const adept_unit_kind kinds[] = {ADEPT_UNIT_ATTN_NORM, ADEPT_UNIT_Q, ADEPT_UNIT_K, ADEPT_UNIT_V, ADEPT_UNIT_O,
+                                            ADEPT_UNIT_Q_BIAS, ADEPT_UNIT_K_BIAS, ADEPT_UNIT_V_BIAS, ADEPT_UNIT_Q_NORM,
+                                            ADEPT_UNIT_K_NORM};
+    for (size_t j = 0; j < sizeof kinds / sizeof kinds[0]; j++) {
+        int i = m->layer_idx[l][kinds[j]];
+        if (i >= 0 && m->params[i].trainable) return 1;
+    }
+    return 0;
+}
+
 #define W(kind) adept_model_w(m, l, kind)
 #define G(kind) adept_model_g(m, l, kind)
 
@@ -46,13 +57,22 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         float *x = a->resid + l * N * C, *ln1 = a->ln1 + l * N * C, *q = a->q + l * N * QD, *k = a->k + l * N * KD;
         float *v = a->v + l * N * KD, *mid = a->resid_mid + l * N * C, *ln2 = a->ln2 + l * N * C;
         float *y = a->atty + l * N * QD, *gate = a->gate + l * N * F, *up = a->up + l * N * F, *h = a->hmlp + l * N * F;
-        /* MLP: resid_out = mid + down(h); dresid holds d resid_out = d mid (residual part) */
-        adept_matmul_backward_beta(a->dhmlp, G(ADEPT_UNIT_DOWN), NULL, a->dresid, h, W(ADEPT_UNIT_DOWN), N, F, C, 0);
-        adept_swiglu_backward(a->dgate, a->dup, a->dhmlp, gate, up, N * F);
-        adept_matmul_backward_beta(a->dln, G(ADEPT_UNIT_GATE), NULL, a->dgate, ln2, W(ADEPT_UNIT_GATE), N, C, F, 0);
-        adept_matmul_backward(a->dln, G(ADEPT_UNIT_UP), NULL, a->dup, ln2, W(ADEPT_UNIT_UP), N, C, F);
-        adept_rmsnorm_backward(a->dresid, G(ADEPT_UNIT_MLP_NORM), a->dln, mid, W(ADEPT_UNIT_MLP_NORM),
-                               a->ln2_rstd + l * N, N, C);
+        /* MLP: resid_out = mid + down(h); dresid holds d resid_out = d mid (residual part). In the lowest
+           trainable layer, the parts that only feed frozen tensors below are skipped. */
+        int need_attn = below || attn_trainable(m, l);
+        float *dln2 = need_attn || G(ADEPT_UNIT_MLP_NORM) ? a->dln : NULL;
+        int need_h = dln2 || G(ADEPT_UNIT_GATE) || G(ADEPT_UNIT_UP);
+        adept_matmul_backward_beta(need_h ? a->dhmlp : NULL, G(ADEPT_UNIT_DOWN), NULL, a->dresid, h, W(ADEPT_UNIT_DOWN),
+                                   N, F, C, 0);
+        if (need_h) {
+            adept_swiglu_backward(a->dgate, a->dup, a->dhmlp, gate, up, N * F);
+            adept_matmul_backward_beta(dln2, G(ADEPT_UNIT_GATE), NULL, a->dgate, ln2, W(ADEPT_UNIT_GATE), N, C, F, 0);
+            adept_matmul_backward(dln2, G(ADEPT_UNIT_UP), NULL, a->dup, ln2, W(ADEPT_UNIT_UP), N, C, F);
+        }
+        if (dln2)
+            adept_rmsnorm_backward(need_attn ? a->dresid : NULL, G(ADEPT_UNIT_MLP_NORM), dln2, mid,
+                                   W(ADEPT_UNIT_MLP_NORM), a->ln2_rstd + l * N, N, C);
+        if (!need_attn) break;
         /* attention: mid = x + o(y) */
         adept_matmul_backward_beta(a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, W(ADEPT_UNIT_O), N, QD, C, 0);
         memset(a->dq, 0, N * QD * sizeof(float));

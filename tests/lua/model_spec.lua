@@ -102,7 +102,7 @@ describe("adept.model", function()
     assert.same({1, 4}, m:expanded_layers())
     assert.equals(before, (m:loss(BATCH)))
     assert.same({16, 24}, old:shape())  -- the old handle still points at valid storage
-    assert.has_error(function() m:expand({7}) end, "expand: expand: layer 7 out of range [0, 5)")
+    assert.has_error(function() m:expand({7}) end, "expand: layer 7 out of range [0, 5)")
     assert.has_error(function() m:expand("x") end)
   end)
 

@@ -145,7 +145,7 @@ def lua_value(v):
 
 LUA = r"""
 local adept = require "adept"
-local cfg, wpath, out, frozen_pat = ...
+local cfg, wpath, out, frozen_pat, unfreeze_pat = ...
 local function build()
   local m = adept.model(cfg, {seed = 1})
   for name, t in pairs(adept.load_tensors(wpath)) do m:set_param(name, t) end
@@ -164,6 +164,7 @@ res = {["grad2.model.norm.weight"] = m:grad("model.norm.weight")}
 -- frozen run: trainable gradients bitwise equal, frozen ones without a buffer
 local f = build()
 f:freeze(frozen_pat)
+if unfreeze_pat ~= "" then f:unfreeze(unfreeze_pat) end
 local nfrozen = 0
 f:loss_and_grad({inputs = INPUTS, targets = TARGETS})
 for _, name in ipairs(f:param_names()) do
@@ -180,10 +181,10 @@ print(string.format("LOSS %.17g %d FROZEN %d LAYERS %d COPIES %s EXPANDED %s", l
 """
 
 
-def run_variant(name, cfg, frozen_pat, seed):
+def run_variant(name, cfg, frozen_pat, seed, B=2, T=9, unfreeze=""):
     gen = torch.Generator().manual_seed(seed)
     W = make_weights(cfg, gen)
-    B, T, V = 2, 9, cfg["vocab_size"]
+    V = cfg["vocab_size"]
     ids = torch.randint(0, V, (B, T + 1), generator=gen)
     inputs, targets = ids[:, :T].clone(), ids[:, 1:].clone()
     targets[0, :3] = -1  # prompt tokens ignored
@@ -192,9 +193,9 @@ def run_variant(name, cfg, frozen_pat, seed):
         wpath, out, script = (os.path.join(d, f) for f in ("w.safetensors", "out.safetensors", "run.lua"))
         write_st(wpath, W)
         src = LUA.replace("INPUTS", lua_value(inputs.tolist())).replace("TARGETS", lua_value(targets.tolist()))
-        src = src.replace("local cfg, wpath, out, frozen_pat = ...",
-                          f"local cfg, wpath, out, frozen_pat = {lua_value_table(cfg)}, {json.dumps(wpath)}, "
-                          f"{json.dumps(out)}, {json.dumps(frozen_pat)}")
+        src = src.replace("local cfg, wpath, out, frozen_pat, unfreeze_pat = ...",
+                          f"local cfg, wpath, out, frozen_pat, unfreeze_pat = {lua_value_table(cfg)}, "
+                          f"{json.dumps(wpath)}, {json.dumps(out)}, {json.dumps(frozen_pat)}, {json.dumps(unfreeze)}")
         open(script, "w").write(src)
         r = subprocess.run([EXE, script], capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
@@ -231,13 +232,17 @@ def run_variant(name, cfg, frozen_pat, seed):
         fails.append(f"{name}: gradients do not accumulate over calls")
     # frozen: every remaining gradient bitwise equal to the all-trainable run, frozen ones absent
     import re
-    lua_pat = frozen_pat.replace("%.", r"\.").replace("%d", r"\d")
-    n_frozen_expected = sum(1 for k in W if re.search(lua_pat, k))
+    def lua_re(p):
+        return "." if p == "all" else p.replace("%.", r"\.").replace("%d", r"\d")
+
+    def is_frozen(k):
+        return bool(re.search(lua_re(frozen_pat), k)) and not (unfreeze and re.search(lua_re(unfreeze), k))
+    n_frozen_expected = sum(1 for k in W if is_frozen(k))
     if int(line[4]) != n_frozen_expected:
         fails.append(f"{name}: {line[4]} frozen tensors without gradient, expected {n_frozen_expected}")
     for k in W:
         fk = "frozen." + k
-        if re.search(lua_pat, k):
+        if is_frozen(k):
             if fk in got:
                 fails.append(f"{name}: frozen {k} has a gradient")
         elif fk not in got or not np.array_equal(got[fk], got["grad." + k]):
@@ -272,7 +277,12 @@ VARIANTS = [
 fails = []
 for name, cfg, pat, seed in VARIANTS:
     fails += run_variant(name, cfg, pat, seed)
+# large enough that the GEMMs split over threads and attention runs (batch, kv group) in parallel
+fails += run_variant("llama-threaded", dict(BASE, vocab_size=300, hidden_size=64, intermediate_size=160,
+                                            num_hidden_layers=2, num_key_value_heads=2), "^lm_head", 6, B=3, T=70)
+# only MLP gate/up trainable in the lowest trainable layer: its attention backward is skipped
+fails += run_variant("qwen2-mlp-only", dict(VARIANTS[2][1]), "all", 7, unfreeze="^model%.layers%.[12]%.mlp%.[gu]")
 for f in fails:
     print("FAIL", f)
-print(f"{len(VARIANTS)} variants, {len(fails)} failures")
+print(f"{len(VARIANTS) + 2} variants, {len(fails)} failures")
 sys.exit(1 if fails else 0)

@@ -176,7 +176,32 @@ static void test_generate(void) {
     adept_model_free(m);
 }
 
+/* bitwise determinism also on the threaded path (GEMMs split over threads, parallel attention) */
+static void test_determinism_threaded(void) {
+    adept_config c = tiny();
+    c.vocab_size = 300; c.hidden_size = 64; c.intermediate_size = 160; c.num_layers = 2;
+    adept_model *m;
+    CHECK_OK(adept_model_create(&c, 11, 0.1f, &m));
+    int32_t in[3 * 70], tg[3 * 70];
+    fill_batch(in, tg, 3 * 70, c.vocab_size);
+    adept_batch b = {3, 70, in, tg};
+    double s1, s2;
+    int64_t n;
+    adept_param *p = adept_model_find(m, "model.layers.0.self_attn.q_proj.weight");
+    size_t nb = adept_tensor_nbytes(p->grad);
+    float *g1 = malloc(nb);
+    CHECK_OK(adept_model_forward_backward(m, &b, 1.0f / 210, &s1, &n));
+    memcpy(g1, adept_tensor_data(p->grad), nb);
+    adept_model_zero_grad(m);
+    CHECK_OK(adept_model_forward_backward(m, &b, 1.0f / 210, &s2, &n));
+    CHECK(s1 == s2);
+    CHECK(memcmp(g1, adept_tensor_data(p->grad), nb) == 0);
+    free(g1);
+    adept_model_free(m);
+}
+
 int main(void) {
+    test_determinism_threaded();
     test_config();
     test_table();
     test_determinism_and_skip();

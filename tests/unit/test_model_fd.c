@@ -113,8 +113,8 @@ static void at_fwd(void *c, double *out) {
     at_ctx *k = c;
     adept_attention_forward_f64(out, k->att, k->q, k->k, k->v, k->B, k->T, k->H, k->KH, k->D);
 }
-static void test_attention(void) {
-    size_t B = 2, T = 5, H = 4, KH = 2, D = 4, nq = B * T * H * D, nk = B * T * KH * D;
+static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
+    size_t nq = B * T * H * D, nk = B * T * KH * D;
     at_ctx k = {rnd(nq, 1, 0), rnd(nk, 1, 0), rnd(nk, 1, 0), zeros(B * H * T * T), B, T, H, KH, D};
     double *proj = rnd(nq, 1, 0), *out = zeros(nq), *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
     double *datt = zeros(B * H * T * T);
@@ -202,7 +202,8 @@ int main(void) {
     test_matmul();
     test_rmsnorm();
     test_rope();
-    test_attention();
+    test_attention(2, 5, 4, 2, 4);
+    test_attention(1, 67, 2, 1, 2); /* past one 64-row query block */
     test_swiglu();
     test_xent();
     test_embedding();
