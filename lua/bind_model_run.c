@@ -194,3 +194,6 @@ int adept_lua_model_generate(lua_State *L) {
     }
     return 1;
 }
+
+/* read_batch for other binding files (bind_adapt.c) */
+void adept_lua_read_batch(lua_State *L, int arg, adept_batch *b, const char *fname) { read_batch(L, arg, b, fname); }

@@ -65,6 +65,7 @@ adept_model *adept_lua_check_model(lua_State *L, int arg);
 void adept_open_model_io(lua_State *L);
 void adept_open_dataset(lua_State *L);
 void adept_open_tokenizer(lua_State *L);
+void adept_open_adapt(lua_State *L);
 
 int luaopen_adept(lua_State *L);
 

@@ -20,6 +20,7 @@ static const adept_binding_open bindings[] = {
     adept_open_model_io,
     adept_open_dataset,
     adept_open_tokenizer,
+    adept_open_adapt,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {

@@ -29,13 +29,15 @@ float *adept_model_head_weight(adept_model *m, float **grad) {
     return adept_tensor_f32(p->value);
 }
 
-static void forward_layers(adept_model *m, const int32_t *inputs) {
+/* Runs layers l0.. from the residual input already in acts.resid[l0] (l0 = 0: from the embedding), then the
+   head; mask-out importance (engine/adapt) resumes here after a skipped layer. */
+void adept_model_forward_from(adept_model *m, const int32_t *inputs, int l0) {
     const adept_config *c = &m->cfg;
     adept_acts *a = &m->acts;
     size_t B = a->B, T = a->T, N = B * T, C = c->hidden_size, F = c->intermediate_size;
     size_t H = c->num_heads, KH = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KH * D;
-    adept_embedding_forward(a->resid, inputs, adept_tensor_f32(m->params[m->embed_idx].value), N, C);
-    for (int l = 0; l < c->num_layers; l++) {
+    if (l0 == 0) adept_embedding_forward(a->resid, inputs, adept_tensor_f32(m->params[m->embed_idx].value), N, C);
+    for (int l = l0; l < c->num_layers; l++) {
         float *x = a->resid + l * N * C, *xout = a->resid + (l + 1) * N * C;
         if (m->skip[l]) { memcpy(xout, x, N * C * sizeof(float)); continue; }
         float *ln1 = a->ln1 + l * N * C, *q = a->q + l * N * QD, *k = a->k + l * N * KD, *v = a->v + l * N * KD;
@@ -70,6 +72,8 @@ static void forward_layers(adept_model *m, const int32_t *inputs) {
                           c->rms_norm_eps);
     adept_matmul_forward(a->logits, a->lnf, adept_model_head_weight(m, NULL), NULL, N, C, c->vocab_size, 0);
 }
+
+static void forward_layers(adept_model *m, const int32_t *inputs) { adept_model_forward_from(m, inputs, 0); }
 
 static void sum_nll(const adept_acts *a, const int32_t *targets, size_t N, double *nll_sum) {
     double s = 0;

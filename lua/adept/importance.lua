@@ -1,56 +1,54 @@
 -- ADEPT importance measurements on a general probe set: layer scores for stage 1 (which layers to expand)
--- and unit scores for stage 2 (per-tensor learning rates). Built from model primitives; padding (target -1)
--- never counts because the model's loss ignores it.
+-- and unit scores for stage 2 (per-tensor learning rates). Padding (target -1) never counts anywhere.
+--
+-- Choices (see docs/adept.md): every loss is the token-weighted mean NLL over the probe; gradient metrics use
+-- the gradient of each probe batch's mean loss (one backward per batch, as the official code does), averaged
+-- over batches. Measurements leave the model as they found it: trainable set restored, skip flags restored,
+-- gradients of trainable tensors zero afterwards (so probe gradients never leak into a training step).
 local adept = require "adept"
 
 local M = {}
 
--- probe: an array of batches, or a dataset (its first `batches` batches, default 8).
+-- probe: an array of batches, or a dataset / split (its first opts.batches batches, default 8).
 local function probe_batches(probe, opts, fname)
   if type(probe) == "table" and probe[1] ~= nil then return probe end
-  if type(probe) == "table" and #probe == 0 and getmetatable(probe) == nil then
+  local ok, take = pcall(function() return probe.take end)
+  if ok and type(take) == "function" then
+    local batches = probe:take(opts.batches or 8)
+    if #batches > 0 then return batches end
+  end
+  if type(probe) == "table" and probe[1] == nil then
     error(("adept.importance.%s: the probe holds no batches"):format(fname), 3)
   end
-  local ok, take = pcall(function() return probe.take end)
-  if ok and type(take) == "function" then return probe:take(opts.batches or 8) end
   error(("adept.importance.%s: probe must be an array of batches or a dataset, got %s"):format(
     fname, type(probe)), 3)
 end
 
--- Token-weighted mean NLL over the probe (m:loss returns the batch mean and its token count).
-local function probe_loss(m, batches)
-  local total, tokens = 0, 0
-  for _, b in ipairs(batches) do
-    local loss, n = m:loss(b)
-    n = n or 1
-    total = total + loss * n
-    tokens = tokens + n
-  end
-  return total / tokens, tokens
-end
-
 local function layer_of(name) return tonumber(name:match("^model%.layers%.(%d+)%.")) end
 local function kind_of(name) return name:match("^model%.layers%.%d+%.(.+)$") end
+local function exact(name) return "^" .. name:gsub("%p", "%%%0") .. "$" end
 
--- Runs fn with every tensor trainable (so gradients exist), restoring the trainable set afterwards
--- and clearing gradients so nothing leaks into the next training step.
-local function with_all_trainable(m, fn)
+-- Runs fn with exactly the decoder-layer tensors trainable (embeddings, final norm and head stay frozen:
+-- no gradient memory for them), then restores the caller's trainable set. Gradients are zero afterwards.
+local function with_layers_trainable(m, fn)
   local was = {}
   for _, name in ipairs(m:param_names()) do was[name] = m:grad(name) ~= nil end
-  m:unfreeze("all")
+  m:freeze("all")
+  m:unfreeze("^model%.layers%.")
   m:zero_grad()
   local ok, err = pcall(fn)
   m:zero_grad()
   for name, trainable in pairs(was) do
-    if not trainable then m:freeze("^" .. name:gsub("%p", "%%%0") .. "$") end
+    if trainable then m:unfreeze(exact(name)) else m:freeze(exact(name)) end
   end
+  m:zero_grad()
   if not ok then error(err, 0) end
 end
 
--- Per-tensor sums over probe batches of a function of (gradient, value), for the decoder layers.
+-- Per-tensor mean over probe batches of stat(gradient of the batch mean loss, value), decoder layers only.
 local function per_tensor_gradient_stat(m, batches, stat)
   local sums = {}
-  with_all_trainable(m, function()
+  with_layers_trainable(m, function()
     for _, b in ipairs(batches) do
       m:zero_grad()
       m:loss_and_grad(b)
@@ -73,21 +71,28 @@ local function sum_by_layer(per_tensor, n_layers)
   return scores
 end
 
-local metrics = {}
+local metrics, formulas = {}, {}
 
--- Loss increase when the layer is skipped (its block output replaced by the residual identity).
+-- Loss increase when the layer is skipped (residual identity). m:mask_out keeps every layer's input from one
+-- full pass and resumes the forward pass at the skipped layer, so layers below it are not recomputed.
+formulas.mask_out = "I_l = NLL(model with layer l skipped) - NLL(model), token-weighted means over the probe"
 function metrics.mask_out(m, batches)
-  local base = probe_loss(m, batches)
-  local scores = {}
-  for l = 0, m:num_layers() - 1 do
-    local skipped
-    m:with_layers_skipped({l}, function() skipped = probe_loss(m, batches) end)
-    scores[l] = skipped - base
+  local base, skipped, tokens, evals, naive = 0, {}, 0, 0, 0
+  for _, b in ipairs(batches) do
+    local r = m:mask_out(b)
+    base = base + r.base_nll
+    for l, v in pairs(r.skip_nll) do skipped[l] = (skipped[l] or 0) + v end
+    tokens, evals, naive = tokens + r.tokens, evals + r.layer_evals, naive + r.naive_evals
   end
-  return scores, {base_loss = base}
+  if tokens == 0 then error("adept.importance.layers: the probe has no counted target (all padding)", 3) end
+  local scores = {}
+  for l = 0, m:num_layers() - 1 do scores[l] = (skipped[l] - base) / tokens end
+  return scores, {base_loss = base / tokens, tokens = tokens, layer_evals = evals, naive_layer_evals = naive,
+                  saving = naive > 0 and 1 - evals / naive or 0}
 end
 
 -- Cumulative importance: sum over the layer's tensors of sum |dL/dθ ⊙ θ| (batch-averaged).
+formulas.grad_weight = "I_l = sum over tensors p of layer l of (1/B) sum_batches sum_elements |dL_b/dθ * θ|"
 function metrics.grad_weight(m, batches)
   local per_tensor = per_tensor_gradient_stat(m, batches, function(g, p) return g:mul(p):abs():sum() end)
   return sum_by_layer(per_tensor, m:num_layers()), {per_tensor = per_tensor}
@@ -95,6 +100,7 @@ end
 
 -- Rank aggregation over tensor types: rank the layers by each type's |g ⊙ θ| (1 = most important), then
 -- 1 - mean over types of rank / L.
+formulas.rank = "I_l = 1 - mean over tensor types m of r_m(l)/L, r_m = rank of layer l by S_p = (1/B) sum |g*θ| (1 = largest)"
 function metrics.rank(m, batches)
   local per_tensor = per_tensor_gradient_stat(m, batches, function(g, p) return g:mul(p):abs():sum() end)
   local L = m:num_layers()
@@ -106,7 +112,11 @@ function metrics.rank(m, batches)
   end
   local rank_sum, n_kinds = {}, 0
   for l = 0, L - 1 do rank_sum[l] = 0 end
-  for _, list in pairs(by_kind) do
+  local kinds = {}
+  for kind in pairs(by_kind) do kinds[#kinds + 1] = kind end
+  table.sort(kinds)
+  for _, kind in ipairs(kinds) do
+    local list = by_kind[kind]
     n_kinds = n_kinds + 1
     table.sort(list, function(a, b)
       if a.score ~= b.score then return a.score > b.score end
@@ -116,17 +126,19 @@ function metrics.rank(m, batches)
   end
   local scores = {}
   for l = 0, L - 1 do scores[l] = 1 - rank_sum[l] / n_kinds end
-  return scores
+  return scores, {per_tensor = per_tensor, tensor_types = kinds}
 end
 
--- Empirical diagonal Fisher: sum over the layer's parameters of (dℓ/dθ)², averaged over probe batches
--- (squared micro-batch gradients: the cheap variant, stated in importance.json).
+-- Empirical diagonal Fisher with squared micro-batch gradients (the cheap variant; per-sample gradients would
+-- need one backward per sequence): sum over the layer's parameters, averaged over probe batches.
+formulas.fisher = "I_l = (1/B) sum_batches sum_{θ in layer l} (dL_b/dθ)^2, L_b = mean token NLL of probe batch b"
 function metrics.fisher(m, batches)
   local per_tensor = per_tensor_gradient_stat(m, batches, function(g) return g:square():sum() end)
   return sum_by_layer(per_tensor, m:num_layers()), {per_tensor = per_tensor, variant = "squared batch gradients"}
 end
 
--- ShortGPT block influence: 1 - cosine(layer input, layer output), averaged over tokens.
+-- ShortGPT block influence: 1 - cosine(layer input, layer output), averaged over counted (non-padding) tokens.
+formulas.block_influence = "I_l = mean over non-padding tokens t of 1 - cos(h_l[t], h_{l+1}[t]) (residual stream)"
 function metrics.block_influence(m, batches)
   local sums, count = {}, 0
   for _, b in ipairs(batches) do
@@ -134,17 +146,32 @@ function metrics.block_influence(m, batches)
     for l, v in pairs(bi) do sums[l] = (sums[l] or 0) + v * n end
     count = count + n
   end
+  if count == 0 then error("adept.importance.layers: the probe has no counted target (all padding)", 3) end
   for l, v in pairs(sums) do sums[l] = v / count end
-  return sums
+  return sums, {tokens = count}
 end
 
-local function describe_probe(batches)
-  local shape = batches[1].inputs and batches[1].inputs:shape() or batches[1]:shape()
-  return {batches = #batches, batch_shape = shape}
+local function batch_shape(b)
+  if type(b) == "table" and b.inputs then
+    return type(b.inputs) == "table" and {#b.inputs, #(b.inputs[1] or {})} or b.inputs:shape()
+  end
+  if type(b) == "table" then return {#b, #(b[1] or {}) - 1} end
+  local s = b:shape()
+  return {s[1], s[2] - 1}
 end
 
--- scores = adept.importance.layers(m, probe, {metric=, out=}) -> {layer -> score}, and writes
--- importance.json to `out` (a file path, or a directory) when given.
+local function describe_probe(batches, opts)
+  return {batches = #batches, batch_shape = batch_shape(batches[1]), description = opts.probe_name}
+end
+
+local function write_json(path, record)
+  local f = assert(io.open(path, "w"))
+  f:write(adept.json.encode(record), "\n")
+  f:close()
+end
+
+-- scores, record = adept.importance.layers(m, probe, {metric=, out=, batches=, probe_name=})
+-- scores: {layer -> score} (0-based). Writes importance.json to `out` (a .json path, or a directory).
 function M.layers(m, probe, opts)
   opts = opts or {}
   local metric = opts.metric or "mask_out"
@@ -159,21 +186,32 @@ function M.layers(m, probe, opts)
   local batches = probe_batches(probe, opts, "layers")
   local t0 = adept.now()
   local scores, extra = fn(m, batches)
-  local record = {metric = metric, probe = describe_probe(batches), seconds = adept.now() - t0,
-    scores = {}, extra = extra}
-  for l, s in pairs(scores) do record.scores[tostring(l)] = s end
+  local record = {metric = metric, formula = formulas[metric], probe = describe_probe(batches, opts),
+    seconds = adept.now() - t0, num_layers = m:num_layers(), scores = {}, details = extra}
+  local ranking = {}
+  for l = 0, m:num_layers() - 1 do
+    record.scores[tostring(l)] = scores[l]
+    ranking[#ranking + 1] = l
+  end
+  table.sort(ranking, function(a, b)
+    if scores[a] ~= scores[b] then return scores[a] < scores[b] end
+    return a < b
+  end)
+  record.ranking_least_important_first = ranking
+  local note = extra and extra.naive_layer_evals and (" (%d of the naive %d layer evaluations)"):format(
+    extra.layer_evals, extra.naive_layer_evals) or ""
+  adept.log("info", ("adept.importance.layers: %s over %d probe batches in %.2f s%s"):format(
+    metric, #batches, record.seconds, note))
   if opts.out then
-    local path = opts.out:match("%.json$") and opts.out or (opts.out .. "/importance.json")
-    local f = assert(io.open(path, "w"))
-    f:write(adept.json.encode(record), "\n")
-    f:close()
+    write_json(opts.out:match("%.json$") and opts.out or (opts.out .. "/importance.json"), record)
   end
   return scores, record
 end
 
 -- Stage 2 unit importance over the trainable tensors: I_u = mean(|θ| ⊙ mean over batches of |dL/dθ|)
--- (granularity "tensor"), or that mean per row (granularity "row": a tensor of per-row scores).
--- Gradients are cleared afterwards, so nothing leaks into the next training step.
+-- (granularity "tensor": a number per tensor), or that mean per row (granularity "row": an f32 tensor with one
+-- entry per row, the form opt:set_lr_scales takes; a 1-D tensor's rows are its elements).
+-- Gradients are zero afterwards, so nothing leaks into the next training step.
 function M.units(m, probe, opts)
   opts = opts or {}
   local granularity = opts.granularity or "tensor"
@@ -189,14 +227,18 @@ function M.units(m, probe, opts)
   if #names == 0 then error("adept.importance.units: the model has no trainable tensor", 2) end
   local abs_grad = {}
   m:zero_grad()
-  for _, b in ipairs(batches) do
-    m:loss_and_grad(b)
-    for _, name in ipairs(names) do
-      local g = m:grad(name):abs()
-      abs_grad[name] = abs_grad[name] and abs_grad[name]:add(g) or g
+  local ok, err = pcall(function()
+    for _, b in ipairs(batches) do
+      m:loss_and_grad(b)
+      for _, name in ipairs(names) do
+        local g = m:grad(name):abs()
+        abs_grad[name] = abs_grad[name] and abs_grad[name]:add(g) or g
+      end
+      m:zero_grad()
     end
-    m:zero_grad()
-  end
+  end)
+  m:zero_grad()
+  if not ok then error(err, 0) end
   local scores = {}
   for _, name in ipairs(names) do
     local weighted = m:param(name):abs():mul(abs_grad[name]):div(#batches)
@@ -206,8 +248,46 @@ function M.units(m, probe, opts)
       scores[name] = #weighted:shape() == 2 and weighted:mean(2) or weighted
     end
   end
+  if opts.out then
+    local rec = {granularity = granularity, probe = describe_probe(batches, opts),
+                 formula = "I_u = mean(|θ| * (1/B) sum_batches |dL_b/dθ|)", scores = {}}
+    for name, s in pairs(scores) do rec.scores[name] = type(s) == "number" and s or s:table() end
+    write_json(opts.out, rec)
+  end
   return scores
 end
 
-M.metrics = metrics
+-- Spearman rank correlation between two {layer -> score} maps over their common layers (average ranks for
+-- ties), for comparing importance metrics; nil when fewer than two layers or a ranking is constant.
+function M.spearman(a, b)
+  local layers = {}
+  for l in pairs(a) do if b[l] ~= nil then layers[#layers + 1] = l end end
+  table.sort(layers)
+  local n = #layers
+  if n < 2 then return nil end
+  local function ranks(scores)
+    local order = {}
+    for i, l in ipairs(layers) do order[i] = {l = l, s = scores[l]} end
+    table.sort(order, function(x, y) if x.s ~= y.s then return x.s < y.s end return x.l < y.l end)
+    local r, i = {}, 1
+    while i <= n do
+      local j = i
+      while j < n and order[j + 1].s == order[i].s do j = j + 1 end
+      for k = i, j do r[order[k].l] = (i + j) / 2 end
+      i = j + 1
+    end
+    return r
+  end
+  local ra, rb = ranks(a), ranks(b)
+  local ma, mb = (n + 1) / 2, (n + 1) / 2
+  local sab, saa, sbb = 0, 0, 0
+  for _, l in ipairs(layers) do
+    local x, y = ra[l] - ma, rb[l] - mb
+    sab, saa, sbb = sab + x * y, saa + x * x, sbb + y * y
+  end
+  if saa == 0 or sbb == 0 then return nil end
+  return sab / math.sqrt(saa * sbb)
+end
+
+M.metrics, M.formulas = metrics, formulas
 return M

@@ -115,4 +115,20 @@ describe("adept.lr", function()
     assert.has_error(function() adept.lr.decoupled(scores, {normalize = "per_unit"}) end,
       'adept.lr.decoupled: normalize must be "all", "by_kind" or "by_layer", got "per_unit"')
   end)
+
+  it("maps row scores to row multipliers with min/max over every row of the group", function()
+    local rows = {["model.layers.1.mlp.up_proj.weight"] = adept.tensor({0, 1, 4}),
+                  ["model.layers.1.input_layernorm.weight"] = adept.tensor({2, 2}),
+                  ["model.layers.1.mlp.down_proj.weight"] = 3}
+    local w, info = adept.lr.decoupled(rows)
+    assert.same({2, 1.5, 0}, w["model.layers.1.mlp.up_proj.weight"]:table())
+    assert.same({1, 1}, w["model.layers.1.input_layernorm.weight"]:table())
+    assert.equals(0.5, w["model.layers.1.mlp.down_proj.weight"])
+    assert.equals(1, info.near_zero)
+    local k = adept.lr.decoupled(rows, {normalize = "by_kind"})
+    assert.same({1, 1}, k["model.layers.1.input_layernorm.weight"]:table()) -- a group of equal rows -> 1
+    assert.same({0, 0.5, 2}, adept.lr.inverted(rows)["model.layers.1.mlp.up_proj.weight"]:table())
+    assert.has_error(function() adept.lr.shuffled(rows) end)
+  end)
 end)
+

@@ -1,0 +1,212 @@
+-- adept.sweep{recipe=, grid=, seeds=, out=}: runs a recipe for every combination of grid values x seeds, each
+-- as its own adeptlua process (a failing run cannot take the sweep down), and collects one results table.
+--
+-- Choices: run directories are out/<key>=<value>,...,seed=<s> (keys sorted, values made filename-safe); the
+-- recipe receives the grid values, the fixed `args`, seed=<s> and out=<run dir> as key=value overrides and
+-- `--seed s`. A run is finished when its directory holds SWEEP_DONE (written by the sweep after exit 0), so
+-- rerunning the sweep skips finished runs and retries failed or interrupted ones. Each run's output goes to
+-- <run dir>/sweep.log. Results: out/results.json and out/results.csv, one row per run with its parameters,
+-- status, exit code, directory and the fields of its summary.json (nested tables flattened as a.b).
+local adept = require "adept"
+
+local MARKER = "SWEEP_DONE"
+
+local function argerr(msg) error("adept.sweep: " .. msg, 3) end
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function read_json(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local ok, v = pcall(adept.json.decode, s)
+  return ok and type(v) == "table" and v or nil
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function value_text(v)
+  if math.type(v) == "float" then -- the shortest text that reads back as the same number
+    for digits = 6, 17 do
+      local s = ("%." .. digits .. "g"):format(v)
+      if tonumber(s) == v then return s end
+    end
+  end
+  return tostring(v)
+end
+
+-- The host that runs recipes: opts.host, $ADEPTLUA, or this process when it is adeptlua.
+local function find_host(host)
+  if host then return host end
+  local env = os.getenv("ADEPTLUA")
+  if env and env ~= "" then return env end
+  local p = io.popen("readlink /proc/" .. adept.getpid() .. "/exe 2>/dev/null")
+  local self = p and p:read("l")
+  if p then p:close() end
+  if self and self:match("adeptlua$") then return self end
+  argerr("cannot find the adeptlua host: pass host= or set ADEPTLUA")
+end
+
+-- Every combination of the grid, keys in sorted order, values in the order given.
+local function combinations(grid)
+  local keys = {}
+  for k, vs in pairs(grid) do
+    if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then argerr("grid keys must be names, got " .. tostring(k)) end
+    if type(vs) ~= "table" or #vs == 0 then argerr(("grid.%s must be a non-empty array of values"):format(k)) end
+    for _, v in ipairs(vs) do
+      local t = type(v)
+      if t ~= "number" and t ~= "string" and t ~= "boolean" then
+        argerr(("grid.%s holds a %s; values must be numbers, strings or booleans"):format(k, t))
+      end
+    end
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  local out = {{}}
+  for _, k in ipairs(keys) do
+    local next_out = {}
+    for _, combo in ipairs(out) do
+      for _, v in ipairs(grid[k]) do
+        local c = {}
+        for kk, vv in pairs(combo) do c[kk] = vv end
+        c[k] = v
+        next_out[#next_out + 1] = c
+      end
+    end
+    out = next_out
+  end
+  return out, keys
+end
+
+local function safe(s) return (s:gsub("[^%w%.%-_+]", "_")) end
+
+local function flatten(tbl, prefix, out)
+  for k, v in pairs(tbl) do
+    local key = prefix and (prefix .. "." .. tostring(k)) or tostring(k)
+    if type(v) == "table" then flatten(v, key, out)
+    else out[key] = v end
+  end
+  return out
+end
+
+local function csv_cell(v)
+  if v == nil then return "" end
+  local s = type(v) == "number" and value_text(v) or tostring(v)
+  if s:find('[,"\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
+  return s
+end
+
+local function write_tables(out, rows, param_keys)
+  write_file(out .. "/results.json", adept.json.encode(rows) .. "\n")
+  local first = {}
+  for _, k in ipairs(param_keys) do first[#first + 1] = k end
+  for _, k in ipairs({"seed", "status", "exit_code", "dir"}) do first[#first + 1] = k end
+  local seen, rest = {}, {}
+  for _, k in ipairs(first) do seen[k] = true end
+  for _, row in ipairs(rows) do
+    for k in pairs(row) do if not seen[k] then seen[k] = true; rest[#rest + 1] = k end end
+  end
+  table.sort(rest)
+  local cols = first
+  for _, k in ipairs(rest) do cols[#cols + 1] = k end
+  local lines = {table.concat(cols, ",")}
+  for _, row in ipairs(rows) do
+    local cells = {}
+    for i, k in ipairs(cols) do cells[i] = csv_cell(row[k]) end
+    lines[#lines + 1] = table.concat(cells, ",")
+  end
+  write_file(out .. "/results.csv", table.concat(lines, "\n") .. "\n")
+end
+
+-- rows = adept.sweep{recipe=, grid={key={values}}, seeds={...} (default {0}), out=, args={fixed overrides},
+--                    host= (adeptlua path), threads=, dry_run=}
+return function(opts)
+  if type(opts) ~= "table" then argerr("expects a table {recipe=, grid=, seeds=, out=}") end
+  if type(opts.recipe) ~= "string" or not exists(opts.recipe) then
+    argerr("recipe must name an existing recipe file, got " .. tostring(opts.recipe))
+  end
+  if type(opts.out) ~= "string" or opts.out == "" then argerr("out (a directory for the runs) is required") end
+  local grid = opts.grid or {}
+  if type(grid) ~= "table" then argerr("grid must be a table {key = {values}}") end
+  local seeds = opts.seeds or {0}
+  if type(seeds) ~= "table" or #seeds == 0 then argerr("seeds must be a non-empty array of integers") end
+  for _, s in ipairs(seeds) do
+    if math.type(s) ~= "integer" then argerr("seeds must be integers, got " .. tostring(s)) end
+  end
+  local fixed = opts.args or {}
+  for k in pairs(fixed) do
+    if grid[k] ~= nil or k == "seed" or k == "out" then argerr(("args.%s is also set by the sweep"):format(k)) end
+  end
+  local combos, keys = combinations(grid)
+  local host = opts.dry_run and (opts.host or "adeptlua") or find_host(opts.host)
+  if not opts.dry_run then adept.fs.mkdir_p(opts.out) end
+  local rows, ran, skipped, failed = {}, 0, 0, 0
+  for _, combo in ipairs(combos) do
+    for _, seed in ipairs(seeds) do
+      local parts = {}
+      for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. safe(value_text(combo[k])) end
+      parts[#parts + 1] = "seed=" .. seed
+      local dir = opts.out .. "/" .. table.concat(parts, ",")
+      local row = {seed = seed, dir = dir}
+      for _, k in ipairs(keys) do row[k] = combo[k] end
+      if exists(dir .. "/" .. MARKER) then
+        row.status = "skipped (done)"
+        skipped = skipped + 1
+      else
+        if not opts.dry_run then adept.fs.mkdir_p(dir) end
+        local cmd = {shell_quote(host)}
+        if opts.threads then cmd[#cmd + 1] = "--threads " .. math.tointeger(opts.threads) end
+        cmd[#cmd + 1] = "--seed " .. seed
+        cmd[#cmd + 1] = shell_quote(opts.recipe)
+        local fixed_keys = {}
+        for k in pairs(fixed) do fixed_keys[#fixed_keys + 1] = k end
+        table.sort(fixed_keys)
+        for _, k in ipairs(fixed_keys) do cmd[#cmd + 1] = shell_quote(k .. "=" .. value_text(fixed[k])) end
+        for _, k in ipairs(keys) do cmd[#cmd + 1] = shell_quote(k .. "=" .. value_text(combo[k])) end
+        cmd[#cmd + 1] = shell_quote("seed=" .. seed)
+        cmd[#cmd + 1] = shell_quote("out=" .. dir)
+        local line = table.concat(cmd, " ")
+        row.command = line
+        if opts.dry_run then
+          row.status = "planned"
+        else
+          adept.log("info", "adept.sweep: " .. line)
+          local t0 = adept.now()
+          local ok, _, code = os.execute(line .. " > " .. shell_quote(dir .. "/sweep.log") .. " 2>&1")
+          row.seconds = adept.now() - t0
+          row.exit_code = code
+          ran = ran + 1
+          if ok then
+            write_file(dir .. "/" .. MARKER, adept.json.encode({command = line, seconds = row.seconds}) .. "\n")
+            row.status = "done"
+          else
+            row.status = "failed"
+            failed = failed + 1
+            adept.log("warn", ("adept.sweep: run failed (exit %s), see %s/sweep.log"):format(tostring(code), dir))
+          end
+        end
+      end
+      local summary = read_json(dir .. "/summary.json")
+      if summary then
+        for k, v in pairs(flatten(summary, nil, {})) do
+          if row[k] == nil then row[k] = v end
+        end
+      end
+      rows[#rows + 1] = row
+    end
+  end
+  if not opts.dry_run then write_tables(opts.out, rows, keys) end
+  adept.log("info", ("adept.sweep: %d runs: %d ran (%d failed), %d already done"):format(#rows, ran, failed, skipped))
+  return rows, {ran = ran, skipped = skipped, failed = failed}
+end
