@@ -1,6 +1,5 @@
 /* Tokenizer bindings: adept.tokenizer(path) and the methods of adept.Tokenizer (encode, decode, batches,
    vocabulary look-ups). The handle owns the engine tokenizer; __gc/:free()/<close> release it once. */
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,15 +214,7 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
-/* lua_close unloads adept.so, and with it libgomp, while OpenMP's worker threads still idle inside libgomp:
-   they crash at exit (seen with lua5.4 + busted after encode_batch). Marking libgomp NODELETE keeps it mapped. */
-static void pin_openmp_runtime(void) {
-    void *h = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-    (void)h; /* the handle is deliberately leaked: the library stays loaded for the process's life */
-}
-
 void adept_open_tokenizer(lua_State *L) {
-    pin_openmp_runtime();
     static const luaL_Reg methods[] = {
         {"encode", l_encode}, {"encode_batch", l_encode_batch}, {"decode", l_decode},
         {"vocab_size", l_vocab_size}, {"bos_id", l_bos_id}, {"eos_id", l_eos_id},
