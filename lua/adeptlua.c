@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -113,7 +115,33 @@ static void interactive(lua_State *L) {
     fputs("\n", stdout);
 }
 
+extern char *openblas_get_corename(void);
+
+/* OpenBLAS 0.3.21 (Debian 12) does not recognise some current Xeons and falls back to its generic Prescott
+   kernels, about 10x slower than the AVX2/AVX-512 ones. When OPENBLAS_CORETYPE is unset and that fallback
+   happened, pick the kernels the CPU supports and re-execute (OpenBLAS reads the variable when it loads).
+   A value set by the user or the machine is always respected; ADEPT_BLAS_AUTO=0 turns this off. */
+static void select_blas_kernels(char **argv) {
+    if (getenv("OPENBLAS_CORETYPE") || getenv("ADEPT_BLAS_REEXEC")) return;
+    const char *autoselect = getenv("ADEPT_BLAS_AUTO");
+    if (autoselect && !strcmp(autoselect, "0")) return;
+    if (strcasecmp(openblas_get_corename(), "Prescott") != 0) return;
+    __builtin_cpu_init();
+    const char *core = NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        core = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        core = "Haswell";
+    if (!core) return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv("ADEPT_BLAS_REEXEC", core, 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with the generic kernels */
+}
+
 int main(int argc, char **argv) {
+    select_blas_kernels(argv);
     const char *exprs[64];
     int n_exprs = 0, want_interactive = 0, threads = 0, quiet = 0;
     long long seed = 0;

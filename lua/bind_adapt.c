@@ -5,7 +5,6 @@
 #include "adept/adapt.h"
 #include "binding.h"
 
-void adept_lua_read_batch(lua_State *L, int arg, adept_batch *b, const char *fname); /* bind_model_run.c */
 
 /* m:mask_out(batch) -> {base_nll=, skip_nll={[l]=...} (0-based), tokens=, layer_evals=, naive_evals=}:
    summed NLLs (divide by tokens for the mean loss). */

@@ -1,6 +1,5 @@
 /* Model bindings: adept.model (random init from a table of HF config fields) and the methods of
    adept.Model (parameters and gradients as shared tensor views, loss, gradients, logits, generation, surgery). */
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -354,19 +353,7 @@ static int model_tostring(lua_State *L) {
     return 1;
 }
 
-/* When adept.so is loaded by a plain lua5.4 (busted), lua_close dlcloses it and with it libgomp and OpenBLAS,
-   whose worker threads are still parked: the process then crashes at exit. Marking the module RTLD_NODELETE
-   keeps it (and its dependencies) mapped until exit. A no-op inside the statically linked adeptlua host. */
-static void pin_module(void) {
-    Dl_info info;
-    if (dladdr((void *)&adept_lua_check_model, &info) && info.dli_fname) {
-        void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-        (void)h; /* the extra reference is intentionally never released */
-    }
-}
-
 void adept_open_model(lua_State *L) {
-    pin_module();
     static const luaL_Reg methods[] = {
         {"param", m_param}, {"set_param", m_set_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
         {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"trainable_params", m_trainable_params},

@@ -6,96 +6,10 @@
 #include "adept/model.h"
 #include "binding.h"
 
-/* Reads a 1-D or 2-D array of token ids (tensor of any integer-valued dtype, or Lua array / array of arrays).
-   Pushes a userdata holding the ids and returns it; *rows = 0 for 1-D input. */
-static int32_t *read_ids(lua_State *L, int arg, int *rows, int *cols, const char *fname) {
-    arg = lua_absindex(L, arg);
-    adept_tensor *t = adept_lua_to_tensor(L, arg);
-    if (t) {
-        if (t->ndim != 1 && t->ndim != 2)
-            luaL_error(L, "%s: token ids must be a 1-D or 2-D tensor, got %d dimensions", fname, t->ndim);
-        *rows = t->ndim == 2 ? (int)t->shape[0] : 0;
-        *cols = (int)t->shape[t->ndim - 1];
-        size_t n = adept_tensor_numel(t);
-        int32_t *ids = lua_newuserdatauv(L, n * sizeof(int32_t) + 1, 0);
-        for (size_t i = 0; i < n; i++) {
-            double v = adept_tensor_get_flat(t, i);
-            if (v != floor(v) || v < -2147483648.0 || v > 2147483647.0)
-                luaL_error(L, "%s: token id %f at flat index %d is not an integer", fname, v, (int)i);
-            ids[i] = (int32_t)v;
-        }
-        return ids;
-    }
-    if (!lua_istable(L, arg))
-        luaL_argerror(L, arg, lua_pushfstring(L, "token ids (tensor or table) expected, got %s", luaL_typename(L, arg)));
-    int n1 = (int)luaL_len(L, arg);
-    lua_geti(L, arg, 1);
-    int two_d = lua_istable(L, -1);
-    int n2 = two_d ? (int)luaL_len(L, -1) : n1;
-    lua_pop(L, 1);
-    *rows = two_d ? n1 : 0;
-    *cols = n2;
-    size_t n = (size_t)(two_d ? n1 : 1) * n2;
-    int32_t *ids = lua_newuserdatauv(L, n * sizeof(int32_t) + 1, 0);
-    for (int r = 0; r < (two_d ? n1 : 1); r++) {
-        if (two_d) {
-            lua_geti(L, arg, r + 1);
-            if (!lua_istable(L, -1) || (int)luaL_len(L, -1) != n2)
-                luaL_error(L, "%s: row %d of the token ids is not an array of %d ids", fname, r + 1, n2);
-        } else lua_pushvalue(L, arg);
-        for (int c = 0; c < n2; c++) {
-            lua_geti(L, -1, c + 1);
-            int isint;
-            lua_Integer v = lua_tointegerx(L, -1, &isint);
-            if (!isint) luaL_error(L, "%s: token id at row %d, column %d is not an integer", fname, r + 1, c + 1);
-            ids[(size_t)r * n2 + c] = (int32_t)v;
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-    return ids;
-}
-
-/* A batch: [B, T+1] ids (inputs = [:, :T], targets = [:, 1:]) or {inputs=[B,T], targets=[B,T]}.
-   Leaves its buffers on the stack. */
-static void read_batch(lua_State *L, int arg, adept_batch *b, const char *fname) {
-    int rows, cols;
-    if (lua_istable(L, arg) && lua_getfield(L, arg, "inputs") != LUA_TNIL) {
-        int in = lua_gettop(L);
-        int32_t *inputs = read_ids(L, in, &rows, &cols, fname);
-        int B = rows ? rows : 1, T = cols;
-        if (lua_getfield(L, arg, "targets") == LUA_TNIL) luaL_error(L, "%s: batch table has inputs but no targets", fname);
-        int r2, c2;
-        int32_t *targets = read_ids(L, -1, &r2, &c2, fname);
-        if ((r2 ? r2 : 1) != B || c2 != T)
-            luaL_error(L, "%s: inputs are %d x %d but targets are %d x %d", fname, B, T, r2 ? r2 : 1, c2);
-        b->B = B; b->T = T; b->inputs = inputs; b->targets = targets;
-        return;
-    }
-    if (lua_istable(L, arg)) lua_pop(L, 1); /* the nil of getfield */
-    int32_t *ids = read_ids(L, arg, &rows, &cols, fname);
-    int B = rows ? rows : 1;
-    if (cols < 2) luaL_error(L, "%s: a batch of token ids needs at least 2 columns (T+1), got %d", fname, cols);
-    int T = cols - 1;
-    int32_t *buf = lua_newuserdatauv(L, (size_t)B * T * 2 * sizeof(int32_t), 0);
-    for (int r = 0; r < B; r++)
-        for (int t = 0; t < T; t++) {
-            buf[(size_t)r * T + t] = ids[(size_t)r * cols + t];
-            buf[(size_t)B * T + (size_t)r * T + t] = ids[(size_t)r * cols + t + 1];
-        }
-    b->B = B; b->T = T; b->inputs = buf; b->targets = buf + (size_t)B * T;
-}
-
-static int64_t count_targets(const adept_batch *b) {
-    int64_t n = 0;
-    for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->targets[i] >= 0;
-    return n;
-}
-
 int adept_lua_model_loss(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     adept_batch b;
-    read_batch(L, 2, &b, "loss");
+    adept_lua_read_batch(L, 2, &b, "loss");
     double nll;
     int64_t n;
     ADEPT_LUA_TRY(L, "loss", adept_model_forward(m, &b, &nll, &n, NULL));
@@ -107,8 +21,8 @@ int adept_lua_model_loss(lua_State *L) {
 int adept_lua_model_loss_and_grad(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     adept_batch b;
-    read_batch(L, 2, &b, "loss_and_grad");
-    int64_t want = count_targets(&b);
+    adept_lua_read_batch(L, 2, &b, "loss_and_grad");
+    int64_t want = adept_batch_count_targets(&b);
     double nll;
     int64_t n;
     ADEPT_LUA_TRY(L, "loss_and_grad",
@@ -121,7 +35,7 @@ int adept_lua_model_loss_and_grad(lua_State *L) {
 int adept_lua_model_logits(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     int rows, cols;
-    int32_t *ids = read_ids(L, 2, &rows, &cols, "logits");
+    int32_t *ids = adept_lua_read_ids(L, 2, &rows, &cols, "logits");
     adept_batch b = {rows ? rows : 1, cols, ids, NULL};
     int64_t V = adept_model_config(m)->vocab_size;
     int64_t shape[3] = {rows, cols, V};
@@ -139,10 +53,10 @@ int adept_lua_model_hidden_states(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     int rows, cols;
     int32_t *ids;
-    if (lua_istable(L, 2) && lua_getfield(L, 2, "inputs") != LUA_TNIL) ids = read_ids(L, -1, &rows, &cols, "hidden_states");
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "inputs") != LUA_TNIL) ids = adept_lua_read_ids(L, -1, &rows, &cols, "hidden_states");
     else {
         if (lua_istable(L, 2)) lua_pop(L, 1);
-        ids = read_ids(L, 2, &rows, &cols, "hidden_states");
+        ids = adept_lua_read_ids(L, 2, &rows, &cols, "hidden_states");
     }
     adept_batch b = {rows ? rows : 1, cols, ids, NULL};
     const adept_config *c = adept_model_config(m);
@@ -165,7 +79,7 @@ int adept_lua_model_hidden_states(lua_State *L) {
 int adept_lua_model_generate(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     int rows, cols;
-    int32_t *ids = read_ids(L, 2, &rows, &cols, "generate");
+    int32_t *ids = adept_lua_read_ids(L, 2, &rows, &cols, "generate");
     if (rows > 1) return luaL_argerror(L, 2, "one prompt expected (a 1-D array of ids)");
     int max_tokens = 32, top_k = 0, stop = adept_model_config(m)->eos_token_id;
     double temperature = 0;
@@ -194,6 +108,3 @@ int adept_lua_model_generate(lua_State *L) {
     }
     return 1;
 }
-
-/* read_batch for other binding files (bind_adapt.c) */
-void adept_lua_read_batch(lua_State *L, int arg, adept_batch *b, const char *fname) { read_batch(L, arg, b, fname); }

@@ -43,6 +43,14 @@ lua_Number adept_lua_opt_num_field(lua_State *L, int arg, const char *field, lua
 const char *adept_lua_opt_str_field(lua_State *L, int arg, const char *field, const char *def);
 int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def);
 
+/* Token ids from a tensor (any integer-valued dtype) or a Lua array / array of arrays, into a userdata left
+   on the stack; *rows = 0 for 1-D input (bind_batch.c). */
+int32_t *adept_lua_read_ids(lua_State *L, int arg, int *rows, int *cols, const char *fname);
+/* A batch: ids [B, T+1] (inputs = [:, :T], targets = [:, 1:]) or {inputs = [B, T], targets = [B, T]}
+   (target -1 = ignored). Leaves its buffers on the stack. */
+struct adept_batch;
+void adept_lua_read_batch(lua_State *L, int arg, struct adept_batch *b, const char *fname);
+
 /* Each binding file registers its functions into the module table at the top of the stack. */
 typedef void (*adept_binding_open)(lua_State *L);
 void adept_open_eval(lua_State *L);

@@ -1,5 +1,6 @@
 /* luaopen_adept: the module table. C bindings register their functions here; the embedded Lua library
    (the files under lua/adept/) is reachable by require and loaded lazily as adept.<name> on first use. */
+#include <dlfcn.h>
 #include <string.h>
 
 #include "binding.h"
@@ -73,12 +74,24 @@ static void install_searcher(lua_State *L) {
     lua_pop(L, 2);
 }
 
+/* When adept.so is loaded by a plain lua5.4 (busted), lua_close dlcloses it and with it libgomp and OpenBLAS,
+   whose worker threads are still parked: the process then crashes at exit. Marking the module RTLD_NODELETE
+   keeps it and its dependencies mapped until exit. A no-op inside the adeptlua host, which links it in. */
+static void pin_module(void) {
+    Dl_info info;
+    if (dladdr((void *)&luaopen_adept, &info) && info.dli_fname) {
+        void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+        (void)h; /* the extra reference is intentionally never released */
+    }
+}
+
 int luaopen_adept(lua_State *L) {
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     lua_getfield(L, -1, "adept");
     if (lua_istable(L, -1)) return 1; /* already open */
     lua_pop(L, 2);
 
+    pin_module();
     install_searcher(L);
     adept_lua_tensor_metatable(L);
     lua_newtable(L);

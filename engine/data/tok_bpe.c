@@ -148,10 +148,7 @@ static adept_status bpe_word_uncached(const adept_tokenizer *tok, const char *w,
 adept_status tok_bpe_word(const adept_tokenizer *tok, const char *w, size_t n, adept_ids *out) {
     if (!n) return ADEPT_OK;
     const tok_hf *hf = tok->hf;
-    if (hf->ignore_merges) {
-        int32_t id = tok_smap_get(&tok->vocab, w, n);
-        if (id >= 0) return adept_ids_push(out, id);
-    }
+    /* the cache holds final results, so it is consulted first (before ignore_merges' whole-word look-up) */
     cache_entry *e = NULL;
     uint64_t h = 0;
     if (n <= CACHE_WORD) {
@@ -163,9 +160,13 @@ adept_status tok_bpe_word(const adept_tokenizer *tok, const char *w, size_t n, a
                 return push_ids(out, e->ids, e->nids);
         }
     }
-    int32_t stackbuf[256], *ids = NULL;
+    int32_t stackbuf[256], *ids = stackbuf;
     size_t m = 0;
-    ADEPT_TRY(bpe_word_uncached(tok, w, n, &ids, &m, stackbuf, 256));
+    int32_t whole = hf->ignore_merges ? tok_smap_get(&tok->vocab, w, n) : -1;
+    if (whole >= 0) {
+        stackbuf[0] = whole;
+        m = 1;
+    } else ADEPT_TRY(bpe_word_uncached(tok, w, n, &ids, &m, stackbuf, 256));
     adept_status st = push_ids(out, ids, m);
     if (e && m <= CACHE_IDS) {
         e->serial = tok->serial;

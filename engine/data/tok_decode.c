@@ -23,20 +23,14 @@ static adept_status add_lossy(tok_pieces *out, const char *s, size_t n) {
     return st;
 }
 
-static int is_added(const tok_hf *hf, const char *s, size_t n) {
-    for (int k = 0; k < hf->nadded; k++)
-        if (hf->added[k].len == n && !memcmp(hf->added[k].content, s, n)) return 1;
-    return 0;
-}
-
 /* ByteLevel: consecutive ordinary tokens are mapped back to bytes and decoded together. */
-static adept_status dec_bytelevel(const tok_hf *hf, tok_pieces *in, tok_pieces *out) {
+static adept_status dec_bytelevel(const adept_tokenizer *tok, tok_pieces *in, tok_pieces *out) {
     tok_buf bytes = {0};
     adept_status st = ADEPT_OK;
     for (size_t k = 0; k <= in->n && st == ADEPT_OK; k++) {
         const char *s = k < in->n ? in->buf + in->sp[k].off : NULL;
         size_t n = k < in->n ? in->sp[k].len : 0;
-        int flush = k == in->n || is_added(hf, s, n);
+        int flush = k == in->n || tok_smap_get(&tok->added_map, s, n) >= 0;
         if (flush) {
             if (bytes.n) st = add_lossy(out, bytes.p, bytes.n);
             bytes.n = 0;
@@ -92,14 +86,14 @@ static adept_status dec_bytefallback(tok_pieces *in, tok_pieces *out) {
     return st;
 }
 
-static adept_status dec_one(const tok_hf *hf, const tok_dec *d, tok_pieces *io, tok_pieces *tmp) {
+static adept_status dec_one(const adept_tokenizer *tok, const tok_dec *d, tok_pieces *io, tok_pieces *tmp) {
     if (d->kind == TOK_DEC_SEQUENCE) {
-        for (int i = 0; i < d->nitems; i++) ADEPT_TRY(dec_one(hf, &d->items[i], io, tmp));
+        for (int i = 0; i < d->nitems; i++) ADEPT_TRY(dec_one(tok, &d->items[i], io, tmp));
         return ADEPT_OK;
     }
     tok_pieces_clear(tmp);
     switch (d->kind) {
-    case TOK_DEC_BYTELEVEL: ADEPT_TRY(dec_bytelevel(hf, io, tmp)); break;
+    case TOK_DEC_BYTELEVEL: ADEPT_TRY(dec_bytelevel(tok, io, tmp)); break;
     case TOK_DEC_BYTEFALLBACK: ADEPT_TRY(dec_bytefallback(io, tmp)); break;
     case TOK_DEC_FUSE:
         if (io->n) ADEPT_TRY(tok_pieces_add(tmp, io->buf, io->blen)); /* pieces are contiguous in the buffer */
@@ -111,7 +105,6 @@ static adept_status dec_one(const tok_hf *hf, const tok_dec *d, tok_pieces *io, 
             for (int i = 0; i < d->start && cl && a + cl <= b && !memcmp(s + a, d->str, cl); i++) a += cl;
             for (int i = 0; i < d->stop && cl && b >= a + cl && !memcmp(s + b - cl, d->str, cl); i++) b -= cl;
             ADEPT_TRY(tok_pieces_add(tmp, s + a, b - a));
-            if (b == a) { /* keep an emptied token as a position (Metaspace's "first" looks at index 0) */ }
         }
         break;
     case TOK_DEC_REPLACE:
@@ -160,7 +153,7 @@ adept_status tok_hf_decode(const adept_tokenizer *tok, const int32_t *ids, size_
         if (skip_special && tok->is_special[ids[i]]) continue;
         st = tok_pieces_add(&a, tok->tok[ids[i]], tok->tok_len[ids[i]]);
     }
-    if (st == ADEPT_OK && hf->dec) st = dec_one(hf, hf->dec, &a, &b);
+    if (st == ADEPT_OK && hf->dec) st = dec_one(tok, hf->dec, &a, &b);
     if (st == ADEPT_OK) {
         st = tok_buf_put(out, "", 0);
         for (size_t k = 0; k < a.n && st == ADEPT_OK; k++) {

@@ -129,17 +129,12 @@ static adept_status encode_section(const adept_tokenizer *tok, const char *s, si
             ADEPT_TRY(adept_ids_push(out, q->id));
             continue;
         }
+        if (hf->fast_pat) {
+            ADEPT_TRY(tok_scan_bytelevel(tok, t + q->off, q->len, &w->tmp, out));
+            continue;
+        }
         if (!hf->pre && hf->metaspace_words) {
-            /* exact: see metaspace_words; the pieces start at each U+2581 (E2 96 81) after another character */
-            const char *w = t + q->off;
-            size_t start = 0;
-            for (size_t i = 1; i + 3 <= q->len; i++)
-                if (w[i] == '\xE2' && w[i + 1] == '\x96' && w[i + 2] == '\x81' &&
-                    !(i >= 3 && w[i - 3] == '\xE2' && w[i - 2] == '\x96' && w[i - 1] == '\x81')) {
-                    ADEPT_TRY(tok_bpe_word(tok, w + start, i - start, out));
-                    start = i;
-                }
-            ADEPT_TRY(tok_bpe_word(tok, w + start, q->len - start, out));
+            ADEPT_TRY(tok_scan_metaspace(tok, t + q->off, q->len, out));
             continue;
         }
         if (!hf->pre) {
@@ -221,6 +216,17 @@ adept_status tok_hf_prepare(adept_tokenizer *tok, const char *path) {
     }
     tok_buf_free(&b);
     tok_buf_free(&tmp);
+    const tok_pretok *pre = hf->pre;
+    if (pre && pre->kind == TOK_PRE_BYTELEVEL && pre->use_regex && !pre->add_prefix_space) {
+        hf->fast_pat = &pre->pat; /* GPT-2 */
+        hf->fast_keep_gaps = 0;
+    } else if (pre && pre->kind == TOK_PRE_SEQUENCE && pre->nitems == 2 && pre->items[0].kind == TOK_PRE_SPLIT &&
+               pre->items[0].behavior == TOK_SPLIT_ISOLATED && !pre->items[0].invert &&
+               pre->items[1].kind == TOK_PRE_BYTELEVEL && !pre->items[1].use_regex &&
+               !pre->items[1].add_prefix_space) {
+        hf->fast_pat = &pre->items[0].pat; /* Llama-3, Qwen2/3 */
+        hf->fast_keep_gaps = 1;
+    }
     if (!hf->pre) {
         hf->metaspace_words = 1;
         for (int32_t id = 0; id < tok->nids && hf->metaspace_words; id++) {

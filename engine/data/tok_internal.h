@@ -172,6 +172,10 @@ typedef struct tok_hf {
     /* No pre-tokenizer, but no vocabulary token has "\u2581" after another character: then no merge can cross
        the point before a "\u2581" that follows another character, and BPE may run (and cache) word by word. */
     int metaspace_words;
+    /* Fast path for the usual byte-level pipelines (ByteLevel with its regex, or Split + ByteLevel without one):
+       regex matches are mapped and merged directly, without piece lists. NULL when the pipeline is other. */
+    const tok_pattern *fast_pat;
+    int fast_keep_gaps; /* Split Isolated keeps the text between matches; ByteLevel's regex covers all text */
 } tok_hf;
 
 enum { TOK_KIND_LLAMA2C = 1, TOK_KIND_HF = 2 };
@@ -229,6 +233,13 @@ int tok_bytelevel_char_to_byte(uint32_t cp); /* -1 when cp is not one of the 256
 /* Decoding: token strings -> text, through the decoder chain. */
 adept_status tok_decode_run(const tok_dec *d, tok_pieces *toks, tok_pieces *tmp);
 void tok_dec_free(tok_dec *d);
+
+/* The fused byte-level path (hf->fast_pat): regex scan, byte map and BPE of a section; texts of at least
+   tok_parallel_min_bytes are split over the threads and stitched exactly (tok_scan.c). m: a scratch buffer. */
+adept_status tok_scan_bytelevel(const adept_tokenizer *tok, const char *s, size_t n, tok_buf *m, adept_ids *out);
+/* Pre-tokenizer-less SentencePiece-style text when hf->metaspace_words: BPE word by word (parallel when long). */
+adept_status tok_scan_metaspace(const adept_tokenizer *tok, const char *s, size_t n, adept_ids *out);
+extern size_t tok_parallel_min_bytes;
 
 /* BPE of one pre-tokenized word (bytes already mapped for byte-level models). Appends ids. */
 adept_status tok_bpe_word(const adept_tokenizer *tok, const char *w, size_t n, adept_ids *out);

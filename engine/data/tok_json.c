@@ -67,8 +67,8 @@ static adept_status load_norm(const cJSON *j, tok_norm *n, const char *path, int
     else if (!strcmp(type, "Lowercase")) n->kind = TOK_NORM_LOWERCASE;
     else if (!strcmp(type, "Strip")) {
         n->kind = TOK_NORM_STRIP;
-        n->left = jbool(j, "strip_left", 1);
-        n->right = jbool(j, "strip_right", 1);
+        n->left = jbool(j, "strip_left", 0); /* absent = false, as the JS reference reads it */
+        n->right = jbool(j, "strip_right", 0);
     } else if (!strcmp(type, "Prepend")) {
         const char *s = jstr(j, "prepend");
         if (!s) return FAIL(ADEPT_EFORMAT, "%s: Prepend normalizer without \"prepend\"", path);
@@ -220,6 +220,19 @@ static adept_status load_post(const cJSON *j, adept_tokenizer *tok, const char *
     const char *type = cJSON_IsObject(j) ? jstr(j, "type") : NULL;
     if (!type) return FAIL(ADEPT_EFORMAT, "%s: post_processor without a \"type\"", path);
     if (!strcmp(type, "ByteLevel")) return ADEPT_OK; /* offsets only: no effect on ids */
+    if (!strcmp(type, "Sequence")) { /* Llama-3.1+: [ByteLevel, TemplateProcessing]; at most one adds tokens */
+        const cJSON *a = jget(j, "processors"), *it;
+        if (!cJSON_IsArray(a)) return FAIL(ADEPT_EFORMAT, "%s: Sequence post_processor without \"processors\"", path);
+        if (cJSON_GetArraySize(a) > 16) return FAIL(ADEPT_EUNSUPPORTED, "%s: post_processor Sequence too long", path);
+        cJSON_ArrayForEach(it, a) {
+            const char *t = cJSON_IsObject(it) ? jstr(it, "type") : NULL;
+            if (t && !strcmp(t, "Sequence")) return FAIL(ADEPT_EUNSUPPORTED, "%s: nested post_processor Sequence", path);
+            if (t && strcmp(t, "ByteLevel") && hf->tpl_pre)
+                return FAIL(ADEPT_EUNSUPPORTED, "%s: two post-processors that add tokens in a Sequence", path);
+            ADEPT_TRY(load_post(it, tok, path));
+        }
+        return ADEPT_OK;
+    }
     int32_t pre[8], post[8];
     int npre = 0, npost = 0;
     if (!strcmp(type, "TemplateProcessing")) {

@@ -74,7 +74,7 @@ adept_status tok_smap_put(tok_smap *m, const char *k, size_t klen, int32_t val) 
     for (;;) {
         tok_smap_slot *s = &m->slots[i];
         if (s->klen == UINT32_MAX) break;
-        if (s->hash == h && s->klen == klen && !memcmp(m->keys + s->koff, k, klen)) {
+        if (s->hash == h && s->klen == klen && (!klen || !memcmp(m->keys + s->koff, k, klen))) {
             s->val = val;
             return ADEPT_OK;
         }
@@ -102,7 +102,7 @@ int32_t tok_smap_get(const tok_smap *m, const char *k, size_t klen) {
     for (;;) {
         const tok_smap_slot *s = &m->slots[i];
         if (s->klen == UINT32_MAX) return -1;
-        if (s->hash == h && s->klen == klen && !memcmp(m->keys + s->koff, k, klen)) return s->val;
+        if (s->hash == h && s->klen == klen && (!klen || !memcmp(m->keys + s->koff, k, klen))) return s->val;
         i = (i + 1) & (m->cap - 1);
     }
 }

@@ -75,6 +75,7 @@ static int llama2c_model_vocab(const char *data, size_t n) {
 static adept_status resolve(const char *path, const char *data, size_t n, char *out, size_t cap) {
     /* a directory, or a model file: look beside it */
     char dir[4096];
+    if (strlen(path) >= sizeof dir - 64) return adept_fail(ADEPT_EINVAL, "%.200s...: path too long", path);
     if (is_dir(path)) snprintf(dir, sizeof dir, "%s", path);
     else {
         snprintf(dir, sizeof dir, "%s", path);
@@ -84,13 +85,11 @@ static adept_status resolve(const char *path, const char *data, size_t n, char *
     }
     static const char *const names[] = {"tokenizer.json", "tokenizer.bin"};
     for (int i = 0; i < 2; i++) {
-        snprintf(out, cap, "%s/%s", dir, names[i]);
-        if (is_file(out)) return ADEPT_OK;
+        if (snprintf(out, cap, "%s/%s", dir, names[i]) < (int)cap && is_file(out)) return ADEPT_OK;
     }
     int v = data ? llama2c_model_vocab(data, n) : 0;
     if (v) {
-        snprintf(out, cap, "%s/tok%d.bin", dir, v);
-        if (is_file(out)) return ADEPT_OK;
+        if (snprintf(out, cap, "%s/tok%d.bin", dir, v) < (int)cap && is_file(out)) return ADEPT_OK;
     }
     return adept_fail(ADEPT_ENOTFOUND,
                       "%s: no tokenizer found (looked for tokenizer.json, tokenizer.bin%s in %s)", path,

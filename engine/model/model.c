@@ -275,3 +275,9 @@ adept_memory adept_model_memory(const adept_model *m) {
     r.activations = m->acts.bytes;
     return r;
 }
+
+int64_t adept_batch_count_targets(const adept_batch *b) {
+    int64_t n = 0;
+    for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->targets[i] >= 0;
+    return n;
+}

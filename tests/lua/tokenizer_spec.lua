@@ -58,6 +58,24 @@ describe("adept.tokenizer", function()
     assert.equals("Once upon a time", tok:decode(ids, {skip_special = true}))
   end)
 
+  it("adds BOS/EOS as asked on the shared tokenizers", function()
+    local l3 = helpers.shared("tokenizers/llama3/tokenizer.json")
+    local mi = helpers.shared("tokenizers/mistral/tokenizer.json")
+    if not (l3 and mi) then return pending("shared tokenizers absent") end
+    local tok = adept.tokenizer(l3)
+    local plain = tok:encode("Hi there")
+    assert.are_not.equal(128000, plain[1]) -- Llama-3's post-processor adds nothing by default
+    local both = tok:encode("Hi there", {bos = true, eos = true})
+    assert.equals(128000, both[1])
+    assert.equals(128001, both[#both])
+    assert.equals(#plain + 2, #both)
+    local m = adept.tokenizer(mi)
+    assert.equals(1, m:encode("Hi")[1]) -- Mistral's template adds <s>
+    assert.are_not.equal(1, m:encode("Hi", {bos = false})[1])
+    assert.equals(2, m:encode("Hi", {eos = true})[#m:encode("Hi", {eos = true})])
+    assert.equals("Hi there", m:decode(m:encode("Hi there"), {skip_special = true}))
+  end)
+
   it("raises clear errors", function()
     local ok, err = pcall(adept.tokenizer, "/nonexistent/tokenizer.json")
     assert.is_false(ok)

@@ -73,6 +73,9 @@ typedef struct adept_batch {
 void adept_model_config_default(adept_config *cfg);
 adept_status adept_model_config_check(adept_config *cfg);
 
+/* Number of counted targets (not -1) in a batch. */
+int64_t adept_batch_count_targets(const adept_batch *b);
+
 /* path: a Hugging Face directory (config.json + safetensors, sharded or not) or a llama2.c .bin. */
 adept_status adept_model_load(const char *path, adept_model **out);
 /* A model with random init (normal(0, std) for matrices, ones for norms, zeros for biases) from a config;

@@ -18,7 +18,8 @@ typedef struct adept_ids {
 adept_status adept_ids_push(adept_ids *v, int32_t id);
 void adept_ids_free(adept_ids *v);
 
-/* path: a tokenizer.json, a tokenizer.bin, or a directory holding one (tokenizer.json preferred). */
+/* path: a tokenizer.json, a tokenizer.bin, or a directory holding one (tokenizer.json preferred), or a llama2.c
+   model checkpoint with tokenizer.json / tokenizer.bin / tok<vocab_size>.bin beside it (docs/tokenizers.md). */
 adept_status adept_tokenizer_load(const char *path, adept_tokenizer **out);
 /* The same from bytes in memory (a tokenizer.json or a tokenizer.bin; `name` appears in messages). No side
    files are read, so bos/eos come from the post-processor or the conventional token names. */

@@ -16,6 +16,7 @@ const enc = new TextEncoder();
 let bytes = 0, ntok = 0, ndocs = 0;
 for (const d of docs.slice(0, 200)) tok.encode(d, { add_special_tokens: false }); // warm-up (JIT)
 const t0 = performance.now();
+const c0 = process.cpuUsage();
 for (const d of docs) {
   if (bytes >= maxBytes) break;
   ntok += tok.encode(d, { add_special_tokens: false }).ids.length;
@@ -23,4 +24,6 @@ for (const d of docs) {
   ndocs++;
 }
 const s = (performance.now() - t0) / 1e3;
-console.log(`@huggingface/tokenizers (node ${process.version}, 1 thread): ${(bytes / 1e6).toFixed(1)} MB in ${s.toFixed(2)} s = ${(bytes / 1e6 / s).toFixed(2)} MB/s (${ntok} tokens, ${ndocs} docs)`);
+const cu = process.cpuUsage(c0);
+const cpu = (cu.user + cu.system) / 1e6;
+console.log(`@huggingface/tokenizers (node ${process.version}, 1 thread): ${(bytes / 1e6).toFixed(1)} MB in ${s.toFixed(2)} s = ${(bytes / 1e6 / s).toFixed(2)} MB/s; ${cpu.toFixed(2)} CPU s = ${(bytes / 1e6 / cpu).toFixed(2)} MB per CPU-second (${ntok} tokens, ${ndocs} docs)`);
