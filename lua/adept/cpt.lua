@@ -360,34 +360,4 @@ function M.compare(method, variants, out, title, base_spec)
   return rows
 end
 
--- Spearman rank correlation between two {key -> score} tables over their common keys (average ranks for ties).
-function M.spearman(a, b)
-  local keys = {}
-  for k in pairs(a) do if b[k] ~= nil then keys[#keys + 1] = k end end
-  local n = #keys
-  if n < 2 then return nil end
-  local function ranks(t)
-    local idx = {}
-    for i, k in ipairs(keys) do idx[i] = {k = k, v = t[k]} end
-    table.sort(idx, function(x, y) return x.v < y.v end)
-    local r, i = {}, 1
-    while i <= n do
-      local j = i
-      while j < n and idx[j + 1].v == idx[i].v do j = j + 1 end
-      for q = i, j do r[idx[q].k] = (i + j) / 2 end
-      i = j + 1
-    end
-    return r
-  end
-  local ra, rb = ranks(a), ranks(b)
-  local ma, mb = (n + 1) / 2, (n + 1) / 2
-  local sab, saa, sbb = 0, 0, 0
-  for _, k in ipairs(keys) do
-    local x, y = ra[k] - ma, rb[k] - mb
-    sab, saa, sbb = sab + x * y, saa + x * x, sbb + y * y
-  end
-  if saa == 0 or sbb == 0 then return nil end
-  return sab / math.sqrt(saa * sbb)
-end
-
 return M

@@ -50,7 +50,7 @@ md[#md + 1] = "|---" .. string.rep("|---", #ok_metrics) .. "|"
 for _, x in ipairs(ok_metrics) do
   local cells = {}
   for _, y in ipairs(ok_metrics) do
-    local r = cpt.spearman(scores[x], scores[y])
+    local r = adept.importance.spearman(scores[x], scores[y])
     cells[#cells + 1] = r and ("%.2f"):format(r) or "n/a"
   end
   md[#md + 1] = ("| %s | %s |"):format(x, table.concat(cells, " | "))

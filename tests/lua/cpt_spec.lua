@@ -1,4 +1,4 @@
--- Spec for adept.cpt's pure parts: option layering, Spearman correlation, token-level replay mixing.
+-- Spec for adept.cpt's pure parts: option layering and token-level replay mixing.
 local adept = require "adept"
 local cpt = require "adept.cpt"
 
@@ -18,17 +18,6 @@ describe("adept.cpt.options", function()
     assert.are.equal("one", cpt.METHODS.no_stage2.lr_policy)
     assert.are.equal("least_important", cpt.METHODS.no_stage1.train)
     assert.is_true(cpt.METHODS.replay.replay > 0)
-  end)
-end)
-
-describe("adept.cpt.spearman", function()
-  it("is 1 for the same order, -1 for the reverse, averages ties", function()
-    assert.are.equal(1, cpt.spearman({[0] = 1, 2, 3, 4}, {[0] = 10, 20, 30, 40}))
-    assert.is_true(math.abs(cpt.spearman({[0] = 1, 2, 3, 4}, {[0] = 4, 3, 2, 1}) + 1) < 1e-12)
-    -- ranks {1,2,3} vs {1.5,1.5,3}: r = 0.866...
-    local r = cpt.spearman({a = 1, b = 2, c = 3}, {a = 5, b = 5, c = 9})
-    assert.is_true(math.abs(r - math.sqrt(3) / 2) < 1e-12)
-    assert.is_nil(cpt.spearman({a = 1}, {a = 2}))
   end)
 end)
 
