@@ -26,6 +26,7 @@ M.defaults = {
   seed = 0, normalize = "by_kind", warmup = 10, min_ratio = 0.1, weight_decay = 0.1, clip = 1.0,
   probe_batches = 4, eval_batches = 16, shift_batches = 4, replay = 0, max_scale = 2,
   checkpoint_every = 0, eval_every = 0, force = false, report = true, max_documents = 0,
+  general_doc_split = "blank_line", domain_doc_split = "blank_line",
 }
 
 -- The named methods: everything else about a run is shared.
@@ -162,13 +163,14 @@ end
 -- Data shared by every run of one process (sweeps reuse them): datasets, fixed eval and probe batches.
 local data_cache = {}
 local function load_data(o, tok)
-  local key = table.concat({o.general, o.domain, o.seq_len, o.batch_size, o.eval_batches, o.probe_batches,
-    o.max_documents}, "|")
+  local function name(p) return type(p) == "table" and table.concat(p, ",") or tostring(p) end
+  local key = table.concat({name(o.general), name(o.domain), o.seq_len, o.batch_size, o.eval_batches,
+    o.probe_batches, o.max_documents, o.general_doc_split or "", o.domain_doc_split or ""}, "|")
   if data_cache[key] then return data_cache[key] end
   local general = adept.dataset{path = o.general, tokenizer = tok, seq_len = o.seq_len, holdout = 0.1, seed = 1,
-    progress = false, batch_size = o.batch_size, max_documents = o.max_documents}
+    progress = false, batch_size = o.batch_size, max_documents = o.max_documents, doc_split = o.general_doc_split}
   local domain = adept.dataset{path = o.domain, tokenizer = tok, seq_len = o.seq_len, holdout = 0.05, seed = 1,
-    progress = false, batch_size = o.batch_size, max_documents = o.max_documents}
+    progress = false, batch_size = o.batch_size, max_documents = o.max_documents, doc_split = o.domain_doc_split}
   local d = {general = general, domain = domain,
     eval = {general = general:holdout():take(o.eval_batches, o.batch_size),
             domain = domain:holdout():take(o.eval_batches, o.batch_size)},

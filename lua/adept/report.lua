@@ -193,7 +193,8 @@ end
 
 local function md_escape(s) return (tostring(s):gsub("|", "\\|"):gsub("\n", " ")) end
 
-local function file_safe(s) return (tostring(s):gsub("[^%w%-_.]", "_")) end
+-- a name usable as a file stem: no dots either, since the chart writer reads the extension for the format
+local function file_safe(s) return (tostring(s):gsub("[^%w%-_]", "_")) end
 
 -- ---- charts ----------------------------------------------------------------------------------------------
 

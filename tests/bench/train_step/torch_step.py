@@ -1,5 +1,5 @@
 """PyTorch side of the train_step benchmark: the same LLaMA config, data and thread count as adept_step.lua,
-forward+backward (float32, eager, HF semantics written out: RMSNorm, rotate_half RoPE, causal softmax attention,
+forward+backward+AdamW (float32, eager, HF semantics written out: RMSNorm, rotate_half RoPE, causal softmax attention,
 SwiGLU, untied head). usage: torch_step.py config steps threads"""
 import resource
 import sys
@@ -71,11 +71,20 @@ data = torch.tensor(rows)
 ids, tgt = data[:, :T], data[:, 1:]
 
 
+# AdamW as adeptlua applies it: weight decay on matrices only, betas (0.9, 0.95)
+trainable = {k: p for k, p in P.items() if p.requires_grad}
+opt = torch.optim.AdamW([
+    {"params": [p for p in trainable.values() if p.dim() == 2], "weight_decay": 0.1},
+    {"params": [p for p in trainable.values() if p.dim() != 2], "weight_decay": 0.0}],
+    lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+
+
 def step():
     for p in P.values():
         p.grad = None
     loss = forward(ids, tgt)
     loss.backward()
+    opt.step()
     return loss.item()
 
 
