@@ -1,5 +1,5 @@
 # Thin wrapper over CMake for the README's commands.
-#   make deps   install the Debian packages (idempotent)
+#   make deps   install the Debian packages needed to build and run (idempotent; deps-test adds the test references)
 #   make        build build/adeptlua, build/adept.so and libadept (release, tuned for this machine)
 #   make test   build and run every test, then the unit tests and Lua specs under ASan/UBSan
 #   make run    install dependencies, build, run the quickstart recipe
@@ -13,7 +13,7 @@ ifeq ($(PORTABLE),1)
 CMAKE_FLAGS += -DADEPT_NATIVE=OFF
 endif
 
-.PHONY: all build deps test test-fast test-asan fuzz run bench clean install
+.PHONY: all build deps deps-test test test-fast test-asan fuzz run bench clean install
 
 all: build
 
@@ -24,7 +24,10 @@ build:
 deps:
 	@scripts/deps.sh
 
-test: deps build
+deps-test:
+	@scripts/deps.sh test
+
+test: deps-test build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 	$(MAKE) test-asan
 

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Installs the Debian packages adeptlua builds and tests with, only those missing (idempotent).
+# Installs the Debian packages adeptlua needs, only those missing (idempotent).
+#   scripts/deps.sh        what building and running need (make run)
+#   scripts/deps.sh test   also the references the tests compare against (make test)
 # As root it runs apt-get directly, otherwise through sudo; without either it prints the command and stops.
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
   liblua5.4-dev lua5.4 libopenblas-dev libarchive-dev libcjson-dev libpcre2-dev libutf8proc-dev libcairo2-dev fonts-dejavu-core
-  # tests: busted specs, PyTorch/NumPy references, libFuzzer and sanitizers, Node.js for the tokenizer reference
-  lua-busted python3-torch python3-numpy clang libclang-rt-14-dev nodejs npm
 )
+if [[ "${1:-}" == "test" ]]; then
+  # busted specs, PyTorch/NumPy references, libFuzzer and sanitizers
+  packages+=(lua-busted python3-torch python3-numpy clang libclang-rt-14-dev)
+  # Node.js for the @huggingface/tokenizers reference: only when no node/npm is on the PATH, since a
+  # Node.js from another source (NodeSource bundles npm) conflicts with Debian's npm package
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
