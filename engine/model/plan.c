@@ -60,12 +60,15 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
             a->rope_cos[t * (D / 2) + i] = (float)cos(ang);
             a->rope_sin[t * (D / 2) + i] = (float)sin(ang);
         }
+    /* once per process at info level (a sweep loads many models of one shape); every plan at debug level */
+    static int any_plan_logged;
     if (!m->plan_logged || adept_log_get_level() <= ADEPT_LOG_DEBUG) {
         adept_memory mem = adept_model_memory(m);
-        adept_log(ADEPT_LOG_INFO, "model memory plan (batch %d x %d): params %.1f MiB, grads %.1f MiB, "
+        adept_log(any_plan_logged ? ADEPT_LOG_DEBUG : ADEPT_LOG_INFO, "model memory plan (batch %d x %d): params %.1f MiB, grads %.1f MiB, "
                   "activations %.1f MiB (%.1f MiB per sequence)", B, T, mem.params / 1048576.0,
                   mem.grads / 1048576.0, a->bytes / 1048576.0, a->bytes / 1048576.0 / B);
         m->plan_logged = 1;
+        any_plan_logged = 1;
     }
     return ADEPT_OK;
 }
