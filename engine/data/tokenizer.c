@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -91,9 +92,22 @@ static adept_status resolve(const char *path, const char *data, size_t n, char *
     if (v) {
         if (snprintf(out, cap, "%s/tok%d.bin", dir, v) < (int)cap && is_file(out)) return ADEPT_OK;
     }
+    /* a llama2.c model directory (as adept.load accepts): its one tok*.bin, as llama2.c names them */
+    int found = 0;
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t len = strlen(e->d_name);
+            if (strncmp(e->d_name, "tok", 3) || len < 8 || strcmp(e->d_name + len - 4, ".bin")) continue;
+            if (found++ == 0 && snprintf(out, cap, "%s/%s", dir, e->d_name) >= (int)cap) found = 2;
+        }
+        closedir(d);
+    }
+    if (found == 1 && is_file(out)) return ADEPT_OK;
     return adept_fail(ADEPT_ENOTFOUND,
-                      "%s: no tokenizer found (looked for tokenizer.json, tokenizer.bin%s in %s)", path,
-                      v ? " and tok<vocab_size>.bin" : "", dir);
+                      "%s: no tokenizer found (looked for tokenizer.json, tokenizer.bin%s and a single tok*.bin in %s)",
+                      path, v ? ", tok<vocab_size>.bin" : "", dir);
 }
 
 static atomic_ullong next_serial = 1;
