@@ -1,8 +1,11 @@
 /* adept.json.decode / adept.json.encode: JSON <-> Lua values on cJSON, for run logs (metrics.jsonl), summaries
    and importance files. JSON null decodes to adept.json.null (a light userdata), as lua-cjson does. */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -95,7 +98,7 @@ static void add_json(lua_State *L, int idx, int depth, cJSON *parent, const char
 
 static int key_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-static void link(cJSON *parent, const char *key, cJSON *item) {
+static void attach(cJSON *parent, const char *key, cJSON *item) {
     if (key) cJSON_AddItemToObject(parent, key, item);
     else cJSON_AddItemToArray(parent, item);
 }
@@ -117,7 +120,7 @@ static void add_table(lua_State *L, int idx, int depth, cJSON *parent, const cha
     }
     if (n > 0 && only_int && max == n) {
         cJSON *arr = cJSON_CreateArray();
-        link(parent, key, arr);
+        attach(parent, key, arr);
         for (lua_Integer i = 1; i <= n; i++) {
             lua_geti(L, idx, i);
             add_json(L, lua_gettop(L), depth + 1, arr, NULL);
@@ -147,7 +150,7 @@ static void add_table(lua_State *L, int idx, int depth, cJSON *parent, const cha
     }
     qsort(names, (size_t)k, sizeof *names, key_cmp);
     cJSON *obj = cJSON_CreateObject();
-    link(parent, key, obj);
+    attach(parent, key, obj);
     for (lua_Integer i = 0; i < k; i++) {
         lua_getfield(L, idx, names[i]);
         if (lua_isnil(L, -1) && lua_stringtonumber(L, names[i])) { /* a numeric key: look it up by number */
@@ -162,17 +165,17 @@ static void add_table(lua_State *L, int idx, int depth, cJSON *parent, const cha
 
 static void add_json(lua_State *L, int idx, int depth, cJSON *parent, const char *key) {
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: link(parent, key, cJSON_CreateNull()); return;
-    case LUA_TBOOLEAN: link(parent, key, cJSON_CreateBool(lua_toboolean(L, idx))); return;
+    case LUA_TNIL: attach(parent, key, cJSON_CreateNull()); return;
+    case LUA_TBOOLEAN: attach(parent, key, cJSON_CreateBool(lua_toboolean(L, idx))); return;
     case LUA_TNUMBER: {
         double v = lua_tonumber(L, idx);
-        link(parent, key, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+        attach(parent, key, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
         return;
     }
-    case LUA_TSTRING: link(parent, key, cJSON_CreateString(lua_tostring(L, idx))); return;
+    case LUA_TSTRING: attach(parent, key, cJSON_CreateString(lua_tostring(L, idx))); return;
     case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL) { link(parent, key, cJSON_CreateNull()); return; }
-        if (lua_touserdata(L, idx) == &empty_array_marker) { link(parent, key, cJSON_CreateArray()); return; }
+        if (lua_touserdata(L, idx) == NULL) { attach(parent, key, cJSON_CreateNull()); return; }
+        if (lua_touserdata(L, idx) == &empty_array_marker) { attach(parent, key, cJSON_CreateArray()); return; }
         break;
     case LUA_TTABLE: add_table(L, idx, depth, parent, key); return;
     }
@@ -194,13 +197,74 @@ static int l_encode(lua_State *L) {
     return 1;
 }
 
+/* adept.json.read(path) -> value, or nil and a message naming the file when it is missing or not JSON
+   (run directories are read while other runs may still be writing them: a caller decides what to do). */
+static int l_read(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    luaL_Buffer buf;
+    luaL_buffinit(L, &buf);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) luaL_addlstring(&buf, chunk, n);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: read error", path);
+        return 2;
+    }
+    luaL_pushresult(&buf);
+    lua_pushcfunction(L, l_decode);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", path, msg ? msg : "invalid JSON");
+        return 2;
+    }
+    return 1;
+}
+
+/* adept.json.write(path, value [, {pretty=}]): encodes, writes to a temporary name beside the file, fsyncs
+   and renames it into place, so a reader never sees half a file. Raises on failure. */
+static int l_write(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checkany(L, 2);
+    lua_settop(L, 3);
+    lua_pushcfunction(L, l_encode);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_call(L, 2, 1);
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    const char *tmp = lua_pushfstring(L, "%s.tmp-%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return luaL_error(L, "adept.json.write: %s: %s", tmp, strerror(errno));
+    int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int err = errno;
+    if (fclose(f) != 0 && ok) { ok = 0; err = errno; }
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok) err = errno;
+        remove(tmp);
+        return luaL_error(L, "adept.json.write: %s: %s", path, strerror(err));
+    }
+    return 0;
+}
+
 void adept_open_json(lua_State *L) {
     if (luaL_newmetatable(L, JSON_BOX_MT)) {
         lua_pushcfunction(L, box_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    static const luaL_Reg fns[] = {{"decode", l_decode}, {"encode", l_encode}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"decode", l_decode}, {"encode", l_encode}, {"read", l_read}, {"write", l_write},
+                                   {NULL, NULL}};
     luaL_newlib(L, fns);
     push_null(L);
     lua_setfield(L, -2, "null");

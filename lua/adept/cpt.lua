@@ -145,20 +145,9 @@ local function lr_scales(policy, scores, o)
   fail("unknown lr_policy %q", tostring(policy))
 end
 
-local function write_json(path, v)
-  local f = assert(io.open(path, "w"))
-  f:write(adept.json.encode(v, {pretty = true}), "\n")
-  f:close()
-end
+local function write_json(path, v) adept.json.write(path, v, {pretty = true}) end
 
-local function read_json(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local ok, v = pcall(adept.json.decode, s)
-  return ok and v or nil
-end
+local function read_json(path) return (adept.json.read(path)) end
 
 -- Data shared by every run of one process (sweeps reuse them): datasets, fixed eval and probe batches.
 local data_cache = {}

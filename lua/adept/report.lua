@@ -14,21 +14,10 @@ local json = adept.json
 
 local function isnum(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 local function decode_file(path)
-  local s = read_file(path)
-  if not s then return nil end
-  local ok, v = pcall(json.decode, s)
-  if not ok then
-    adept.log("warn", "adept.report: " .. path .. ": " .. tostring(v):gsub("^adept%.json%.decode: ", ""))
-    return nil
+  local v, err = json.read(path)
+  if v == nil and adept.fs.exists(path) then -- present but not JSON: say so; absent files are simply skipped
+    adept.log("warn", "adept.report: " .. err:gsub("adept%.json%.decode: ", ""))
   end
   return type(v) == "table" and v or nil
 end

@@ -22,12 +22,8 @@ local function exists(path)
 end
 
 local function read_json(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local ok, v = pcall(adept.json.decode, s)
-  return ok and type(v) == "table" and v or nil
+  local v = adept.json.read(path)
+  return type(v) == "table" and v or nil
 end
 
 local function write_file(path, text)

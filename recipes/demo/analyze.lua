@@ -11,14 +11,7 @@ local a = adept.args
 local root = a.root or "runs/medquad"
 local budget = a.budget or 0.3
 
-local function read_json(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local ok, v = pcall(adept.json.decode, s)
-  return ok and v or nil
-end
+local function read_json(path) return (adept.json.read(path)) end
 
 -- runs[method][seed] = {points sorted by lr}; all[method] = every summary
 local runs, all, base = {}, {}, nil
