@@ -26,7 +26,7 @@ M.defaults = {
   seed = 0, normalize = "by_kind", warmup = 10, min_ratio = 0.1, weight_decay = 0.1, clip = 1.0,
   probe_batches = 4, eval_batches = 16, shift_batches = 4, replay = 0, max_scale = 2,
   checkpoint_every = 0, eval_every = 0, force = false, report = true, max_documents = 0,
-  general_doc_split = "blank_line", domain_doc_split = "blank_line",
+  general_doc_split = "blank_line", domain_doc_split = "blank_line", progress = true,
 }
 
 -- The named methods: everything else about a run is shared.
@@ -249,7 +249,7 @@ function M.run(o)
     schedule = adept.schedule.cosine{warmup = o.warmup, min_ratio = o.min_ratio}, clip = o.clip, every = every,
     eval = o.eval_every > 0 and data.eval or nil, eval_every = o.eval_every > 0 and o.eval_every or nil,
     checkpoint = {dir = o.out .. "/checkpoints", every = ckpt_every, keep = 1}, resume = true,
-    log = log, progress = false}
+    log = log, progress = o.progress}
   local train_seconds = adept.now() - t0
 
   -- after
