@@ -11,17 +11,10 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import numpy as np
-    import torch
-except ImportError as e:
-    print(f"skipped: {e}")
-    sys.exit(77)
+from common import adeptlua, require_modules
 
-EXE = os.environ.get("ADEPTLUA")
-if not EXE or not os.path.exists(EXE):
-    print("skipped: ADEPTLUA is not set (run through ctest)")
-    sys.exit(77)
+np, torch = require_modules("numpy", "torch")
+EXE = adeptlua()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

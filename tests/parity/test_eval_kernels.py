@@ -7,17 +7,10 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:
-    print("skipped: python3-torch is not installed")
-    sys.exit(77)
+from common import adeptlua, require_modules
 
-exe = os.environ.get("ADEPTLUA")
-if not exe or not os.path.exists(exe):
-    print("skipped: ADEPTLUA is not set (run through ctest)")
-    sys.exit(77)
+torch, F = require_modules("torch", "torch.nn.functional")
+exe = adeptlua()
 
 N, V = 37, 2000  # N*V above the kernels' 65536-element threshold for OpenMP
 LUA = r"""

@@ -6,16 +6,10 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import torch
-except ImportError:
-    print("skipped: python3-torch is not installed")
-    sys.exit(77)
+from common import adeptlua, require_modules
 
-exe = os.environ.get("ADEPTLUA")
-if not exe or not os.path.exists(exe):
-    print("skipped: ADEPTLUA is not set (run through ctest)")
-    sys.exit(77)
+(torch,) = require_modules("torch")
+exe = adeptlua()
 
 LUA = r"""
 local function dump(name, t)

@@ -35,17 +35,7 @@ def finish_reference(started, texts):
         for p in (inp, out):
             if os.path.exists(p):
                 os.unlink(p)
-    res, pos = [], 0
-    for _ in texts:
-        (n,) = struct.unpack_from("<I", data, pos)
-        pos += 4
-        ids = list(struct.unpack_from("<%di" % n, data, pos))
-        pos += 4 * n
-        (dl,) = struct.unpack_from("<I", data, pos)
-        pos += 4
-        res.append((ids, data[pos:pos + dl]))
-        pos += dl
-    return res
+    return tc.parse_results(data, len(texts))
 
 
 def main():

@@ -88,17 +88,7 @@ def run_adept(tok_path, texts, flags=""):
         for p in (inp, out):
             if os.path.exists(p):
                 os.unlink(p)
-    res, pos = [], 0
-    for _ in texts:
-        (n,) = struct.unpack_from("<I", data, pos)
-        pos += 4
-        ids = list(struct.unpack_from("<%di" % n, data, pos))
-        pos += 4 * n
-        (dl,) = struct.unpack_from("<I", data, pos)
-        pos += 4
-        res.append((ids, data[pos:pos + dl]))
-        pos += dl
-    return res
+    return parse_results(data, len(texts))
 
 
 POOLS = [
@@ -127,3 +117,19 @@ def random_texts(n, seed=99):
     for _ in range(n // 10):  # raw bytes: invalid UTF-8 (both sides see U+FFFD)
         out.append(bytes(rng.randrange(256) for _ in range(rng.randint(1, 30))))
     return out
+
+
+def parse_results(data, count):
+    """Reads `count` records of (u32 n, n x i32 ids, u32 len, len bytes of decoded text), the format both
+    drivers (tok_driver.lua and tok_ref.mjs) write."""
+    res, pos = [], 0
+    for _ in range(count):
+        (n,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        ids = list(struct.unpack_from("<%di" % n, data, pos))
+        pos += 4 * n
+        (dl,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        res.append((ids, data[pos:pos + dl]))
+        pos += dl
+    return res
