@@ -3,16 +3,8 @@
 local adept = require "adept"
 local H = require "spec_helpers"
 
-local CFG = {vocab_size = 23, hidden_size = 16, intermediate_size = 24, num_hidden_layers = 3,
-             num_attention_heads = 4, num_key_value_heads = 2, rms_norm_eps = 1e-5}
-local BATCH = {{1, 5, 7, 2, 9, 4, 3}, {8, 8, 1, 0, 22, 5, 6}}
-
-local function model(extra)
-  local cfg = {}
-  for k, v in pairs(CFG) do cfg[k] = v end
-  for k, v in pairs(extra or {}) do cfg[k] = v end
-  return adept.model(cfg, {seed = 5, init_std = 0.3})
-end
+local CFG, BATCH = H.TINY_CONFIG, H.TINY_BATCH
+local function model(extra) return H.tiny_model(extra, 5) end
 
 local function tmpdir()
   local name = os.tmpname()

@@ -48,4 +48,16 @@ function M.max_abs_diff(a, b)
   return worst
 end
 
+-- A tiny GQA model (3 layers, width 16, vocabulary 23) and a batch for it, for specs of the model API.
+M.TINY_CONFIG = {vocab_size = 23, hidden_size = 16, intermediate_size = 24, num_hidden_layers = 3,
+                 num_attention_heads = 4, num_key_value_heads = 2, rms_norm_eps = 1e-5}
+M.TINY_BATCH = {{1, 5, 7, 2, 9, 4, 3}, {8, 8, 1, 0, 22, 5, 6}}
+
+function M.tiny_model(extra, seed)
+  local cfg = {}
+  for k, v in pairs(M.TINY_CONFIG) do cfg[k] = v end
+  for k, v in pairs(extra or {}) do cfg[k] = v end
+  return require("adept").model(cfg, {seed = seed or 3, init_std = 0.3})
+end
+
 return M
