@@ -13,6 +13,7 @@
      writer never truncates in place (see safetensors_write.c). A private writable mapping is charged in full
      against the commit limit when the kernel runs with strict overcommit (vm.overcommit_memory=2). */
 #include "adept/safetensors.h"
+#include "safetensors_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -235,7 +236,7 @@ static adept_status check_layout(const adept_safetensors *st, const char *label)
     return s;
 }
 
-static int header_is_utf8(const unsigned char *p, size_t n) {
+int adept_st_utf8_valid(const unsigned char *p, size_t n) {
     while (n > 0) {
         utf8proc_int32_t cp;
         utf8proc_ssize_t k = utf8proc_iterate(p, (utf8proc_ssize_t)(n < 8 ? n : 8), &cp);
@@ -288,7 +289,7 @@ static adept_status st_validate(adept_storage *file, const char *label, adept_sa
     }
     st->data_offset = 8 + (size_t)hlen;
     size_t data_size = size - st->data_offset;
-    if (!header_is_utf8(buf + 8, (size_t)hlen)) {
+    if (!adept_st_utf8_valid(buf + 8, (size_t)hlen)) {
         s = adept_fail(ADEPT_EFORMAT, "%s: header is not valid UTF-8", label);
         goto done;
     }

@@ -4,6 +4,7 @@
    (truncating a mapped file in place would make reading them fault). Non-regular targets (/dev/...) are
    written directly. */
 #include "adept/safetensors.h"
+#include "safetensors_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -15,22 +16,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <utf8proc.h>
 
 #define ST_MAX_INT 9007199254740992.0 /* 2^53: offsets beyond are not exact as JSON doubles */
 
-static int is_utf8(const char *s) {
-    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
-    size_t n = strlen(s);
-    while (n > 0) {
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate(p, (utf8proc_ssize_t)(n < 8 ? n : 8), &cp);
-        if (k <= 0) return 0;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 1;
-}
+static int is_utf8(const char *s) { return adept_st_utf8_valid((const unsigned char *)s, strlen(s)); }
 
 static adept_status write_all(int fd, const void *data, size_t n, const char *path) {
     const char *p = data;

@@ -48,28 +48,27 @@ local function need_total(name, total)
   return total
 end
 
-function M.cosine(o)
-  local _, num = check_opts("cosine", o, {warmup = true, min_ratio = true, total = true})
-  local warmup, min_ratio, fixed_total = num("warmup", 0, 0), num("min_ratio", 0.1, 0), num("total", nil, 1)
-  return make(("cosine(warmup=%g, min_ratio=%g)"):format(warmup, min_ratio), function(step, total)
+-- Warmup, then a decay from 1 to min_ratio over the remaining steps: shape(progress in [0, 1]) -> [0, 1]
+-- is the fraction of the way from min_ratio back up to 1 (1 at the start of the decay, 0 at its end).
+local function decay(name, o, default_min_ratio, shape)
+  local _, num = check_opts(name, o, {warmup = true, min_ratio = true, total = true})
+  local warmup, min_ratio = num("warmup", 0, 0), num("min_ratio", default_min_ratio, 0)
+  local fixed_total = num("total", nil, 1)
+  return make(("%s(warmup=%g, min_ratio=%g)"):format(name, warmup, min_ratio), function(step, total)
     local w = warmup_factor(step, warmup)
     if w then return w end
-    local T = need_total("cosine", fixed_total or total)
+    local T = need_total(name, fixed_total or total)
     local progress = math.min(1, (step - warmup) / math.max(1, T - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return min_ratio + (1 - min_ratio) * shape(progress)
   end)
 end
 
+function M.cosine(o)
+  return decay("cosine", o, 0.1, function(p) return 0.5 * (1 + math.cos(math.pi * p)) end)
+end
+
 function M.linear(o)
-  local _, num = check_opts("linear", o, {warmup = true, min_ratio = true, total = true})
-  local warmup, min_ratio, fixed_total = num("warmup", 0, 0), num("min_ratio", 0, 0), num("total", nil, 1)
-  return make(("linear(warmup=%g, min_ratio=%g)"):format(warmup, min_ratio), function(step, total)
-    local w = warmup_factor(step, warmup)
-    if w then return w end
-    local T = need_total("linear", fixed_total or total)
-    local progress = math.min(1, (step - warmup) / math.max(1, T - warmup))
-    return 1 - (1 - min_ratio) * progress
-  end)
+  return decay("linear", o, 0, function(p) return 1 - p end)
 end
 
 function M.constant(o)

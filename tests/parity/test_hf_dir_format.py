@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 
+from common import read_safetensors_raw
 import numpy as np
 import torch
 
@@ -43,17 +44,7 @@ def write_st(path, tensors, dtype):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
-def read_st(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        b, end = e["data_offsets"]
-        out[name] = (e["dtype"], tuple(e["shape"]), raw[8 + n + b:8 + n + end])
-    return out, header.get("__metadata__", {})
+read_st = read_safetensors_raw
 
 
 def from_bytes(dtype, shape, b):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 
+from common import read_safetensors_raw
 import numpy as np
 import torch
 
@@ -194,22 +195,15 @@ def hf_weights_from_l2c(cfg, W):
 
 # ---- an HF directory as adeptlua writes it -----------------------------------------------------------------
 def read_safetensors(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
     out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        b, end = e["data_offsets"]
-        buf = raw[8 + n + b:8 + n + end]
-        if e["dtype"] == "F32":
+    for name, (dtype, shape, buf) in read_safetensors_raw(path)[0].items():
+        if dtype == "F32":
             a = np.frombuffer(buf, dtype="<f4").copy()
-        elif e["dtype"] == "BF16":
+        elif dtype == "BF16":
             a = (np.frombuffer(buf, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
         else:
-            raise ValueError(e["dtype"])
-        out[name] = torch.tensor(a.reshape(e["shape"]))
+            raise ValueError(dtype)
+        out[name] = torch.tensor(a.reshape(shape))
     return out
 
 
