@@ -166,29 +166,111 @@ static int m_num_layers(lua_State *L) {
     return 1;
 }
 
-/* freeze/unfreeze: a Lua pattern on names (string.find), or "all" */
+/* m:params() -> the parameter table as Lua rows {name=, layer=, kind=, shape=, numel=, dtype=, trainable=,
+   decay=}; layer is nil for the embeddings, the final norm and the head (DESIGN.md §4, issue 8 names). */
+static int m_params(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    size_t n = adept_model_num_params(m);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        const adept_param *p = adept_model_param(m, i);
+        lua_createtable(L, 0, 8);
+        lua_pushstring(L, p->name);
+        lua_setfield(L, -2, "name");
+        if (p->layer >= 0) {
+            lua_pushinteger(L, p->layer);
+            lua_setfield(L, -2, "layer");
+        }
+        lua_pushstring(L, adept_unit_kind_name(p->kind));
+        lua_setfield(L, -2, "kind");
+        lua_createtable(L, p->ndim, 0);
+        for (int d = 0; d < p->ndim; d++) {
+            lua_pushinteger(L, p->shape[d]);
+            lua_seti(L, -2, d + 1);
+        }
+        lua_setfield(L, -2, "shape");
+        lua_pushinteger(L, (lua_Integer)p->numel);
+        lua_setfield(L, -2, "numel");
+        lua_pushstring(L, adept_dtype_name(p->value->dtype));
+        lua_setfield(L, -2, "dtype");
+        lua_pushboolean(L, p->trainable);
+        lua_setfield(L, -2, "trainable");
+        lua_pushboolean(L, p->decay);
+        lua_setfield(L, -2, "decay");
+        lua_seti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* A scratch mask of the model's rows, owned by a userdata on the stack (a raised error leaks nothing),
+   starting from the current trainable flags. */
+static unsigned char *trainable_mask(lua_State *L, adept_model *m) {
+    size_t n = adept_model_num_params(m);
+    unsigned char *mask = lua_newuserdatauv(L, n ? n : 1, 0);
+    for (size_t i = 0; i < n; i++) mask[i] = (unsigned char)adept_model_param(m, i)->trainable;
+    return mask;
+}
+
+/* m:set_trainable(names): exactly the listed rows become trainable, every other row frozen; one re-lay of the
+   gradient slab. An unknown name is an error and changes nothing. Returns the number of trainable rows. */
+static int m_set_trainable(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    unsigned char *mask = trainable_mask(L, m);
+    size_t n = adept_model_num_params(m);
+    memset(mask, 0, n);
+    /* names -> rows through a Lua table: O(rows + names) */
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushinteger(L, (lua_Integer)i);
+        lua_setfield(L, -2, adept_model_param(m, i)->name);
+    }
+    int index = lua_gettop(L);
+    lua_Integer k = luaL_len(L, 2), count = 0;
+    for (lua_Integer j = 1; j <= k; j++) {
+        if (lua_geti(L, 2, j) != LUA_TSTRING)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "entry %d must be a parameter name, got %s", (int)j,
+                                                       luaL_typename(L, -1)));
+        lua_pushvalue(L, -1);
+        if (lua_gettable(L, index) != LUA_TNUMBER)
+            return luaL_error(L, "set_trainable: no parameter named '%s'", lua_tostring(L, -2));
+        size_t i = (size_t)lua_tointeger(L, -1);
+        count += !mask[i];
+        mask[i] = 1;
+        lua_pop(L, 2);
+    }
+    ADEPT_LUA_TRY(L, "set_trainable", adept_model_set_trainable_mask(m, mask));
+    lua_pushinteger(L, count);
+    return 1;
+}
+
+/* freeze/unfreeze: a Lua pattern on names (string.find), or "all"; one re-lay of the gradient slab */
 static int set_trainable_matching(lua_State *L, int trainable, const char *fname) {
     adept_model *m = adept_lua_check_model(L, 1);
     const char *pat = luaL_checkstring(L, 2);
     int all = !strcmp(pat, "all");
+    unsigned char *mask = trainable_mask(L, m);
     int count = 0;
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "find");
+    int find = lua_gettop(L);
     for (size_t i = 0; i < adept_model_num_params(m); i++) {
-        adept_param *p = adept_model_param(m, i);
         int match = all;
         if (!all) {
-            lua_getglobal(L, "string");
-            lua_getfield(L, -1, "find");
-            lua_pushstring(L, p->name);
+            lua_pushvalue(L, find);
+            lua_pushstring(L, adept_model_param(m, i)->name);
             lua_pushvalue(L, 2);
-            lua_call(L, 2, 1);
+            if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+                return luaL_error(L, "%s: bad pattern '%s': %s", fname, pat, lua_tostring(L, -1));
             match = !lua_isnil(L, -1);
-            lua_pop(L, 2);
+            lua_pop(L, 1);
         }
         if (match) {
-            ADEPT_LUA_TRY(L, fname, adept_model_set_trainable(m, i, trainable));
+            mask[i] = (unsigned char)trainable;
             count++;
         }
     }
+    ADEPT_LUA_TRY(L, fname, adept_model_set_trainable_mask(m, mask));
     lua_pushinteger(L, count);
     return 1;
 }
@@ -356,7 +438,7 @@ static int model_tostring(lua_State *L) {
 void adept_open_model(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"param", m_param}, {"set_param", m_set_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
-        {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"trainable_params", m_trainable_params},
+        {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"params", m_params}, {"set_trainable", m_set_trainable}, {"trainable_params", m_trainable_params},
         {"zero_grad", m_zero_grad}, {"memory", m_memory}, {"expand", m_expand},
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
         {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},

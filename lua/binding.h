@@ -70,6 +70,9 @@ void adept_open_chart(lua_State *L);
 typedef struct adept_model adept_model;
 void adept_lua_push_model(lua_State *L, adept_model *m);
 adept_model *adept_lua_check_model(lua_State *L, int arg);
+/* Optimizer userdata (bind_optim.c): raises when it or its model was freed. */
+typedef struct adept_adamw adept_adamw;
+adept_adamw *adept_lua_check_optimizer(lua_State *L, int arg);
 void adept_open_model_io(lua_State *L);
 void adept_open_dataset(lua_State *L);
 void adept_open_tokenizer(lua_State *L);

@@ -92,8 +92,10 @@ typedef struct adept_backend {
     adept_status (*nll_sum)(const double *nll, const int32_t *targets, size_t N, double *host_sum);
 
     /* ---- optimizer and trainer over slabs ---- */
-    /* One AdamW update over a list of segments (host array; the backend copies what it needs). */
-    adept_status (*adamw)(const adept_adamw_segment *host_segs, size_t n_segs, float beta1, float beta2, float eps);
+    /* One AdamW update over a list of segments (host array; the backend copies what it needs). The betas come
+       in double so the kernel forms its float constants as torch does: (float)beta and (float)(1 - beta). */
+    adept_status (*adamw)(const adept_adamw_segment *host_segs, size_t n_segs, double beta1, double beta2,
+                          double eps);
     /* *host_out = sum of x[i]^2 accumulated in double over fixed 32768-element chunks added in index order
        (independent of the thread count); NaN/inf propagate. */
     adept_status (*sum_squares)(const float *x, size_t n, double *host_out);

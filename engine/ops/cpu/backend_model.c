@@ -53,8 +53,9 @@ static adept_status cpu_nll_sum(const double *nll, const int32_t *targets, size_
    boundaries keep the result independent of the thread count. */
 enum { CHUNK = 1 << 15 };
 
-static void adamw_range(const adept_adamw_segment *s, size_t off, size_t n, float b1, float b2, float eps) {
-    const float one_b1 = 1.0f - b1, one_b2 = 1.0f - b2;
+static void adamw_range(const adept_adamw_segment *s, size_t off, size_t n, double beta1, double beta2, double epsd) {
+    const float b1 = (float)beta1, b2 = (float)beta2, eps = (float)epsd;
+    const float one_b1 = (float)(1.0 - beta1), one_b2 = (float)(1.0 - beta2);
     const float shrink = s->shrink, neg_step = s->neg_step, bc2_sqrt = s->bc2_sqrt;
     float *restrict p = s->p + off, *restrict m = s->m + off, *restrict v = s->v + off;
     const float *restrict g = s->g + off;
@@ -70,7 +71,7 @@ static void adamw_range(const adept_adamw_segment *s, size_t off, size_t n, floa
     }
 }
 
-static adept_status cpu_adamw(const adept_adamw_segment *segs, size_t n_segs, float beta1, float beta2, float eps) {
+static adept_status cpu_adamw(const adept_adamw_segment *segs, size_t n_segs, double beta1, double beta2, double eps) {
     /* the chunk list: (segment, offset) pairs; counted first, so it is one allocation */
     size_t n_chunks = 0, total = 0;
     for (size_t s = 0; s < n_segs; s++) {
