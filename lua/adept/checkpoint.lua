@@ -45,10 +45,7 @@ function M.save(dir, step, m, opt, trainer, keep)
   adept.fs.remove_tree(tmp)
   adept.fs.mkdir_p(tmp)
   write_model(m, tmp)
-  trainer.trainable = {}
-  for _, n in ipairs(m:param_names()) do
-    if m:grad(n) ~= nil then trainer.trainable[#trainer.trainable + 1] = n end
-  end
+  -- the trainable set, moments and LR scales are in the trainer state the engine writes (adept/checkpoint.h)
   opt:save_state(tmp .. "/trainer_state.safetensors", {trainer = adept.json.encode(trainer)})
   test_pause(tmp, step)
   adept.fs.fsync_tree(tmp)
@@ -90,9 +87,8 @@ function M.prune(dir, keep)
   for i = 1, #all - keep do adept.fs.remove_tree(all[i].path) end
 end
 
-local function escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
-
--- Restores weights, trainable set, optimizer state and LR scales into m and opt; returns the trainer table.
+-- Restores weights, trainable set, optimizer state and LR scales into m and opt (the engine checks names,
+-- shapes and dtypes against the model first); returns the trainer table.
 function M.load(path, m, opt)
   local files = weight_files(path)
   if #files == 0 then error("adept.train: checkpoint " .. path .. " holds no model.safetensors", 3) end
@@ -101,10 +97,6 @@ function M.load(path, m, opt)
   if not ok then tr = nil end
   if type(tr) ~= "table" or math.type(tr.step) ~= "integer" then
     error("adept.train: " .. path .. "/trainer_state.safetensors has no valid trainer metadata", 3)
-  end
-  if tr.trainable then
-    m:freeze("all")
-    for _, n in ipairs(tr.trainable) do m:unfreeze("^" .. escape(n) .. "$") end
   end
   adept.load_weights(m, files)
   return tr
