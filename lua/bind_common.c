@@ -67,9 +67,15 @@ static int raise_named(lua_State *L) {
     /* lauxlib cannot know the name of a function called through lua_pcall and writes "bad argument #2 to
        '?' (...)"; drop the " to '?'" since the message starts with the name anyway */
     if (!strncmp(msg, "bad argument #", 14)) {
-        const char *to = strstr(msg, " to '"), *close = to ? strstr(to + 5, "' (") : NULL;
-        if (to && close) {
-            luaL_addlstring(&b, msg, (size_t)(to - msg));
+        char *end;
+        long n = strtol(msg + 14, &end, 10);
+        const char *to = strstr(end, " to '"), *close = to ? strstr(to + 5, "' (") : NULL;
+        if (to == end && close) {
+            /* methods count arguments after self, as Lua's own methods do: t:get("x") is argument #1 */
+            int method = strchr(full, ':') && shortname[-1] == ':'; /* not for __add and friends */
+            if (method) n--;
+            if (n == 0) luaL_addstring(&b, "bad self");
+            else lua_pushfstring(L, "bad argument #%d", (int)n), luaL_addvalue(&b);
             msg = close + 1;
         }
     }

@@ -186,10 +186,12 @@ adept_status adept_tensor_set_flat_int(adept_tensor *t, size_t i, int64_t v) {
 
 adept_status adept_tensor_set_flat_checked(adept_tensor *t, size_t i, double v) {
     if (!adept_dtype_is_float(t->dtype)) {
-        /* 2^63 is exactly representable as a double; every double below it in magnitude converts exactly */
-        if (!(v == trunc(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0))
-            return adept_fail(ADEPT_EINVAL, "%.17g is not an integer that fits %s", v, adept_dtype_name(t->dtype));
-        return adept_tensor_set_flat_int(t, i, (int64_t)v);
+        /* fractions truncate toward zero (as adept_convert and torch do); what does not fit is refused rather
+           than saturated. 2^63 is exactly a double, and every double below it in magnitude converts exactly. */
+        double w = trunc(v);
+        if (!(w >= -9223372036854775808.0 && w < 9223372036854775808.0))
+            return adept_fail(ADEPT_EINVAL, "%.17g does not fit %s", v, adept_dtype_name(t->dtype));
+        return adept_tensor_set_flat_int(t, i, (int64_t)w);
     }
     if (isfinite(v)) { /* a finite value must stay finite: convert one element and look */
         uint64_t scratch = 0;

@@ -106,8 +106,8 @@ double adept_tensor_get_flat(const adept_tensor *t, size_t i);
 void adept_tensor_set_flat(adept_tensor *t, size_t i, double v);
 /* Exact element access for integer dtypes (i64 holds all of [-2^63, 2^63)): get reads any dtype (float ones
    truncated toward zero, saturating; meant for integer dtypes); the checked setters store v only when the
-   dtype represents it — an integral value in range for integer dtypes, a value that does not overflow to
-   infinity for float dtypes (NaN and infinities are stored as given) — and otherwise fail naming v and the
+   dtype represents it — a value in range for integer dtypes (fractions truncate toward zero), one that
+   does not overflow to infinity for float dtypes (NaN and infinities are stored as given) — and otherwise fail naming v and the
    dtype, leaving the element unchanged. */
 int64_t adept_tensor_get_flat_int(const adept_tensor *t, size_t i);
 adept_status adept_tensor_set_flat_checked(adept_tensor *t, size_t i, double v);
