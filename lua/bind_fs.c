@@ -42,15 +42,11 @@ static int l_remove_tree(lua_State *L) {
     return 0;
 }
 
-/* adept.fs.list(dir) -> sorted array of names, or nil, message when the directory cannot be read. */
+/* adept.fs.list(dir) -> sorted array of names; raises when the directory cannot be read. */
 static int l_list(lua_State *L) {
     char **names;
     size_t n;
-    if (adept_fs_list(luaL_checkstring(L, 1), &names, &n) != ADEPT_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, adept_last_error());
-        return 2;
-    }
+    ADEPT_LUA_TRY(L, "adept.fs.list", adept_fs_list(luaL_checkstring(L, 1), &names, &n));
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         lua_pushstring(L, names[i]);
@@ -79,8 +75,8 @@ static int l_interrupted(lua_State *L) {
 }
 
 static int l_sleep(lua_State *L) {
-    double s = luaL_checknumber(L, 1);
-    if (!(s >= 0)) return luaL_argerror(L, 1, "seconds must be >= 0");
+    double s = adept_lua_check_finite(L, 1, "seconds");
+    if (!(s >= 0) || s > 1e9) return luaL_argerror(L, 1, "seconds must be in [0, 1e9]");
     struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !adept_interrupted()) {}
     return 0;
@@ -95,9 +91,9 @@ void adept_open_fs(lua_State *L) {
     static const luaL_Reg fs[] = {{"mkdir_p", l_mkdir_p}, {"exists", l_exists}, {"fsync", l_fsync},
                                   {"fsync_tree", l_fsync_tree}, {"rename", l_rename}, {"remove_tree", l_remove_tree},
                                   {"list", l_list}, {NULL, NULL}};
-    luaL_newlib(L, fs);
+    adept_lua_newlib(L, fs, "adept.fs.");
     lua_setfield(L, -2, "fs");
     static const luaL_Reg fns[] = {{"catch_signals", l_catch_signals}, {"interrupted", l_interrupted},
                                    {"sleep", l_sleep}, {"getpid", l_getpid}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    adept_lua_setfuncs(L, fns, "adept.");
 }

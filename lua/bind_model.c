@@ -1,5 +1,6 @@
 /* Model bindings: adept.model (random init from a table of HF config fields) and the methods of
    adept.Model (parameters and gradients as shared tensor views, loss, gradients, logits, generation, surgery). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,7 +98,7 @@ static int l_model(lua_State *L) {
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         seed = adept_lua_opt_int_field(L, 2, "seed", 0);
-        std = adept_lua_opt_num_field(L, 2, "init_std", 0.02);
+        std = adept_lua_opt_f32_field(L, 2, "init_std", 0.02);
     }
     adept_model *m;
     ADEPT_LUA_TRY(L, "adept.model", adept_model_create(&c, (uint64_t)seed, (float)std, &m));
@@ -347,11 +348,8 @@ static int m_expand(lua_State *L) {
     int *layers = lua_newuserdatauv(L, sizeof(int) * (size_t)(2 * n + 1), 0); /* GC-owned scratch */
     for (int i = 0; i < n; i++) {
         lua_geti(L, 2, i + 1);
-        int isint;
-        lua_Integer v = lua_tointegerx(L, -1, &isint);
-        if (!isint) return luaL_argerror(L, 2, "table of layer indices expected (integers)");
-        layers[i] = (int)v;
-        lua_pop(L, 1);
+        layers[i] = (int)adept_lua_int_value(L, -2, lua_pushfstring(L, "layer index %d", i + 1), ADEPT_NONNEG_INT32);
+        lua_pop(L, 2);
     }
     if (adept_model_expand(m, layers, n, layers + n) != ADEPT_OK)
         return luaL_error(L, "%s", adept_last_error()); /* the engine message already reads "expand: ..." */
@@ -401,7 +399,7 @@ static int m_with_layers_skipped(lua_State *L) {
     model_box *box = lua_touserdata(L, 1);
     if (box->m && adept_model_num_layers(box->m) == L_)
         for (int l = 0; l < L_; l++) adept_model_set_skip(box->m, l, saved[l]);
-    if (st != LUA_OK) return lua_error(L);
+    if (st != LUA_OK) return adept_lua_rethrow(L); /* fn's own error, not this binding's */
     return lua_gettop(L) - 4;
 }
 
@@ -426,12 +424,25 @@ static int model_index(lua_State *L) {
     return 1;
 }
 
+/* "1234", "1.2K", "1.2M", "1.20B": a parameter count at a glance. */
+static void human_count(char *buf, size_t cap, double n) {
+    if (n < 1e3) snprintf(buf, cap, "%.0f", n);
+    else if (n < 1e6) snprintf(buf, cap, "%.1fK", n / 1e3);
+    else if (n < 1e9) snprintf(buf, cap, "%.1fM", n / 1e6);
+    else snprintf(buf, cap, "%.2fB", n / 1e9);
+}
+
+/* "adept.Model(LlamaForCausalLM, 4 layers, 1.2M params)" */
 static int model_tostring(lua_State *L) {
     model_box *box = luaL_checkudata(L, 1, ADEPT_MODEL_MT);
-    if (!box->m) { lua_pushstring(L, "adept.Model (freed)"); return 1; }
+    if (!box->m) { lua_pushstring(L, "adept.Model(freed)"); return 1; }
     const adept_config *c = adept_model_config(box->m);
-    lua_pushfstring(L, "adept.Model (%s, %d layers, hidden %d, vocab %d)", c->architecture, c->num_layers,
-                    c->hidden_size, c->vocab_size);
+    double n = 0;
+    for (size_t i = 0; i < adept_model_num_params(box->m); i++) n += (double)adept_model_param(box->m, i)->numel;
+    char count[32];
+    human_count(count, sizeof count, n);
+    lua_pushfstring(L, "adept.Model(%s, %d layers, %s params)", c->architecture[0] ? c->architecture : "?",
+                    c->num_layers, count);
     return 1;
 }
 
@@ -443,22 +454,9 @@ void adept_open_model(lua_State *L) {
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
         {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},
         {"logits", adept_lua_model_logits}, {"generate", adept_lua_model_generate},
-        {"hidden_states", adept_lua_model_hidden_states},
-        {"free", model_gc}, {NULL, NULL}};
-    if (luaL_newmetatable(L, ADEPT_MODEL_MT)) {
-        lua_pushcfunction(L, model_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, model_gc);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, model_index);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, model_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "methods");
-    }
-    lua_pop(L, 1);
+        {"hidden_states", adept_lua_model_hidden_states}, {NULL, NULL}};
+    static const adept_lua_class cls = {ADEPT_MODEL_MT, methods, NULL, model_gc, model_tostring, model_index};
+    adept_lua_new_class(L, &cls);
     static const luaL_Reg fns[] = {{"model", l_model}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    adept_lua_setfuncs(L, fns, "adept.");
 }

@@ -1,6 +1,7 @@
 /* adept.adamw(m, {lr, betas, eps, weight_decay}) and the methods of adept.Optimizer: step, LR scales,
    gradient norm/clipping, and the optimizer part of checkpoints (trainer_state.safetensors). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,18 +43,18 @@ static int optim_gc(lua_State *L) {
 
 static void read_config(lua_State *L, int arg, adept_adamw_config *c) {
     luaL_checktype(L, arg, LUA_TTABLE);
-    c->lr = adept_lua_opt_num_field(L, arg, "lr", c->lr);
-    c->eps = adept_lua_opt_num_field(L, arg, "eps", c->eps);
-    c->weight_decay = adept_lua_opt_num_field(L, arg, "weight_decay", c->weight_decay);
+    /* the scalars stay double in the engine but scale float32 weights: beyond the float32 range they can
+       only turn weights into infinities */
+    c->lr = adept_lua_opt_f32_field(L, arg, "lr", c->lr);
+    c->eps = adept_lua_opt_f32_field(L, arg, "eps", c->eps);
+    c->weight_decay = adept_lua_opt_f32_field(L, arg, "weight_decay", c->weight_decay);
     lua_getfield(L, arg, "betas");
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1) || luaL_len(L, -1) != 2)
             luaL_argerror(L, arg, "field 'betas' must be a table of two numbers {beta1, beta2}");
         for (int i = 1; i <= 2; i++) {
             lua_geti(L, -1, i);
-            int ok;
-            double v = lua_tonumberx(L, -1, &ok);
-            if (!ok) luaL_argerror(L, arg, "field 'betas' must be a table of two numbers {beta1, beta2}");
+            double v = adept_lua_f32_value(L, -1, i == 1 ? "betas[1]" : "betas[2]");
             if (i == 1) c->beta1 = v;
             else c->beta2 = v;
             lua_pop(L, 1);
@@ -79,7 +80,7 @@ static int l_adamw(lua_State *L) {
 /* opt:step([lr_factor]) */
 static int o_step(lua_State *L) {
     adept_adamw *o = check_opt(L, 1);
-    double factor = luaL_optnumber(L, 2, 1.0);
+    double factor = adept_lua_opt_f32(L, 2, "lr_factor", 1.0);
     opt_model(L, 1); /* raises when the model was freed */
     if (adept_adamw_step(o, factor) != ADEPT_OK) return adept_lua_raise(L, "step");
     return 0;
@@ -100,7 +101,7 @@ static int o_grad_norm(lua_State *L) {
 /* opt:clip_grad_norm(max) -> norm before clipping [, message when it is not finite (gradients unchanged)]. */
 static int o_clip_grad_norm(lua_State *L) {
     check_opt(L, 1);
-    double max = luaL_checknumber(L, 2);
+    double max = adept_lua_check_f32(L, 2, "max norm");
     if (!(max > 0)) return luaL_argerror(L, 2, "max norm must be > 0");
     adept_model *m = opt_model(L, 1);
     double norm;
@@ -139,8 +140,10 @@ static int o_set_lr_scales(lua_State *L) {
         } else if (!lua_isnumber(L, -1)) {
             return luaL_argerror(L, 2, lua_pushfstring(L, "value of '%s' must be a number, a tensor or an array of row "
                                                        "multipliers, got %s", name, luaL_typename(L, -1)));
-        } else if (!(lua_tonumber(L, -1) >= 0) || !isfinite(lua_tonumber(L, -1))) {
-            return luaL_error(L, "set_lr_scales: %s: scale must be a finite number >= 0, got %f", name, lua_tonumber(L, -1));
+        } else if (!(adept_lua_f32_value(L, -2, lua_pushfstring(L, "scale of '%s'", name)) >= 0)) {
+            return luaL_error(L, "set_lr_scales: %s: scale must be a finite number >= 0, got %f", name, lua_tonumber(L, -2));
+        } else {
+            lua_pop(L, 1); /* the name pushed for the message */
         }
         lua_pop(L, 1);
     }
@@ -158,10 +161,8 @@ static int o_set_lr_scales(lua_State *L) {
             float *rows = lua_newuserdatauv(L, (size_t)n * sizeof *rows, 0);
             for (lua_Integer r = 0; r < n; r++) {
                 lua_geti(L, -2, r + 1);
-                int isnum;
-                rows[r] = (float)lua_tonumberx(L, -1, &isnum);
-                lua_pop(L, 1);
-                if (!isnum) return luaL_error(L, "set_lr_scales: %s: row %d multiplier is not a number", name, (int)r + 1);
+                rows[r] = (float)adept_lua_f32_value(L, -2, lua_pushfstring(L, "%s: row %I multiplier", name, r + 1));
+                lua_pop(L, 2);
             }
             s = adept_adamw_set_row_scales(o, row, rows, (int64_t)n);
             lua_pop(L, 1);
@@ -203,7 +204,7 @@ static int o_lr(lua_State *L) {
     adept_adamw *o = check_opt(L, 1);
     if (!lua_isnoneornil(L, 2)) {
         adept_adamw_config c = *adept_adamw_get_config(o);
-        c.lr = luaL_checknumber(L, 2);
+        c.lr = adept_lua_check_f32(L, 2, "lr");
         ADEPT_LUA_TRY(L, "lr", adept_adamw_set_config(o, &c));
     }
     lua_pushnumber(L, adept_adamw_get_config(o)->lr);
@@ -314,12 +315,13 @@ static int o_reset_state(lua_State *L) {
     return 0;
 }
 
+/* "adept.Optimizer(AdamW, lr=0.0001, 3 steps)" */
 static int o_tostring(lua_State *L) {
     optim_box *b = luaL_checkudata(L, 1, OPTIM_MT);
-    if (!b->opt) { lua_pushstring(L, "adept.Optimizer (freed)"); return 1; }
-    const adept_adamw_config *c = adept_adamw_get_config(b->opt);
-    lua_pushfstring(L, "adept.Optimizer AdamW(lr=%f, betas=(%f, %f), eps=%f, weight_decay=%f), %d steps", c->lr,
-                    c->beta1, c->beta2, c->eps, c->weight_decay, (int)adept_adamw_steps(b->opt));
+    if (!b->opt) { lua_pushstring(L, "adept.Optimizer(freed)"); return 1; }
+    char lr[32];
+    snprintf(lr, sizeof lr, "%.6g", adept_adamw_get_config(b->opt)->lr);
+    lua_pushfstring(L, "adept.Optimizer(AdamW, lr=%s, %I steps)", lr, (lua_Integer)adept_adamw_steps(b->opt));
     return 1;
 }
 
@@ -338,18 +340,9 @@ void adept_open_optim(lua_State *L) {
         {"step", o_step}, {"grad_norm", o_grad_norm}, {"clip_grad_norm", o_clip_grad_norm},
         {"set_lr_scales", o_set_lr_scales}, {"lr_scales", o_lr_scales}, {"lr", o_lr}, {"state", o_state},
         {"save_state", o_save_state}, {"load_state", o_load_state}, {"reset_state", o_reset_state},
-        {"free", optim_gc}, {NULL, NULL}};
-    if (luaL_newmetatable(L, OPTIM_MT)) {
-        lua_pushcfunction(L, optim_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, optim_gc);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, o_tostring);
-        lua_setfield(L, -2, "__tostring");
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+        {NULL, NULL}};
+    static const adept_lua_class cls = {OPTIM_MT, methods, NULL, optim_gc, o_tostring, NULL};
+    adept_lua_new_class(L, &cls);
     static const luaL_Reg fns[] = {{"adamw", l_adamw}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    adept_lua_setfuncs(L, fns, "adept.");
 }

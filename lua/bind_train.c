@@ -29,7 +29,7 @@ static int l_count_targets(lua_State *L) {
 static int l_forward_backward(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     int own_scale = lua_isnoneornil(L, 3);
-    double scale = own_scale ? 0.0 : luaL_checknumber(L, 3); /* before check_batch pushes its buffers */
+    double scale = own_scale ? 0.0 : adept_lua_check_f32(L, 3, "grad_scale"); /* before check_batch pushes its buffers */
     adept_batch b;
     adept_lua_read_batch(L, 2, &b, "adept.forward_backward");
     if (own_scale) {
@@ -166,9 +166,8 @@ static int l_train_step(lua_State *L) {
 
 /* adept.sgemm_peak([n [, seconds]]) -> FLOP/s of n x n sgemm with the current threads (default 512, 0.2 s) */
 static int l_sgemm_peak(lua_State *L) {
-    lua_Integer n = luaL_optinteger(L, 1, 512);
-    double secs = luaL_optnumber(L, 2, 0.2);
-    if (n < 16 || n > 8192) return luaL_argerror(L, 1, "matrix size must be in [16, 8192]");
+    lua_Integer n = adept_lua_opt_int_range(L, 1, "matrix size", 512, 16, 8192);
+    double secs = adept_lua_opt_finite(L, 2, "seconds", 0.2);
     lua_pushnumber(L, adept_sgemm_peak_flops((int)n, secs));
     return 1;
 }
@@ -177,5 +176,5 @@ void adept_open_train(lua_State *L) {
     static const luaL_Reg fns[] = {{"count_targets", l_count_targets}, {"forward_backward", l_forward_backward},
                                    {"nll", l_nll}, {"memory", l_memory}, {"save_weights", l_save_weights},
                                    {"load_weights", l_load_weights}, {"train_step", l_train_step}, {"sgemm_peak", l_sgemm_peak}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    adept_lua_setfuncs(L, fns, "adept.");
 }

@@ -12,9 +12,7 @@ static int l_version(lua_State *L) {
 
 static int l_threads(lua_State *L) {
     if (!lua_isnoneornil(L, 1)) {
-        lua_Integer n = luaL_checkinteger(L, 1);
-        if (n < 0) return luaL_argerror(L, 1, "thread count must be >= 0 (0 means all cores)");
-        adept_set_threads((int)n);
+        adept_set_threads((int)adept_lua_check_int_range(L, 1, "thread count (0 = all cores)", 0, 4096));
     }
     lua_pushinteger(L, adept_get_threads());
     return 1;
@@ -43,37 +41,61 @@ static int l_log_level(lua_State *L) {
 /* Progress line: adept.progress(label, total) returns an object with :update(done, extra) and :finish(extra). */
 #define PROGRESS_MT "adept.Progress"
 
+typedef struct progress_box {
+    adept_progress *p; /* &state while live, NULL after :free() */
+    adept_progress state;
+} progress_box;
+
 static int l_progress(lua_State *L) {
     const char *label = luaL_checkstring(L, 1);
-    lua_Integer total = luaL_optinteger(L, 2, 0);
-    adept_progress *p = lua_newuserdatauv(L, sizeof *p, 0);
-    adept_progress_start(p, label, total);
+    lua_Integer total = adept_lua_opt_int_range(L, 2, "total", 0, 0, LUA_MAXINTEGER);
+    progress_box *b = lua_newuserdatauv(L, sizeof *b, 0);
     luaL_setmetatable(L, PROGRESS_MT);
+    b->p = &b->state;
+    adept_progress_start(b->p, label, total);
+    return 1;
+}
+
+static adept_progress *check_progress(lua_State *L) {
+    progress_box *b = luaL_checkudata(L, 1, PROGRESS_MT);
+    if (!b->p) luaL_error(L, "progress line was freed");
+    return b->p;
+}
+
+/* A progress line holds no engine memory: freeing it only marks the handle dead. */
+static int progress_gc(lua_State *L) {
+    progress_box *b = luaL_checkudata(L, 1, PROGRESS_MT);
+    b->p = NULL;
+    return 0;
+}
+
+/* "adept.Progress(label)" */
+static int progress_tostring(lua_State *L) {
+    progress_box *b = luaL_checkudata(L, 1, PROGRESS_MT);
+    if (!b->p) { lua_pushstring(L, "adept.Progress(freed)"); return 1; }
+    lua_pushfstring(L, "adept.Progress(%s)", b->state.label);
     return 1;
 }
 
 static int l_progress_update(lua_State *L) {
-    adept_progress *p = luaL_checkudata(L, 1, PROGRESS_MT);
-    adept_progress_update(p, luaL_checkinteger(L, 2), luaL_optstring(L, 3, NULL));
+    adept_progress *p = check_progress(L);
+    adept_progress_update(p, adept_lua_check_int_range(L, 2, "done", 0, LUA_MAXINTEGER), luaL_optstring(L, 3, NULL));
     return 0;
 }
 
 static int l_progress_finish(lua_State *L) {
-    adept_progress *p = luaL_checkudata(L, 1, PROGRESS_MT);
+    adept_progress *p = check_progress(L);
     adept_progress_finish(p, luaL_optstring(L, 2, NULL));
     return 0;
 }
 
 void adept_open_util(lua_State *L) {
     static const luaL_Reg progress_methods[] = {{"update", l_progress_update}, {"finish", l_progress_finish}, {NULL, NULL}};
-    if (luaL_newmetatable(L, PROGRESS_MT)) {
-        luaL_newlib(L, progress_methods);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    static const adept_lua_class cls = {PROGRESS_MT, progress_methods, NULL, progress_gc, progress_tostring, NULL};
+    adept_lua_new_class(L, &cls);
     static const luaL_Reg fns[] = {{"version", l_version}, {"threads", l_threads}, {"now", l_now}, {"log", l_log},
                                    {"log_level", l_log_level}, {"progress", l_progress}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    adept_lua_setfuncs(L, fns, "adept.");
     if (lua_getfield(L, -1, "seed") == LUA_TNIL) {
         lua_pushinteger(L, 0);
         lua_setfield(L, -3, "seed");

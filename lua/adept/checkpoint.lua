@@ -7,8 +7,13 @@ local M = {}
 local function name_of(step) return ("step_%08d"):format(step) end
 
 -- Names of the model's weight files in a checkpoint (single file or shards).
+-- The names in dir, or none when it does not exist (adept.fs.list raises on an unreadable directory).
+local function list_names(dir)
+  return adept.fs.exists(dir) == "directory" and adept.fs.list(dir) or {}
+end
+
 local function weight_files(dir)
-  local names = adept.fs.list(dir) or {}
+  local names = list_names(dir)
   local files = {}
   for _, n in ipairs(names) do
     if n == "model.safetensors" or n:match("^model%-%d+%-of%-%d+%.safetensors$") then files[#files + 1] = dir .. "/" .. n end
@@ -57,8 +62,7 @@ end
 
 -- Complete checkpoints (renamed into place), oldest first.
 function M.list(dir)
-  local names = adept.fs.list(dir)
-  if not names then return {} end
+  local names = list_names(dir)
   local out = {}
   for _, n in ipairs(names) do
     local step = n:match("^step_(%d+)$")
@@ -77,7 +81,7 @@ end
 
 -- Keeps the newest `keep` checkpoints (all when keep is nil) and removes leftovers of interrupted writes.
 function M.prune(dir, keep)
-  local names = adept.fs.list(dir) or {}
+  local names = list_names(dir)
   local me = ("-%d$"):format(adept.getpid())
   for _, n in ipairs(names) do
     if n:match("^%.tmp%-step_%d+%-%d+$") and not n:match(me) then adept.fs.remove_tree(dir .. "/" .. n) end

@@ -147,7 +147,10 @@ end
 
 local function write_json(path, v) adept.json.write(path, v, {pretty = true}) end
 
-local function read_json(path) return (adept.json.read(path)) end
+local function read_json(path)
+  local ok, v = pcall(adept.json.read, path)
+  return ok and v or nil
+end
 
 -- Data shared by every run of one process (sweeps reuse them): datasets, fixed eval and probe batches.
 local data_cache = {}

@@ -15,9 +15,11 @@ local json = adept.json
 local function isnum(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
 local function decode_file(path)
-  local v, err = json.read(path)
+  local ok, v = pcall(json.read, path)
+  local err = not ok and tostring(v) or nil
+  if not ok then v = nil end
   if v == nil and adept.fs.exists(path) then -- present but not JSON: say so; absent files are simply skipped
-    adept.log("warn", "adept.report: " .. err:gsub("adept%.json%.decode: ", ""))
+    adept.log("warn", "adept.report: " .. err:gsub("^adept%.json%.read: ", ""))
   end
   return type(v) == "table" and v or nil
 end

@@ -22,8 +22,8 @@ local function exists(path)
 end
 
 local function read_json(path)
-  local v = adept.json.read(path)
-  return type(v) == "table" and v or nil
+  local ok, v = pcall(adept.json.read, path)
+  return ok and type(v) == "table" and v or nil
 end
 
 local function write_file(path, text)

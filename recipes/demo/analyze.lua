@@ -11,7 +11,10 @@ local a = adept.args
 local root = a.root or "runs/medquad"
 local budget = a.budget or 0.3
 
-local function read_json(path) return (adept.json.read(path)) end
+local function read_json(path)
+  local ok, v = pcall(adept.json.read, path) -- a run still being written has no summary yet
+  return ok and v or nil
+end
 
 -- runs[method][seed] = {points sorted by lr}; all[method] = every summary
 local runs, all, base = {}, {}, nil
