@@ -213,9 +213,16 @@ static char *meta_object(const adept_safetensors *sf) {
 }
 
 adept_status adept_trainer_state_load(const char *path, adept_adamw *opt, char **meta_json) {
-    adept_model *m = adept_adamw_model(opt);
     adept_safetensors *sf;
     ADEPT_TRY(adept_safetensors_open(path, &sf));
+    adept_status st = adept_trainer_state_read(sf, path, opt, meta_json);
+    adept_safetensors_close(sf);
+    return st;
+}
+
+adept_status adept_trainer_state_read(const adept_safetensors *sf, const char *path, adept_adamw *opt,
+                                      char **meta_json) {
+    adept_model *m = adept_adamw_model(opt);
     const char *text = adept_safetensors_meta(sf, "optimizer");
     cJSON *meta = text ? cJSON_Parse(text) : NULL;
     unsigned char *train = malloc(m->nparams ? m->nparams : 1);
@@ -264,7 +271,6 @@ adept_status adept_trainer_state_load(const char *path, adept_adamw *opt, char *
         st = adept_fail(ADEPT_ENOMEM, "trainer_state: out of memory");
     cJSON_Delete(meta);
     free(train);
-    adept_safetensors_close(sf);
     return st;
 }
 

@@ -21,6 +21,10 @@ adept_status adept_trainer_state_save(const char *path, adept_adamw *opt, const 
    bad file leaves model and optimizer unchanged. *meta_json, if not NULL, receives a malloc'd JSON object of
    every string metadata pair of the file (free with free()). */
 adept_status adept_trainer_state_load(const char *path, adept_adamw *opt, char **meta_json);
+/* The same from a parsed file (label names it in messages); the fuzz target enters here. */
+struct adept_safetensors;
+adept_status adept_trainer_state_read(const struct adept_safetensors *sf, const char *label, adept_adamw *opt,
+                                      char **meta_json);
 
 /* Copies every parameter of m from safetensors files (a checkpoint's model.safetensors or shards): each must be
    present in one of them with exactly the row's shape and a float dtype (converted to f32). Nothing is copied
