@@ -166,6 +166,7 @@ adept_status adept_model_create(const adept_config *cfg_in, uint64_t seed, float
     adept_model *m = calloc(1, sizeof *m);
     if (!m) return adept_fail(ADEPT_ENOMEM, "model: out of memory");
     m->cfg = cfg;
+    m->be = adept_backend_cpu();
     adept_status st = ADEPT_OK;
     if (cfg_in->config_json && !(m->cfg.config_json = strdup(cfg_in->config_json))) st = ADEPT_ENOMEM;
     int L = cfg.num_layers;

@@ -3,6 +3,7 @@
 #ifndef ADEPT_MODEL_INTERNAL_H
 #define ADEPT_MODEL_INTERNAL_H
 
+#include "adept/backend.h"
 #include "adept/model.h"
 
 /* Activations kept by the forward pass for the backward pass, one plan per (B, T). Shapes in comments;
@@ -32,7 +33,9 @@ typedef struct adept_acts {
     double *nll;                  /* (N) per-token loss */
     float *datt;                  /* (B, heads, T, T) */
     float *rope_cos, *rope_sin;   /* (T, head_dim/2) */
+    int32_t *ids, *tgt;           /* (N) the batch's inputs and targets on the device */
     void *block;                  /* the single allocation all of the above point into */
+    const adept_backend *be;      /* the backend that allocated block */
 } adept_acts;
 
 struct adept_model {
@@ -43,6 +46,7 @@ struct adept_model {
     int embed_idx, final_norm_idx, lm_head_idx; /* lm_head_idx -1 when tied */
     unsigned char *skip, *expanded;          /* [L] */
     adept_acts acts;
+    const adept_backend *be; /* compute backend of the model's device: every kernel and device buffer */
     int plan_logged;
 };
 
