@@ -34,7 +34,7 @@ adept_status adept_model_rope_tables(const adept_backend *be, const adept_config
 
 adept_status adept_model_plan(adept_model *m, int B, int T) {
     adept_acts *a = &m->acts;
-    if (a->block && a->B == B && a->T == T) return ADEPT_OK;
+    if (a->block && a->B == B && a->T == T && a->be == m->be) return ADEPT_OK;
     const adept_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);
     if (c->max_position_embeddings > 0 && T > c->max_position_embeddings)
