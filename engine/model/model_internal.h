@@ -33,12 +33,14 @@ typedef struct adept_acts {
     double *nll;                  /* (N) per-token loss */
     float *datt;                  /* (B, heads, T, T) */
     float *rope_cos, *rope_sin;   /* (T, head_dim/2) */
+    int32_t *ids, *tgt;           /* (N) the batch's inputs and targets on the device */
     void *block;                  /* the single allocation all of the above point into */
+    const adept_backend *be;      /* the backend that allocated block */
 } adept_acts;
 
 struct adept_model {
     adept_config cfg;
-    const adept_backend *be;      /* the device's kernels and memory */
+    const adept_backend *be;      /* compute backend of the model's device: every kernel and device buffer */
     adept_param *params;
     size_t nparams;
     adept_storage *value_slab;    /* f32 values of every row (64-byte aligned rows, table order) */

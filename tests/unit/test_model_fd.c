@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "model/layers.h"
+#include "ops/cpu/layers.h"
 
 /* One generic harness: L = sum(out * proj) for a random projection; the analytic gradient comes from the
    backward with dout = proj; central differences with h = 1e-6 in double must agree to 1e-6 relative

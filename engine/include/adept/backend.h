@@ -61,7 +61,7 @@ typedef struct adept_backend {
     /* dinp (+)= dout @ w (overwritten when dinp_accumulate is 0); dw += dout^T @ inp; dbias += sum_rows dout */
     void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                             size_t N, size_t IC, size_t OC, int dinp_accumulate);
-    /* out = x * rsqrt(mean(x^2) + eps) * w per row of C; rstd [N] cached */
+    /* out = x * rsqrt(mean(x^2) + eps) * w per row of C; rstd [N] cached; out may be inp (in place) */
     void (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C,
                             double eps);
     void (*rmsnorm_backward)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
@@ -78,6 +78,11 @@ typedef struct adept_backend {
     void (*attention_backward)(float *dq, float *dk, float *dv, float *datt, const float *dy, const float *att,
                                const float *q, const float *k, const float *v, size_t B, size_t T, size_t H,
                                size_t KH, size_t D);
+    /* One query token against a KV cache (generation): y [H*D] = softmax(q k^T / sqrt(D)) v over the n cached
+       positions; q [H*D]; k_cache/v_cache rows of ld floats (head g of the kv group at column g*D); att is
+       scratch [H, n]. The CPU version keeps libm's expf and the serial order of the first engine. */
+    void (*attention_decode)(float *y, float *att, const float *q, const float *k_cache, const float *v_cache,
+                             size_t n, size_t ld, size_t H, size_t KH, size_t D);
     /* h = silu(gate) * up; backward OVERWRITES dgate and dup */
     void (*swiglu_forward)(float *h, const float *gate, const float *up, size_t n);
     void (*swiglu_backward)(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n);
@@ -100,6 +105,11 @@ typedef struct adept_backend {
        (independent of the thread count); NaN/inf propagate. */
     adept_status (*sum_squares)(const float *x, size_t n, double *host_out);
     void (*scale)(float *x, size_t n, float f); /* x *= f */
+
+    /* ---- importance ---- */
+    /* host_cos[n] = cosine of rows n of x and y [N, C], accumulated in double (1 when both rows are zero, 0 when
+       one is): block influence is 1 - cos between a layer's input and output. */
+    adept_status (*row_cosine)(const float *x, const float *y, size_t N, size_t C, double *host_cos);
 } adept_backend;
 
 /* The built-in CPU backend (engine/ops/cpu/). */

@@ -7,7 +7,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "model/layers.h"
+#include "ops/cpu/layers.h"
 
 static void *cpu_alloc(size_t nbytes) {
     void *p = adept_alloc_zeroed(nbytes);
@@ -113,6 +113,21 @@ static adept_status cpu_sum_squares(const float *x, size_t n, double *host_out) 
     return ADEPT_OK;
 }
 
+/* One row per iteration, each in double in index order: the same result for any thread count. */
+static adept_status cpu_row_cosine(const float *x, const float *y, size_t N, size_t C, double *host_cos) {
+#pragma omp parallel for schedule(static) if (N * C > 2 * CHUNK)
+    for (size_t n = 0; n < N; n++) {
+        const float *a = x + n * C, *b = y + n * C;
+        double ab = 0, aa = 0, bb = 0;
+        for (size_t c = 0; c < C; c++) {
+            double u = a[c], v = b[c];
+            ab += u * v, aa += u * u, bb += v * v;
+        }
+        host_cos[n] = (aa == 0 && bb == 0) ? 1.0 : (aa == 0 || bb == 0) ? 0.0 : ab / sqrt(aa * bb);
+    }
+    return ADEPT_OK;
+}
+
 static void cpu_scale(float *x, size_t n, float f) {
 #pragma omp parallel for schedule(static) if (n > 2 * CHUNK)
     for (size_t i = 0; i < n; i++) x[i] *= f;
@@ -139,6 +154,7 @@ static const adept_backend cpu_backend = {
     .rope_backward = adept_rope_backward,
     .attention_forward = adept_attention_forward,
     .attention_backward = adept_attention_backward,
+    .attention_decode = adept_attention_decode,
     .swiglu_forward = adept_swiglu_forward,
     .swiglu_backward = adept_swiglu_backward,
     .embedding_forward = adept_embedding_forward,
@@ -148,6 +164,7 @@ static const adept_backend cpu_backend = {
     .adamw = cpu_adamw,
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
+    .row_cosine = cpu_row_cosine,
 };
 
 static const adept_backend *registered[2];
