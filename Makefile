@@ -3,6 +3,7 @@
 #   make        build build/adeptlua, build/adept.so and libadept (release, tuned for this machine)
 #   make test   build and run every test, then the unit tests and Lua specs under ASan/UBSan
 #   make run    install dependencies, build, run the quickstart recipe
+#   make fuzz-long  every fuzz target for FUZZ_SECONDS (1800) each; FUZZ_TARGETS="jsonl ..." picks some
 # PORTABLE=1 builds binaries without -march=native.
 
 BUILD ?= build
@@ -13,7 +14,7 @@ ifeq ($(PORTABLE),1)
 CMAKE_FLAGS += -DADEPT_NATIVE=OFF
 endif
 
-.PHONY: all build deps deps-test test test-fast test-asan fuzz run bench clean install
+.PHONY: all build deps deps-test test test-fast test-asan fuzz fuzz-long run bench clean install
 
 all: build
 
@@ -45,6 +46,11 @@ fuzz:
 	@cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DADEPT_FUZZ=ON -DADEPT_SANITIZE=ON -DCMAKE_C_COMPILER=clang \
 	  -DADEPT_TESTS=OFF >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
+
+# Every fuzz target for FUZZ_SECONDS each from its kept corpus; findings become regression inputs (scripts/fuzz_long.sh).
+FUZZ_SECONDS ?= 1800
+fuzz-long: fuzz
+	@scripts/fuzz_long.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 run: deps build
 	$(BUILD)/adeptlua recipes/quickstart.lua

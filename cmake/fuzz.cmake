@@ -40,6 +40,18 @@ foreach(src IN LISTS fuzz_sources)
     list(APPEND dirs ${seeds}) # read-only seeds: libFuzzer writes only to the first directory
   endif()
   add_test(NAME fuzz/${name} COMMAND ${target} ${args} ${dirs} WORKING_DIRECTORY ${work})
+  # the kept corpus and the findings of long runs (scripts/fuzz_long.sh), replayed once each: a fixed bug stays fixed
+  set(replay ${seeds})
+  set(regress ${CMAKE_SOURCE_DIR}/tests/fuzz/regressions/${name})
+  if(IS_DIRECTORY ${regress})
+    list(APPEND replay ${regress})
+  endif()
+  if(IS_DIRECTORY ${seeds})
+    add_test(NAME fuzz/${name}/regress COMMAND ${target} -runs=0 -rss_limit_mb=2048 -timeout=30 ${replay}
+             WORKING_DIRECTORY ${work})
+    set_tests_properties(fuzz/${name}/regress PROPERTIES LABELS fuzz TIMEOUT 600
+                         ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1")
+  endif()
   math(EXPR limit "${ADEPT_FUZZ_SECONDS} + 120")
   set_tests_properties(fuzz/${name} PROPERTIES LABELS fuzz TIMEOUT ${limit}
                        ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1")

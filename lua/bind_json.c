@@ -9,6 +9,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "adept/input.h"
+#include "adept/json.h"
 #include "binding.h"
 
 /* Choices (documented for users):
@@ -88,6 +90,8 @@ static int l_decode(lua_State *L) {
         size_t off = end && end >= s && end <= s + len ? (size_t)(end - s) : 0;
         return luaL_error(L, "invalid JSON at byte %d of %d", (int)off + 1, (int)len);
     }
+    /* a repeated key is refused, as in every engine reader (the box frees the tree on the error) */
+    if (adept_json_check_unique(b->tree, "adept.json.decode") != ADEPT_OK) return luaL_error(L, "%s", adept_last_error());
     push_json(L, b->tree, 0);
     cJSON_Delete(b->tree);
     b->tree = NULL;
@@ -182,6 +186,8 @@ static void add_json(lua_State *L, int idx, int depth, cJSON *parent, const char
     luaL_error(L, "cannot encode a %s", luaL_typename(L, idx));
 }
 
+int adept_lua_json_encode(lua_State *L);
+
 static int l_encode(lua_State *L) {
     luaL_checkany(L, 1);
     int pretty = lua_istable(L, 2) ? adept_lua_opt_bool_field(L, 2, "pretty", 0) : 0;
@@ -197,12 +203,16 @@ static int l_encode(lua_State *L) {
     return 1;
 }
 
-/* adept.json.read(path) -> value; raises naming the file when it is missing, unreadable or not JSON (a caller
-   reading run directories that other runs may still be writing uses pcall). */
+/* adept.json.encode as a C function for other bindings (adept.model writes its config table as JSON). */
+int adept_lua_json_encode(lua_State *L) { return l_encode(L); }
+
+/* adept.json.read(path) -> value; raises naming the file when it is missing, unreadable, a special file (a FIFO
+   or device is refused, never waited on) or not JSON (a caller reading run directories that other runs may
+   still be writing uses pcall). */
 static int l_read(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    FILE *f = fopen(path, "rb");
-    if (!f) return luaL_error(L, "%s: %s", path, strerror(errno));
+    FILE *f;
+    if (adept_input_fopen(path, NULL, &f) != ADEPT_OK) return luaL_error(L, "%s", adept_last_error());
     luaL_Buffer buf;
     luaL_buffinit(L, &buf);
     char chunk[65536];

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adept/hf_config.h"
 #include "adept/model.h"
 #include "binding.h"
 
@@ -32,62 +33,33 @@ static int model_gc(lua_State *L) {
 
 /* ---- config from a Lua table of HF fields ------------------------------------------------------ */
 
-static int table_int(lua_State *L, int arg, const char *field, int def, int required) {
-    lua_getfield(L, arg, field);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        if (required) luaL_error(L, "adept.model: config field %s is required", field);
-        return def;
-    }
-    int isint;
-    lua_Integer v = lua_tointegerx(L, -1, &isint);
-    if (!isint || v < -2147483647 || v > 2147483647)
-        luaL_error(L, "adept.model: config field %s must be an integer, got %s", field, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return (int)v;
-}
-
-static int table_bool(lua_State *L, int arg, const char *field, int def) {
-    lua_getfield(L, arg, field);
-    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
+/* The table is written as JSON and read by adept_hf_config_parse, the config.json parser, so both accept and
+   default exactly the same fields. Without architectures or model_type the family is Llama. */
 static void config_from_table(lua_State *L, int arg, adept_config *c) {
     luaL_checktype(L, arg, LUA_TTABLE);
-    adept_model_config_default(c);
-    const char *arch = NULL;
     lua_getfield(L, arg, "architectures");
-    if (lua_istable(L, -1)) lua_geti(L, -1, 1);
-    else lua_pushvalue(L, -1);
-    if (lua_type(L, -1) == LUA_TSTRING) arch = lua_tostring(L, -1);
-    if (arch) {
-        snprintf(c->architecture, sizeof c->architecture, "%s", arch);
-        if (!strcmp(arch, "LlamaForCausalLM")) c->arch = ADEPT_ARCH_LLAMA;
-        else if (!strcmp(arch, "MistralForCausalLM")) c->arch = ADEPT_ARCH_MISTRAL;
-        else if (!strcmp(arch, "Qwen2ForCausalLM")) c->arch = ADEPT_ARCH_QWEN2;
-        else if (!strcmp(arch, "Qwen3ForCausalLM")) c->arch = ADEPT_ARCH_QWEN3;
-        else luaL_error(L, "adept.model: architectures: %s is not supported (Llama, Mistral, Qwen2, Qwen3)", arch);
-    }
+    lua_getfield(L, arg, "model_type");
+    int family = !lua_isnil(L, -1) || !lua_isnil(L, -2);
     lua_pop(L, 2);
-    c->vocab_size = table_int(L, arg, "vocab_size", 0, 1);
-    c->hidden_size = table_int(L, arg, "hidden_size", 0, 1);
-    c->intermediate_size = table_int(L, arg, "intermediate_size", 0, 1);
-    c->num_layers = table_int(L, arg, "num_hidden_layers", 0, 1);
-    c->num_heads = table_int(L, arg, "num_attention_heads", 0, 1);
-    c->num_kv_heads = table_int(L, arg, "num_key_value_heads", c->num_heads, 0);
-    c->head_dim = table_int(L, arg, "head_dim", 0, 0);
-    c->max_position_embeddings = table_int(L, arg, "max_position_embeddings", 0, 0);
-    c->bos_token_id = table_int(L, arg, "bos_token_id", -1, 0);
-    c->eos_token_id = table_int(L, arg, "eos_token_id", -1, 0);
-    lua_Number eps = adept_lua_opt_num_field(L, arg, "rms_norm_eps", 1e-6);
-    lua_Number theta = adept_lua_opt_num_field(L, arg, "rope_theta", 10000.0);
-    c->rms_norm_eps = eps;
-    c->rope_theta = theta;
-    c->tie_word_embeddings = table_bool(L, arg, "tie_word_embeddings", 0);
-    c->attention_bias = table_bool(L, arg, "attention_bias", c->arch == ADEPT_ARCH_QWEN2);
-    c->qk_norm = table_bool(L, arg, "qk_norm", c->arch == ADEPT_ARCH_QWEN3);
+    lua_pushcfunction(L, adept_lua_json_encode);
+    if (family) lua_pushvalue(L, arg);
+    else { /* a shallow copy with model_type = "llama" */
+        lua_newtable(L);
+        for (lua_pushnil(L); lua_next(L, arg); ) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_settable(L, -4);
+        }
+        lua_pushstring(L, "llama");
+        lua_setfield(L, -2, "model_type");
+    }
+    lua_call(L, 1, 1);
+    size_t len;
+    const char *json = lua_tolstring(L, -1, &len);
+    if (adept_hf_config_parse(json, len, "config", c) != ADEPT_OK) adept_lua_raise(L, "adept.model");
+    lua_pop(L, 1);
+    free(c->config_json); /* saved from the parsed fields, as before: the JSON text was only the carrier */
+    c->config_json = NULL;
 }
 
 static int l_model(lua_State *L) {

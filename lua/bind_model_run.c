@@ -6,6 +6,13 @@
 #include "adept/model.h"
 #include "binding.h"
 
+/* A mean over no tokens is NaN: say why instead of computing it. (m:loss keeps returning NaN, 0 for such a
+   batch: adept.eval.perplexity sums over batches and skips the empty ones.) */
+static void require_targets(lua_State *L, const adept_batch *b, const char *fname) {
+    if (b->targets && adept_batch_count_targets(b) == 0)
+        luaL_error(L, "%s: no target tokens (every target of the batch is -1): the mean loss is undefined", fname);
+}
+
 int adept_lua_model_loss(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     adept_batch b;
@@ -22,6 +29,7 @@ int adept_lua_model_loss_and_grad(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     adept_batch b;
     adept_lua_read_batch(L, 2, &b, "loss_and_grad");
+    require_targets(L, &b, "loss_and_grad");
     int64_t want = adept_batch_count_targets(&b);
     double nll;
     int64_t n;

@@ -116,6 +116,7 @@ void adept_open_train(lua_State *L);
 void adept_open_model(lua_State *L);
 void adept_open_io(lua_State *L);
 void adept_open_json(lua_State *L);
+int adept_lua_json_encode(lua_State *L); /* adept.json.encode(value) as a lua_CFunction */
 void adept_open_chart(lua_State *L);
 
 /* Model userdata (bind_model.c): a named metatable; the handle owns the model (freed by __gc or :free()).

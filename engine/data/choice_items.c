@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "adept/eval.h"
+#include "adept/input.h"
+#include "adept/json.h"
 
 #define MAX_CHOICES 26
 
@@ -116,9 +118,9 @@ static adept_status resolve_answer(const item_builder *b, const cJSON *j, int *a
     if (!a) return item_fail(b, "no answer: expected 'answer', 'answer_idx' or 'answerKey'");
     char msg[256];
     if (cJSON_IsNumber(a)) {
-        double v = a->valuedouble;
-        if (v != floor(v) || v < 0 || v >= b->n) {
-            snprintf(msg, sizeof msg, "'%s' %g is not a 0-based index of the %d choices", field, v, b->n);
+        int64_t v;
+        if (!adept_json_int(a, 0, b->n - 1, &v)) {
+            snprintf(msg, sizeof msg, "'%s' %g is not a 0-based index of the %d choices", field, a->valuedouble, b->n);
             return item_fail(b, msg);
         }
         *answer = (int)v;
@@ -222,6 +224,12 @@ adept_status adept_choice_items_parse(const char *name, const char *text, size_t
             st = adept_fail(ADEPT_EFORMAT, "%s:%zu: text after the JSON value (one item per line)", name, line);
             break;
         }
+        char where[600];
+        snprintf(where, sizeof where, "%s:%zu", name, line);
+        if ((st = adept_json_check_unique(j, where)) != ADEPT_OK) {
+            cJSON_Delete(j);
+            break;
+        }
         if (out->n == cap) {
             size_t nc = cap ? cap * 2 : 64;
             adept_choice_item *grown = realloc(out->items, nc * sizeof *grown);
@@ -246,30 +254,9 @@ adept_status adept_choice_items_read(const char *path, size_t limit, adept_choic
     if (!path || !out) return adept_fail(ADEPT_EINVAL, "choice items: NULL path or output");
     out->items = NULL;
     out->n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return adept_fail(ADEPT_EIO, "%s: cannot open (%s)", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 65536) {
-            size_t nc = cap ? cap * 2 : 1 << 20;
-            char *g = realloc(buf, nc);
-            if (!g) {
-                free(buf), fclose(f);
-                return adept_fail(ADEPT_ENOMEM, "%s: out of memory reading %zu bytes", path, nc);
-            }
-            buf = g, cap = nc;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return adept_fail(ADEPT_EIO, "%s: read error", path);
-    }
+    char *buf;
+    size_t len;
+    ADEPT_TRY(adept_input_read(path, "choice items", (size_t)1 << 32, &buf, &len));
     adept_status st = adept_choice_items_parse(path, buf, len, limit, out);
     free(buf);
     return st;

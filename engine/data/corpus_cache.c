@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "adept/input.h"
 #include "adept/log.h"
 #include "adept/threads.h"
 #include "data/corpus_internal.h"
@@ -91,8 +92,10 @@ static adept_status mkdirs(const char *dir) {
 
 /* Maps a cache file and checks it completely (a corrupt file is rebuilt, never trusted). */
 static adept_status map_cache(const char *path, uint64_t key, adept_corpus *c) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ADEPT_ENOTFOUND;
+    FILE *fp;
+    adept_status os = adept_input_fopen(path, "token cache", &fp);
+    if (os == ADEPT_ENOTFOUND) { adept_clear_error(); return ADEPT_ENOTFOUND; }
+    if (os != ADEPT_OK) return os;
     struct stat sb;
     cache_header h;
     int ok = fstat(fileno(fp), &sb) == 0 && fread(&h, sizeof h, 1, fp) == 1 && !memcmp(h.magic, MAGIC, 8) &&
@@ -132,6 +135,36 @@ static adept_status finish_cache_file(builder *b, const char *tmp, const char *p
     return ADEPT_OK;
 }
 
+/* Hashes each document a limited read hands out (length, then bytes or token ids), in order. The tokens are a
+   function of these documents, the options and the tokenizer, so the key is exact; and the read stops at
+   max_bytes / max_documents, so a limited open never reads a whole large source just to name its cache. */
+static adept_status hash_doc(void *ctx, const adept_doc *d) {
+    adept_hash *h = ctx;
+    uint64_t head[2] = {d->tokens ? 1u : 0u, d->tokens ? (uint64_t)d->ntokens : (uint64_t)d->len};
+    adept_hash_update(h, head, sizeof head);
+    if (d->tokens) adept_hash_update(h, d->tokens, d->ntokens * sizeof *d->tokens);
+    else adept_hash_update(h, d->text, d->len);
+    return ADEPT_OK;
+}
+
+static adept_status hash_documents(adept_hash *h, const adept_dataset_options *o, char **files, size_t nfiles,
+                                   int32_t sep) {
+    adept_read_opts ro = {o->format, o->field ? o->field : "text", o->doc_split, o->token_bits, sep,
+                          o->skip_errors, o->max_documents, o->max_bytes};
+    adept_read_counts counts;
+    memset(&counts, 0, sizeof counts);
+    adept_status st = ADEPT_OK;
+    for (size_t i = 0; i < nfiles && st == ADEPT_OK && !counts.limit_reached; i++) {
+        const char *base = strrchr(files[i], '/');
+        base = base ? base + 1 : files[i];
+        adept_hash_update(h, base, strlen(base) + 1);
+        st = adept_corpus_read_file(files[i], &ro, hash_doc, h, &counts);
+    }
+    uint64_t tail[2] = {(uint64_t)counts.documents, (uint64_t)counts.skipped};
+    adept_hash_update(h, tail, sizeof tail);
+    return st;
+}
+
 /* The key: source bytes + names + every option that changes the tokens. */
 static adept_status corpus_key(const adept_dataset_options *o, char **files, size_t nfiles, int32_t sep, uint64_t *key) {
     adept_hash h;
@@ -143,6 +176,12 @@ static adept_status corpus_key(const adept_dataset_options *o, char **files, siz
     adept_hash_update(&h, field, strlen(field) + 1);
     uint64_t td = o->tokenizer ? adept_tokenizer_digest(o->tokenizer) : 0;
     adept_hash_update(&h, &td, sizeof td);
+    if (o->max_bytes > 0 || o->max_documents > 0) {
+        /* a limited read uses a prefix of the sources: key on exactly the documents it hands out */
+        ADEPT_TRY(hash_documents(&h, o, files, nfiles, sep));
+        *key = adept_hash_final(&h);
+        return ADEPT_OK;
+    }
     for (size_t i = 0; i < nfiles; i++) {
         const char *base = strrchr(files[i], '/');
         base = base ? base + 1 : files[i];

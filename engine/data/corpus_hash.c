@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adept/input.h"
 #include "data/corpus_internal.h"
 
 #define K1 0x9E3779B185EBCA87ull
@@ -74,8 +75,8 @@ uint64_t adept_hash_bytes(const void *data, size_t n, uint64_t seed) {
 }
 
 adept_status adept_hash_file(adept_hash *h, const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return adept_fail(ADEPT_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *fp;
+    ADEPT_TRY(adept_input_fopen(path, "dataset", &fp)); /* a FIFO or device would never end */
     size_t cap = 1 << 20, n;
     unsigned char *buf = malloc(cap);
     if (!buf) { fclose(fp); return adept_fail(ADEPT_ENOMEM, "%s: out of memory hashing", path); }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "adept/input.h"
 #include "data/corpus_internal.h"
 
 typedef struct strlist {
@@ -64,6 +65,9 @@ static adept_status add_path(const char *path, strlist *out) {
             if (out->n == before) return adept_fail(ADEPT_ENOTFOUND, "dataset: %s: directory holds no files", path);
             return ADEPT_OK;
         }
+        if (!S_ISREG(sb.st_mode)) /* a FIFO would block, a device never end */
+            return adept_fail(ADEPT_EINVAL, "dataset: %s is %s, not a regular file or directory", path,
+                              adept_input_kind(sb.st_mode));
         return strlist_push(out, path);
     }
     if (!strpbrk(path, "*?[")) return adept_fail(ADEPT_ENOTFOUND, "dataset: %s: no such file or directory", path);

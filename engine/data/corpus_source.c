@@ -20,11 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adept/input.h"
+#include "adept/json.h"
 #include "adept/log.h"
 #include "data/corpus_internal.h"
 
 #define CHUNK (1u << 20)
-#define MAX_DOC ((size_t)1 << 30) /* a single document (or line) larger than this is an error */
+/* A single document (or line) larger than this is an error, raised while reading (buffers never grow past it),
+   so a hostile source (a gzip of zeros without a newline) costs at most a few times this much memory. 64 MiB is
+   far above any real document (a long book is a few MB) and still lets every stage hold one whole. */
+#define MAX_DOC ((size_t)64 << 20)
 
 enum { SRC_STDIO, SRC_ARCHIVE, SRC_BUFFER };
 
@@ -149,10 +154,12 @@ static adept_status grow(reader *r, char **p, size_t *cap, size_t need) {
     if (need > MAX_DOC) {
         char loc[600];
         where(r, r->line, loc, sizeof loc);
-        return adept_fail(ADEPT_EUNSUPPORTED, "%s: a document or line longer than %zu bytes", loc, MAX_DOC);
+        return adept_fail(ADEPT_EUNSUPPORTED, "%s: a document or line longer than %zu bytes (the limit of one "
+                          "document; split the source)", loc, MAX_DOC);
     }
     size_t c = *cap ? *cap : 4096;
     while (c < need + 1) c *= 2;
+    if (c > MAX_DOC + 1) c = MAX_DOC + 1; /* never reserve past the cap: need <= MAX_DOC fits */
     char *q = realloc(*p, c);
     if (!q) return adept_fail(ADEPT_ENOMEM, "%s: out of memory for a %zu-byte document", r->file, need);
     *p = q, *cap = c;
@@ -294,7 +301,13 @@ static adept_status read_jsonl(reader *r) {
         }
         const cJSON *f = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, field) : NULL;
         adept_status st = ADEPT_OK;
-        if (!cJSON_IsObject(j)) st = bad_record(r, ADEPT_EFORMAT, r->line, "not a JSON object");
+        char dup[600] = "";
+        if (adept_json_check_unique(j, "") != ADEPT_OK) { /* message ": duplicate key ..." */
+            snprintf(dup, sizeof dup, "%s", adept_last_error() + 2);
+            adept_clear_error();
+        }
+        if (dup[0]) st = bad_record(r, ADEPT_EFORMAT, r->line, "%s", dup);
+        else if (!cJSON_IsObject(j)) st = bad_record(r, ADEPT_EFORMAT, r->line, "not a JSON object");
         else if (!f) st = bad_record(r, ADEPT_ENOTFOUND, r->line, "no field '%s'", field);
         else if (!cJSON_IsString(f) || !f->valuestring)
             st = bad_record(r, ADEPT_EFORMAT, r->line, "field '%s' is %s, not a string", field, json_type_name(f));
@@ -383,7 +396,7 @@ static int skip_member(const char *name) {
     return base[0] == '.' || base[0] == 0;
 }
 
-static adept_status read_archive(reader *r, int raw) {
+static adept_status read_archive(reader *r, int raw, int fd) {
     struct archive *a = archive_read_new();
     if (!a) return adept_fail(ADEPT_ENOMEM, "%s: out of memory opening the archive", r->file);
     archive_read_support_filter_all(a);
@@ -391,7 +404,7 @@ static adept_status read_archive(reader *r, int raw) {
     else archive_read_support_format_all(a);
     r->a = a, r->kind = SRC_ARCHIVE;
     adept_status st = ADEPT_OK;
-    if (archive_read_open_filename(a, r->file, 1 << 16) != ARCHIVE_OK) {
+    if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
         st = adept_fail(ADEPT_EFORMAT, "%s: cannot open as %s: %s", r->file, raw ? "a compressed stream" : "an archive",
                         archive_error_string(a) ? archive_error_string(a) : "unknown error");
         archive_read_free(a);
@@ -460,15 +473,14 @@ adept_status adept_corpus_read_file(const char *file, const adept_read_opts *o, 
     ADEPT_TRY(reader_init(&r, file, o, fn, ctx, counts, CHUNK));
     counts->disk_current = 0;
     adept_status st;
-    FILE *fp = fopen(file, "rb");
-    if (!fp) {
-        st = adept_fail(ADEPT_EIO, "%s: cannot open: %s", file, strerror(errno));
-    } else {
+    FILE *fp = NULL;
+    st = adept_input_fopen(file, "dataset", &fp); /* a FIFO or device is refused here, never read or waited on */
+    if (st == ADEPT_OK) {
         int archive = is_archive_name(file), compressed = !archive && compress_ext_len(file);
         if (!archive && !compressed) compressed = sniff(fp, &archive) && !archive;
         if (archive || compressed) {
+            st = read_archive(&r, !archive, fileno(fp)); /* libarchive reads the checked descriptor */
             fclose(fp);
-            st = read_archive(&r, !archive);
         } else {
             r.kind = SRC_STDIO, r.fp = fp;
             st = read_stream(&r, file, strlen(file));

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adept/input.h"
+#include "adept/json.h"
 #include "tok_internal.h"
 
 #define FAIL(st, ...) adept_fail(st, __VA_ARGS__)
@@ -18,9 +20,17 @@ static int jbool(const cJSON *o, const char *k, int def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
 }
-static int jint(const cJSON *o, const char *k, int def) {
+/* An integer field in [lo, hi]; absent or null gives def; anything else is an error naming the field. */
+static adept_status jint(const cJSON *o, const char *k, int64_t lo, int64_t hi, int def, const char *path,
+                         const char *where, int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) && v->valuedouble >= -1e9 && v->valuedouble <= 1e9 ? (int)v->valuedouble : def;
+    int64_t x;
+    if (!v || cJSON_IsNull(v)) { *out = def; return ADEPT_OK; }
+    if (!adept_json_int(v, lo, hi, &x))
+        return adept_fail(ADEPT_EFORMAT, "%s: %s \"%s\" must be an integer in [%lld, %lld]", path, where, k,
+                          (long long)lo, (long long)hi);
+    *out = (int)x;
+    return ADEPT_OK;
 }
 static const cJSON *jget(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 static int is_null(const cJSON *v) { return !v || cJSON_IsNull(v); }
@@ -185,8 +195,8 @@ static adept_status load_dec(const cJSON *j, tok_dec *d, const char *path, int d
         d->len = c ? strlen(c) : 0;
         d->str = dupn(c ? c : "", d->len);
         if (!d->str) return FAIL(ADEPT_ENOMEM, "%s: out of memory", path);
-        d->start = jint(j, "start", 0);
-        d->stop = jint(j, "stop", 0);
+        ADEPT_TRY(jint(j, "start", 0, 1 << 20, 0, path, "Strip decoder", &d->start));
+        ADEPT_TRY(jint(j, "stop", 0, 1 << 20, 0, path, "Strip decoder", &d->stop));
     } else if (!strcmp(type, "Replace")) {
         const char *c = jstr(j, "content");
         d->kind = TOK_DEC_REPLACE;
@@ -255,8 +265,11 @@ static adept_status load_post(const cJSON *j, adept_tokenizer *tok, const char *
             if (cJSON_IsArray(ids)) {
                 const cJSON *x;
                 cJSON_ArrayForEach(x, ids) {
-                    if (!cJSON_IsNumber(x) || nid == 8) return FAIL(ADEPT_EFORMAT, "%s: bad ids of special token %s", path, name);
-                    idv[nid++] = (int32_t)x->valuedouble;
+                    int64_t v;
+                    if (nid == 8 || !adept_json_int(x, 0, tok->nids - 1, &v))
+                        return FAIL(ADEPT_EFORMAT, "%s: special token %s: ids must be at most 8 integers in [0, %d)",
+                                    path, name, tok->nids);
+                    idv[nid++] = (int32_t)v;
                 }
             } else if ((idv[0] = lookup_any(tok, name)) >= 0) nid = 1;
             else return FAIL(ADEPT_EFORMAT, "%s: TemplateProcessing special token \"%s\" is not in the vocabulary", path, name);
@@ -271,10 +284,11 @@ static adept_status load_post(const cJSON *j, adept_tokenizer *tok, const char *
         const cJSON *cls = jget(j, "cls"), *sep = jget(j, "sep");
         const cJSON *c1 = cJSON_GetArrayItem(cls, 1), *s1 = cJSON_GetArrayItem(sep, 1);
         if (!cJSON_IsNumber(c1) || !cJSON_IsNumber(s1)) return FAIL(ADEPT_EFORMAT, "%s: %s without cls/sep", path, type);
-        pre[npre++] = (int32_t)c1->valuedouble;
-        post[npost++] = (int32_t)s1->valuedouble;
-        if (pre[0] < 0 || pre[0] >= tok->nids || post[0] < 0 || post[0] >= tok->nids)
-            return FAIL(ADEPT_EFORMAT, "%s: %s ids out of range", path, type);
+        int64_t cid, sid; /* range-checked before any conversion: the file may hold any double */
+        if (!adept_json_int(c1, 0, tok->nids - 1, &cid) || !adept_json_int(s1, 0, tok->nids - 1, &sid))
+            return FAIL(ADEPT_EFORMAT, "%s: %s cls/sep ids must be integers in [0, %d)", path, type, tok->nids);
+        pre[npre++] = (int32_t)cid;
+        post[npost++] = (int32_t)sid;
     } else
         return FAIL(ADEPT_EUNSUPPORTED, "%s: post_processor type \"%s\" is not supported (supported: "
                     "TemplateProcessing, ByteLevel, RobertaProcessing, BertProcessing)", path, type);
@@ -298,6 +312,8 @@ static adept_status set_token(adept_tokenizer *tok, int32_t id, const char *s, s
     tok->tok_len[id] = (uint32_t)len;
     return ADEPT_OK;
 }
+
+static adept_status load_added(const cJSON *added, adept_tokenizer *tok, const char *path, int *added_at);
 
 static adept_status load_model(const cJSON *root, adept_tokenizer *tok, const char *path) {
     tok_hf *hf = tok->hf;
@@ -323,21 +339,20 @@ static adept_status load_model(const cJSON *root, adept_tokenizer *tok, const ch
     int32_t maxid = -1;
     size_t nv = 0;
     const cJSON *it;
+    int64_t idv;
     cJSON_ArrayForEach(it, vocab) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= (1 << 24) ||
-            it->valuedouble != (double)(int32_t)it->valuedouble)
+        if (!adept_json_int(it, 0, (1 << 24) - 1, &idv))
             return FAIL(ADEPT_EFORMAT, "%s: vocab entry \"%.64s\" must have an integer id in [0, 2^24)", path,
                         it->string ? it->string : "");
-        if ((int32_t)it->valuedouble > maxid) maxid = (int32_t)it->valuedouble;
+        if ((int32_t)idv > maxid) maxid = (int32_t)idv;
         nv++;
     }
     const cJSON *added = jget(root, "added_tokens");
     if (!is_null(added) && !cJSON_IsArray(added)) return FAIL(ADEPT_EFORMAT, "%s: added_tokens must be an array", path);
     cJSON_ArrayForEach(it, added) {
-        const cJSON *id = jget(it, "id");
-        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= (1 << 24) || !jstr(it, "content"))
-            return FAIL(ADEPT_EFORMAT, "%s: added token without a valid id and content", path);
-        if ((int32_t)id->valuedouble > maxid) maxid = (int32_t)id->valuedouble;
+        if (!adept_json_int(jget(it, "id"), 0, (1 << 24) - 1, &idv) || !jstr(it, "content"))
+            return FAIL(ADEPT_EFORMAT, "%s: added token without a valid id in [0, 2^24) and content", path);
+        if ((int32_t)idv > maxid) maxid = (int32_t)idv;
     }
     if (maxid < 0) return FAIL(ADEPT_EFORMAT, "%s: empty vocabulary", path);
     tok->nids = maxid + 1;
@@ -348,7 +363,11 @@ static adept_status load_model(const cJSON *root, adept_tokenizer *tok, const ch
     ADEPT_TRY(tok_smap_init(&tok->vocab, nv));
     cJSON_ArrayForEach(it, vocab) {
         size_t len = strlen(it->string);
-        int32_t id = (int32_t)it->valuedouble;
+        int32_t id = (int32_t)it->valuedouble; /* range-checked above */
+        /* two strings with one id: decoding that id would pick one silently (keys are unique: checked) */
+        if (tok->tok[id])
+            return FAIL(ADEPT_EFORMAT, "%s: model.vocab: \"%.64s\" and \"%.64s\" share the id %d (an id may name one "
+                        "token)", path, tok->tok[id], it->string, id);
         ADEPT_TRY(tok_smap_put(&tok->vocab, it->string, len, id));
         ADEPT_TRY(set_token(tok, id, it->string, len, path));
     }
@@ -397,11 +416,33 @@ static adept_status load_model(const cJSON *root, adept_tokenizer *tok, const ch
     hf->added = calloc(na ? na : 1, sizeof *hf->added);
     if (!hf->added) return FAIL(ADEPT_ENOMEM, "%s: out of memory", path);
     ADEPT_TRY(tok_smap_init(&tok->added_map, (size_t)na + 1));
+    int *added_at = calloc((size_t)tok->nids, sizeof *added_at); /* id -> 1 + index in hf->added */
+    if (!added_at) return FAIL(ADEPT_ENOMEM, "%s: out of memory", path);
+    adept_status ast = load_added(added, tok, path, added_at);
+    free(added_at);
+    return ast;
+}
+
+static adept_status load_added(const cJSON *added, adept_tokenizer *tok, const char *path, int *added_at) {
+    tok_hf *hf = tok->hf;
+    const cJSON *it;
     cJSON_ArrayForEach(it, added) {
         tok_added *t = &hf->added[hf->nadded];
         const char *c = jstr(it, "content");
         t->len = strlen(c);
-        t->id = (int32_t)jget(it, "id")->valuedouble;
+        t->id = (int32_t)jget(it, "id")->valuedouble; /* range-checked above */
+        /* An added token may repeat its vocabulary entry (same id and content) or redefine that id (it wins, as
+           in tokenizers); two added tokens on one id, or one content on two ids, make encode or decode a guess. */
+        if (t->len) {
+            int32_t prev = tok_smap_get(&tok->added_map, c, t->len);
+            if (prev >= 0 && prev != t->id)
+                return FAIL(ADEPT_EFORMAT, "%s: added_tokens: \"%.64s\" is given twice, with ids %d and %d", path, c,
+                            prev, t->id);
+            if (prev < 0 && added_at[t->id])
+                return FAIL(ADEPT_EFORMAT, "%s: added_tokens: \"%.64s\" and \"%.64s\" share the id %d", path,
+                            hf->added[added_at[t->id] - 1].content, c, t->id);
+            added_at[t->id] = hf->nadded + 1;
+        }
         t->special = jbool(it, "special", 0);
         t->lstrip = jbool(it, "lstrip", 0);
         t->rstrip = jbool(it, "rstrip", 0);
@@ -418,8 +459,10 @@ static adept_status load_model(const cJSON *root, adept_tokenizer *tok, const ch
     return ADEPT_OK;
 }
 
-/* bos/eos: tokenizer_config.json beside the file (as transformers reads them), else the template's first/last. */
-static void load_bos_eos(adept_tokenizer *tok, const char *path) {
+/* bos/eos: tokenizer_config.json beside the file (as transformers reads them), else the template's first/last.
+   A side file that is not JSON is ignored (ids keep the template's values); one that repeats a key, or that is
+   not a regular file, is an error: the first would be a guess, the second could block. */
+static adept_status load_bos_eos(adept_tokenizer *tok, const char *path) {
     tok_hf *hf = tok->hf;
     if (hf->n_tpl_pre) tok->bos = hf->tpl_pre[0];
     if (hf->n_tpl_post) tok->eos = hf->tpl_post[hf->n_tpl_post - 1];
@@ -431,40 +474,31 @@ static void load_bos_eos(adept_tokenizer *tok, const char *path) {
     /* without a side file: the conventional names (GPT-2's <|endoftext|> is both) */
     static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", NULL};
     static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", NULL};
-    FILE *f = tok->from_memory ? NULL : fopen(cfg, "rb");
-    if (!f) {
+    char *buf = NULL;
+    size_t n = 0;
+    adept_status st = tok->from_memory ? ADEPT_ENOTFOUND : adept_input_read(cfg, "tokenizer_config.json", 64u << 20, &buf, &n);
+    if (st == ADEPT_ENOTFOUND) {
+        adept_clear_error();
         for (int i = 0; tok->bos < 0 && bos_names[i]; i++)
             tok->bos = tok_smap_get(&tok->added_map, bos_names[i], strlen(bos_names[i]));
         for (int i = 0; tok->eos < 0 && eos_names[i]; i++)
             tok->eos = tok_smap_get(&tok->added_map, eos_names[i], strlen(eos_names[i]));
-        return;
+        return ADEPT_OK;
     }
-    char *buf = NULL;
-    size_t n = 0, cap = 0, got;
-    char chunk[65536];
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && n < (64u << 20)) {
-        if (n + got + 1 > cap) {
-            cap = (n + got + 1) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        memcpy(buf + n, chunk, got);
-        n += got;
-    }
-    fclose(f);
-    if (!buf) return;
+    if (st != ADEPT_OK) return st;
     cJSON *j = cJSON_ParseWithLength(buf, n);
     free(buf);
-    if (!j) return; /* a broken side file does not stop the tokenizer; ids keep the template's values */
+    if (!j) return ADEPT_OK; /* a broken side file does not stop the tokenizer; ids keep the template's values */
+    st = adept_json_check_unique(j, cfg);
     static const char *const keys[2] = {"bos_token", "eos_token"};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && st == ADEPT_OK; k++) {
         const cJSON *v = jget(j, keys[k]);
         const char *s = cJSON_IsString(v) ? v->valuestring : cJSON_IsObject(v) ? jstr(v, "content") : NULL;
         int32_t id = lookup_any(tok, s);
         if (id >= 0) *(k ? &tok->eos : &tok->bos) = id;
     }
     cJSON_Delete(j);
+    return st;
 }
 
 adept_status tok_json_load(const char *path, const char *data, size_t n, adept_tokenizer *tok) {
@@ -475,9 +509,9 @@ adept_status tok_json_load(const char *path, const char *data, size_t n, adept_t
         size_t off = e && e >= data && e <= data + n ? (size_t)(e - data) : 0;
         return FAIL(ADEPT_EFORMAT, "%s: invalid JSON near byte %zu", path, off);
     }
-    adept_status st = ADEPT_OK;
+    adept_status st = adept_json_check_unique(root, path);
     tok->hf = calloc(1, sizeof *tok->hf);
-    if (!tok->hf) st = FAIL(ADEPT_ENOMEM, "%s: out of memory", path);
+    if (!tok->hf && st == ADEPT_OK) st = FAIL(ADEPT_ENOMEM, "%s: out of memory", path);
     if (st == ADEPT_OK && !cJSON_IsObject(root)) st = FAIL(ADEPT_EFORMAT, "%s: top level is not an object", path);
     if (st == ADEPT_OK) st = load_model(root, tok, path);
     const cJSON *c;
@@ -496,7 +530,7 @@ adept_status tok_json_load(const char *path, const char *data, size_t n, adept_t
     }
     if (st == ADEPT_OK) st = load_post(jget(root, "post_processor"), tok, path);
     cJSON_Delete(root);
-    if (st == ADEPT_OK) load_bos_eos(tok, path);
+    if (st == ADEPT_OK) st = load_bos_eos(tok, path);
     if (st == ADEPT_OK) st = tok_hf_prepare(tok, path);
     return st;
 }

@@ -60,12 +60,18 @@ adept_status tok_llama2c_load(const char *path, const unsigned char *data, size_
         int32_t len;
         float score;
         if (n - off < 8)
-            return adept_fail(ADEPT_EFORMAT, "%s: truncated token entry %zu at offset %zu", path, count, off);
+            return adept_fail(ADEPT_EFORMAT, "%s: truncated: token %zu at offset %zu needs an 8-byte score and length, "
+                              "but the file ends at %zu", path, count, off, n);
         memcpy(&score, data + off, 4);
         memcpy(&len, data + off + 4, 4);
-        if (len < 0 || len > maxlen || (size_t)len > n - off - 8 || !isfinite(score))
-            return adept_fail(ADEPT_EFORMAT, "%s: token %zu at offset %zu: length %d (max_token_length %d) or score "
-                              "%g invalid: not a llama2.c tokenizer.bin", path, count, off, len, maxlen, score);
+        if (len < 0 || len > maxlen || !isfinite(score))
+            return adept_fail(ADEPT_EFORMAT, "%s: token %zu at offset %zu: %s %s (max_token_length %d): not a "
+                              "llama2.c tokenizer.bin, or a corrupt one", path, count, off,
+                              isfinite(score) ? "length" : "score", isfinite(score) ? "out of range" : "not finite",
+                              maxlen);
+        if ((size_t)len > n - off - 8)
+            return adept_fail(ADEPT_EFORMAT, "%s: truncated: token %zu at offset %zu declares %d bytes at offset %zu, "
+                              "but the file ends at %zu", path, count, off, len, off + 8, n);
         off += 8 + (size_t)len;
         count++;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "adept/input.h"
 #include "tok_internal.h"
 
 adept_status adept_ids_push(adept_ids *v, int32_t id) {
@@ -27,30 +28,10 @@ void adept_ids_free(adept_ids *v) {
     memset(v, 0, sizeof *v);
 }
 
+#define MAX_TOKENIZER_BYTES ((size_t)1 << 30)
+
 static adept_status read_file(const char *path, char **data, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return adept_fail(ADEPT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return adept_fail(ADEPT_EIO, "%s: not a regular file", path);
-    }
-    size_t sz = (size_t)st.st_size;
-    char *buf = malloc(sz + 1);
-    if (!buf) {
-        fclose(f);
-        return adept_fail(ADEPT_ENOMEM, "%s: out of memory for %zu bytes", path, sz);
-    }
-    size_t got = fread(buf, 1, sz, f);
-    fclose(f);
-    if (got != sz) {
-        free(buf);
-        return adept_fail(ADEPT_EIO, "%s: short read (%zu of %zu bytes)", path, got, sz);
-    }
-    buf[sz] = 0;
-    *data = buf;
-    *n = sz;
-    return ADEPT_OK;
+    return adept_input_read(path, "tokenizer", MAX_TOKENIZER_BYTES, data, n);
 }
 
 static int is_file(const char *p) {

@@ -15,6 +15,8 @@
 #include "adept/hf_config.h"
 
 #include <cjson/cJSON.h>
+#include "adept/input.h"
+#include "adept/json.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -74,7 +76,8 @@ static const cJSON *field(const parser *p, const char *name) {
 
 static int present(const cJSON *v) { return v && !cJSON_IsNull(v); }
 
-/* Integer field in [lo, hi]; absent or null gives def (def < lo means required). */
+/* Integer field in [lo, hi]; absent or null gives def (def < lo means required). The message states the
+   limits, so a refused value says what would have been accepted. */
 static adept_status get_int(const parser *p, const char *name, long lo, long hi, long def, const char *what,
                             int *out) {
     const cJSON *v = field(p, name);
@@ -84,11 +87,15 @@ static adept_status get_int(const parser *p, const char *name, long lo, long hi,
         *out = (int)def;
         return ADEPT_OK;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)lo ||
-        v->valuedouble > (double)hi)
+    int64_t x;
+    if (!adept_json_int(v, lo, hi, &x)) {
+        if (cJSON_IsNumber(v) && v->valuedouble > (double)hi)
+            return adept_fail(ADEPT_EFORMAT, "%s: %s must be %s of at most %ld (this engine's limit), got %s", p->label,
+                              name, what, hi, describe(v, buf, sizeof buf));
         return adept_fail(ADEPT_EFORMAT, "%s: %s must be %s, got %s", p->label, name, what,
                           describe(v, buf, sizeof buf));
-    *out = (int)v->valuedouble;
+    }
+    *out = (int)x;
     return ADEPT_OK;
 }
 
@@ -125,19 +132,19 @@ static adept_status get_token_id(const parser *p, const char *name, int *out) {
     if (cJSON_IsArray(v)) {
         if (cJSON_GetArraySize(v) == 0) return ADEPT_OK;
         const cJSON *e;
+        int64_t x;
         cJSON_ArrayForEach(e, v) {
-            if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 0 ||
-                e->valuedouble > 2147483647.0)
+            if (!adept_json_int(e, 0, INT32_MAX, &x))
                 return adept_fail(ADEPT_EFORMAT, "%s: %s entries must be non-negative integers, got %s", p->label,
                                   name, describe(e, buf, sizeof buf));
         }
         first = v->child;
     }
-    if (!cJSON_IsNumber(first) || first->valuedouble != floor(first->valuedouble) || first->valuedouble < 0 ||
-        first->valuedouble > 2147483647.0)
+    int64_t id;
+    if (!adept_json_int(first, 0, INT32_MAX, &id))
         return adept_fail(ADEPT_EFORMAT, "%s: %s must be a non-negative integer or a list of them, got %s",
                           p->label, name, describe(v, buf, sizeof buf));
-    *out = (int)first->valuedouble;
+    *out = (int)id;
     return ADEPT_OK;
 }
 
@@ -359,8 +366,8 @@ adept_status adept_hf_config_parse(const char *json, size_t len, const char *lab
         return adept_fail(ADEPT_EFORMAT, "%s: %zu bytes is too large for a config", label, len);
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) return adept_fail(ADEPT_EFORMAT, "%s: not valid JSON", label);
-    adept_status s = ADEPT_OK;
-    if (!cJSON_IsObject(root)) s = adept_fail(ADEPT_EFORMAT, "%s: the top level must be a JSON object", label);
+    adept_status s = adept_json_check_unique(root, label);
+    if (s == ADEPT_OK && !cJSON_IsObject(root)) s = adept_fail(ADEPT_EFORMAT, "%s: the top level must be a JSON object", label);
     parser p = {root, label};
     adept_config c;
     memset(&c, 0, sizeof c);
@@ -376,21 +383,11 @@ adept_status adept_hf_config_parse(const char *json, size_t len, const char *lab
 
 adept_status adept_hf_config_read(const char *path, adept_config *out) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(MAX_CONFIG_BYTES + 1);
-    if (!buf) { fclose(f); return adept_fail(ADEPT_ENOMEM, "%s: out of memory", path); }
-    size_t n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
-    int err = ferror(f);
-    fclose(f);
-    adept_status s;
-    if (err) s = adept_fail(ADEPT_EIO, "%s: read error", path);
-    else if (n > MAX_CONFIG_BYTES) s = adept_fail(ADEPT_EFORMAT, "%s: larger than %u bytes", path, MAX_CONFIG_BYTES);
-    else {
-        const char *base = strrchr(path, '/');
-        s = adept_hf_config_parse(buf, n, base ? base + 1 : path, out);
-    }
+    char *buf;
+    size_t n;
+    ADEPT_TRY(adept_input_read(path, "config.json", MAX_CONFIG_BYTES, &buf, &n));
+    const char *base = strrchr(path, '/');
+    adept_status s = adept_hf_config_parse(buf, n, base ? base + 1 : path, out);
     free(buf);
     return s;
 }

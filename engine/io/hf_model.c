@@ -26,7 +26,10 @@
 #include <unistd.h>
 
 #include "adept/hf_config.h"
+#include "adept/input.h"
+#include "adept/json.h"
 #include "adept/llama2c.h"
+#include "adept/log.h"
 #include "adept/model.h"
 #include "adept/safetensors.h"
 
@@ -44,23 +47,8 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
-static adept_status read_text(const char *path, size_t cap, char **out, size_t *len) {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(cap + 1);
-    if (!buf) { fclose(f); return adept_fail(ADEPT_ENOMEM, "%s: out of memory", path); }
-    size_t n = fread(buf, 1, cap + 1, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || n > cap) {
-        free(buf);
-        return adept_fail(err ? ADEPT_EIO : ADEPT_EFORMAT, "%s: %s", path, err ? "read error" : "file too large");
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return ADEPT_OK;
+static adept_status read_text(const char *path, const char *what, size_t cap, char **out, size_t *len) {
+    return adept_input_read(path, what, cap, out, len);
 }
 
 /* ---- loading --------------------------------------------------------------------------------------- */
@@ -96,27 +84,38 @@ static adept_status open_shard(shards *s, const char *dir, const char *file) {
     return ADEPT_OK;
 }
 
+/* Which weights a directory holds follows transformers (modeling_utils: SAFE_WEIGHTS_NAME is tried before
+   SAFE_WEIGHTS_INDEX_NAME): model.safetensors when it exists, else the shards of model.safetensors.index.json.
+   A directory holding both is ambiguous (a stale file from an earlier save?): it loads the single file, as
+   transformers would, and says so in a warning naming both. */
 static adept_status open_shards(const char *dir, shards *s) {
     memset(s, 0, sizeof *s);
-    char *ipath = path_join(dir, "model.safetensors.index.json");
-    if (!ipath) return adept_fail(ADEPT_ENOMEM, "out of memory");
-    char *text = NULL;
-    size_t len = 0;
-    adept_status st = read_text(ipath, 64u << 20, &text, &len);
-    free(ipath);
-    if (st == ADEPT_ENOTFOUND) {
-        char *single = path_join(dir, "model.safetensors");
-        int exists = single && access(single, F_OK) == 0;
-        free(single);
-        if (!exists)
-            return adept_fail(ADEPT_ENOTFOUND, "%s: neither model.safetensors nor model.safetensors.index.json is "
-                              "there", dir);
+    char *ipath = path_join(dir, "model.safetensors.index.json"), *single = path_join(dir, "model.safetensors");
+    if (!ipath || !single) { free(ipath); free(single); return adept_fail(ADEPT_ENOMEM, "out of memory"); }
+    struct stat sb;
+    int has_single = lstat(single, &sb) == 0, has_index = lstat(ipath, &sb) == 0;
+    free(single);
+    if (has_single) {
+        if (has_index)
+            adept_log(ADEPT_LOG_WARN, "%s holds both model.safetensors and model.safetensors.index.json: loading "
+                      "model.safetensors, as transformers does (remove the one that is stale)", dir);
+        free(ipath);
         return open_shard(s, dir, "model.safetensors");
     }
+    if (!has_index) {
+        free(ipath);
+        return adept_fail(ADEPT_ENOTFOUND, "%s: neither model.safetensors nor model.safetensors.index.json is there",
+                          dir);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    adept_status st = read_text(ipath, "model.safetensors.index.json", 64u << 20, &text, &len);
+    free(ipath);
     if (st != ADEPT_OK) return st;
     s->index = cJSON_ParseWithLength(text, len);
     free(text);
     if (!s->index) return adept_fail(ADEPT_EFORMAT, "model.safetensors.index.json: not valid JSON");
+    ADEPT_TRY(adept_json_check_unique(s->index, "model.safetensors.index.json"));
     s->weight_map = cJSON_GetObjectItemCaseSensitive(s->index, "weight_map");
     if (!cJSON_IsObject(s->weight_map))
         return adept_fail(ADEPT_EFORMAT, "model.safetensors.index.json: weight_map must be an object");
@@ -268,13 +267,14 @@ static adept_status read_adept_json(const char *dir, int n_layers, int **layers,
     char *path = path_join(dir, "adept.json"), *text = NULL;
     size_t len = 0;
     if (!path) return adept_fail(ADEPT_ENOMEM, "out of memory");
-    adept_status st = read_text(path, 16u << 20, &text, &len);
+    adept_status st = read_text(path, "adept.json", 16u << 20, &text, &len);
     free(path);
     if (st == ADEPT_ENOTFOUND) return ADEPT_OK;
     if (st != ADEPT_OK) return st;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!cJSON_IsObject(root)) { cJSON_Delete(root); return adept_fail(ADEPT_EFORMAT, "adept.json: not a JSON object"); }
+    if ((st = adept_json_check_unique(root, "adept.json")) != ADEPT_OK) { cJSON_Delete(root); return st; }
     const cJSON *ex = cJSON_GetObjectItemCaseSensitive(root, "expanded_layers");
     st = ADEPT_OK;
     if (ex && !cJSON_IsArray(ex)) st = adept_fail(ADEPT_EFORMAT, "adept.json: expanded_layers must be a list");
@@ -282,14 +282,14 @@ static adept_status read_adept_json(const char *dir, int n_layers, int **layers,
     if (st == ADEPT_OK && cnt > 0 && !(*layers = malloc(sizeof(int) * (size_t)cnt)))
         st = adept_fail(ADEPT_ENOMEM, "out of memory");
     const cJSON *v;
+    int64_t layer;
     if (st == ADEPT_OK && ex) cJSON_ArrayForEach(v, ex) {
-        if (!cJSON_IsNumber(v) || v->valuedouble != (int)v->valuedouble || v->valuedouble < 0 ||
-            v->valuedouble >= n_layers) {
+        if (!adept_json_int(v, 0, n_layers - 1, &layer)) {
             st = adept_fail(ADEPT_EFORMAT, "adept.json: expanded_layers entries must be layer indices in [0, %d)",
                             n_layers);
             break;
         }
-        (*layers)[(*n)++] = (int)v->valuedouble;
+        (*layers)[(*n)++] = (int)layer;
     }
     cJSON_Delete(root);
     if (st != ADEPT_OK) { free(*layers); *layers = NULL; *n = 0; }
@@ -389,6 +389,9 @@ adept_status adept_model_load(const char *path, adept_model **out) {
     struct stat sb;
     if (stat(path, &sb) != 0)
         return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode))
+        return adept_fail(ADEPT_EINVAL, "model: %s is %s, not a model directory or a llama2.c checkpoint", path,
+                          adept_input_kind(sb.st_mode));
     if (S_ISDIR(sb.st_mode)) {
         char *bin = NULL;
         adept_status st = lone_llama2c(path, &bin);

@@ -6,6 +6,7 @@
    Fixed by llama2.c: RMSNorm eps 1e-5, RoPE theta 10000, BOS 1, EOS 2; the frequency tables in legacy
    files are skipped (they are recomputed from theta). */
 #include "adept/llama2c.h"
+#include "adept/input.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -218,13 +219,9 @@ typedef struct mapping {
 static adept_status map_file(const char *path, mapping *mp) {
     mp->addr = NULL;
     mp->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return adept_fail(ADEPT_EIO, "%s: not a regular file", path);
-    }
+    ADEPT_TRY(adept_input_open(path, "llama2.c checkpoint", &fd, &sb));
     mp->size = (size_t)sb.st_size;
     if (mp->size == 0) {
         close(fd);
@@ -247,8 +244,18 @@ adept_status adept_llama2c_load(const char *path, adept_model **out) {
     return st;
 }
 
+/* Opens a file to probe it: NULL for anything but a readable regular file, leaving the caller's message alone. */
+static FILE *probe_open(const char *path) {
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", adept_last_error());
+    FILE *f;
+    if (adept_input_fopen(path, NULL, &f) != ADEPT_OK) f = NULL;
+    adept_fail(ADEPT_OK, "%s", saved);
+    return f;
+}
+
 int adept_llama2c_sniff(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = probe_open(path);
     if (!f) return 0;
     unsigned char b[28];
     size_t n = fread(b, 1, sizeof b, f);
@@ -259,7 +266,7 @@ int adept_llama2c_sniff(const char *path) {
 }
 
 int adept_llama2c_is_checkpoint(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = probe_open(path);
     if (!f) return 0;
     unsigned char b[256] = {0};
     size_t n = fread(b, 1, sizeof b, f);

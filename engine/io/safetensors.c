@@ -14,6 +14,8 @@
      against the commit limit when the kernel runs with strict overcommit (vm.overcommit_memory=2). */
 #include "adept/safetensors.h"
 #include "safetensors_internal.h"
+#include "adept/input.h"
+#include "adept/json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -335,6 +337,9 @@ static adept_status st_validate(adept_storage *file, const char *label, adept_sa
         if ((s = parse_entry(label, item, data_size, e)) != ADEPT_OK) goto done;
     }
     s = check_layout(st, label);
+    /* the checks above name the duplicates that matter most (tensor names, entry fields); this one refuses
+       the rest (keys repeated inside __metadata__ values or unknown entry fields) */
+    if (s == ADEPT_OK) s = adept_json_check_unique(root, label);
 
 done:
     cJSON_Delete(root);
@@ -348,18 +353,9 @@ static void unmap_release(void *data, size_t nbytes, void *ctx) { munmap(data, n
 
 adept_status adept_safetensors_open(const char *path, adept_safetensors **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "%s: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int err = errno;
-        close(fd);
-        return adept_fail(ADEPT_EIO, "%s: %s", path, strerror(err));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return adept_fail(ADEPT_EIO, "%s: not a regular file", path);
-    }
+    ADEPT_TRY(adept_input_open(path, "safetensors", &fd, &sb));
     size_t size = (size_t)sb.st_size;
     if (size < 8) {
         close(fd);

@@ -258,7 +258,7 @@ describe("adept.eval.choices", function()
     end
     local ok, err = pcall(adept.eval.choices, m, tok, "/nonexistent/items.jsonl")
     assert.is_false(ok)
-    assert.matches("/nonexistent/items.jsonl: cannot open", err, 1, true)
+    assert.matches("/nonexistent/items.jsonl: No such file", err, 1, true)
     local empty = write({""})
     assert.has_error(function() adept.eval.choices(m, tok, empty) end,
       "adept.eval.choices: " .. empty .. " holds no items")

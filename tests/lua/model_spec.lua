@@ -27,7 +27,7 @@ describe("adept.model", function()
     assert.has_error(function() adept.model(bad) end,
       "adept.model: config: hidden_size must be a positive integer, got -3")
     bad.hidden_size = nil
-    assert.has_error(function() adept.model(bad) end, "adept.model: config field hidden_size is required")
+    assert.has_error(function() adept.model(bad) end, "adept.model: config: hidden_size is missing (a required field)")
   end)
 
   it("computes the same loss from every batch form and accumulates gradients", function()

@@ -107,7 +107,7 @@ static void test_errors(void) {
                  "as long as");
     expect_error("\n\n\"just a string\"", "t.jsonl:3: an item must be a JSON object");
     adept_choice_set s;
-    CHECK_FAILS(adept_choice_items_read("/nonexistent/x.jsonl", 0, &s), ADEPT_EIO);
+    CHECK_FAILS(adept_choice_items_read("/nonexistent/x.jsonl", 0, &s), ADEPT_ENOTFOUND);
     CHECK(strstr(adept_last_error(), "/nonexistent/x.jsonl") != NULL);
     CHECK_OK(adept_choice_items_parse("t", "", 0, 0, &s));
     CHECK(s.n == 0);

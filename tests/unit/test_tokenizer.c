@@ -126,7 +126,7 @@ static void test_errors(void) {
     const char *merge = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a b\"]}}";
     CHECK_FAILS(adept_tokenizer_load_memory("z.json", merge, strlen(merge), &t), ADEPT_EFORMAT);
     CHECK_FAILS(adept_tokenizer_load_memory("w.json", "{\"model\":", 9, &t), ADEPT_EFORMAT);
-    CHECK_FAILS(adept_tokenizer_load("/nonexistent/tokenizer.json", &t), ADEPT_EIO);
+    CHECK_FAILS(adept_tokenizer_load("/nonexistent/tokenizer.json", &t), ADEPT_ENOTFOUND);
     CHECK(t == NULL);
 }
 
