@@ -11,6 +11,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "adept/build_info.h"
 #include "adept/log.h"
 #include "adept/threads.h"
 #include "binding.h"
@@ -151,7 +152,7 @@ int main(int argc, char **argv) {
         if (a[0] != '-' || !strcmp(a, "-")) break;
         if (!strcmp(a, "--")) { i++; break; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage_text, stdout); return 0; }
-        if (!strcmp(a, "--version")) { printf("adeptlua %s (%s)\n", adept_version(), LUA_RELEASE); return 0; }
+        if (!strcmp(a, "--version")) { printf("adeptlua %s (commit %s, %s)\n", adept_version(), adept_git_commit(), LUA_RELEASE); return 0; }
         if (!strcmp(a, "-i")) { want_interactive = 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
         if (!strcmp(a, "-e") || !strcmp(a, "--threads") || !strcmp(a, "--seed")) {
