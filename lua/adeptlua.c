@@ -30,7 +30,7 @@ static const char usage_text[] =
     "  --seed N       the run's seed, as adept.seed (default 0)\n"
     "  -q, --quiet    only warnings and errors on stderr\n"
     "  --version      print the version and exit\n"
-    "  -h, --help     print this help and exit\n"
+    "  -h, --help     print this help and exit (after the recipe: the recipe's options, see adept.options)\n"
     "\n"
     "example: adeptlua recipes/adept.lua k=4 metric=fisher steps=2000\n";
 
@@ -177,10 +177,13 @@ int main(int argc, char **argv) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    /* the remaining words are key=value overrides */
-    for (int j = i; j < argc; j++)
+    /* the remaining words are key=value overrides; --help after the recipe prints the recipe's options */
+    int recipe_help = 0;
+    for (int j = i; j < argc; j++) {
+        if (recipe && (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h"))) { recipe_help = 1; continue; }
         if (!strchr(argv[j], '=') || argv[j][0] == '=')
             return usage_error("expected key=value after the recipe, got '%s'", argv[j]);
+    }
 
     adept_set_threads(threads);
     if (quiet) adept_log_set_level(ADEPT_LOG_WARN);
@@ -194,6 +197,7 @@ int main(int argc, char **argv) {
     lua_getfield(L, -1, "args");
     for (int j = i; j < argc; j++) {
         const char *eq = strchr(argv[j], '=');
+        if (!eq) continue; /* --help */
         lua_pushlstring(L, argv[j], (size_t)(eq - argv[j]));
         push_typed(L, eq + 1);
         lua_settable(L, -3);
@@ -206,7 +210,14 @@ int main(int argc, char **argv) {
     lua_setglobal(L, "arg");
 
     int status = LUA_OK;
-    if (recipe) status = run_chunk(L, luaL_loadfile(L, recipe));
+    /* help mode: the recipe's adept.options call prints its options and exits 0 (lua/adept/options.lua) */
+    if (recipe_help) status = run_chunk(L, luaL_loadstring(L, "require('adept.options').help_mode()"));
+    if (recipe && status == LUA_OK) status = run_chunk(L, luaL_loadfile(L, recipe));
+    if (recipe_help && status == LUA_OK) { /* it ended without declaring options (a declaration exits 0) */
+        printf("%s declares no options with adept.options; it reads key=value words as adept.args.\n", recipe);
+        lua_close(L);
+        return 0;
+    }
     for (int k = 0; status == LUA_OK && k < n_exprs; k++)
         status = run_chunk(L, luaL_loadbuffer(L, exprs[k], strlen(exprs[k]), "=(command line)"));
     if (status == LUA_OK && want_interactive) interactive(L);
