@@ -206,6 +206,7 @@ int main(int argc, char **argv) {
     /* arg, as lua.c sets it: arg[0] the recipe, arg[1..] the overrides */
     lua_createtable(L, argc, 1);
     if (recipe) { lua_pushstring(L, recipe); lua_seti(L, -2, 0); }
+    for (int j = 0; recipe && j < i - 1; j++) { lua_pushstring(L, argv[j]); lua_seti(L, -2, j - (i - 1)); } /* host, options */
     for (int j = i; j < argc; j++) { lua_pushstring(L, argv[j]); lua_seti(L, -2, j - i + 1); }
     lua_setglobal(L, "arg");
 

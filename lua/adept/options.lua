@@ -83,7 +83,11 @@ end
 
 -- The value converted to one of the declared types, or nil and the reason.
 local function convert(v, types)
-  for _, t in ipairs(type_list(types)) do
+  local tl = type_list(types)
+  if type(v) == "string" and v:match("^[%d%s,]+$") and v:find(",") then -- "2,4": a list where one is allowed
+    for _, t in ipairs(tl) do if t == "list" then return split_list(v) end end
+  end
+  for _, t in ipairs(tl) do
     if t == "string" and (type(v) == "string" or type(v) == "number") then return tostring(v) end
     if t == "integer" and math.tointeger(v) then return math.tointeger(v) end
     if t == "number" and type(v) == "number" then return v end
