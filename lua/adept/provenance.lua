@@ -165,6 +165,7 @@ end
 
 local function show(v)
   if type(v) == "table" then return adept.json.encode(v) end
+  if type(v) == "string" then return "'" .. v .. "'" end
   return tostring(v)
 end
 
