@@ -434,8 +434,11 @@ end
 
 -- Runs a list of variants {label=, <option overrides>...} of `method` (each over the command-line seeds
 -- list `seeds=0,1` when given), writes <out>/results.md and results.json (one row per variant, seed means)
--- and adept.report's charts over every run. Returns the rows.
-function M.compare(method, variants, out, title, base_spec)
+-- and adept.report's charts over every run. `recipe_keys` names command-line keys the calling recipe reads
+-- itself (they are not run options). Returns the rows.
+function M.compare(method, variants, out, title, base_spec, recipe_keys)
+  local own = {seeds = true}
+  for _, k in ipairs(recipe_keys or {}) do own[k] = true end
   local a = adept.args or {}
   local seeds = {}
   for s in tostring(a.seeds or a.seed or 0):gmatch("[^,]+") do seeds[#seeds + 1] = math.tointeger(tonumber(s)) end
@@ -450,7 +453,7 @@ function M.compare(method, variants, out, title, base_spec)
       spec.seed, spec.report = seed, false
       spec.out = ("%s/%s-s%d"):format(out, v.label, seed)
       local args = {} -- command-line overrides, except what the variant itself sets
-      for k, x in pairs(a) do if k ~= "seeds" and spec[k] == nil then args[k] = x end end
+      for k, x in pairs(a) do if not own[k] and spec[k] == nil then args[k] = x end end
       local o = M.options(v.method or method, spec, args)
       o.name = v.label
       local s = M.run(o)
