@@ -9,7 +9,9 @@
 -- (the recipe or the fixed args changed) is an error naming what differs, before anything runs (force=true
 -- reruns it from an empty directory). Each run's output goes to
 -- <run dir>/sweep.log. Results: out/results.json and out/results.csv, one row per run with its parameters,
--- status, exit code, directory and the fields of its summary.json (nested tables flattened as a.b).
+-- status, exit code, directory and the fields of its summary.json (nested tables flattened as a.b); out/report.md
+-- the same table and, when the summaries carry method, lr and losses, each method's trade-off frontier across
+-- learning rates (seed mean ± sd, adept.report.sweep); report=false skips it.
 local adept = require "adept"
 
 local MARKER = "SWEEP_DONE"
@@ -241,7 +243,15 @@ return function(opts)
       rows[#rows + 1] = row
     end
   end
-  if not opts.dry_run then write_tables(opts.out, rows, keys) end
+  if not opts.dry_run then
+    write_tables(opts.out, rows, keys)
+    -- report.md: the results table, and per method its frontier across learning rates (seed mean ± sd)
+    if opts.report ~= false then
+      local ok, err = pcall(adept.report.sweep, {dir = opts.out, rows = rows, params = keys,
+        title = opts.title or ("Sweep of " .. opts.recipe)})
+      if not ok then adept.log("warn", "adept.sweep: report: " .. tostring(err)) end
+    end
+  end
   adept.log("info", ("adept.sweep: %d runs: %d ran (%d failed), %d already done"):format(#rows, ran, failed, skipped))
   return rows, {ran = ran, skipped = skipped, failed = failed}
 end
