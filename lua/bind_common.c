@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adept/suggest.h"
 #include "binding.h"
 
 int adept_lua_raise(lua_State *L, const char *fname) {
@@ -359,3 +360,34 @@ int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def) 
     lua_pop(L, 1);
     return v;
 }
+
+void adept_lua_check_keys(lua_State *L, int arg, const char *const *known, const char *fname) {
+    if (lua_type(L, arg) != LUA_TTABLE) return;
+    size_t n = 0;
+    while (known[n]) n++;
+    lua_pushnil(L);
+    while (lua_next(L, arg)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            luaL_error(L, "%s: option keys must be names, got a %s key", fname, luaL_typename(L, -1));
+            return;
+        }
+        const char *key = lua_tostring(L, -1);
+        size_t i = 0;
+        while (i < n && strcmp(known[i], key)) i++;
+        if (i < n) continue;
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (size_t k = 0; k < n; k++) {
+            if (k) luaL_addstring(&b, ", ");
+            luaL_addstring(&b, known[k]);
+        }
+        luaL_pushresult(&b);
+        const char *hint = adept_suggest(key, known, n);
+        if (hint) luaL_error(L, "%s: unknown option '%s' \xe2\x80\x94 did you mean '%s'? (options: %s)", fname, key, hint,
+                             lua_tostring(L, -1));
+        else luaL_error(L, "%s: unknown option '%s' (options: %s)", fname, key, lua_tostring(L, -1));
+        return;
+    }
+}
+

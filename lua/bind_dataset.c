@@ -53,6 +53,10 @@ static adept_tokenizer *opt_tokenizer(lua_State *L, int *owned) {
 
 static int l_dataset(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
+    static const char *const known[] = {"path", "tokenizer", "seq_len", "format", "field", "doc_split", "on_error",
+        "seed", "holdout", "cache", "cache_dir", "shuffle", "progress", "max_documents", "max_bytes", "threads", "eos",
+        "sep_token", "token_dtype", "batch_size", NULL};
+    adept_lua_check_keys(L, 1, known, "adept.dataset");
     adept_dataset_options o;
     adept_dataset_options_init(&o);
     /* paths: a string or an array of strings; they stay alive in the options table during the call */

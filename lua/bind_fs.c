@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adept/fsutil.h"
+#include "adept/hash.h"
 #include "binding.h"
 
 static int l_mkdir_p(lua_State *L) {
@@ -87,13 +89,52 @@ static int l_getpid(lua_State *L) {
     return 1;
 }
 
+/* adept.fs.stat(path) -> {type="file"|"directory"|"other", size=, mtime= (seconds, ns resolution)} or nil, msg */
+static int l_stat(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, S_ISREG(sb.st_mode) ? "file" : S_ISDIR(sb.st_mode) ? "directory" : "other");
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)sb.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)sb.st_mtim.tv_sec + 1e-9 * (lua_Number)sb.st_mtim.tv_nsec);
+    lua_setfield(L, -2, "mtime");
+    return 1;
+}
+
+/* adept.fs.sha256(path) -> hex digest, size in bytes (streamed; raises when unreadable) */
+static int l_sha256_file(lua_State *L) {
+    char hex[ADEPT_SHA256_HEX];
+    uint64_t size = 0;
+    ADEPT_LUA_TRY(L, "adept.fs.sha256", adept_sha256_file(luaL_checkstring(L, 1), hex, &size));
+    lua_pushstring(L, hex);
+    lua_pushinteger(L, (lua_Integer)size);
+    return 2;
+}
+
+/* adept.sha256(string) -> hex digest */
+static int l_sha256(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char hex[ADEPT_SHA256_HEX];
+    ADEPT_LUA_TRY(L, "adept.sha256", adept_sha256_buffer(s, len, hex));
+    lua_pushstring(L, hex);
+    return 1;
+}
+
 void adept_open_fs(lua_State *L) {
     static const luaL_Reg fs[] = {{"mkdir_p", l_mkdir_p}, {"exists", l_exists}, {"fsync", l_fsync},
                                   {"fsync_tree", l_fsync_tree}, {"rename", l_rename}, {"remove_tree", l_remove_tree},
-                                  {"list", l_list}, {NULL, NULL}};
+                                  {"list", l_list}, {"stat", l_stat}, {"sha256", l_sha256_file}, {NULL, NULL}};
     adept_lua_newlib(L, fs, "adept.fs.");
     lua_setfield(L, -2, "fs");
     static const luaL_Reg fns[] = {{"catch_signals", l_catch_signals}, {"interrupted", l_interrupted},
-                                   {"sleep", l_sleep}, {"getpid", l_getpid}, {NULL, NULL}};
+                                   {"sleep", l_sleep}, {"getpid", l_getpid}, {"sha256", l_sha256}, {NULL, NULL}};
     adept_lua_setfuncs(L, fns, "adept.");
 }

@@ -5,10 +5,20 @@
 #include "adept/model.h"
 #include "binding.h"
 
+/* adept.load(path [, {allow_nonfinite=false}]): weights holding NaN or infinity are refused, naming the tensor,
+   unless allow_nonfinite is set (inspecting a diverged checkpoint). */
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    static const char *const known[] = {"allow_nonfinite", NULL};
+    adept_lua_check_keys(L, 2, known, "adept.load");
+    int allow_nonfinite = adept_lua_opt_bool_field(L, 2, "allow_nonfinite", 0);
     adept_model *m;
     ADEPT_LUA_TRY(L, "adept.load", adept_model_load(path, &m));
+    if (!allow_nonfinite && adept_model_check_finite(m) != ADEPT_OK) {
+        adept_model_free(m);
+        return luaL_error(L, "adept.load: %s: %s", path, adept_last_error());
+    }
     adept_lua_push_model(L, m);
     return 1;
 }
@@ -20,6 +30,8 @@ static int m_save(lua_State *L) {
     lua_Integer max_shard = 0;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
+        static const char *const known[] = {"dtype", "max_shard_bytes", NULL};
+        adept_lua_check_keys(L, 3, known, "save");
         const char *name = adept_lua_opt_str_field(L, 3, "dtype", NULL);
         if (name) {
             adept_dtype d;

@@ -1,12 +1,51 @@
 /* Module-level utilities: version, threads, seed, logging and the progress line for Lua loops. */
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "adept/build_info.h"
 #include "adept/log.h"
+#include "adept/suggest.h"
 #include "adept/threads.h"
 #include "binding.h"
 
 static int l_version(lua_State *L) {
     lua_pushstring(L, adept_version());
+    return 1;
+}
+
+/* adept.build_info() -> {version=, commit=, blas_core=, cpu=, lua=}: what a provenance record names. */
+static int l_build_info(lua_State *L) {
+    char cpu[256];
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, adept_version());
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, adept_git_commit());
+    lua_setfield(L, -2, "commit");
+    lua_pushstring(L, adept_blas_core());
+    lua_setfield(L, -2, "blas_core");
+    lua_pushstring(L, adept_cpu_name(cpu, sizeof cpu));
+    lua_setfield(L, -2, "cpu");
+    lua_pushstring(L, LUA_RELEASE);
+    lua_setfield(L, -2, "lua");
+    return 1;
+}
+
+/* adept.suggest(word, {candidates}) -> the likely intended candidate, or nil (adept/suggest.h) */
+static int l_suggest(lua_State *L) {
+    const char *word = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    if (n <= 0) return 0;
+    const char **c = lua_newuserdatauv(L, (size_t)n * sizeof *c, 0); /* freed by the GC even if a check raises */
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        if (lua_type(L, -1) != LUA_TSTRING) return luaL_argerror(L, 2, "array of strings expected");
+        c[i - 1] = lua_tostring(L, -1); /* stays alive in the argument table */
+        lua_pop(L, 1);
+    }
+    const char *best = adept_suggest(word, c, (size_t)n);
+    if (!best) return 0;
+    lua_pushstring(L, best);
     return 1;
 }
 
@@ -94,7 +133,8 @@ void adept_open_util(lua_State *L) {
     static const adept_lua_class cls = {PROGRESS_MT, progress_methods, NULL, progress_gc, progress_tostring, NULL};
     adept_lua_new_class(L, &cls);
     static const luaL_Reg fns[] = {{"version", l_version}, {"threads", l_threads}, {"now", l_now}, {"log", l_log},
-                                   {"log_level", l_log_level}, {"progress", l_progress}, {NULL, NULL}};
+                                   {"log_level", l_log_level}, {"progress", l_progress},
+                                   {"build_info", l_build_info}, {"suggest", l_suggest}, {NULL, NULL}};
     adept_lua_setfuncs(L, fns, "adept.");
     if (lua_getfield(L, -1, "seed") == LUA_TNIL) {
         lua_pushinteger(L, 0);

@@ -96,6 +96,9 @@ lua_Number adept_lua_opt_num_field(lua_State *L, int arg, const char *field, lua
 lua_Number adept_lua_opt_f32_field(lua_State *L, int arg, const char *field, lua_Number def);
 const char *adept_lua_opt_str_field(lua_State *L, int arg, const char *field, const char *def);
 int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def);
+/* Raises "<fname>: unknown option 'setps' — did you mean 'steps'? (options: ...)" when the table at `arg` has a
+   key outside `known` (a NULL-terminated list). Nothing happens when `arg` is not a table. */
+void adept_lua_check_keys(lua_State *L, int arg, const char *const *known, const char *fname);
 
 /* Token ids from a tensor (any integer-valued dtype) or a Lua array / array of arrays, into a userdata left
    on the stack; *rows = 0 for 1-D input (bind_batch.c). */

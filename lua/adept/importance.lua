@@ -173,8 +173,9 @@ end
 -- scores: {layer -> score} (0-based). Writes importance.json to `out` (a .json path, or a directory).
 function M.layers(m, probe, opts)
   opts = opts or {}
+  require("adept.options").check_keys(opts, {"metric", "metric_name", "out", "batches", "probe_name"}, "adept.importance.layers")
   local metric = opts.metric or "mask_out"
-  local fn = metrics[metric]
+  local fn = type(metric) == "function" and metric or metrics[metric] -- a name in the registry, or the function itself
   if not fn then
     local names = {}
     for k in pairs(metrics) do names[#names + 1] = k end
@@ -185,7 +186,8 @@ function M.layers(m, probe, opts)
   local batches = probe_batches(probe, opts, "layers")
   local t0 = adept.now()
   local scores, extra = fn(m, batches)
-  local record = {metric = metric, formula = formulas[metric], probe = describe_probe(batches, opts),
+  local record = {metric = type(metric) == "function" and (opts.metric_name or "<function>") or metric,
+    formula = formulas[metric], probe = describe_probe(batches, opts),
     seconds = adept.now() - t0, num_layers = m:num_layers(), scores = {}, details = extra}
   local ranking = {}
   for l = 0, m:num_layers() - 1 do
@@ -213,6 +215,7 @@ end
 -- Gradients are zero afterwards, so nothing leaks into the next training step.
 function M.units(m, probe, opts)
   opts = opts or {}
+  require("adept.options").check_keys(opts, {"granularity", "out", "batches", "probe_name"}, "adept.importance.units")
   local granularity = opts.granularity or "tensor"
   if granularity ~= "tensor" and granularity ~= "row" then
     error(('adept.importance.units: granularity must be "tensor" or "row", got %q'):format(

@@ -456,4 +456,9 @@ function M.report(opts)
   return {path = path, files = ctx.files, runs = runs}
 end
 
+-- LR-sweep frontiers and sweep reports live in report_frontier.lua (one concern per file).
+local frontier = require "adept.report_frontier"
+M.frontier, M.frontier_md, M.frontier_chart, M.sweep, M.mean_sd = frontier.frontier, frontier.frontier_md,
+  frontier.frontier_chart, frontier.sweep, frontier.mean_sd
+
 return setmetatable(M, {__call = function(_, opts) return M.report(opts) end})

@@ -82,6 +82,9 @@ int64_t adept_batch_count_targets(const adept_batch *b);
 
 /* path: a Hugging Face directory (config.json + safetensors, sharded or not) or a llama2.c .bin. */
 adept_status adept_model_load(const char *path, adept_model **out);
+/* Fails (ADEPT_ENONFINITE) naming the first tensor that holds a NaN or infinity, with how many it holds;
+   adept.load runs it after loading unless allow_nonfinite is set (engine/io/hf_model.c). */
+adept_status adept_model_check_finite(adept_model *m);
 /* A model with random init (normal(0, std) for matrices, ones for norms, zeros for biases) from a config;
    for tests and pretraining from scratch. The config is checked and copied (config_json is duplicated).
    init_std <= 0 leaves matrices zero and skips the random pass (loaders that overwrite every tensor).
