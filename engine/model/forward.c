@@ -2,7 +2,6 @@
    MLP, residuals), final norm, LM head and the token-weighted cross-entropy; keeps activations for backward.
    Every kernel and device buffer goes through the model's backend (m->be); only the batch ids, the loss and
    requested outputs cross between host and device. */
-#include <string.h>
 
 #include "model/model_internal.h"
 

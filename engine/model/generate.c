@@ -3,7 +3,6 @@
    last logits, copied to the host once per token. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "adept/rng.h"
 #include "model/model_internal.h"
