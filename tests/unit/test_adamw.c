@@ -89,8 +89,11 @@ static void test_against_reference(void) {
     }
     double worst = 0;
     for (int i = 0; i < N; i++) worst = check_max(worst, fabs(adept_tensor_f32(w.value)[i] - ref[i].p));
-    CHECK(worst < 2e-6);
-    if (!(worst < 2e-6)) fprintf(stderr, "largest difference to the double reference: %g\n", worst);
+    /* each f32 step rounds the stored weight (|w| < 4: half an ulp, 2^-23) and computes the update lr m/sqrt(v)
+       in a few f32 operations (4 u relative, lr <= 3e-2); over 20 steps the errors add at most linearly */
+    const double tol = 20 * (0x1p-23 + 3e-2 * 4 * 0x1p-24);
+    CHECK(worst <= tol); /* false for NaN */
+    if (!(worst <= tol)) fprintf(stderr, "largest difference to the double reference: %g (bound %g)\n", worst, tol);
     adept_adamw_free(o);
     free_param(&w);
 }
