@@ -3,7 +3,6 @@ json + numpy, as the spec describes; bf16 rounding by torch) are read by adeptlu
 independent reader there, which checks the format's invariants."""
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
