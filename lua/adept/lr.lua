@@ -62,7 +62,9 @@ function M.decoupled(scores, opts)
   for name, s in pairs(scores) do
     local g = group_of(name)
     vals[name] = values_of(s)
-    for _, v in ipairs(vals[name]) do
+    for i, v in ipairs(vals[name]) do
+      -- math.min/max skip a NaN, which would then turn every scale of its group into NaN
+      if v ~= v then error(("adept.lr.decoupled: the score of %s (entry %d) is NaN"):format(name, i), 2) end
       lo[g] = math.min(lo[g] or math.huge, v)
       hi[g] = math.max(hi[g] or -math.huge, v)
     end

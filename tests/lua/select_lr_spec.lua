@@ -89,6 +89,12 @@ describe("adept.lr", function()
     assert.equals(2, w["model.layers.3.self_attn.q_proj.weight"])
   end)
 
+  it("refuses a NaN row score instead of spreading it over its group", function()
+    local ok, err = pcall(adept.lr.decoupled, {a = adept.tensor({0.3, 0.2}), b = adept.tensor({0.1, 0 / 0})})
+    assert.is_false(ok)
+    assert.matches("score of b %(entry 2%) is NaN", err)
+  end)
+
   it("gives 1 to every unit when all scores are equal", function()
     local w = adept.lr.decoupled({a = 0.3, b = 0.3})
     assert.same({a = 1, b = 1}, w)

@@ -64,6 +64,19 @@ function M.assert_close(a, b, tol, what)
   return d
 end
 
+-- Relative rounding bound of the f32 forward of a model with config cfg on sequences of T tokens, for comparing
+-- two runs of the same model that sum in other orders (another batch shape, another BLAS kernel, Lua's own
+-- log-softmax over the logits). With u = 2^-24, a product summing K terms is within 2 K u of the sum of their
+-- magnitudes (Higham, both orders counted); a logit passes through at most 9 products per layer (q, k, v,
+-- scores, weights x v, o, gate, up, down) and the head, so errors add to (9 L + 1) * 2 K u with K the largest
+-- inner size (hidden, intermediate, or T for the attention weights), plus 2 V u for the log-softmax's sum over
+-- the vocabulary. RMS-normalised activations keep the magnitudes of a sum on the scale of its result, so this
+-- bounds the error of a loss, NLL or log-likelihood (sums of same-signed terms) relative to its value.
+function M.forward_rel_tol(cfg, T)
+  local K = math.max(cfg.hidden_size, cfg.intermediate_size, T or 1)
+  return ((9 * cfg.num_hidden_layers + 1) * 2 * K + 2 * cfg.vocab_size) * 2 ^ -24
+end
+
 -- A tiny GQA model (3 layers, width 16, vocabulary 23) and a batch for it, for specs of the model API.
 M.TINY_CONFIG = {vocab_size = 23, hidden_size = 16, intermediate_size = 24, num_hidden_layers = 3,
                  num_attention_heads = 4, num_key_value_heads = 2, rms_norm_eps = 1e-5}

@@ -91,13 +91,23 @@ def main():
         close(p + "mul3", r[p + "mul3"], f32(a.float() * 3.5), 0)
         close(p + "div3", r[p + "div3"], f32(a.float() / -3), 0)
         close(p + "rsub", r[p + "rsub"], f32(1 - a.float()), 0)
-        close(p + "sum", r[p + "sum"], a.sum(), 1e-12)
-        close(p + "mean", r[p + "mean"], a.mean(), 1e-12)
+        # whole-tensor reductions accumulate the f32 values in double on both sides, in other orders: within
+        # 2 n 2^-53 of the sum of the terms' magnitudes (Higham), here as a fraction of max(1, |result|), the
+        # error measure of close(); a sum of squares has positive terms, and the cosine adds the dot's and the
+        # two norms' bounds. Elementwise ops are one IEEE rounding on both sides: exact.
+        n = a.numel()
+        g = 2 * n * 2.0 ** -53
+        rel = lambda terms, result: g * float(terms) / max(1.0, abs(float(result)))
+        close(p + "sum", r[p + "sum"], a.sum(), rel(a.abs().sum(), a.sum()))
+        close(p + "mean", r[p + "mean"], a.mean(), rel(a.abs().sum() / n, a.mean()))
         close(p + "max", r[p + "max"], a.max(), 0)
         close(p + "min", r[p + "min"], a.min(), 0)
-        close(p + "norm", r[p + "norm"], a.norm(), 1e-12)
-        close(p + "dot", r[p + "dot"], (a * b).sum(), 1e-12)
-        close(p + "cosine", r[p + "cosine"], torch.cosine_similarity(a.flatten(), b.flatten(), dim=0), 1e-12)
+        close(p + "norm", r[p + "norm"], a.norm(), g + 2.0 ** -53)
+        close(p + "dot", r[p + "dot"], (a * b).sum(), rel((a * b).abs().sum(), (a * b).sum()))
+        cos = torch.cosine_similarity(a.flatten(), b.flatten(), dim=0)
+        close(p + "cosine", r[p + "cosine"], cos,
+              rel((a * b).abs().sum() / (a.norm() * b.norm()), cos) + 2 * g + 4 * 2.0 ** -53)
+        # reductions along a dim return f32: one rounding of a double sum (u = 2^-24 = 6e-8 of the result)
         for d in range(a.dim()):
             close(p + f"sum_dim{d + 1}", r[p + f"sum_dim{d + 1}"], f32(a.sum(d)), 1e-7)
             close(p + f"mean_dim{d + 1}", r[p + f"mean_dim{d + 1}"], f32(a.mean(d)), 1e-7)

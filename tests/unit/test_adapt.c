@@ -84,6 +84,7 @@ static void test_block_influence(void) {
             }
             want += 1 - xy / sqrt(xx * yy);
         }
+        /* the same f32 hidden states (same batch); only the double sums over C and N differ in order */
         CHECK(fabs(want - bi[l]) < 1e-9 && bi[l] > 0);
     }
     /* an identity copy changes nothing: influence 0 */
