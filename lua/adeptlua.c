@@ -11,6 +11,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "adept/build_info.h"
 #include "adept/log.h"
 #include "adept/threads.h"
 #include "binding.h"
@@ -29,7 +30,7 @@ static const char usage_text[] =
     "  --seed N       the run's seed, as adept.seed (default 0)\n"
     "  -q, --quiet    only warnings and errors on stderr\n"
     "  --version      print the version and exit\n"
-    "  -h, --help     print this help and exit\n"
+    "  -h, --help     print this help and exit (after the recipe: the recipe's options, see adept.options)\n"
     "\n"
     "example: adeptlua recipes/adept.lua k=4 metric=fisher steps=2000\n";
 
@@ -151,7 +152,7 @@ int main(int argc, char **argv) {
         if (a[0] != '-' || !strcmp(a, "-")) break;
         if (!strcmp(a, "--")) { i++; break; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage_text, stdout); return 0; }
-        if (!strcmp(a, "--version")) { printf("adeptlua %s (%s)\n", adept_version(), LUA_RELEASE); return 0; }
+        if (!strcmp(a, "--version")) { printf("adeptlua %s (commit %s, %s)\n", adept_version(), adept_git_commit(), LUA_RELEASE); return 0; }
         if (!strcmp(a, "-i")) { want_interactive = 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
         if (!strcmp(a, "-e") || !strcmp(a, "--threads") || !strcmp(a, "--seed")) {
@@ -176,10 +177,13 @@ int main(int argc, char **argv) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    /* the remaining words are key=value overrides */
-    for (int j = i; j < argc; j++)
+    /* the remaining words are key=value overrides; --help after the recipe prints the recipe's options */
+    int recipe_help = 0;
+    for (int j = i; j < argc; j++) {
+        if (recipe && (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h"))) { recipe_help = 1; continue; }
         if (!strchr(argv[j], '=') || argv[j][0] == '=')
             return usage_error("expected key=value after the recipe, got '%s'", argv[j]);
+    }
 
     adept_set_threads(threads);
     if (quiet) adept_log_set_level(ADEPT_LOG_WARN);
@@ -193,6 +197,7 @@ int main(int argc, char **argv) {
     lua_getfield(L, -1, "args");
     for (int j = i; j < argc; j++) {
         const char *eq = strchr(argv[j], '=');
+        if (!eq) continue; /* --help */
         lua_pushlstring(L, argv[j], (size_t)(eq - argv[j]));
         push_typed(L, eq + 1);
         lua_settable(L, -3);
@@ -201,11 +206,19 @@ int main(int argc, char **argv) {
     /* arg, as lua.c sets it: arg[0] the recipe, arg[1..] the overrides */
     lua_createtable(L, argc, 1);
     if (recipe) { lua_pushstring(L, recipe); lua_seti(L, -2, 0); }
+    for (int j = 0; recipe && j < i - 1; j++) { lua_pushstring(L, argv[j]); lua_seti(L, -2, j - (i - 1)); } /* host, options */
     for (int j = i; j < argc; j++) { lua_pushstring(L, argv[j]); lua_seti(L, -2, j - i + 1); }
     lua_setglobal(L, "arg");
 
     int status = LUA_OK;
-    if (recipe) status = run_chunk(L, luaL_loadfile(L, recipe));
+    /* help mode: the recipe's adept.options call prints its options and exits 0 (lua/adept/options.lua) */
+    if (recipe_help) status = run_chunk(L, luaL_loadstring(L, "require('adept.options').help_mode()"));
+    if (recipe && status == LUA_OK) status = run_chunk(L, luaL_loadfile(L, recipe));
+    if (recipe_help && status == LUA_OK) { /* it ended without declaring options (a declaration exits 0) */
+        printf("%s declares no options with adept.options; it reads key=value words as adept.args.\n", recipe);
+        lua_close(L);
+        return 0;
+    }
     for (int k = 0; status == LUA_OK && k < n_exprs; k++)
         status = run_chunk(L, luaL_loadbuffer(L, exprs[k], strlen(exprs[k]), "=(command line)"));
     if (status == LUA_OK && want_interactive) interactive(L);

@@ -56,11 +56,5 @@ static int m_block_influence(lua_State *L) {
 
 void adept_open_adapt(lua_State *L) {
     static const luaL_Reg methods[] = {{"mask_out", m_mask_out}, {"block_influence", m_block_influence}, {NULL, NULL}};
-    luaL_getmetatable(L, ADEPT_MODEL_MT);
-    if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "methods");
-        if (lua_istable(L, -1)) luaL_setfuncs(L, methods, 0);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
+    adept_lua_add_methods(L, ADEPT_MODEL_MT, methods);
 }

@@ -67,10 +67,8 @@ static void read_options(lua_State *L, adept_chart_options *o) {
     o->xlabel = adept_lua_opt_str_field(L, 1, "xlabel", NULL);
     o->ylabel = adept_lua_opt_str_field(L, 1, "ylabel", NULL);
     o->zlabel = adept_lua_opt_str_field(L, 1, "zlabel", NULL);
-    lua_Integer w = adept_lua_opt_int_field(L, 1, "width", 800), h = adept_lua_opt_int_field(L, 1, "height", 500);
-    if (w < ADEPT_CHART_MIN_SIZE || w > ADEPT_CHART_MAX_SIZE || h < ADEPT_CHART_MIN_SIZE || h > ADEPT_CHART_MAX_SIZE)
-        luaL_argerror(L, 1, lua_pushfstring(L, "width and height must be %d..%d, got %I x %I", ADEPT_CHART_MIN_SIZE,
-                                            ADEPT_CHART_MAX_SIZE, w, h));
+    lua_Integer w = adept_lua_opt_int_field_range(L, 1, "width", 800, ADEPT_CHART_MIN_SIZE, ADEPT_CHART_MAX_SIZE);
+    lua_Integer h = adept_lua_opt_int_field_range(L, 1, "height", 500, ADEPT_CHART_MIN_SIZE, ADEPT_CHART_MAX_SIZE);
     o->width = (int)w;
     o->height = (int)h;
     o->logy = adept_lua_opt_bool_field(L, 1, "logy", 0);
@@ -231,7 +229,7 @@ static int l_heatmap(lua_State *L) {
 void adept_open_chart(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"line", l_line}, {"scatter", l_scatter}, {"bars", l_bars}, {"heatmap", l_heatmap}, {NULL, NULL}};
-    luaL_newlib(L, fns);
+    adept_lua_newlib(L, fns, "adept.chart.");
     lua_pushinteger(L, ADEPT_CHART_MIN_SIZE);
     lua_setfield(L, -2, "min_size");
     lua_pushinteger(L, ADEPT_CHART_MAX_SIZE);

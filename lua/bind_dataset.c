@@ -53,6 +53,10 @@ static adept_tokenizer *opt_tokenizer(lua_State *L, int *owned) {
 
 static int l_dataset(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
+    static const char *const known[] = {"path", "tokenizer", "seq_len", "format", "field", "doc_split", "on_error",
+        "seed", "holdout", "cache", "cache_dir", "shuffle", "progress", "max_documents", "max_bytes", "threads", "eos",
+        "sep_token", "token_dtype", "batch_size", NULL};
+    adept_lua_check_keys(L, 1, known, "adept.dataset");
     adept_dataset_options o;
     adept_dataset_options_init(&o);
     /* paths: a string or an array of strings; they stay alive in the options table during the call */
@@ -72,8 +76,7 @@ static int l_dataset(lua_State *L) {
     } else return field_error(L, "path", "a string or an array of strings");
     lua_pop(L, 1);
     o.paths = paths, o.npaths = np;
-    o.seq_len = adept_lua_opt_int_field(L, 1, "seq_len", 256);
-    if (o.seq_len < 1) return luaL_argerror(L, 1, lua_pushfstring(L, "field 'seq_len' must be a positive integer, got %d", (int)o.seq_len));
+    o.seq_len = adept_lua_opt_int_field_range(L, 1, "seq_len", 256, 1, INT32_MAX);
     static const char *const formats[] = {"auto", "text", "jsonl", "tokens", NULL};
     const char *fmt = adept_lua_opt_str_field(L, 1, "format", "auto");
     int fi = 0;
@@ -96,19 +99,18 @@ static int l_dataset(lua_State *L) {
     o.cache_dir = adept_lua_opt_str_field(L, 1, "cache_dir", NULL);
     o.shuffle = adept_lua_opt_bool_field(L, 1, "shuffle", 1);
     o.progress = adept_lua_opt_bool_field(L, 1, "progress", 1);
-    o.max_documents = adept_lua_opt_int_field(L, 1, "max_documents", 0);
-    o.max_bytes = adept_lua_opt_int_field(L, 1, "max_bytes", 0);
-    o.threads = (int)adept_lua_opt_int_field(L, 1, "threads", 0);
-    o.eos_id = (int32_t)adept_lua_opt_int_field(L, 1, "eos", -1);
-    o.sep_token = (int32_t)adept_lua_opt_int_field(L, 1, "sep_token", -1);
+    o.max_documents = adept_lua_opt_int_field_range(L, 1, "max_documents", 0, 0, LUA_MAXINTEGER);
+    o.max_bytes = adept_lua_opt_int_field_range(L, 1, "max_bytes", 0, 0, LUA_MAXINTEGER);
+    o.threads = (int)adept_lua_opt_int_field_range(L, 1, "threads", 0, 0, 4096);
+    o.eos_id = (int32_t)adept_lua_opt_int_field_range(L, 1, "eos", -1, -1, INT32_MAX);
+    o.sep_token = (int32_t)adept_lua_opt_int_field_range(L, 1, "sep_token", -1, -2, INT32_MAX);
     const char *dtype = adept_lua_opt_str_field(L, 1, "token_dtype", NULL);
     if (dtype) {
         if (!strcmp(dtype, "uint16") || !strcmp(dtype, "u16")) o.token_bits = 16;
         else if (!strcmp(dtype, "uint32") || !strcmp(dtype, "u32")) o.token_bits = 32;
         else return luaL_argerror(L, 1, lua_pushfstring(L, "field 'token_dtype' must be \"uint16\" or \"uint32\", got \"%s\"", dtype));
     }
-    lua_Integer bs = adept_lua_opt_int_field(L, 1, "batch_size", 8);
-    if (bs < 1) return luaL_argerror(L, 1, "field 'batch_size' must be a positive integer");
+    lua_Integer bs = adept_lua_opt_int_field_range(L, 1, "batch_size", 8, 1, INT32_MAX);
     int owned;
     o.tokenizer = opt_tokenizer(L, &owned);
     adept_dataset *ds;
@@ -137,9 +139,7 @@ static int l_train(lua_State *L) { return get_view(L, ADEPT_SPLIT_TRAIN); }
 static int l_holdout(lua_State *L) { return get_view(L, ADEPT_SPLIT_HOLDOUT); }
 
 static lua_Integer opt_batch_size(lua_State *L, int arg, dataset_box *b) {
-    lua_Integer n = luaL_optinteger(L, arg, b->batch_size);
-    if (n < 1) luaL_argerror(L, arg, "batch size must be a positive integer");
-    return n;
+    return adept_lua_opt_int_range(L, arg, "batch size", b->batch_size, 1, INT32_MAX);
 }
 
 static void push_batch(lua_State *L, adept_tensor *x, adept_tensor *y) {
@@ -200,14 +200,14 @@ static int l_batches(lua_State *L) {
     else lua_pushnil(L), lua_pushnil(L);
     lua_pushboolean(L, 0);
     lua_pushcclosure(L, batches_iter, 6);
+    adept_lua_push_named(L, "adept.Dataset:batches");
     return 1;
 }
 
 /* ds:take(n [, B]): the first n batches of the view (from cursor {0, 0}, wrapping), cursor untouched. */
 static int l_take(lua_State *L) {
     dataset_box *b = check_box(L, 1);
-    lua_Integer n = luaL_checkinteger(L, 2);
-    if (n < 0) return luaL_argerror(L, 2, "number of batches must be >= 0");
+    lua_Integer n = adept_lua_check_int_range(L, 2, "number of batches", 0, LUA_MAXINTEGER);
     lua_Integer bs = opt_batch_size(L, 3, b);
     lua_createtable(L, (int)(n < 1024 ? n : 1024), 0);
     for (lua_Integer k = 0; k < n; k++) {
@@ -272,8 +272,8 @@ static int l_set_cursor(lua_State *L) {
     dataset_box *b = check_box(L, 1);
     if (!lua_istable(L, 2)) return luaL_argerror(L, 2, lua_pushfstring(L, "cursor table expected, got %s", luaL_typename(L, 2)));
     adept_dataset_cursor c;
-    c.epoch = adept_lua_opt_int_field(L, 2, "epoch", -1);
-    c.position = adept_lua_opt_int_field(L, 2, "position", -1);
+    c.epoch = adept_lua_opt_int_field_range(L, 2, "epoch", -1, -1, LUA_MAXINTEGER);
+    c.position = adept_lua_opt_int_field_range(L, 2, "position", -1, -1, LUA_MAXINTEGER);
     ADEPT_LUA_TRY(L, "set_cursor", adept_dataset_set_cursor(b->ds, c));
     return 0;
 }
@@ -281,7 +281,7 @@ static int l_set_cursor(lua_State *L) {
 /* ds:document(i): the token ids of document i (1-based) of this view, as a Lua array. */
 static int l_document(lua_State *L) {
     dataset_box *b = check_box(L, 1);
-    lua_Integer i = luaL_checkinteger(L, 2);
+    lua_Integer i = adept_lua_check_int_range(L, 2, "document index", 1, LUA_MAXINTEGER);
     const int32_t *t;
     int64_t n;
     ADEPT_LUA_TRY(L, "document", adept_dataset_document(b->ds, i - 1, &t, &n));
@@ -301,7 +301,7 @@ static int l_tostring(lua_State *L) {
     dataset_box *b = luaL_checkudata(L, 1, DATASET_MT);
     if (!b->ds) { lua_pushstring(L, "adept.Dataset(freed)"); return 1; }
     adept_split k = adept_dataset_kind(b->ds);
-    lua_pushfstring(L, "adept.Dataset(%s: %I documents, %I tokens, %I windows of %I)",
+    lua_pushfstring(L, "adept.Dataset(%s, %I documents, %I tokens, %I windows of %I)",
                     k == ADEPT_SPLIT_TRAIN ? "train" : k == ADEPT_SPLIT_HOLDOUT ? "holdout" : "all",
                     (lua_Integer)adept_dataset_num_documents(b->ds), (lua_Integer)adept_dataset_num_tokens(b->ds),
                     (lua_Integer)adept_dataset_num_windows(b->ds), (lua_Integer)adept_dataset_seq_len(b->ds));
@@ -314,15 +314,9 @@ void adept_open_dataset(lua_State *L) {
         {"take", l_take}, {"num_tokens", l_num_tokens}, {"num_documents", l_num_documents},
         {"num_windows", l_num_windows}, {"num_batches", l_num_batches}, {"seq_len", l_seq_len}, {"eos_id", l_eos_id},
         {"skipped", l_skipped}, {"stats", l_stats}, {"split", l_split_name}, {"cursor", l_cursor},
-        {"set_cursor", l_set_cursor}, {"document", l_document}, {"free", l_gc}, {NULL, NULL}};
-    if (luaL_newmetatable(L, DATASET_MT)) {
-        luaL_setfuncs(L, methods, 0);
-        lua_pushcfunction(L, l_gc), lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_gc), lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_tostring), lua_setfield(L, -2, "__tostring");
-        lua_pushvalue(L, -1), lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
-    lua_pushcfunction(L, l_dataset);
-    lua_setfield(L, -2, "dataset");
+        {"set_cursor", l_set_cursor}, {"document", l_document}, {NULL, NULL}};
+    static const adept_lua_class cls = {DATASET_MT, methods, NULL, l_gc, l_tostring, NULL};
+    adept_lua_new_class(L, &cls);
+    static const luaL_Reg fns[] = {{"dataset", l_dataset}, {NULL, NULL}};
+    adept_lua_setfuncs(L, fns, "adept.");
 }

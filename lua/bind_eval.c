@@ -56,7 +56,7 @@ static int l_target_logprobs(lua_State *L) {
     int32_t *targets = check_targets(L, 2, n);
     double *logp = lua_newuserdatauv(L, n * sizeof(double) + 1, 0);
     uint8_t *greedy = lua_newuserdatauv(L, n + 1, 0);
-    ADEPT_LUA_TRY(L, "adept.eval", adept_eval_target_logprobs(adept_tensor_f32(t), n, V, targets, logp, greedy));
+    ADEPT_LUA_TRY(L, "target_logprobs", adept_eval_target_logprobs(adept_tensor_f32(t), n, V, targets, logp, greedy));
     lua_createtable(L, (int)n, 0);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
@@ -77,7 +77,7 @@ static int l_token_shift(lua_State *L) {
     if (!adept_tensor_same_shape(a, b)) return luaL_argerror(L, 2, "base and tuned logits must have the same shape");
     const int32_t *mask = lua_isnoneornil(L, 3) ? NULL : check_targets(L, 3, n);
     adept_token_shift acc = {0};
-    ADEPT_LUA_TRY(L, "adept.eval.token_shift",
+    ADEPT_LUA_TRY(L, "token_shift",
                   adept_eval_token_shift(adept_tensor_f32(a), adept_tensor_f32(b), n, Va, mask, &acc));
     lua_createtable(L, 0, 5);
     lua_pushinteger(L, acc.positions), lua_setfield(L, -2, "positions");
@@ -96,16 +96,15 @@ static int choice_set_gc(lua_State *L) {
 /* read_choices(path [, limit]) -> array of {question=, choices={...}, answer=0-based, line=} */
 static int l_read_choices(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    lua_Integer limit = luaL_optinteger(L, 2, 0);
-    if (limit < 0) return luaL_argerror(L, 2, "limit must be >= 0");
+    lua_Integer limit = adept_lua_opt_int_range(L, 2, "limit", 0, 0, LUA_MAXINTEGER);
     adept_choice_set *set = lua_newuserdatauv(L, sizeof *set, 0); /* freed by __gc even if a push raises */
     memset(set, 0, sizeof *set);
-    if (luaL_newmetatable(L, CHOICE_SET_MT)) {
+    if (luaL_newmetatable(L, CHOICE_SET_MT)) { /* private scratch that never reaches Lua code: __gc only */
         lua_pushcfunction(L, choice_set_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
-    ADEPT_LUA_TRY(L, "adept.eval.choices", adept_choice_items_read(path, (size_t)limit, set));
+    ADEPT_LUA_TRY(L, "choices", adept_choice_items_read(path, (size_t)limit, set));
     lua_createtable(L, (int)set->n, 0);
     for (size_t i = 0; i < set->n; i++) {
         const adept_choice_item *it = &set->items[i];
@@ -124,7 +123,11 @@ static int l_read_choices(lua_State *L) {
 
 void adept_open_eval(lua_State *L) {
     static const luaL_Reg fns[] = {{"target_logprobs", l_target_logprobs}, {"token_shift", l_token_shift},
-                                   {"read_choices", l_read_choices}, {NULL, NULL}};
-    luaL_newlib(L, fns);
+                                   {NULL, NULL}};
+    adept_lua_newlib(L, fns, "adept._eval.");
+    /* only adept.eval.choices reads items: its errors carry the public name */
+    lua_pushcfunction(L, l_read_choices);
+    adept_lua_push_named(L, "adept.eval.choices");
+    lua_setfield(L, -2, "read_choices");
     lua_setfield(L, -2, "_eval");
 }

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adept/fsutil.h"
+#include "adept/hash.h"
 #include "binding.h"
 
 static int l_mkdir_p(lua_State *L) {
@@ -42,15 +44,11 @@ static int l_remove_tree(lua_State *L) {
     return 0;
 }
 
-/* adept.fs.list(dir) -> sorted array of names, or nil, message when the directory cannot be read. */
+/* adept.fs.list(dir) -> sorted array of names; raises when the directory cannot be read. */
 static int l_list(lua_State *L) {
     char **names;
     size_t n;
-    if (adept_fs_list(luaL_checkstring(L, 1), &names, &n) != ADEPT_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, adept_last_error());
-        return 2;
-    }
+    ADEPT_LUA_TRY(L, "adept.fs.list", adept_fs_list(luaL_checkstring(L, 1), &names, &n));
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         lua_pushstring(L, names[i]);
@@ -79,8 +77,8 @@ static int l_interrupted(lua_State *L) {
 }
 
 static int l_sleep(lua_State *L) {
-    double s = luaL_checknumber(L, 1);
-    if (!(s >= 0)) return luaL_argerror(L, 1, "seconds must be >= 0");
+    double s = adept_lua_check_finite(L, 1, "seconds");
+    if (!(s >= 0) || s > 1e9) return luaL_argerror(L, 1, "seconds must be in [0, 1e9]");
     struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !adept_interrupted()) {}
     return 0;
@@ -91,13 +89,52 @@ static int l_getpid(lua_State *L) {
     return 1;
 }
 
+/* adept.fs.stat(path) -> {type="file"|"directory"|"other", size=, mtime= (seconds, ns resolution)} or nil, msg */
+static int l_stat(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, S_ISREG(sb.st_mode) ? "file" : S_ISDIR(sb.st_mode) ? "directory" : "other");
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)sb.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)sb.st_mtim.tv_sec + 1e-9 * (lua_Number)sb.st_mtim.tv_nsec);
+    lua_setfield(L, -2, "mtime");
+    return 1;
+}
+
+/* adept.fs.sha256(path) -> hex digest, size in bytes (streamed; raises when unreadable) */
+static int l_sha256_file(lua_State *L) {
+    char hex[ADEPT_SHA256_HEX];
+    uint64_t size = 0;
+    ADEPT_LUA_TRY(L, "adept.fs.sha256", adept_sha256_file(luaL_checkstring(L, 1), hex, &size));
+    lua_pushstring(L, hex);
+    lua_pushinteger(L, (lua_Integer)size);
+    return 2;
+}
+
+/* adept.sha256(string) -> hex digest */
+static int l_sha256(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char hex[ADEPT_SHA256_HEX];
+    ADEPT_LUA_TRY(L, "adept.sha256", adept_sha256_buffer(s, len, hex));
+    lua_pushstring(L, hex);
+    return 1;
+}
+
 void adept_open_fs(lua_State *L) {
     static const luaL_Reg fs[] = {{"mkdir_p", l_mkdir_p}, {"exists", l_exists}, {"fsync", l_fsync},
                                   {"fsync_tree", l_fsync_tree}, {"rename", l_rename}, {"remove_tree", l_remove_tree},
-                                  {"list", l_list}, {NULL, NULL}};
-    luaL_newlib(L, fs);
+                                  {"list", l_list}, {"stat", l_stat}, {"sha256", l_sha256_file}, {NULL, NULL}};
+    adept_lua_newlib(L, fs, "adept.fs.");
     lua_setfield(L, -2, "fs");
     static const luaL_Reg fns[] = {{"catch_signals", l_catch_signals}, {"interrupted", l_interrupted},
-                                   {"sleep", l_sleep}, {"getpid", l_getpid}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+                                   {"sleep", l_sleep}, {"getpid", l_getpid}, {"sha256", l_sha256}, {NULL, NULL}};
+    adept_lua_setfuncs(L, fns, "adept.");
 }

@@ -102,5 +102,5 @@ static int l_load_tensors(lua_State *L) {
 
 void adept_open_io(lua_State *L) {
     static const luaL_Reg fns[] = {{"save_tensors", l_save_tensors}, {"load_tensors", l_load_tensors}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    adept_lua_setfuncs(L, fns, "adept.");
 }

@@ -48,7 +48,7 @@ static void push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }
 static const char empty_array_marker;
 
 static void push_json(lua_State *L, const cJSON *j, int depth) {
-    luaL_checkstack(L, 4, "adept.json.decode: nesting too deep");
+    luaL_checkstack(L, 4, "nesting too deep");
     if (cJSON_IsNull(j)) push_null(L);
     else if (cJSON_IsFalse(j)) lua_pushboolean(L, 0);
     else if (cJSON_IsTrue(j)) lua_pushboolean(L, 1);
@@ -88,7 +88,7 @@ static int l_decode(lua_State *L) {
     }
     if (!b->tree) {
         size_t off = end && end >= s && end <= s + len ? (size_t)(end - s) : 0;
-        return luaL_error(L, "adept.json.decode: invalid JSON at byte %d of %d", (int)off + 1, (int)len);
+        return luaL_error(L, "invalid JSON at byte %d of %d", (int)off + 1, (int)len);
     }
     /* a repeated key is refused, as in every engine reader (the box frees the tree on the error) */
     if (adept_json_check_unique(b->tree, "adept.json.decode") != ADEPT_OK) return luaL_error(L, "%s", adept_last_error());
@@ -110,8 +110,8 @@ static void attach(cJSON *parent, const char *key, cJSON *item) {
 /* Table at idx (absolute) -> array when its keys are 1..n, object otherwise. Every item is linked into its
    parent before its children are built, so the boxed root owns everything when a Lua error interrupts. */
 static void add_table(lua_State *L, int idx, int depth, cJSON *parent, const char *key) {
-    if (depth > JSON_MAX_DEPTH) luaL_error(L, "adept.json.encode: nesting deeper than %d (a cycle?)", JSON_MAX_DEPTH);
-    luaL_checkstack(L, 6, "adept.json.encode: nesting too deep");
+    if (depth > JSON_MAX_DEPTH) luaL_error(L, "nesting deeper than %d (a cycle?)", JSON_MAX_DEPTH);
+    luaL_checkstack(L, 6, "nesting too deep");
     lua_Integer n = 0, max = 0;
     int only_int = 1;
     lua_pushnil(L);
@@ -141,7 +141,7 @@ static void add_table(lua_State *L, int idx, int depth, cJSON *parent, const cha
         lua_pop(L, 1);
         int t = lua_type(L, -1);
         if (t != LUA_TSTRING && t != LUA_TNUMBER)
-            luaL_error(L, "adept.json.encode: object keys must be strings or numbers, got %s", luaL_typename(L, -1));
+            luaL_error(L, "object keys must be strings or numbers, got %s", luaL_typename(L, -1));
         lua_pushvalue(L, -1);
         lua_tostring(L, -1); /* converts the copy, never the key next() walks */
         lua_seti(L, keys, ++k);
@@ -183,7 +183,7 @@ static void add_json(lua_State *L, int idx, int depth, cJSON *parent, const char
         break;
     case LUA_TTABLE: add_table(L, idx, depth, parent, key); return;
     }
-    luaL_error(L, "adept.json.encode: cannot encode a %s", luaL_typename(L, idx));
+    luaL_error(L, "cannot encode a %s", luaL_typename(L, idx));
 }
 
 int adept_lua_json_encode(lua_State *L);
@@ -194,10 +194,10 @@ static int l_encode(lua_State *L) {
     lua_settop(L, 1);
     json_box *b = push_box(L);
     b->tree = cJSON_CreateArray(); /* a root that owns the value while it is built */
-    if (!b->tree) return luaL_error(L, "adept.json.encode: out of memory");
+    if (!b->tree) return luaL_error(L, "out of memory");
     add_json(L, 1, 0, b->tree, NULL);
     char *s = b->tree->child ? (pretty ? cJSON_Print(b->tree->child) : cJSON_PrintUnformatted(b->tree->child)) : NULL;
-    if (!s) return luaL_error(L, "adept.json.encode: out of memory");
+    if (!s) return luaL_error(L, "out of memory");
     lua_pushstring(L, s);
     cJSON_free(s);
     return 1;
@@ -206,16 +206,13 @@ static int l_encode(lua_State *L) {
 /* adept.json.encode as a C function for other bindings (adept.model writes its config table as JSON). */
 int adept_lua_json_encode(lua_State *L) { return l_encode(L); }
 
-/* adept.json.read(path) -> value, or nil and a message naming the file when it is missing or not JSON
-   (run directories are read while other runs may still be writing them: a caller decides what to do). */
+/* adept.json.read(path) -> value; raises naming the file when it is missing, unreadable, a special file (a FIFO
+   or device is refused, never waited on) or not JSON (a caller reading run directories that other runs may
+   still be writing uses pcall). */
 static int l_read(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     FILE *f;
-    if (adept_input_fopen(path, NULL, &f) != ADEPT_OK) { /* a FIFO or device is refused, never waited on */
-        luaL_pushfail(L);
-        lua_pushstring(L, adept_last_error());
-        return 2;
-    }
+    if (adept_input_fopen(path, NULL, &f) != ADEPT_OK) return luaL_error(L, "%s", adept_last_error());
     luaL_Buffer buf;
     luaL_buffinit(L, &buf);
     char chunk[65536];
@@ -223,19 +220,13 @@ static int l_read(lua_State *L) {
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) luaL_addlstring(&buf, chunk, n);
     int failed = ferror(f);
     fclose(f);
-    if (failed) {
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s: read error", path);
-        return 2;
-    }
+    if (failed) return luaL_error(L, "%s: read error", path);
     luaL_pushresult(&buf);
     lua_pushcfunction(L, l_decode);
     lua_insert(L, -2);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s: %s", path, msg ? msg : "invalid JSON");
-        return 2;
+        return luaL_error(L, "%s: %s", path, msg ? msg : "invalid JSON");
     }
     return 1;
 }
@@ -254,27 +245,27 @@ static int l_write(lua_State *L) {
     const char *text = lua_tolstring(L, -1, &len);
     const char *tmp = lua_pushfstring(L, "%s.tmp-%d", path, (int)getpid());
     FILE *f = fopen(tmp, "wb");
-    if (!f) return luaL_error(L, "adept.json.write: %s: %s", tmp, strerror(errno));
+    if (!f) return luaL_error(L, "%s: %s", tmp, strerror(errno));
     int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0;
     int err = errno;
     if (fclose(f) != 0 && ok) { ok = 0; err = errno; }
     if (!ok || rename(tmp, path) != 0) {
         if (ok) err = errno;
         remove(tmp);
-        return luaL_error(L, "adept.json.write: %s: %s", path, strerror(err));
+        return luaL_error(L, "%s: %s", path, strerror(err));
     }
     return 0;
 }
 
 void adept_open_json(lua_State *L) {
-    if (luaL_newmetatable(L, JSON_BOX_MT)) {
+    if (luaL_newmetatable(L, JSON_BOX_MT)) { /* private scratch that never reaches Lua code: __gc only */
         lua_pushcfunction(L, box_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
     static const luaL_Reg fns[] = {{"decode", l_decode}, {"encode", l_encode}, {"read", l_read}, {"write", l_write},
                                    {NULL, NULL}};
-    luaL_newlib(L, fns);
+    adept_lua_newlib(L, fns, "adept.json.");
     push_null(L);
     lua_setfield(L, -2, "null");
     lua_pushlightuserdata(L, (void *)&empty_array_marker);

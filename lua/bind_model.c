@@ -1,5 +1,6 @@
 /* Model bindings: adept.model (random init from a table of HF config fields) and the methods of
    adept.Model (parameters and gradients as shared tensor views, loss, gradients, logits, generation, surgery). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,7 +70,7 @@ static int l_model(lua_State *L) {
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         seed = adept_lua_opt_int_field(L, 2, "seed", 0);
-        std = adept_lua_opt_num_field(L, 2, "init_std", 0.02);
+        std = adept_lua_opt_f32_field(L, 2, "init_std", 0.02);
     }
     adept_model *m;
     ADEPT_LUA_TRY(L, "adept.model", adept_model_create(&c, (uint64_t)seed, (float)std, &m));
@@ -138,29 +139,111 @@ static int m_num_layers(lua_State *L) {
     return 1;
 }
 
-/* freeze/unfreeze: a Lua pattern on names (string.find), or "all" */
+/* m:params() -> the parameter table as Lua rows {name=, layer=, kind=, shape=, numel=, dtype=, trainable=,
+   decay=}; layer is nil for the embeddings, the final norm and the head (DESIGN.md §4, issue 8 names). */
+static int m_params(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    size_t n = adept_model_num_params(m);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        const adept_param *p = adept_model_param(m, i);
+        lua_createtable(L, 0, 8);
+        lua_pushstring(L, p->name);
+        lua_setfield(L, -2, "name");
+        if (p->layer >= 0) {
+            lua_pushinteger(L, p->layer);
+            lua_setfield(L, -2, "layer");
+        }
+        lua_pushstring(L, adept_unit_kind_name(p->kind));
+        lua_setfield(L, -2, "kind");
+        lua_createtable(L, p->ndim, 0);
+        for (int d = 0; d < p->ndim; d++) {
+            lua_pushinteger(L, p->shape[d]);
+            lua_seti(L, -2, d + 1);
+        }
+        lua_setfield(L, -2, "shape");
+        lua_pushinteger(L, (lua_Integer)p->numel);
+        lua_setfield(L, -2, "numel");
+        lua_pushstring(L, adept_dtype_name(p->value->dtype));
+        lua_setfield(L, -2, "dtype");
+        lua_pushboolean(L, p->trainable);
+        lua_setfield(L, -2, "trainable");
+        lua_pushboolean(L, p->decay);
+        lua_setfield(L, -2, "decay");
+        lua_seti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* A scratch mask of the model's rows, owned by a userdata on the stack (a raised error leaks nothing),
+   starting from the current trainable flags. */
+static unsigned char *trainable_mask(lua_State *L, adept_model *m) {
+    size_t n = adept_model_num_params(m);
+    unsigned char *mask = lua_newuserdatauv(L, n ? n : 1, 0);
+    for (size_t i = 0; i < n; i++) mask[i] = (unsigned char)adept_model_param(m, i)->trainable;
+    return mask;
+}
+
+/* m:set_trainable(names): exactly the listed rows become trainable, every other row frozen; one re-lay of the
+   gradient slab. An unknown name is an error and changes nothing. Returns the number of trainable rows. */
+static int m_set_trainable(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    unsigned char *mask = trainable_mask(L, m);
+    size_t n = adept_model_num_params(m);
+    memset(mask, 0, n);
+    /* names -> rows through a Lua table: O(rows + names) */
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushinteger(L, (lua_Integer)i);
+        lua_setfield(L, -2, adept_model_param(m, i)->name);
+    }
+    int index = lua_gettop(L);
+    lua_Integer k = luaL_len(L, 2), count = 0;
+    for (lua_Integer j = 1; j <= k; j++) {
+        if (lua_geti(L, 2, j) != LUA_TSTRING)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "entry %d must be a parameter name, got %s", (int)j,
+                                                       luaL_typename(L, -1)));
+        lua_pushvalue(L, -1);
+        if (lua_gettable(L, index) != LUA_TNUMBER)
+            return luaL_error(L, "set_trainable: no parameter named '%s'", lua_tostring(L, -2));
+        size_t i = (size_t)lua_tointeger(L, -1);
+        count += !mask[i];
+        mask[i] = 1;
+        lua_pop(L, 2);
+    }
+    ADEPT_LUA_TRY(L, "set_trainable", adept_model_set_trainable_mask(m, mask));
+    lua_pushinteger(L, count);
+    return 1;
+}
+
+/* freeze/unfreeze: a Lua pattern on names (string.find), or "all"; one re-lay of the gradient slab */
 static int set_trainable_matching(lua_State *L, int trainable, const char *fname) {
     adept_model *m = adept_lua_check_model(L, 1);
     const char *pat = luaL_checkstring(L, 2);
     int all = !strcmp(pat, "all");
+    unsigned char *mask = trainable_mask(L, m);
     int count = 0;
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "find");
+    int find = lua_gettop(L);
     for (size_t i = 0; i < adept_model_num_params(m); i++) {
-        adept_param *p = adept_model_param(m, i);
         int match = all;
         if (!all) {
-            lua_getglobal(L, "string");
-            lua_getfield(L, -1, "find");
-            lua_pushstring(L, p->name);
+            lua_pushvalue(L, find);
+            lua_pushstring(L, adept_model_param(m, i)->name);
             lua_pushvalue(L, 2);
-            lua_call(L, 2, 1);
+            if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+                return luaL_error(L, "%s: bad pattern '%s': %s", fname, pat, lua_tostring(L, -1));
             match = !lua_isnil(L, -1);
-            lua_pop(L, 2);
+            lua_pop(L, 1);
         }
         if (match) {
-            ADEPT_LUA_TRY(L, fname, adept_model_set_trainable(m, i, trainable));
+            mask[i] = (unsigned char)trainable;
             count++;
         }
     }
+    ADEPT_LUA_TRY(L, fname, adept_model_set_trainable_mask(m, mask));
     lua_pushinteger(L, count);
     return 1;
 }
@@ -237,11 +320,8 @@ static int m_expand(lua_State *L) {
     int *layers = lua_newuserdatauv(L, sizeof(int) * (size_t)(2 * n + 1), 0); /* GC-owned scratch */
     for (int i = 0; i < n; i++) {
         lua_geti(L, 2, i + 1);
-        int isint;
-        lua_Integer v = lua_tointegerx(L, -1, &isint);
-        if (!isint) return luaL_argerror(L, 2, "table of layer indices expected (integers)");
-        layers[i] = (int)v;
-        lua_pop(L, 1);
+        layers[i] = (int)adept_lua_int_value(L, -2, lua_pushfstring(L, "layer index %d", i + 1), ADEPT_NONNEG_INT32);
+        lua_pop(L, 2);
     }
     if (adept_model_expand(m, layers, n, layers + n) != ADEPT_OK)
         return luaL_error(L, "%s", adept_last_error()); /* the engine message already reads "expand: ..." */
@@ -291,7 +371,7 @@ static int m_with_layers_skipped(lua_State *L) {
     model_box *box = lua_touserdata(L, 1);
     if (box->m && adept_model_num_layers(box->m) == L_)
         for (int l = 0; l < L_; l++) adept_model_set_skip(box->m, l, saved[l]);
-    if (st != LUA_OK) return lua_error(L);
+    if (st != LUA_OK) return adept_lua_rethrow(L); /* fn's own error, not this binding's */
     return lua_gettop(L) - 4;
 }
 
@@ -316,39 +396,39 @@ static int model_index(lua_State *L) {
     return 1;
 }
 
+/* "1234", "1.2K", "1.2M", "1.20B": a parameter count at a glance. */
+static void human_count(char *buf, size_t cap, double n) {
+    if (n < 1e3) snprintf(buf, cap, "%.0f", n);
+    else if (n < 1e6) snprintf(buf, cap, "%.1fK", n / 1e3);
+    else if (n < 1e9) snprintf(buf, cap, "%.1fM", n / 1e6);
+    else snprintf(buf, cap, "%.2fB", n / 1e9);
+}
+
+/* "adept.Model(LlamaForCausalLM, 4 layers, 1.2M params)" */
 static int model_tostring(lua_State *L) {
     model_box *box = luaL_checkudata(L, 1, ADEPT_MODEL_MT);
-    if (!box->m) { lua_pushstring(L, "adept.Model (freed)"); return 1; }
+    if (!box->m) { lua_pushstring(L, "adept.Model(freed)"); return 1; }
     const adept_config *c = adept_model_config(box->m);
-    lua_pushfstring(L, "adept.Model (%s, %d layers, hidden %d, vocab %d)", c->architecture, c->num_layers,
-                    c->hidden_size, c->vocab_size);
+    double n = 0;
+    for (size_t i = 0; i < adept_model_num_params(box->m); i++) n += (double)adept_model_param(box->m, i)->numel;
+    char count[32];
+    human_count(count, sizeof count, n);
+    lua_pushfstring(L, "adept.Model(%s, %d layers, %s params)", c->architecture[0] ? c->architecture : "?",
+                    c->num_layers, count);
     return 1;
 }
 
 void adept_open_model(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"param", m_param}, {"set_param", m_set_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
-        {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"trainable_params", m_trainable_params},
+        {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"params", m_params}, {"set_trainable", m_set_trainable}, {"trainable_params", m_trainable_params},
         {"zero_grad", m_zero_grad}, {"memory", m_memory}, {"expand", m_expand},
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
         {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},
         {"logits", adept_lua_model_logits}, {"generate", adept_lua_model_generate},
-        {"hidden_states", adept_lua_model_hidden_states},
-        {"free", model_gc}, {NULL, NULL}};
-    if (luaL_newmetatable(L, ADEPT_MODEL_MT)) {
-        lua_pushcfunction(L, model_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, model_gc);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, model_index);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, model_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "methods");
-    }
-    lua_pop(L, 1);
+        {"hidden_states", adept_lua_model_hidden_states}, {NULL, NULL}};
+    static const adept_lua_class cls = {ADEPT_MODEL_MT, methods, NULL, model_gc, model_tostring, model_index};
+    adept_lua_new_class(L, &cls);
     static const luaL_Reg fns[] = {{"model", l_model}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    adept_lua_setfuncs(L, fns, "adept.");
 }

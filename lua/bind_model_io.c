@@ -5,10 +5,20 @@
 #include "adept/model.h"
 #include "binding.h"
 
+/* adept.load(path [, {allow_nonfinite=false}]): weights holding NaN or infinity are refused, naming the tensor,
+   unless allow_nonfinite is set (inspecting a diverged checkpoint). */
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    static const char *const known[] = {"allow_nonfinite", NULL};
+    adept_lua_check_keys(L, 2, known, "adept.load");
+    int allow_nonfinite = adept_lua_opt_bool_field(L, 2, "allow_nonfinite", 0);
     adept_model *m;
     ADEPT_LUA_TRY(L, "adept.load", adept_model_load(path, &m));
+    if (!allow_nonfinite && adept_model_check_finite(m) != ADEPT_OK) {
+        adept_model_free(m);
+        return luaL_error(L, "adept.load: %s: %s", path, adept_last_error());
+    }
     adept_lua_push_model(L, m);
     return 1;
 }
@@ -20,6 +30,8 @@ static int m_save(lua_State *L) {
     lua_Integer max_shard = 0;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
+        static const char *const known[] = {"dtype", "max_shard_bytes", NULL};
+        adept_lua_check_keys(L, 3, known, "save");
         const char *name = adept_lua_opt_str_field(L, 3, "dtype", NULL);
         if (name) {
             adept_dtype d;
@@ -27,8 +39,7 @@ static int m_save(lua_State *L) {
                 return luaL_argerror(L, 3, lua_pushfstring(L, "dtype must be f32, bf16 or f16, got '%s'", name));
             dtype = (int)d;
         }
-        max_shard = adept_lua_opt_int_field(L, 3, "max_shard_bytes", 0);
-        if (max_shard < 0) return luaL_argerror(L, 3, "max_shard_bytes must be >= 0 (0 = one file)");
+        max_shard = adept_lua_opt_int_field_range(L, 3, "max_shard_bytes", 0, 0, LUA_MAXINTEGER); /* 0 = one file */
     }
     ADEPT_LUA_TRY(L, "save", adept_model_save(m, dir, dtype, (size_t)max_shard));
     lua_settop(L, 1);
@@ -36,17 +47,9 @@ static int m_save(lua_State *L) {
 }
 
 void adept_open_model_io(lua_State *L) {
-    /* bind_model.c creates the metatable (it is opened before this file); its methods live in .methods */
-    luaL_getmetatable(L, ADEPT_MODEL_MT);
-    if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "methods");
-        if (lua_istable(L, -1)) {
-            lua_pushcfunction(L, m_save);
-            lua_setfield(L, -2, "save");
-        }
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
+    /* bind_model.c creates the class (it is opened before this file) */
+    static const luaL_Reg methods[] = {{"save", m_save}, {NULL, NULL}};
+    adept_lua_add_methods(L, ADEPT_MODEL_MT, methods);
     static const luaL_Reg fns[] = {{"load", l_load}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    adept_lua_setfuncs(L, fns, "adept.");
 }

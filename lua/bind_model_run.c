@@ -94,16 +94,14 @@ int adept_lua_model_generate(lua_State *L) {
     lua_Integer seed = 0;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
-        max_tokens = (int)adept_lua_opt_int_field(L, 3, "max_tokens", 32);
-        top_k = (int)adept_lua_opt_int_field(L, 3, "top_k", 0);
-        temperature = adept_lua_opt_num_field(L, 3, "temperature", 0);
+        max_tokens = (int)adept_lua_opt_int_field_range(L, 3, "max_tokens", 32, ADEPT_NONNEG_INT32);
+        top_k = (int)adept_lua_opt_int_field_range(L, 3, "top_k", 0, ADEPT_NONNEG_INT32);
+        temperature = adept_lua_opt_f32_field(L, 3, "temperature", 0);
         seed = adept_lua_opt_int_field(L, 3, "seed", 0);
         lua_getfield(L, 3, "stop");
         if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) stop = -1;
-        else if (!lua_isnil(L, -1)) stop = (int)luaL_checkinteger(L, -1);
+        else if (!lua_isnil(L, -1)) stop = (int)adept_lua_int_value(L, -1, "field 'stop' (a token id, or false)", ADEPT_INT32_RANGE);
         lua_pop(L, 1);
-        if (max_tokens < 0) return luaL_argerror(L, 3, "max_tokens must be >= 0");
-        if (top_k < 0) return luaL_argerror(L, 3, "top_k must be >= 0");
     }
     int32_t *out = lua_newuserdatauv(L, (size_t)max_tokens * sizeof(int32_t) + 1, 0);
     int n;

@@ -70,6 +70,14 @@ static int infer_shape(lua_State *L, int arg, int64_t *shape) {
     return nd;
 }
 
+/* Stores the number at `idx` into element i: integers exactly (through lua_Integer, so i64 keeps all 64
+   bits), floats checked against the dtype (a finite value that would overflow, or a fraction for an integer
+   dtype, is refused). */
+static adept_status store(lua_State *L, int idx, adept_tensor *t, size_t i) {
+    if (lua_isinteger(L, idx)) return adept_tensor_set_flat_int(t, i, lua_tointeger(L, idx));
+    return adept_tensor_set_flat_checked(t, i, lua_tonumber(L, idx));
+}
+
 /* Copies the table at the top of the stack (level `d`) into t from flat index *pos; `path` names the element. */
 static void fill_from(lua_State *L, int arg, adept_tensor *t, int d, size_t *pos, char *path, size_t plen) {
     luaL_checkstack(L, 4, "nested table too deep");
@@ -90,7 +98,8 @@ static void fill_from(lua_State *L, int arg, adept_tensor *t, int d, size_t *pos
             if (lua_type(L, -1) != LUA_TNUMBER)
                 luaL_argerror(L, arg, lua_pushfstring(L, "element %s is a %s, expected a number", path,
                                                       luaL_typename(L, -1)));
-            adept_tensor_set_flat(t, (*pos)++, lua_tonumber(L, -1));
+            if (store(L, -1, t, (*pos)++) != ADEPT_OK)
+                luaL_argerror(L, arg, lua_pushfstring(L, "element %s: %s", path, adept_last_error()));
         }
         lua_pop(L, 1);
         path[plen] = '\0';
@@ -110,7 +119,7 @@ static int l_tensor(lua_State *L) {
     ADEPT_LUA_TRY(L, "tensor", adept_tensor_new(dt, nd, shape, &t));
     push_new(L, t); /* owned by Lua from here, so an error while filling frees it */
     if (nd == 0) {
-        adept_tensor_set_flat(t, 0, lua_tonumber(L, 1));
+        if (store(L, 1, t, 0) != ADEPT_OK) return luaL_argerror(L, 1, adept_last_error());
     } else {
         char path[200] = "";
         size_t pos = 0;
@@ -173,9 +182,8 @@ static int l_dtype(lua_State *L) {
 }
 
 static void push_element(lua_State *L, const adept_tensor *t, size_t i) {
-    double v = adept_tensor_get_flat(t, i);
-    if (adept_dtype_is_float(t->dtype)) lua_pushnumber(L, v);
-    else lua_pushinteger(L, (lua_Integer)v);
+    if (adept_dtype_is_float(t->dtype)) lua_pushnumber(L, adept_tensor_get_flat(t, i));
+    else lua_pushinteger(L, (lua_Integer)adept_tensor_get_flat_int(t, i));
 }
 
 /* Flat offset of the 1-based indices at stack positions first.. (exactly ndim of them). */
@@ -209,8 +217,8 @@ static int l_get(lua_State *L) {
 /* t:set(v, i, ...) returns t, so calls chain. */
 static int l_set(lua_State *L) {
     adept_tensor *t = adept_lua_check_tensor(L, 1);
-    lua_Number v = luaL_checknumber(L, 2);
-    adept_tensor_set_flat(t, flat_index(L, t, 3), v);
+    luaL_checknumber(L, 2);
+    if (store(L, 2, t, flat_index(L, t, 3)) != ADEPT_OK) return luaL_argerror(L, 2, adept_last_error());
     lua_settop(L, 1);
     return 1;
 }
@@ -235,6 +243,7 @@ static int l_table(lua_State *L) {
     return 1;
 }
 
+/* "adept.Tensor(f32, [2, 3], values=[1, 2, 3, 4, 5, 6])"; six values at most (first three, last three). */
 static int l_tostring(lua_State *L) {
     adept_tensor_box *box = adept_lua_check_tensor_box(L, 1);
     if (!box->t) {
@@ -246,18 +255,18 @@ static int l_tostring(lua_State *L) {
     size_t n = adept_tensor_numel(t);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    luaL_addstring(&b, "adept.Tensor(shape=");
-    luaL_addstring(&b, shape_str(t, sb, sizeof sb));
-    luaL_addstring(&b, ", dtype=");
+    luaL_addstring(&b, "adept.Tensor(");
     luaL_addstring(&b, adept_dtype_name(t->dtype));
+    luaL_addstring(&b, ", ");
+    luaL_addstring(&b, shape_str(t, sb, sizeof sb));
     luaL_addstring(&b, ", values=[");
     for (size_t i = 0; i < n; i++) {
         if (n > 6 && i == 3) {
             luaL_addstring(&b, ", ...");
             i = n - 3;
         }
-        snprintf(num, sizeof num, adept_dtype_is_float(t->dtype) ? "%s%.6g" : "%s%.0f", i ? ", " : "",
-                 adept_tensor_get_flat(t, i));
+        if (adept_dtype_is_float(t->dtype)) snprintf(num, sizeof num, "%s%.6g", i ? ", " : "", adept_tensor_get_flat(t, i));
+        else snprintf(num, sizeof num, "%s%lld", i ? ", " : "", (long long)adept_tensor_get_flat_int(t, i));
         luaL_addstring(&b, num);
     }
     luaL_addstring(&b, "])");
@@ -417,18 +426,29 @@ static int l_to(lua_State *L) {
     return 1;
 }
 
-void adept_open_tensor(lua_State *L) {
+static int tensor_gc(lua_State *L) {
+    adept_tensor_box *box = luaL_checkudata(L, 1, ADEPT_TENSOR_MT);
+    adept_tensor_free(box->t); /* idempotent: NULL after the first call */
+    box->t = NULL;
+    return 0;
+}
+
+void adept_lua_tensor_metatable(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"shape", l_shape}, {"numel", l_numel},   {"dtype", l_dtype},   {"get", l_get},     {"set", l_set},
         {"clone", l_clone}, {"table", l_table},   {"abs", l_abs},       {"square", l_square}, {"sqrt", l_sqrt},
         {"add", l_add},     {"sub", l_sub},       {"mul", l_mul},       {"div", l_div},     {"sum", l_sum},
         {"mean", l_mean},   {"max", l_max},       {"min", l_min},       {"norm", l_norm},   {"dot", l_dot},
-        {"cosine", l_cosine}, {"topk", l_topk},   {"to", l_to},         {"__tostring", l_tostring},
+        {"cosine", l_cosine}, {"topk", l_topk},   {"to", l_to},         {NULL, NULL}};
+    static const luaL_Reg meta[] = {
         {"__len", l_len},   {"__add", l_meta_add}, {"__sub", l_meta_sub}, {"__mul", l_meta_mul},
         {"__div", l_meta_div}, {"__unm", l_unm},  {NULL, NULL}};
-    luaL_getmetatable(L, ADEPT_TENSOR_MT);
-    luaL_setfuncs(L, methods, 0);
-    lua_pop(L, 1);
+    static const adept_lua_class cls = {ADEPT_TENSOR_MT, methods, meta, tensor_gc, l_tostring, NULL};
+    adept_lua_new_class(L, &cls);
+}
+
+void adept_open_tensor(lua_State *L) {
+    adept_lua_tensor_metatable(L);
     static const luaL_Reg fns[] = {{"tensor", l_tensor}, {"zeros", l_zeros}, {"randn", l_randn}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    adept_lua_setfuncs(L, fns, "adept.");
 }

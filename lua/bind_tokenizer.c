@@ -209,8 +209,8 @@ static int l_digest(lua_State *L) {
 
 static int l_tostring(lua_State *L) {
     tok_box *b = luaL_checkudata(L, 1, ADEPT_TOKENIZER_MT);
-    if (!b->t) lua_pushstring(L, "adept.Tokenizer (freed)");
-    else lua_pushfstring(L, "adept.Tokenizer (vocab %d)", (int)adept_tokenizer_vocab_size(b->t));
+    if (!b->t) lua_pushstring(L, "adept.Tokenizer(freed)");
+    else lua_pushfstring(L, "adept.Tokenizer(vocab %d)", (int)adept_tokenizer_vocab_size(b->t));
     return 1;
 }
 
@@ -219,13 +219,9 @@ void adept_open_tokenizer(lua_State *L) {
         {"encode", l_encode}, {"encode_batch", l_encode_batch}, {"decode", l_decode},
         {"vocab_size", l_vocab_size}, {"bos_id", l_bos_id}, {"eos_id", l_eos_id},
         {"token_to_id", l_token_to_id}, {"id_to_token", l_id_to_token}, {"digest", l_digest},
-        {"free", tok_gc}, {"__gc", tok_gc}, {"__close", tok_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
-    if (luaL_newmetatable(L, ADEPT_TOKENIZER_MT)) {
-        luaL_setfuncs(L, methods, 0);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
-    lua_pushcfunction(L, l_tokenizer);
-    lua_setfield(L, -2, "tokenizer");
+        {NULL, NULL}};
+    static const adept_lua_class cls = {ADEPT_TOKENIZER_MT, methods, NULL, tok_gc, l_tostring, NULL};
+    adept_lua_new_class(L, &cls);
+    static const luaL_Reg fns[] = {{"tokenizer", l_tokenizer}, {NULL, NULL}};
+    adept_lua_setfuncs(L, fns, "adept.");
 }

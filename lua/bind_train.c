@@ -7,7 +7,10 @@
 
 #include "adept/model.h"
 #include "adept/perf.h"
+#include "adept/checkpoint.h"
+#include "adept/optim.h"
 #include "adept/safetensors.h"
+#include "adept/train.h"
 #include "binding.h"
 
 size_t adept_lua_optimizer_bytes(lua_State *L, int arg); /* bind_optim.c */
@@ -26,7 +29,7 @@ static int l_count_targets(lua_State *L) {
 static int l_forward_backward(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     int own_scale = lua_isnoneornil(L, 3);
-    double scale = own_scale ? 0.0 : luaL_checknumber(L, 3); /* before check_batch pushes its buffers */
+    double scale = own_scale ? 0.0 : adept_lua_check_f32(L, 3, "grad_scale"); /* before check_batch pushes its buffers */
     adept_batch b;
     adept_lua_read_batch(L, 2, &b, "adept.forward_backward");
     if (own_scale) {
@@ -99,16 +102,14 @@ static int l_save_weights(lua_State *L) {
     return 0;
 }
 
-/* adept.load_weights(m, path_or_paths): copies every parameter of the model from one safetensors file or
-   an array of files (shards), converting bf16/f16/f64 to f32. Every parameter must be present in one of
-   them with its element count; extra tensors are ignored. Nothing is copied unless everything is found. */
+/* adept.load_weights(m, path_or_paths): every parameter of the model from one safetensors file or an array
+   of files (shards), each with exactly the row's shape and a float dtype (engine/train/checkpoint.c). */
 #define MAX_WEIGHT_FILES 256
 static int l_load_weights(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     int nfiles = lua_istable(L, 2) ? (int)luaL_len(L, 2) : 1;
     if (!lua_istable(L, 2)) luaL_checkstring(L, 2);
     if (nfiles < 1 || nfiles > MAX_WEIGHT_FILES) return luaL_argerror(L, 2, "1 to 256 file paths expected");
-    adept_safetensors *st[MAX_WEIGHT_FILES] = {0};
     const char *paths[MAX_WEIGHT_FILES];
     for (int f = 0; f < nfiles; f++) {
         if (lua_istable(L, 2)) {
@@ -119,48 +120,54 @@ static int l_load_weights(lua_State *L) {
         } else {
             paths[f] = lua_tostring(L, 2);
         }
-        if (adept_safetensors_open(paths[f], &st[f]) != ADEPT_OK) {
-            for (int g = 0; g < f; g++) adept_safetensors_close(st[g]);
-            return adept_lua_raise(L, "adept.load_weights");
-        }
     }
-    size_t n = adept_model_num_params(m);
-    const char *missing = NULL;
-    int bad = 0;
-    for (size_t i = 0; i < n && !missing; i++) {
-        adept_param *p = adept_model_param(m, i);
-        const adept_st_entry *e = NULL;
-        for (int f = 0; f < nfiles && !e; f++) e = adept_safetensors_find(st[f], p->name);
-        if (!e || !adept_dtype_is_float(e->dtype) || adept_shape_numel(e->ndim, e->shape) != p->numel) {
-            missing = p->name;
-            bad = e != NULL;
-        }
-    }
-    adept_status s = ADEPT_OK;
-    if (missing) s = adept_fail(ADEPT_ENOTFOUND, "%s: %s is %s", paths[0], missing,
-                                bad ? "of another shape or dtype than the model's" : "missing");
-    for (size_t i = 0; i < n && s == ADEPT_OK; i++) {
-        adept_param *p = adept_model_param(m, i);
-        const adept_safetensors *owner = NULL;
-        const adept_st_entry *e = NULL;
-        for (int f = 0; f < nfiles && !e; f++) if ((e = adept_safetensors_find(st[f], p->name))) owner = st[f];
-        adept_tensor *v;
-        s = adept_safetensors_view(owner, e, &v);
-        if (s != ADEPT_OK) break;
-        if (v->dtype == ADEPT_F32) memcpy(adept_tensor_data(p->value), adept_tensor_data(v), p->numel * sizeof(float));
-        else s = adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(v), v->dtype, p->numel);
-        adept_tensor_free(v);
-    }
-    for (int f = 0; f < nfiles; f++) adept_safetensors_close(st[f]);
-    if (s != ADEPT_OK) return adept_lua_raise(L, "adept.load_weights");
+    ADEPT_LUA_TRY(L, "adept.load_weights", adept_model_load_weights(m, paths, (size_t)nfiles));
     return 0;
+}
+
+/* adept.train_step(m, opt, micro_batches, {lr_factor=, clip=}) -> {loss=, tokens=, grad_norm=, nonfinite=,
+   reason=}: one optimizer step in the engine (adept/train.h): forward/backward over the micro-batches, the
+   gradient all-reduce, clipping and AdamW. A non-finite loss or gradient is reported, not raised: gradients
+   are zeroed and nothing is updated, and the caller decides (adept.train stops or skips). */
+static int l_train_step(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    adept_adamw *opt = adept_lua_check_optimizer(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    adept_step_options o = {1.0, 0.0};
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        o.lr_factor = adept_lua_opt_num_field(L, 4, "lr_factor", 1.0);
+        o.clip = adept_lua_opt_num_field(L, 4, "clip", 0.0);
+    }
+    lua_Integer n = luaL_len(L, 3);
+    if (n < 1 || n > 1 << 20) return luaL_argerror(L, 3, "an array of 1 or more micro-batches expected");
+    adept_batch *mbs = lua_newuserdatauv(L, (size_t)n * sizeof *mbs, 0);
+    for (lua_Integer k = 0; k < n; k++) {
+        lua_geti(L, 3, k + 1);
+        adept_lua_read_batch(L, lua_gettop(L), &mbs[k], "adept.train_step"); /* its buffers stay on the stack */
+    }
+    adept_step_result r;
+    ADEPT_LUA_TRY(L, "adept.train_step", adept_train_step(m, opt, NULL, mbs, (size_t)n, &o, &r));
+    lua_createtable(L, 0, 5);
+    lua_pushnumber(L, r.loss);
+    lua_setfield(L, -2, "loss");
+    lua_pushinteger(L, (lua_Integer)r.n_tokens);
+    lua_setfield(L, -2, "tokens");
+    lua_pushnumber(L, r.grad_norm);
+    lua_setfield(L, -2, "grad_norm");
+    lua_pushboolean(L, r.nonfinite);
+    lua_setfield(L, -2, "nonfinite");
+    if (r.nonfinite) {
+        lua_pushstring(L, r.reason);
+        lua_setfield(L, -2, "reason");
+    }
+    return 1;
 }
 
 /* adept.sgemm_peak([n [, seconds]]) -> FLOP/s of n x n sgemm with the current threads (default 512, 0.2 s) */
 static int l_sgemm_peak(lua_State *L) {
-    lua_Integer n = luaL_optinteger(L, 1, 512);
-    double secs = luaL_optnumber(L, 2, 0.2);
-    if (n < 16 || n > 8192) return luaL_argerror(L, 1, "matrix size must be in [16, 8192]");
+    lua_Integer n = adept_lua_opt_int_range(L, 1, "matrix size", 512, 16, 8192);
+    double secs = adept_lua_opt_finite(L, 2, "seconds", 0.2);
     lua_pushnumber(L, adept_sgemm_peak_flops((int)n, secs));
     return 1;
 }
@@ -168,6 +175,6 @@ static int l_sgemm_peak(lua_State *L) {
 void adept_open_train(lua_State *L) {
     static const luaL_Reg fns[] = {{"count_targets", l_count_targets}, {"forward_backward", l_forward_backward},
                                    {"nll", l_nll}, {"memory", l_memory}, {"save_weights", l_save_weights},
-                                   {"load_weights", l_load_weights}, {"sgemm_peak", l_sgemm_peak}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+                                   {"load_weights", l_load_weights}, {"train_step", l_train_step}, {"sgemm_peak", l_sgemm_peak}, {NULL, NULL}};
+    adept_lua_setfuncs(L, fns, "adept.");
 }

@@ -3,6 +3,8 @@
 #ifndef ADEPT_BINDING_H
 #define ADEPT_BINDING_H
 
+#include <stdint.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -11,13 +13,61 @@
 
 #define ADEPT_TENSOR_MT "adept.Tensor"
 
-/* Raises "<fname>: <engine message>" . Never returns. */
+/* The binding convention (docs/bindings.md): every exposed function is registered through a dispatcher that
+   raises its errors as "<public name>: <message>" ("adept.load: ...", "adept.Model:expand: ..."), whatever
+   raised them (an engine status, a lauxlib argument check, Lua code called from C). Failures raise; no binding
+   returns nil, message. */
+
+/* Raises "<fname>: <engine message>"; the dispatcher drops fname when it is the function's own name.
+   Never returns. */
 int adept_lua_raise(lua_State *L, const char *fname);
 /* Evaluates an adept_status expression and raises on failure. `fname` is the Lua-visible name. */
 #define ADEPT_LUA_TRY(L, fname, expr)                                   \
     do {                                                                \
         if ((expr) != ADEPT_OK) return adept_lua_raise((L), (fname));   \
     } while (0)
+/* Re-raises the error value at the top of the stack unchanged (an error of a user callback). */
+int adept_lua_rethrow(lua_State *L);
+
+/* Sets fns into the table at the top of the stack as dispatched closures named prefix..name
+   ("adept." for the module, "adept.fs." for a submodule). */
+void adept_lua_setfuncs(lua_State *L, const luaL_Reg *fns, const char *prefix);
+/* Pushes a new table of dispatched functions. */
+void adept_lua_newlib(lua_State *L, const luaL_Reg *fns, const char *prefix);
+/* Pushes the function at the top of the stack (a C function or closure, popped) as a dispatched closure. */
+void adept_lua_push_named(lua_State *L, const char *name);
+
+/* One layout for every userdata type: a named metatable registered once, __name = name, __index = the
+   methods table (also at metatable.methods; `index` replaces it with a function, for Model's fields),
+   __gc (idempotent), __close and :free() all the same function, __tostring "adept.Type(facts)". */
+typedef struct adept_lua_class {
+    const char *name;        /* "adept.Model": metatable name, __name, prefix of method names in errors */
+    const luaL_Reg *methods; /* methods table; NULL-terminated */
+    const luaL_Reg *meta;    /* operators (__add, __len, ...), or NULL */
+    lua_CFunction gc;        /* releases the handle's resource and NULLs it: safe to call twice */
+    lua_CFunction tostring;
+    lua_CFunction index;     /* NULL: __index is the methods table */
+} adept_lua_class;
+void adept_lua_new_class(lua_State *L, const adept_lua_class *c);
+/* Adds methods to a class registered before (methods defined in another binding file). */
+void adept_lua_add_methods(lua_State *L, const char *class_name, const luaL_Reg *methods);
+
+/* Conversion of Lua values into C types. `what` names the parameter in the message ("field 'max_tokens'",
+   "layer index"). Integers: range-checked into [lo, hi] (an integral float is accepted; 2^32 + 1 never
+   wraps). Numbers: finite; "f32" ones also within the float32 range, since they become float32 or scale
+   float32 arithmetic (returned unrounded). check/opt take argument `arg` (errors are argument errors);
+   *_value take the value at stack index `idx` (a table element; errors name only `what`). */
+lua_Integer adept_lua_check_int_range(lua_State *L, int arg, const char *what, lua_Integer lo, lua_Integer hi);
+lua_Integer adept_lua_opt_int_range(lua_State *L, int arg, const char *what, lua_Integer def, lua_Integer lo,
+                                    lua_Integer hi);
+lua_Integer adept_lua_int_value(lua_State *L, int idx, const char *what, lua_Integer lo, lua_Integer hi);
+lua_Number adept_lua_check_f32(lua_State *L, int arg, const char *what);
+lua_Number adept_lua_opt_f32(lua_State *L, int arg, const char *what, lua_Number def);
+lua_Number adept_lua_f32_value(lua_State *L, int idx, const char *what);
+lua_Number adept_lua_check_finite(lua_State *L, int arg, const char *what);
+lua_Number adept_lua_opt_finite(lua_State *L, int arg, const char *what, lua_Number def);
+#define ADEPT_INT32_RANGE INT32_MIN, INT32_MAX
+#define ADEPT_NONNEG_INT32 0, INT32_MAX
 
 /* Tensor userdata: a box holding one adept_tensor*, NULL after :free(). */
 typedef struct adept_tensor_box {
@@ -31,17 +81,24 @@ adept_tensor *adept_lua_check_tensor(lua_State *L, int arg);
 /* The tensor at `arg` or NULL when it is not a tensor (freed tensors still raise). */
 adept_tensor *adept_lua_to_tensor(lua_State *L, int arg);
 adept_tensor_box *adept_lua_check_tensor_box(lua_State *L, int arg);
-/* Creates the tensor metatable (gc, close, free, __index = itself) if it does not exist yet. */
+/* Registers the adept.Tensor class (bind_tensor.c); module.c calls it before any binding opens. */
 void adept_lua_tensor_metatable(lua_State *L);
 
 /* Reads a shape: a table of non-negative integers {2, 3}. Returns ndim; raises a standard
    "bad argument #arg to 'fname' (table of dimensions expected, got X)" on misuse. */
 int adept_lua_check_shape(lua_State *L, int arg, int64_t *shape, const char *fname);
-/* Optional integer field of a table argument, with a default; raises if present but not an integer. */
+/* Optional fields of a table argument, with a default when absent (nil); present but of the wrong type or
+   out of range raises naming the field. Numbers must be finite. */
 lua_Integer adept_lua_opt_int_field(lua_State *L, int arg, const char *field, lua_Integer def);
+lua_Integer adept_lua_opt_int_field_range(lua_State *L, int arg, const char *field, lua_Integer def, lua_Integer lo,
+                                          lua_Integer hi);
 lua_Number adept_lua_opt_num_field(lua_State *L, int arg, const char *field, lua_Number def);
+lua_Number adept_lua_opt_f32_field(lua_State *L, int arg, const char *field, lua_Number def);
 const char *adept_lua_opt_str_field(lua_State *L, int arg, const char *field, const char *def);
 int adept_lua_opt_bool_field(lua_State *L, int arg, const char *field, int def);
+/* Raises "<fname>: unknown option 'setps' — did you mean 'steps'? (options: ...)" when the table at `arg` has a
+   key outside `known` (a NULL-terminated list). Nothing happens when `arg` is not a table. */
+void adept_lua_check_keys(lua_State *L, int arg, const char *const *known, const char *fname);
 
 /* Token ids from a tensor (any integer-valued dtype) or a Lua array / array of arrays, into a userdata left
    on the stack; *rows = 0 for 1-D input (bind_batch.c). */
@@ -71,6 +128,9 @@ void adept_open_chart(lua_State *L);
 typedef struct adept_model adept_model;
 void adept_lua_push_model(lua_State *L, adept_model *m);
 adept_model *adept_lua_check_model(lua_State *L, int arg);
+/* Optimizer userdata (bind_optim.c): raises when it or its model was freed. */
+typedef struct adept_adamw adept_adamw;
+adept_adamw *adept_lua_check_optimizer(lua_State *L, int arg);
 void adept_open_model_io(lua_State *L);
 void adept_open_dataset(lua_State *L);
 void adept_open_tokenizer(lua_State *L);

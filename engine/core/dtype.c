@@ -138,3 +138,67 @@ adept_status adept_convert(void *dst, adept_dtype dst_dtype, const void *src, ad
 
 double adept_tensor_get_flat(const adept_tensor *t, size_t i) { return load_as_double(adept_tensor_data(t), t->dtype, i); }
 void adept_tensor_set_flat(adept_tensor *t, size_t i, double v) { store_from_double(adept_tensor_data(t), t->dtype, i, v); }
+
+/* Integer range of an integer dtype. */
+static void int_range(adept_dtype d, int64_t *lo, int64_t *hi) {
+    switch (d) {
+    case ADEPT_I32: *lo = INT32_MIN, *hi = INT32_MAX; return;
+    case ADEPT_U8: *lo = 0, *hi = UINT8_MAX; return;
+    case ADEPT_I8: *lo = INT8_MIN, *hi = INT8_MAX; return;
+    case ADEPT_U16: *lo = 0, *hi = UINT16_MAX; return;
+    case ADEPT_U32: *lo = 0, *hi = UINT32_MAX; return;
+    default: *lo = INT64_MIN, *hi = INT64_MAX; return;
+    }
+}
+
+int64_t adept_tensor_get_flat_int(const adept_tensor *t, size_t i) {
+    const void *p = adept_tensor_data(t);
+    switch (t->dtype) {
+    case ADEPT_I64: return ((const int64_t *)p)[i];
+    case ADEPT_I32: return ((const int32_t *)p)[i];
+    case ADEPT_U8: return ((const uint8_t *)p)[i];
+    case ADEPT_I8: return ((const int8_t *)p)[i];
+    case ADEPT_U16: return ((const uint16_t *)p)[i];
+    case ADEPT_U32: return ((const uint32_t *)p)[i];
+    default: return (int64_t)clamp_trunc(load_as_double(p, t->dtype, i), -9.2233720368547748e18, 9.2233720368547748e18 - 1024);
+    }
+}
+
+adept_status adept_tensor_set_flat_int(adept_tensor *t, size_t i, int64_t v) {
+    if (adept_dtype_is_float(t->dtype)) return adept_tensor_set_flat_checked(t, i, (double)v);
+    int64_t lo, hi;
+    int_range(t->dtype, &lo, &hi);
+    if (v < lo || v > hi)
+        return adept_fail(ADEPT_EINVAL, "%lld does not fit %s (range [%lld, %lld])", (long long)v,
+                          adept_dtype_name(t->dtype), (long long)lo, (long long)hi);
+    void *p = adept_tensor_data(t);
+    switch (t->dtype) {
+    case ADEPT_I64: ((int64_t *)p)[i] = v; break;
+    case ADEPT_I32: ((int32_t *)p)[i] = (int32_t)v; break;
+    case ADEPT_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    case ADEPT_I8: ((int8_t *)p)[i] = (int8_t)v; break;
+    case ADEPT_U16: ((uint16_t *)p)[i] = (uint16_t)v; break;
+    case ADEPT_U32: ((uint32_t *)p)[i] = (uint32_t)v; break;
+    default: break;
+    }
+    return ADEPT_OK;
+}
+
+adept_status adept_tensor_set_flat_checked(adept_tensor *t, size_t i, double v) {
+    if (!adept_dtype_is_float(t->dtype)) {
+        /* fractions truncate toward zero (as adept_convert and torch do); what does not fit is refused rather
+           than saturated. 2^63 is exactly a double, and every double below it in magnitude converts exactly. */
+        double w = trunc(v);
+        if (!(w >= -9223372036854775808.0 && w < 9223372036854775808.0))
+            return adept_fail(ADEPT_EINVAL, "%.17g does not fit %s", v, adept_dtype_name(t->dtype));
+        return adept_tensor_set_flat_int(t, i, (int64_t)w);
+    }
+    if (isfinite(v)) { /* a finite value must stay finite: convert one element and look */
+        uint64_t scratch = 0;
+        store_from_double(&scratch, t->dtype, 0, v);
+        if (!isfinite(load_as_double(&scratch, t->dtype, 0)))
+            return adept_fail(ADEPT_EINVAL, "%.17g overflows %s (it would become infinity)", v, adept_dtype_name(t->dtype));
+    }
+    store_from_double(adept_tensor_data(t), t->dtype, i, v);
+    return ADEPT_OK;
+}

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,21 @@ static adept_status lone_llama2c(const char *dir, char **bin) {
         *bin = NULL;
         return adept_fail(ADEPT_EINVAL, "%s: no config.json and %d llama2.c checkpoints: pass the .bin file itself",
                           dir, found);
+    }
+    return ADEPT_OK;
+}
+
+adept_status adept_model_check_finite(adept_model *m) {
+    for (size_t i = 0; i < adept_model_num_params(m); i++) {
+        const adept_param *p = adept_model_param(m, i);
+        const float *v = adept_tensor_f32(p->value);
+        size_t bad = 0, first = 0;
+        for (size_t k = 0; k < p->numel; k++)
+            if (!isfinite(v[k])) { if (!bad++) first = k; }
+        if (bad)
+            return adept_fail(ADEPT_ENONFINITE, "tensor %s holds %zu non-finite value%s (the first at flat index %zu is "
+                              "%g): the checkpoint is corrupt or diverged (allow_nonfinite=true loads it anyway)",
+                              p->name, bad, bad == 1 ? "" : "s", first, (double)v[first]);
     }
     return ADEPT_OK;
 }

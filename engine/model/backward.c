@@ -1,8 +1,6 @@
 /* The backward pass: from the fused cross-entropy gradient (left in the logits buffer by the forward pass)
-   down the residual stream; frozen weights get no gradient and the pass stops at the lowest trainable layer. */
-#include <string.h>
-
-#include "model/layers.h"
+   down the residual stream; frozen weights get no gradient and the pass stops at the lowest trainable layer.
+   Kernels and buffer fills go through the model's backend (m->be). */
 #include "model/model_internal.h"
 
 float *adept_model_head_weight(adept_model *m, float **grad); /* forward.c */
@@ -31,6 +29,7 @@ static int attn_trainable(const adept_model *m, int l) {
 
 adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
     const adept_config *c = &m->cfg;
+    const adept_backend *be = m->be;
     adept_acts *a = &m->acts;
     size_t B = a->B, T = a->T, N = B * T, C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     size_t H = c->num_heads, KH = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KH * D;
@@ -46,10 +45,10 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
     float *fnorm_g = m->params[m->final_norm_idx].grad ? adept_tensor_f32(m->params[m->final_norm_idx].grad) : NULL;
     int need_resid = stop < L; /* gradient needed below the final norm */
     /* LM head and final norm */
-    adept_matmul_backward_beta((need_resid || fnorm_g) ? a->dln : NULL, dhead, NULL, a->logits, a->lnf, head, N, C, V, 0);
+    be->matmul_backward((need_resid || fnorm_g) ? a->dln : NULL, dhead, NULL, a->logits, a->lnf, head, N, C, V, 0);
     if (!need_resid && !fnorm_g) return ADEPT_OK;
-    memset(a->dresid, 0, N * C * sizeof(float));
-    adept_rmsnorm_backward(need_resid ? a->dresid : NULL, fnorm_g, a->dln, a->resid + (size_t)L * N * C,
+    be->fill_zero(a->dresid, N * C * sizeof(float));
+    be->rmsnorm_backward(need_resid ? a->dresid : NULL, fnorm_g, a->dln, a->resid + (size_t)L * N * C,
                            adept_tensor_f32(m->params[m->final_norm_idx].value), a->lnf_rstd, N, C);
     for (int l = L - 1; l >= stop; l--) {
         if (m->skip[l]) continue; /* identity: the residual gradient passes unchanged */
@@ -62,49 +61,49 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         int need_attn = below || attn_trainable(m, l);
         float *dln2 = need_attn || G(ADEPT_UNIT_MLP_NORM) ? a->dln : NULL;
         int need_h = dln2 || G(ADEPT_UNIT_GATE) || G(ADEPT_UNIT_UP);
-        adept_matmul_backward_beta(need_h ? a->dhmlp : NULL, G(ADEPT_UNIT_DOWN), NULL, a->dresid, h, W(ADEPT_UNIT_DOWN),
+        be->matmul_backward(need_h ? a->dhmlp : NULL, G(ADEPT_UNIT_DOWN), NULL, a->dresid, h, W(ADEPT_UNIT_DOWN),
                                    N, F, C, 0);
         if (need_h) {
-            adept_swiglu_backward(a->dgate, a->dup, a->dhmlp, gate, up, N * F);
-            adept_matmul_backward_beta(dln2, G(ADEPT_UNIT_GATE), NULL, a->dgate, ln2, W(ADEPT_UNIT_GATE), N, C, F, 0);
-            adept_matmul_backward(dln2, G(ADEPT_UNIT_UP), NULL, a->dup, ln2, W(ADEPT_UNIT_UP), N, C, F);
+            be->swiglu_backward(a->dgate, a->dup, a->dhmlp, gate, up, N * F);
+            be->matmul_backward(dln2, G(ADEPT_UNIT_GATE), NULL, a->dgate, ln2, W(ADEPT_UNIT_GATE), N, C, F, 0);
+            be->matmul_backward(dln2, G(ADEPT_UNIT_UP), NULL, a->dup, ln2, W(ADEPT_UNIT_UP), N, C, F, 1);
         }
         if (dln2)
-            adept_rmsnorm_backward(need_attn ? a->dresid : NULL, G(ADEPT_UNIT_MLP_NORM), dln2, mid,
+            be->rmsnorm_backward(need_attn ? a->dresid : NULL, G(ADEPT_UNIT_MLP_NORM), dln2, mid,
                                    W(ADEPT_UNIT_MLP_NORM), a->ln2_rstd + l * N, N, C);
         if (!need_attn) break;
         /* attention: mid = x + o(y) */
-        adept_matmul_backward_beta(a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, W(ADEPT_UNIT_O), N, QD, C, 0);
-        memset(a->dq, 0, N * QD * sizeof(float));
-        memset(a->dk, 0, N * KD * sizeof(float));
-        memset(a->dv, 0, N * KD * sizeof(float));
-        adept_attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, a->att + l * B * H * T * T, q, k, v, B, T, H,
+        be->matmul_backward(a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, W(ADEPT_UNIT_O), N, QD, C, 0);
+        be->fill_zero(a->dq, N * QD * sizeof(float));
+        be->fill_zero(a->dk, N * KD * sizeof(float));
+        be->fill_zero(a->dv, N * KD * sizeof(float));
+        be->attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, a->att + l * B * H * T * T, q, k, v, B, T, H,
                                  KH, D);
-        adept_rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D, 0);
-        adept_rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
+        be->rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D, 0);
+        be->rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
         float *dqp = a->dq, *dkp = a->dk, *qin = q, *kin = k;
         if (c->qk_norm) {
             qin = a->qpre + l * N * QD;
             kin = a->kpre + l * N * KD;
-            memset(a->dqpre, 0, N * QD * sizeof(float));
-            memset(a->dkpre, 0, N * KD * sizeof(float));
-            adept_rmsnorm_backward(a->dqpre, G(ADEPT_UNIT_Q_NORM), a->dq, qin, W(ADEPT_UNIT_Q_NORM), a->q_rstd + l * N * H,
+            be->fill_zero(a->dqpre, N * QD * sizeof(float));
+            be->fill_zero(a->dkpre, N * KD * sizeof(float));
+            be->rmsnorm_backward(a->dqpre, G(ADEPT_UNIT_Q_NORM), a->dq, qin, W(ADEPT_UNIT_Q_NORM), a->q_rstd + l * N * H,
                                    N * H, D);
-            adept_rmsnorm_backward(a->dkpre, G(ADEPT_UNIT_K_NORM), a->dk, kin, W(ADEPT_UNIT_K_NORM),
+            be->rmsnorm_backward(a->dkpre, G(ADEPT_UNIT_K_NORM), a->dk, kin, W(ADEPT_UNIT_K_NORM),
                                    a->k_rstd + l * N * KH, N * KH, D);
             dqp = a->dqpre;
             dkp = a->dkpre;
         }
         (void)qin; (void)kin;
         float *dln = below || G(ADEPT_UNIT_ATTN_NORM) ? a->dln : NULL;
-        adept_matmul_backward_beta(dln, G(ADEPT_UNIT_Q), G(ADEPT_UNIT_Q_BIAS), dqp, ln1, W(ADEPT_UNIT_Q), N, C, QD, 0);
-        adept_matmul_backward(dln, G(ADEPT_UNIT_K), G(ADEPT_UNIT_K_BIAS), dkp, ln1, W(ADEPT_UNIT_K), N, C, KD);
-        adept_matmul_backward(dln, G(ADEPT_UNIT_V), G(ADEPT_UNIT_V_BIAS), a->dv, ln1, W(ADEPT_UNIT_V), N, C, KD);
+        be->matmul_backward(dln, G(ADEPT_UNIT_Q), G(ADEPT_UNIT_Q_BIAS), dqp, ln1, W(ADEPT_UNIT_Q), N, C, QD, 0);
+        be->matmul_backward(dln, G(ADEPT_UNIT_K), G(ADEPT_UNIT_K_BIAS), dkp, ln1, W(ADEPT_UNIT_K), N, C, KD, 1);
+        be->matmul_backward(dln, G(ADEPT_UNIT_V), G(ADEPT_UNIT_V_BIAS), a->dv, ln1, W(ADEPT_UNIT_V), N, C, KD, 1);
         if (dln)
-            adept_rmsnorm_backward(below ? a->dresid : NULL, G(ADEPT_UNIT_ATTN_NORM), dln, x, W(ADEPT_UNIT_ATTN_NORM),
+            be->rmsnorm_backward(below ? a->dresid : NULL, G(ADEPT_UNIT_ATTN_NORM), dln, x, W(ADEPT_UNIT_ATTN_NORM),
                                    a->ln1_rstd + l * N, N, C);
     }
     if (embed_train)
-        adept_embedding_backward(adept_tensor_f32(m->params[m->embed_idx].grad), b->inputs, a->dresid, N, C);
+        be->embedding_backward(adept_tensor_f32(m->params[m->embed_idx].grad), a->ids, a->dresid, N, C);
     return ADEPT_OK;
 }

@@ -8,21 +8,15 @@
 
 static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
 
-/* Moves row `src` (rename only) or clones it (copy = 1) into dst as layer `layer`. */
-static adept_status place_row(adept_param *dst, adept_param *src, int layer, int copy) {
+/* Row `src` as layer `layer` of the new table: renamed (copy = 0, same uid and views), or a surgery copy
+   (copy = 1): a new uid, sharing the source's value view until the value slab is re-laid, trainable like it. */
+static void place_row(adept_model *m, adept_param *dst, const adept_param *src, int layer, int copy) {
     *dst = *src;
     dst->layer = layer;
     adept_model_layer_name(layer, src->kind, dst->name, sizeof dst->name);
-    if (!copy) return ADEPT_OK;
-    dst->value = dst->grad = NULL;
-    ADEPT_TRY(adept_tensor_clone(src->value, &dst->value));
-    if (src->kind == ADEPT_UNIT_O || src->kind == ADEPT_UNIT_DOWN)
-        memset(adept_tensor_data(dst->value), 0, adept_tensor_nbytes(dst->value));
-    if (src->grad) {
-        adept_status st = adept_tensor_new(ADEPT_F32, src->ndim, src->shape, &dst->grad);
-        if (st != ADEPT_OK) { adept_tensor_free(dst->value); dst->value = NULL; return st; }
-    }
-    return ADEPT_OK;
+    if (!copy) return;
+    dst->uid = m->next_uid++;
+    dst->grad = NULL;
 }
 
 adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *new_indices) {
@@ -53,6 +47,7 @@ adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *n
     unsigned char *skip = calloc((size_t)L2, 1), *expanded = calloc((size_t)L2, 1);
     adept_status st = ADEPT_OK;
     size_t nr = 0, ncopies = 0;
+    uint64_t first_copy_uid = m->next_uid;
     if (!chosen || !newpos || !rows || !skip || !expanded) { st = adept_fail(ADEPT_ENOMEM, "expand: out of memory"); goto done; }
     for (int i = 0; i < n; i++) chosen[sorted[i]] = 1;
     for (int l = 0, pos = 0; l < L; l++) { newpos[l] = pos; pos += 1 + chosen[l]; }
@@ -65,8 +60,7 @@ adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *n
             int target = newpos[l] + pass;
             for (size_t i = 0; i < m->nparams; i++) {
                 if (m->params[i].layer != l) continue;
-                st = place_row(&rows[nr], &m->params[i], target, pass);
-                if (st != ADEPT_OK) goto done;
+                place_row(m, &rows[nr], &m->params[i], target, pass);
                 nr++;
                 if (pass) ncopies++;
             }
@@ -82,9 +76,25 @@ adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *n
         /* report in the caller's order */
         for (int j = 0; j < n; j++) if (layers[i] == sorted[j]) new_indices[i] = newpos[sorted[j]] + 1;
     }
-    free(m->params);
+    /* the new table goes in, then one re-lay of the slabs copies every value to its place; on failure the
+       old table comes back untouched */
+    adept_param *old_rows = m->params;
+    size_t old_n = m->nparams;
     m->params = rows;
     m->nparams = nr;
+    st = adept_model_relay_values(m);
+    if (st != ADEPT_OK) {
+        m->params = old_rows;
+        m->nparams = old_n;
+        goto done;
+    }
+    free(old_rows);
+    /* the copies add nothing to the residual stream: o_proj and down_proj zero */
+    for (size_t i = 0; i < nr && st == ADEPT_OK; i++) {
+        adept_param *p = &rows[i];
+        if (p->uid >= first_copy_uid && (p->kind == ADEPT_UNIT_O || p->kind == ADEPT_UNIT_DOWN))
+            st = m->be->fill_zero(adept_tensor_data(p->value), p->numel * sizeof(float));
+    }
     rows = NULL;
     free(m->skip);
     free(m->expanded);
@@ -95,18 +105,7 @@ adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *n
     adept_model_acts_free(&m->acts); /* the plan depends on the layer count */
     st = adept_model_reindex(m);
 done:
-    if (rows) {
-        /* only the clones belong to us; moved rows still belong to m->params */
-        for (size_t i = 0; i < nr; i++) {
-            int is_clone = rows[i].layer >= 0 && rows[i].value != NULL;
-            if (is_clone) {
-                int shared = 0;
-                for (size_t j = 0; j < m->nparams; j++) if (m->params[j].value == rows[i].value) shared = 1;
-                if (!shared) { adept_tensor_free(rows[i].value); adept_tensor_free(rows[i].grad); }
-            }
-        }
-        free(rows);
-    }
+    free(rows); /* non-NULL only when the table was not swapped in: its views belong to m->params */
     (void)ncopies;
     free(skip);
     free(expanded);

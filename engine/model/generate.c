@@ -1,74 +1,59 @@
 /* Autoregressive generation with a KV cache: one token at a time through the decoder, keys and values of
-   past positions kept per layer; greedy or seeded temperature / top-k sampling from the last logits. */
+   past positions kept per layer (on the model's device); greedy or seeded temperature / top-k sampling from the
+   last logits, copied to the host once per token. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "adept/rng.h"
-#include "model/layers.h"
 #include "model/model_internal.h"
 
 float *adept_model_head_weight(adept_model *m, float **grad); /* forward.c */
+adept_status adept_model_rope_tables(const adept_backend *be, const adept_config *c, int T, float *cos_t,
+                                     float *sin_t); /* plan.c */
 
 typedef struct gen_state {
     float *kc, *vc;          /* (L, maxT, KD) */
     float *x, *ln, *q, *k, *v, *y, *g, *u, *h, *att, *logits, *rstd, *cos_t, *sin_t;
+    int32_t *id;             /* the current token's id */
     int maxT;
 } gen_state;
 
-/* Runs token `id` at position pos through the model; leaves the logits in s->logits. */
-static void step(adept_model *m, gen_state *s, int32_t id, int pos) {
+/* Runs token `id` at position pos through the model; leaves the logits in s->logits (device). */
+static adept_status step(adept_model *m, gen_state *s, int32_t id, int pos) {
     const adept_config *c = &m->cfg;
+    const adept_backend *be = m->be;
     size_t C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KH = c->num_kv_heads, D = c->head_dim;
-    size_t QD = H * D, KD = KH * D, grp = H / KH;
+    size_t QD = H * D, KD = KH * D;
     double eps = c->rms_norm_eps;
-    adept_embedding_forward(s->x, &id, adept_tensor_f32(m->params[m->embed_idx].value), 1, C);
+    ADEPT_TRY(be->to_device(s->id, &id, sizeof id));
+    be->embedding_forward(s->x, s->id, adept_tensor_f32(m->params[m->embed_idx].value), 1, C);
     for (int l = 0; l < c->num_layers; l++) {
         if (m->skip[l]) continue;
         float *kc = s->kc + ((size_t)l * s->maxT) * KD, *vc = s->vc + ((size_t)l * s->maxT) * KD;
-        adept_rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), 1, C, eps);
-        adept_matmul_forward(s->q, s->ln, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), 1, C, QD, 0);
-        adept_matmul_forward(s->k, s->ln, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), 1, C, KD, 0);
-        adept_matmul_forward(s->v, s->ln, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), 1, C, KD, 0);
+        be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), 1, C, eps);
+        be->matmul_forward(s->q, s->ln, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), 1, C, QD, 0);
+        be->matmul_forward(s->k, s->ln, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), 1, C, KD, 0);
+        be->matmul_forward(s->v, s->ln, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), 1, C, KD, 0);
         if (c->qk_norm) {
-            adept_rmsnorm_forward(s->q, s->rstd, s->q, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), H, D, eps);
-            adept_rmsnorm_forward(s->k, s->rstd, s->k, adept_model_w(m, l, ADEPT_UNIT_K_NORM), KH, D, eps);
+            be->rmsnorm_forward(s->q, s->rstd, s->q, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), H, D, eps);
+            be->rmsnorm_forward(s->k, s->rstd, s->k, adept_model_w(m, l, ADEPT_UNIT_K_NORM), KH, D, eps);
         }
-        adept_rope_forward(s->q, s->cos_t, s->sin_t, 1, 1, H, D, (size_t)pos);
-        adept_rope_forward(s->k, s->cos_t, s->sin_t, 1, 1, KH, D, (size_t)pos);
-        memcpy(kc + (size_t)pos * KD, s->k, KD * sizeof(float));
-        memcpy(vc + (size_t)pos * KD, s->v, KD * sizeof(float));
-        float scale = (float)(1.0 / sqrt((double)D));
-        for (size_t hh = 0; hh < H; hh++) {
-            const float *qh = s->q + hh * D;
-            size_t g = hh / grp;
-            float mx = -INFINITY;
-            for (int t = 0; t <= pos; t++) {
-                const float *kt = kc + (size_t)t * KD + g * D;
-                float dot = 0;
-                for (size_t i = 0; i < D; i++) dot += qh[i] * kt[i];
-                s->att[t] = dot * scale;
-                if (s->att[t] > mx) mx = s->att[t];
-            }
-            float sum = 0;
-            for (int t = 0; t <= pos; t++) { s->att[t] = expf(s->att[t] - mx); sum += s->att[t]; }
-            float *yh = s->y + hh * D;
-            memset(yh, 0, D * sizeof(float));
-            for (int t = 0; t <= pos; t++) {
-                const float *vt = vc + (size_t)t * KD + g * D;
-                float p = s->att[t] / sum;
-                for (size_t i = 0; i < D; i++) yh[i] += p * vt[i];
-            }
-        }
-        adept_matmul_forward(s->x, s->y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, 1, QD, C, 1);
-        adept_rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), 1, C, eps);
-        adept_matmul_forward(s->g, s->ln, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, 1, C, F, 0);
-        adept_matmul_forward(s->u, s->ln, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, 1, C, F, 0);
-        adept_swiglu_forward(s->h, s->g, s->u, F);
-        adept_matmul_forward(s->x, s->h, adept_model_w(m, l, ADEPT_UNIT_DOWN), NULL, 1, F, C, 1);
+        be->rope_forward(s->q, s->cos_t, s->sin_t, 1, 1, H, D, (size_t)pos);
+        be->rope_forward(s->k, s->cos_t, s->sin_t, 1, 1, KH, D, (size_t)pos);
+        ADEPT_TRY(be->copy(kc + (size_t)pos * KD, s->k, KD * sizeof(float)));
+        ADEPT_TRY(be->copy(vc + (size_t)pos * KD, s->v, KD * sizeof(float)));
+        be->attention_decode(s->y, s->att, s->q, kc, vc, (size_t)pos + 1, KD, H, KH, D);
+        be->matmul_forward(s->x, s->y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, 1, QD, C, 1);
+        be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), 1, C, eps);
+        be->matmul_forward(s->g, s->ln, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, 1, C, F, 0);
+        be->matmul_forward(s->u, s->ln, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, 1, C, F, 0);
+        be->swiglu_forward(s->h, s->g, s->u, F);
+        be->matmul_forward(s->x, s->h, adept_model_w(m, l, ADEPT_UNIT_DOWN), NULL, 1, F, C, 1);
     }
-    adept_rmsnorm_forward(s->ln, s->rstd, s->x, adept_tensor_f32(m->params[m->final_norm_idx].value), 1, C, eps);
-    adept_matmul_forward(s->logits, s->ln, adept_model_head_weight(m, NULL), NULL, 1, C, c->vocab_size, 0);
+    be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_tensor_f32(m->params[m->final_norm_idx].value), 1, C, eps);
+    be->matmul_forward(s->logits, s->ln, adept_model_head_weight(m, NULL), NULL, 1, C, c->vocab_size, 0);
+    return ADEPT_OK;
 }
 
 typedef struct cand { float logit; int id; } cand;
@@ -114,40 +99,46 @@ adept_status adept_model_generate(adept_model *m, const int32_t *prompt, int n_p
     if (c->max_position_embeddings > 0 && maxT > c->max_position_embeddings)
         return adept_fail(ADEPT_EINVAL, "generate: prompt (%d) + max_tokens (%d) exceeds max_position_embeddings %d",
                           n_prompt, max_tokens, c->max_position_embeddings);
-    size_t C = c->hidden_size, F = c->intermediate_size, D = c->head_dim, QD = (size_t)c->num_heads * D;
+    size_t C = c->hidden_size, F = c->intermediate_size, D = c->head_dim, H = (size_t)c->num_heads, QD = H * D;
     size_t KD = (size_t)c->num_kv_heads * D, V = c->vocab_size, L = c->num_layers;
     size_t qmax = QD > C ? QD : C;
-    size_t total = 2 * L * maxT * KD + C + qmax + QD + KD + KD + QD + 3 * F + maxT + V + qmax + (size_t)maxT * D;
-    float *blk = calloc(total, sizeof(float));
+    size_t total = 2 * L * maxT * KD + C + qmax + QD + KD + KD + QD + 3 * F + H * maxT + V + qmax +
+                   (size_t)maxT * D + 1;
+    const adept_backend *be = m->be;
+    float *blk = be->alloc(total * sizeof(float));
     cand *buf = malloc(V * sizeof *buf);
-    if (!blk || !buf) { free(blk); free(buf); return adept_fail(ADEPT_ENOMEM, "generate: out of memory"); }
+    float *host_logits = malloc(V * sizeof *host_logits);
+    if (!blk || !buf || !host_logits) {
+        be->free(blk), free(buf), free(host_logits);
+        return adept_fail(ADEPT_ENOMEM, "generate: out of memory for the KV cache of %d positions on %s", maxT,
+                          be->name);
+    }
     gen_state s;
     float *p = blk;
-#define TAKE(f, n) (s.f = p, p += (n))
+#define TAKE(f, n) (s.f = (void *)p, p += (n))
     TAKE(kc, L * maxT * KD); TAKE(vc, L * maxT * KD); TAKE(x, C); TAKE(ln, qmax); TAKE(q, QD); TAKE(k, KD);
-    TAKE(v, KD); TAKE(y, QD); TAKE(g, F); TAKE(u, F); TAKE(h, F); TAKE(att, maxT); TAKE(logits, V); TAKE(rstd, qmax);
-    TAKE(cos_t, (size_t)maxT * D / 2); TAKE(sin_t, (size_t)maxT * D / 2);
+    TAKE(v, KD); TAKE(y, QD); TAKE(g, F); TAKE(u, F); TAKE(h, F); TAKE(att, H * maxT); TAKE(logits, V);
+    TAKE(rstd, qmax); TAKE(cos_t, (size_t)maxT * D / 2); TAKE(sin_t, (size_t)maxT * D / 2); TAKE(id, 1);
 #undef TAKE
     s.maxT = maxT;
-    for (int t = 0; t < maxT; t++)
-        for (size_t i = 0; i < D / 2; i++) {
-            double ang = t * pow(c->rope_theta, -2.0 * (double)i / (double)D);
-            s.cos_t[t * (D / 2) + i] = (float)cos(ang);
-            s.sin_t[t * (D / 2) + i] = (float)sin(ang);
-        }
+    adept_status st = adept_model_rope_tables(be, c, maxT, s.cos_t, s.sin_t);
     adept_rng rng = adept_rng_make(seed);
-    int blas = adept_model_blas_enter();
-    for (int i = 0; i < n_prompt; i++) step(m, &s, prompt[i], i);
     int n = 0, pos = n_prompt;
-    while (n < max_tokens) {
-        int32_t id = pick(s.logits, (int)V, temperature, top_k, &rng, buf);
+    int blas = be->enter();
+    for (int i = 0; i < n_prompt && st == ADEPT_OK; i++) st = step(m, &s, prompt[i], i);
+    while (st == ADEPT_OK && n < max_tokens) {
+        st = be->to_host(host_logits, s.logits, V * sizeof *host_logits);
+        if (st != ADEPT_OK) break;
+        int32_t id = pick(host_logits, (int)V, temperature, top_k, &rng, buf);
         out[n++] = id;
         if (id == stop_id || n == max_tokens) break;
-        step(m, &s, id, pos++);
+        st = step(m, &s, id, pos++);
     }
-    adept_model_blas_exit(blas);
-    *n_out = n;
-    free(blk);
+    be->exit(blas);
+    be->free(blk);
     free(buf);
+    free(host_logits);
+    if (st != ADEPT_OK) return adept_fail_context(st, "generate");
+    *n_out = n;
     return ADEPT_OK;
 }

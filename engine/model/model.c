@@ -82,10 +82,11 @@ adept_status adept_model_config_check(adept_config *cfg) {
     return ADEPT_OK;
 }
 
-adept_status adept_model_row_init(adept_param *p, const char *name, int layer, adept_unit_kind kind, int ndim,
-                                  int64_t d0, int64_t d1) {
+void adept_model_row_init(adept_model *m, adept_param *p, const char *name, int layer, adept_unit_kind kind, int ndim,
+                          int64_t d0, int64_t d1) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s", name);
+    p->uid = m->next_uid++;
     p->layer = layer;
     p->kind = kind;
     p->ndim = ndim;
@@ -94,21 +95,6 @@ adept_status adept_model_row_init(adept_param *p, const char *name, int layer, a
     p->numel = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
     p->trainable = 1;
     p->decay = ndim == 2 && !adept_unit_kind_is_norm(kind);
-    ADEPT_TRY(adept_tensor_new(ADEPT_F32, ndim, p->shape, &p->value));
-    adept_status st = adept_tensor_new(ADEPT_F32, ndim, p->shape, &p->grad);
-    if (st != ADEPT_OK) {
-        adept_tensor_free(p->value);
-        p->value = NULL;
-    }
-    return st;
-}
-
-static void rows_free(adept_param *rows, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        adept_tensor_free(rows[i].value);
-        adept_tensor_free(rows[i].grad);
-    }
-    free(rows);
 }
 
 adept_status adept_model_reindex(adept_model *m) {
@@ -132,7 +118,7 @@ adept_status adept_model_reindex(adept_model *m) {
 }
 
 /* Appends the rows of decoder layer l (HF order) at rows[*n]. */
-static adept_status add_layer_rows(const adept_config *c, int l, adept_param *rows, size_t *n) {
+static void add_layer_rows(adept_model *m, const adept_config *c, int l, adept_param *rows, size_t *n) {
     int64_t C = c->hidden_size, QD = (int64_t)c->num_heads * c->head_dim, KD = (int64_t)c->num_kv_heads * c->head_dim;
     int64_t F = c->intermediate_size, D = c->head_dim;
     struct { adept_unit_kind kind; int ndim; int64_t d0, d1; int present; } spec[] = {
@@ -148,24 +134,28 @@ static adept_status add_layer_rows(const adept_config *c, int l, adept_param *ro
         if (!spec[s].present) continue;
         char name[128];
         snprintf(name, sizeof name, "model.layers.%d.%s", l, layer_suffix[spec[s].kind]);
-        ADEPT_TRY(adept_model_row_init(&rows[*n], name, l, spec[s].kind, spec[s].ndim, spec[s].d0, spec[s].d1));
+        adept_model_row_init(m, &rows[*n], name, l, spec[s].kind, spec[s].ndim, spec[s].d0, spec[s].d1);
         (*n)++;
     }
-    return ADEPT_OK;
 }
 
 size_t adept_model_layer_name(int layer, adept_unit_kind kind, char *buf, size_t cap) {
     return (size_t)snprintf(buf, cap, "model.layers.%d.%s", layer, layer_suffix[kind] ? layer_suffix[kind] : "?");
 }
 
-adept_status adept_model_create(const adept_config *cfg_in, uint64_t seed, float init_std, adept_model **out) {
+adept_status adept_model_create_on(const adept_config *cfg_in, adept_device device, uint64_t seed, float init_std,
+                                   adept_model **out) {
     *out = NULL;
     adept_config cfg = *cfg_in;
     cfg.config_json = NULL;
     ADEPT_TRY(adept_model_config_check(&cfg));
+    const adept_backend *be = adept_backend_for(device);
+    if (!be) return adept_fail_context(ADEPT_EUNSUPPORTED, "model create");
     adept_model *m = calloc(1, sizeof *m);
     if (!m) return adept_fail(ADEPT_ENOMEM, "model: out of memory");
     m->cfg = cfg;
+    m->be = be;
+    m->next_uid = 1;
     adept_status st = ADEPT_OK;
     if (cfg_in->config_json && !(m->cfg.config_json = strdup(cfg_in->config_json))) st = ADEPT_ENOMEM;
     int L = cfg.num_layers;
@@ -177,25 +167,32 @@ adept_status adept_model_create(const adept_config *cfg_in, uint64_t seed, float
         adept_model_free(m);
         return adept_fail(ADEPT_ENOMEM, "model: out of memory");
     }
-#define ROW(...)                                                        \
-    if ((st = adept_model_row_init(&m->params[m->nparams], __VA_ARGS__)) != ADEPT_OK) goto fail; \
-    m->nparams++
-    ROW("model.embed_tokens.weight", -1, ADEPT_UNIT_EMBED, 2, cfg.vocab_size, cfg.hidden_size);
-    for (int l = 0; l < L; l++)
-        if ((st = add_layer_rows(&cfg, l, m->params, &m->nparams)) != ADEPT_OK) goto fail;
-    ROW("model.norm.weight", -1, ADEPT_UNIT_FINAL_NORM, 1, cfg.hidden_size, 0);
-    if (!cfg.tie_word_embeddings) { ROW("lm_head.weight", -1, ADEPT_UNIT_LM_HEAD, 2, cfg.vocab_size, cfg.hidden_size); }
-#undef ROW
-    if ((st = adept_model_reindex(m)) != ADEPT_OK) goto fail;
-    for (size_t i = 0; i < m->nparams; i++) {
+    adept_model_row_init(m, &m->params[m->nparams++], "model.embed_tokens.weight", -1, ADEPT_UNIT_EMBED, 2,
+                         cfg.vocab_size, cfg.hidden_size);
+    for (int l = 0; l < L; l++) add_layer_rows(m, &cfg, l, m->params, &m->nparams);
+    adept_model_row_init(m, &m->params[m->nparams++], "model.norm.weight", -1, ADEPT_UNIT_FINAL_NORM, 1,
+                         cfg.hidden_size, 0);
+    if (!cfg.tie_word_embeddings)
+        adept_model_row_init(m, &m->params[m->nparams++], "lm_head.weight", -1, ADEPT_UNIT_LM_HEAD, 2, cfg.vocab_size,
+                             cfg.hidden_size);
+    if ((st = adept_model_reindex(m)) != ADEPT_OK || (st = adept_model_relay_values(m)) != ADEPT_OK) goto fail;
+    /* initial values are drawn on the host and uploaded row by row (norms one, matrices normal(0, std)) */
+    for (size_t i = 0; i < m->nparams && st == ADEPT_OK; i++) {
         adept_param *p = &m->params[i];
-        float *w = adept_tensor_f32(p->value);
-        if (adept_unit_kind_is_norm(p->kind)) {
+        int norm = adept_unit_kind_is_norm(p->kind), rand = p->ndim == 2 && init_std > 0;
+        if (!norm && !rand) continue;
+        float *w = device == ADEPT_CPU ? adept_tensor_f32(p->value) : adept_alloc(p->numel * sizeof(float));
+        if (!w) { st = adept_fail(ADEPT_ENOMEM, "model: out of memory"); break; }
+        if (norm)
             for (size_t j = 0; j < p->numel; j++) w[j] = 1.0f;
-        } else if (p->ndim == 2 && init_std > 0) {
+        else
             adept_rng_fill_normal(w, p->numel, seed, 1000 + i, 0.0f, init_std);
+        if (device != ADEPT_CPU) {
+            st = be->to_device(adept_tensor_data(p->value), w, p->numel * sizeof(float));
+            adept_free(w);
         }
     }
+    if (st != ADEPT_OK) goto fail;
     *out = m;
     return ADEPT_OK;
 fail:
@@ -203,9 +200,14 @@ fail:
     return adept_fail_context(st, "model create");
 }
 
+adept_status adept_model_create(const adept_config *cfg, uint64_t seed, float init_std, adept_model **out) {
+    return adept_model_create_on(cfg, ADEPT_CPU, seed, init_std, out);
+}
+
 void adept_model_free(adept_model *m) {
     if (!m) return;
-    rows_free(m->params, m->nparams);
+    adept_model_slabs_free(m);
+    free(m->params);
     free(m->layer_idx);
     free(m->skip);
     free(m->expanded);
@@ -224,24 +226,6 @@ adept_param *adept_model_find(adept_model *m, const char *name) {
     for (size_t i = 0; i < m->nparams; i++)
         if (!strcmp(m->params[i].name, name)) return &m->params[i];
     return NULL;
-}
-
-adept_status adept_model_set_trainable(adept_model *m, size_t i, int trainable) {
-    if (i >= m->nparams)
-        return adept_fail(ADEPT_EINVAL, "set_trainable: row %zu out of range (%zu rows)", i, m->nparams);
-    adept_param *p = &m->params[i];
-    if (trainable && !p->grad) ADEPT_TRY(adept_tensor_new(ADEPT_F32, p->ndim, p->shape, &p->grad));
-    if (!trainable && p->grad) {
-        adept_tensor_free(p->grad); /* Lua handles keep their own reference to the storage */
-        p->grad = NULL;
-    }
-    p->trainable = trainable ? 1 : 0;
-    return ADEPT_OK;
-}
-
-void adept_model_zero_grad(adept_model *m) {
-    for (size_t i = 0; i < m->nparams; i++)
-        if (m->params[i].grad) memset(adept_tensor_data(m->params[i].grad), 0, adept_tensor_nbytes(m->params[i].grad));
 }
 
 adept_status adept_model_set_skip(adept_model *m, int layer, int skip) {
@@ -268,10 +252,8 @@ adept_status adept_model_set_expanded(adept_model *m, int layer, int expanded) {
 
 adept_memory adept_model_memory(const adept_model *m) {
     adept_memory r = {0, 0, 0};
-    for (size_t i = 0; i < m->nparams; i++) {
-        r.params += adept_tensor_nbytes(m->params[i].value);
-        if (m->params[i].grad) r.grads += adept_tensor_nbytes(m->params[i].grad);
-    }
+    r.params = m->value_elems * sizeof(float);
+    r.grads = m->grad_elems * sizeof(float);
     r.activations = m->acts.bytes;
     return r;
 }

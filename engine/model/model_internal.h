@@ -3,6 +3,7 @@
 #ifndef ADEPT_MODEL_INTERNAL_H
 #define ADEPT_MODEL_INTERNAL_H
 
+#include "adept/backend.h"
 #include "adept/model.h"
 
 /* Activations kept by the forward pass for the backward pass, one plan per (B, T). Shapes in comments;
@@ -32,13 +33,21 @@ typedef struct adept_acts {
     double *nll;                  /* (N) per-token loss */
     float *datt;                  /* (B, heads, T, T) */
     float *rope_cos, *rope_sin;   /* (T, head_dim/2) */
+    int32_t *ids, *tgt;           /* (N) the batch's inputs and targets on the device */
     void *block;                  /* the single allocation all of the above point into */
+    const adept_backend *be;      /* the backend that allocated block */
 } adept_acts;
 
 struct adept_model {
     adept_config cfg;
+    const adept_backend *be;      /* compute backend of the model's device: every kernel and device buffer */
     adept_param *params;
     size_t nparams;
+    adept_storage *value_slab;    /* f32 values of every row (64-byte aligned rows, table order) */
+    adept_storage *grad_slab;     /* f32 gradients of the trainable rows, NULL when none */
+    size_t value_elems, grad_elems;
+    uint64_t grad_layout;         /* bumped on every re-lay of the gradient slab */
+    uint64_t next_uid;            /* the next row identity handed out */
     int (*layer_idx)[ADEPT_UNIT_KIND_COUNT]; /* [L][kind] -> row, -1 when absent */
     int embed_idx, final_norm_idx, lm_head_idx; /* lm_head_idx -1 when tied */
     unsigned char *skip, *expanded;          /* [L] */
@@ -46,9 +55,18 @@ struct adept_model {
     int plan_logged;
 };
 
-/* Builds an empty table row for a tensor (value allocated zeroed, grad allocated when trainable). */
-adept_status adept_model_row_init(adept_param *p, const char *name, int layer, adept_unit_kind kind, int ndim,
-                                  int64_t d0, int64_t d1);
+/* Fills a table row's description (no memory: the slabs are laid afterwards); trainable, with a new uid. */
+void adept_model_row_init(adept_model *m, adept_param *p, const char *name, int layer, adept_unit_kind kind, int ndim,
+                          int64_t d0, int64_t d1);
+/* Lays a fresh value slab for the rows of m->params: each row's current value view (if any; two rows may
+   share one, for surgery's copies) is copied into its new place, rows without one start zero. Views are
+   replaced. Then the gradient slab likewise (adept_model_relay_grads). On failure the model is unchanged. */
+adept_status adept_model_relay_values(adept_model *m);
+/* Lays a fresh gradient slab for the rows marked trainable: a row that had a gradient keeps it, others start
+   zero; frozen rows lose theirs. Bumps grad_layout. On failure the model is unchanged. */
+adept_status adept_model_relay_grads(adept_model *m);
+/* Frees the slabs and the row views. */
+void adept_model_slabs_free(adept_model *m);
 /* "model.layers.N.<suffix>" for a per-layer kind. */
 size_t adept_model_layer_name(int layer, adept_unit_kind kind, char *buf, size_t cap);
 /* Recomputes layer_idx / embed_idx / ... from the names and kinds of the rows. */

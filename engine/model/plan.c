@@ -1,5 +1,6 @@
-/* The activation plan: one allocation per (B, T) holding every buffer the forward pass keeps for the
-   backward pass plus the backward scratch, carved into named regions; logged once with the memory split. */
+/* The activation plan: one device allocation per (B, T) holding every buffer the forward pass keeps for the
+   backward pass plus the backward scratch and the batch ids, carved into named regions; the rotary tables are
+   computed on the host and copied in. Logged once with the memory split. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,13 +10,31 @@
 #include "model/model_internal.h"
 
 void adept_model_acts_free(adept_acts *a) {
-    adept_free(a->block);
+    if (a->block) a->be->free(a->block);
     memset(a, 0, sizeof *a);
+}
+
+/* rotary tables in double for accuracy: inv_freq = theta^(-2i/D), HF rotate_half convention; [T, D/2] each */
+adept_status adept_model_rope_tables(const adept_backend *be, const adept_config *c, int T, float *cos_t,
+                                     float *sin_t) {
+    size_t D = (size_t)c->head_dim, n = (size_t)T * (D / 2);
+    float *host = malloc(2 * n * sizeof *host + 1);
+    if (!host) return adept_fail(ADEPT_ENOMEM, "model: out of memory for the rotary tables (%d positions)", T);
+    for (int t = 0; t < T; t++)
+        for (size_t i = 0; i < D / 2; i++) {
+            double ang = t * pow(c->rope_theta, -2.0 * (double)i / (double)D);
+            host[t * (D / 2) + i] = (float)cos(ang);
+            host[n + t * (D / 2) + i] = (float)sin(ang);
+        }
+    adept_status st = be->to_device(cos_t, host, n * sizeof *host);
+    if (st == ADEPT_OK) st = be->to_device(sin_t, host + n, n * sizeof *host);
+    free(host);
+    return st;
 }
 
 adept_status adept_model_plan(adept_model *m, int B, int T) {
     adept_acts *a = &m->acts;
-    if (a->block && a->B == B && a->T == T) return ADEPT_OK;
+    if (a->block && a->B == B && a->T == T && a->be == m->be) return ADEPT_OK;
     const adept_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);
     if (c->max_position_embeddings > 0 && T > c->max_position_embeddings)
@@ -36,30 +55,31 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
         {&a->logits, N * V}, {&a->dresid, N * C}, {&a->dln, N * C}, {&a->dq, N * QD}, {&a->dk, N * KD},
         {&a->dv, N * KD}, {&a->datty, N * QD}, {&a->dgate, N * F}, {&a->dup, N * F}, {&a->dhmlp, N * F},
         {&a->datt, B * H * TT}, {&a->dqpre, qk ? N * QD : 0}, {&a->dkpre, qk ? N * KD : 0},
-        {(float **)&a->nll, 2 * N}, {&a->rope_cos, (size_t)T * D / 2}, {&a->rope_sin, (size_t)T * D / 2}};
+        {(float **)&a->nll, 2 * N}, {&a->rope_cos, (size_t)T * D / 2}, {&a->rope_sin, (size_t)T * D / 2},
+        {(float **)&a->ids, N}, {(float **)&a->tgt, N}};
     size_t total = 0;
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) total += (r[i].n + 15) / 16 * 16; /* 64-byte aligned */
     if (total > SIZE_MAX / 8) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
-    float *block = adept_alloc(total * sizeof(float));
+    const adept_backend *be = m->be;
+    float *block = be->alloc(total * sizeof(float));
     if (!block)
-        return adept_fail(ADEPT_ENOMEM, "model: cannot allocate %.1f MiB of activations for batch %d x %d; "
-                          "use a smaller batch or sequence length", total * 4.0 / 1048576, B, T);
+        return adept_fail(ADEPT_ENOMEM, "model: cannot allocate %.1f MiB of activations for batch %d x %d on %s; "
+                          "use a smaller batch or sequence length", total * 4.0 / 1048576, B, T, be->name);
     size_t off = 0;
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
         *r[i].ptr = r[i].n ? block + off : NULL;
         off += (r[i].n + 15) / 16 * 16;
     }
     a->block = block;
+    a->be = be;
     a->B = B;
     a->T = T;
     a->bytes = total * sizeof(float);
-    /* rotary tables in double for accuracy: inv_freq = theta^(-2i/D), HF rotate_half convention */
-    for (int t = 0; t < T; t++)
-        for (size_t i = 0; i < D / 2; i++) {
-            double ang = t * pow(c->rope_theta, -2.0 * (double)i / (double)D);
-            a->rope_cos[t * (D / 2) + i] = (float)cos(ang);
-            a->rope_sin[t * (D / 2) + i] = (float)sin(ang);
-        }
+    adept_status st = adept_model_rope_tables(be, c, T, a->rope_cos, a->rope_sin);
+    if (st != ADEPT_OK) {
+        adept_model_acts_free(a);
+        return st;
+    }
     /* once per process at info level (a sweep loads many models of one shape); every plan at debug level */
     static int any_plan_logged;
     if (!m->plan_logged || adept_log_get_level() <= ADEPT_LOG_DEBUG) {

@@ -1,28 +1,40 @@
-/* AdamW over the parameter table (see adept/optim.h for the exact update), LR multiplier tables and
-   global-norm gradient clipping. State is keyed by tensor name so freezing and surgery never misalign it. */
+/* AdamW over the model's slabs (see adept/optim.h for the exact update): per-row state keyed by stable row
+   uids, moment slabs laid out like the gradient slab, LR multiplier tables, and global-norm clipping. The
+   arithmetic runs in the model's backend (one fused pass over segments); this file decides the scalars. */
 #include "adept/optim.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct scale_entry {
-    char name[128];
+#include "adept/backend.h"
+#include "model/model_internal.h"
+
+typedef struct row_state {
+    uint64_t uid;
+    int64_t step;      /* updates applied to this tensor */
+    int has_moments;   /* its moments live in the slabs at `off` */
+    size_t off;
+    int has_scale;
     double scale;
-    float *rows; /* NULL for a scalar multiplier */
+    float *rows;       /* per-row multipliers (host), NULL for a scalar */
     int64_t n_rows;
-} scale_entry;
+} row_state;
 
 struct adept_adamw {
     adept_adamw_config cfg;
+    adept_model *model;
+    const adept_backend *be; /* kept apart from model: freeing the optimizer must not touch a freed model */
     int64_t steps;
-    adept_adamw_slot *slots;
-    size_t n_slots, cap_slots;
-    scale_entry *scales;
-    size_t n_scales, cap_scales;
-    struct work_item *work; /* the step's chunk list, kept between steps */
-    size_t work_cap;
+    row_state *st;
+    size_t n_st, cap_st;
+    float *m, *v;            /* device slabs, `elems` floats each, NULL until the first step */
+    size_t elems;
+    uint64_t layout;         /* the gradient layout the slabs follow */
+    adept_adamw_segment *segs;
+    size_t cap_segs;
 };
 
 adept_adamw_config adept_adamw_defaults(void) {
@@ -30,43 +42,52 @@ adept_adamw_config adept_adamw_defaults(void) {
     return c;
 }
 
+static int f32_range(double x) { return isfinite(x) && fabs(x) <= FLT_MAX; }
+
 static adept_status check_config(const adept_adamw_config *c) {
-    if (!(c->lr >= 0) || !isfinite(c->lr)) return adept_fail(ADEPT_EINVAL, "adamw: lr must be a finite number >= 0, got %g", c->lr);
+    if (!(c->lr >= 0) || !f32_range(c->lr))
+        return adept_fail(ADEPT_EINVAL, "adamw: lr must be a finite number >= 0 within float32 range, got %g", c->lr);
     if (!(c->beta1 >= 0 && c->beta1 < 1)) return adept_fail(ADEPT_EINVAL, "adamw: beta1 must be in [0, 1), got %g", c->beta1);
     if (!(c->beta2 >= 0 && c->beta2 < 1)) return adept_fail(ADEPT_EINVAL, "adamw: beta2 must be in [0, 1), got %g", c->beta2);
-    if (!(c->eps > 0) || !isfinite(c->eps)) return adept_fail(ADEPT_EINVAL, "adamw: eps must be a finite number > 0, got %g", c->eps);
-    if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
-        return adept_fail(ADEPT_EINVAL, "adamw: weight_decay must be a finite number >= 0, got %g", c->weight_decay);
+    if (!(c->eps > 0) || !f32_range(c->eps))
+        return adept_fail(ADEPT_EINVAL, "adamw: eps must be a finite number > 0 within float32 range, got %g", c->eps);
+    if (!(c->weight_decay >= 0) || !f32_range(c->weight_decay))
+        return adept_fail(ADEPT_EINVAL, "adamw: weight_decay must be a finite number >= 0 within float32 range, got %g",
+                          c->weight_decay);
     return ADEPT_OK;
 }
 
-adept_status adept_adamw_new(const adept_adamw_config *cfg, adept_adamw **out) {
+adept_status adept_adamw_new(adept_model *m, const adept_adamw_config *cfg, adept_adamw **out) {
     *out = NULL;
+    if (!m) return adept_fail(ADEPT_EINVAL, "adamw: no model");
     adept_adamw_config c = cfg ? *cfg : adept_adamw_defaults();
     ADEPT_TRY(check_config(&c));
     adept_adamw *o = calloc(1, sizeof *o);
     if (!o) return adept_fail(ADEPT_ENOMEM, "adamw: out of memory");
     o->cfg = c;
+    o->model = m;
+    o->be = m->be;
     *out = o;
     return ADEPT_OK;
 }
 
-static void slot_release(adept_adamw_slot *s) {
-    adept_free(s->m);
-    adept_free(s->v);
-    s->m = s->v = NULL;
+static void free_slabs(adept_adamw *o) {
+    o->be->free(o->m);
+    o->be->free(o->v);
+    o->m = o->v = NULL;
+    o->elems = 0;
 }
 
 void adept_adamw_free(adept_adamw *o) {
     if (!o) return;
-    for (size_t i = 0; i < o->n_slots; i++) slot_release(&o->slots[i]);
-    free(o->slots);
-    adept_adamw_clear_scales(o);
-    free(o->scales);
-    free(o->work);
+    free_slabs(o);
+    for (size_t i = 0; i < o->n_st; i++) free(o->st[i].rows);
+    free(o->st);
+    free(o->segs);
     free(o);
 }
 
+adept_model *adept_adamw_model(const adept_adamw *o) { return o->model; }
 const adept_adamw_config *adept_adamw_get_config(const adept_adamw *o) { return &o->cfg; }
 
 adept_status adept_adamw_set_config(adept_adamw *o, const adept_adamw_config *cfg) {
@@ -78,397 +99,315 @@ adept_status adept_adamw_set_config(adept_adamw *o, const adept_adamw_config *cf
 int64_t adept_adamw_steps(const adept_adamw *o) { return o->steps; }
 void adept_adamw_set_steps(adept_adamw *o, int64_t steps) { o->steps = steps; }
 
-/* ---- name tables: slots and scales are found by a linear scan starting at a hint, because params are
-   visited in table order and the tables were filled in that order: the hint almost always hits. */
+/* ---- per-row state, by uid (a linear table: rows are few, and lookups come in table order) ---- */
 
-static adept_adamw_slot *find_slot(const adept_adamw *o, const char *name, size_t *hint) {
-    size_t n = o->n_slots, start = hint && *hint < n ? *hint : 0;
-    for (size_t k = 0; k < n; k++) {
-        size_t i = (start + k) % n;
-        if (!strcmp(o->slots[i].name, name)) {
-            if (hint) *hint = i + 1;
-            return &o->slots[i];
+static row_state *find_state(const adept_adamw *o, uint64_t uid) {
+    for (size_t i = 0; i < o->n_st; i++)
+        if (o->st[i].uid == uid) return &o->st[i];
+    return NULL;
+}
+
+static adept_status state_for(adept_adamw *o, uint64_t uid, row_state **out) {
+    row_state *s = find_state(o, uid);
+    if (!s) {
+        if (o->n_st == o->cap_st) {
+            size_t cap = o->cap_st ? 2 * o->cap_st : 64;
+            row_state *grown = realloc(o->st, cap * sizeof *grown);
+            if (!grown) return adept_fail(ADEPT_ENOMEM, "adamw: out of memory for the state table");
+            o->st = grown;
+            o->cap_st = cap;
         }
+        s = &o->st[o->n_st++];
+        memset(s, 0, sizeof *s);
+        s->uid = uid;
+        s->scale = 1.0;
     }
-    return NULL;
-}
-
-static scale_entry *find_scale(const adept_adamw *o, const char *name) {
-    for (size_t i = 0; i < o->n_scales; i++)
-        if (!strcmp(o->scales[i].name, name)) return &o->scales[i];
-    return NULL;
-}
-
-static adept_status check_name(const char *op, const char *name) {
-    if (!name || !name[0]) return adept_fail(ADEPT_EINVAL, "%s: empty tensor name", op);
-    if (strlen(name) >= 128) return adept_fail(ADEPT_EINVAL, "%s: tensor name longer than 127 bytes: %.40s...", op, name);
-    return ADEPT_OK;
-}
-
-static adept_status new_slot(adept_adamw *o, const char *name, size_t numel, adept_adamw_slot **out) {
-    if (o->n_slots == o->cap_slots) {
-        size_t cap = o->cap_slots ? 2 * o->cap_slots : 64;
-        adept_adamw_slot *s = realloc(o->slots, cap * sizeof *s);
-        if (!s) return adept_fail(ADEPT_ENOMEM, "adamw: out of memory for the state table");
-        o->slots = s;
-        o->cap_slots = cap;
-    }
-    adept_adamw_slot *s = &o->slots[o->n_slots];
-    memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%s", name);
-    s->numel = numel;
-    s->m = adept_alloc_zeroed(numel * sizeof(float));
-    s->v = adept_alloc_zeroed(numel * sizeof(float));
-    if (!s->m || !s->v) {
-        slot_release(s);
-        return adept_fail(ADEPT_ENOMEM, "adamw: out of memory for the moments of %s (%zu elements)", name, numel);
-    }
-    o->n_slots++;
     *out = s;
     return ADEPT_OK;
 }
 
-void adept_adamw_drop_slot(adept_adamw *o, const char *name) {
-    adept_adamw_slot *s = find_slot(o, name, NULL);
-    if (!s) return;
-    slot_release(s);
-    size_t i = (size_t)(s - o->slots);
-    memmove(&o->slots[i], &o->slots[i + 1], (o->n_slots - i - 1) * sizeof *s);
-    o->n_slots--;
-}
-
-size_t adept_adamw_num_slots(const adept_adamw *o) { return o->n_slots; }
-const adept_adamw_slot *adept_adamw_slot_at(const adept_adamw *o, size_t i) { return i < o->n_slots ? &o->slots[i] : NULL; }
-const adept_adamw_slot *adept_adamw_find_slot(const adept_adamw *o, const char *name) { return find_slot(o, name, NULL); }
-
-size_t adept_adamw_state_bytes(const adept_adamw *o) {
-    size_t b = 0;
-    for (size_t i = 0; i < o->n_slots; i++) b += 2 * o->slots[i].numel * sizeof(float);
-    return b;
-}
-
-adept_status adept_adamw_load_slot(adept_adamw *o, const char *name, size_t numel, int64_t step, const float *m,
-                                   const float *v) {
-    ADEPT_TRY(check_name("adamw.load_state", name));
-    if (step < 0) return adept_fail(ADEPT_EINVAL, "adamw.load_state: %s: negative step %lld", name, (long long)step);
-    adept_adamw_drop_slot(o, name);
-    adept_adamw_slot *s;
-    ADEPT_TRY(new_slot(o, name, numel, &s));
-    memcpy(s->m, m, numel * sizeof(float));
-    memcpy(s->v, v, numel * sizeof(float));
-    s->step = step;
+static adept_status check_row(const adept_adamw *o, size_t row, const char *op) {
+    if (row >= o->model->nparams)
+        return adept_fail(ADEPT_EINVAL, "%s: row %zu out of range (%zu rows)", op, row, o->model->nparams);
     return ADEPT_OK;
+}
+
+/* Re-lays the moment slabs to the model's current gradient layout (allocating them the first time). */
+static adept_status sync_layout(adept_adamw *o) {
+    adept_model *md = o->model;
+    const adept_backend *be = md->be;
+    if (o->m && o->layout == md->grad_layout) return ADEPT_OK;
+    size_t elems = md->grad_elems;
+    float *m = be->alloc(elems * sizeof(float)), *v = be->alloc(elems * sizeof(float));
+    if (!m || !v) {
+        be->free(m);
+        be->free(v);
+        return adept_fail(ADEPT_ENOMEM, "adamw: cannot allocate the moments (2 x %.1f MiB on %s)",
+                          elems * 4.0 / 1048576, be->name);
+    }
+    adept_status st = ADEPT_OK;
+    for (size_t i = 0; i < md->nparams && st == ADEPT_OK; i++) {
+        const adept_param *p = &md->params[i];
+        if (!p->trainable) continue;
+        row_state *s = find_state(o, p->uid);
+        if (s && s->has_moments) {
+            st = be->copy(m + p->grad_offset, o->m + s->off, p->numel * sizeof(float));
+            if (st == ADEPT_OK) st = be->copy(v + p->grad_offset, o->v + s->off, p->numel * sizeof(float));
+        }
+    }
+    if (st != ADEPT_OK) {
+        be->free(m);
+        be->free(v);
+        return st;
+    }
+    /* rows that train keep (or start) their state at their new offset; the others lose their moments */
+    for (size_t k = 0; k < o->n_st; k++) o->st[k].has_moments = 0;
+    for (size_t i = 0; i < md->nparams && st == ADEPT_OK; i++) {
+        const adept_param *p = &md->params[i];
+        row_state *s = find_state(o, p->uid);
+        if (!p->trainable) {
+            if (s) s->step = 0;
+            continue;
+        }
+        if (!s) st = state_for(o, p->uid, &s);
+        if (st == ADEPT_OK) {
+            s->has_moments = 1;
+            s->off = p->grad_offset;
+        }
+    }
+    for (size_t k = 0; k < o->n_st; k++)
+        if (!o->st[k].has_moments) o->st[k].step = 0;
+    free_slabs(o);
+    o->m = m;
+    o->v = v;
+    o->elems = elems;
+    o->layout = md->grad_layout;
+    return st;
 }
 
 /* ---- LR multipliers ---- */
 
-static adept_status scale_entry_for(adept_adamw *o, const char *name, scale_entry **out) {
-    ADEPT_TRY(check_name("adamw.set_lr_scales", name));
-    scale_entry *e = find_scale(o, name);
-    if (!e) {
-        if (o->n_scales == o->cap_scales) {
-            size_t cap = o->cap_scales ? 2 * o->cap_scales : 64;
-            scale_entry *s = realloc(o->scales, cap * sizeof *s);
-            if (!s) return adept_fail(ADEPT_ENOMEM, "adamw: out of memory for the LR scale table");
-            o->scales = s;
-            o->cap_scales = cap;
-        }
-        e = &o->scales[o->n_scales++];
-        memset(e, 0, sizeof *e);
-        snprintf(e->name, sizeof e->name, "%s", name);
-    }
-    free(e->rows);
-    e->rows = NULL;
-    e->n_rows = 0;
-    e->scale = 1.0;
-    *out = e;
+static adept_status check_scale(const adept_adamw *o, size_t row, double x, const char *what) {
+    if (!(x >= 0) || !f32_range(x))
+        return adept_fail(ADEPT_EINVAL, "adamw.set_lr_scales: %s: %s must be a finite number >= 0 within float32 "
+                          "range, got %g", o->model->params[row].name, what, x);
     return ADEPT_OK;
 }
 
-adept_status adept_adamw_set_scale(adept_adamw *o, const char *name, double scale) {
-    if (!isfinite(scale) || scale < 0)
-        return adept_fail(ADEPT_EINVAL, "adamw.set_lr_scales: %s: scale must be a finite number >= 0, got %g",
-                          name ? name : "?", scale);
-    scale_entry *e;
-    ADEPT_TRY(scale_entry_for(o, name, &e));
-    e->scale = scale;
+adept_status adept_adamw_set_scale(adept_adamw *o, size_t row, double scale) {
+    ADEPT_TRY(check_row(o, row, "adamw.set_lr_scales"));
+    ADEPT_TRY(check_scale(o, row, scale, "the scale"));
+    row_state *s;
+    ADEPT_TRY(state_for(o, o->model->params[row].uid, &s));
+    free(s->rows);
+    s->rows = NULL;
+    s->n_rows = 0;
+    s->has_scale = 1;
+    s->scale = scale;
     return ADEPT_OK;
 }
 
-adept_status adept_adamw_set_row_scales(adept_adamw *o, const char *name, const float *scales, int64_t rows) {
-    if (rows <= 0) return adept_fail(ADEPT_EINVAL, "adamw.set_lr_scales: %s: row scales need at least one row", name);
-    for (int64_t r = 0; r < rows; r++)
-        if (!isfinite(scales[r]) || scales[r] < 0)
-            return adept_fail(ADEPT_EINVAL, "adamw.set_lr_scales: %s: row %lld scale must be a finite number >= 0, got %g",
-                              name, (long long)r, (double)scales[r]);
-    float *copy = malloc((size_t)rows * sizeof *copy);
+adept_status adept_adamw_set_row_scales(adept_adamw *o, size_t row, const float *scales, int64_t n) {
+    ADEPT_TRY(check_row(o, row, "adamw.set_lr_scales"));
+    const adept_param *p = &o->model->params[row];
+    if (n != p->shape[0])
+        return adept_fail(ADEPT_ESHAPE, "adamw.set_lr_scales: %s: %lld row scales for a tensor of %lld rows", p->name,
+                          (long long)n, (long long)p->shape[0]);
+    for (int64_t r = 0; r < n; r++) ADEPT_TRY(check_scale(o, row, scales[r], "a row scale"));
+    float *copy = malloc((size_t)n * sizeof *copy);
     if (!copy) return adept_fail(ADEPT_ENOMEM, "adamw.set_lr_scales: out of memory");
-    memcpy(copy, scales, (size_t)rows * sizeof *copy);
-    scale_entry *e;
-    adept_status s = scale_entry_for(o, name, &e);
-    if (s != ADEPT_OK) { free(copy); return s; }
-    e->rows = copy;
-    e->n_rows = rows;
+    memcpy(copy, scales, (size_t)n * sizeof *copy);
+    row_state *s;
+    adept_status st = state_for(o, p->uid, &s);
+    if (st != ADEPT_OK) {
+        free(copy);
+        return st;
+    }
+    free(s->rows);
+    s->rows = copy;
+    s->n_rows = n;
+    s->has_scale = 1;
+    s->scale = 1.0;
     return ADEPT_OK;
 }
 
 void adept_adamw_clear_scales(adept_adamw *o) {
-    for (size_t i = 0; i < o->n_scales; i++) free(o->scales[i].rows);
-    o->n_scales = 0;
-}
-
-size_t adept_adamw_num_scales(const adept_adamw *o) { return o->n_scales; }
-
-void adept_adamw_scale_at(const adept_adamw *o, size_t i, const char **name, double *scale, const float **rows,
-                          int64_t *n_rows) {
-    const scale_entry *e = &o->scales[i];
-    *name = e->name;
-    *scale = e->scale;
-    *rows = e->rows;
-    *n_rows = e->n_rows;
-}
-
-double adept_adamw_get_scale(const adept_adamw *o, const char *name) {
-    const scale_entry *e = find_scale(o, name);
-    return e ? e->scale : 1.0;
-}
-
-/* ---- the update ----
-   All tensors of a step are cut into chunks of at most CHUNK elements and updated in ONE parallel loop:
-   a parallel region per tensor costs a fork/join each (~75 per step for a small model), which on a
-   shared, oversubscribed machine means waiting for a descheduled thread every time. Elementwise work and
-   fixed chunk boundaries keep the result independent of the thread count. */
-
-enum { CHUNK = 1 << 15 };
-
-typedef struct work_item {
-    float *p, *m, *v;
-    const float *g;
-    size_t n;
-    float shrink, neg_step, bc2_sqrt; /* per range: lr (scale, row) and the tensor's own step */
-    int decay;
-} work_item;
-
-typedef struct work_list {
-    work_item *items;
-    size_t n, cap;
-} work_list;
-
-static adept_status work_push(work_list *w, const work_item *it) {
-    for (size_t off = 0; off < it->n || (off == 0 && it->n == 0); off += CHUNK) {
-        if (w->n == w->cap) {
-            size_t cap = w->cap ? 2 * w->cap : 256;
-            work_item *grown = realloc(w->items, cap * sizeof *grown);
-            if (!grown) return adept_fail(ADEPT_ENOMEM, "adamw.step: out of memory for the work list");
-            w->items = grown;
-            w->cap = cap;
-        }
-        work_item c = *it;
-        c.p = it->p ? it->p + off : NULL;
-        c.m = it->m ? it->m + off : NULL;
-        c.v = it->v ? it->v + off : NULL;
-        c.g = it->g + off;
-        c.n = it->n - off < CHUNK ? it->n - off : CHUNK;
-        w->items[w->n++] = c;
-        if (it->n == 0) break;
+    for (size_t i = 0; i < o->n_st; i++) {
+        free(o->st[i].rows);
+        o->st[i].rows = NULL;
+        o->st[i].n_rows = 0;
+        o->st[i].has_scale = 0;
+        o->st[i].scale = 1.0;
     }
+}
+
+int adept_adamw_get_scale(const adept_adamw *o, size_t row, double *scale, const float **rows, int64_t *n_rows) {
+    *scale = 1.0;
+    *rows = NULL;
+    *n_rows = 0;
+    if (row >= o->model->nparams) return 0;
+    const row_state *s = find_state(o, o->model->params[row].uid);
+    if (!s || !s->has_scale) return 0;
+    *scale = s->scale;
+    *rows = s->rows;
+    *n_rows = s->n_rows;
+    return 1;
+}
+
+/* ---- state access for checkpoints ---- */
+
+adept_status adept_adamw_row_state(adept_adamw *o, size_t row, int64_t *step, float **m, float **v) {
+    ADEPT_TRY(check_row(o, row, "adamw.state"));
+    *step = 0;
+    *m = *v = NULL;
+    if (o->m) ADEPT_TRY(sync_layout(o)); /* moments exist: make them follow the current layout */
+    const row_state *s = find_state(o, o->model->params[row].uid);
+    if (!s) return ADEPT_OK;
+    *step = s->step;
+    if (s->has_moments && o->m) {
+        *m = o->m + s->off;
+        *v = o->v + s->off;
+    }
+    return ADEPT_OK;
+}
+
+adept_status adept_adamw_load_row(adept_adamw *o, size_t row, int64_t step, const float *host_m, const float *host_v) {
+    ADEPT_TRY(check_row(o, row, "adamw.load_state"));
+    const adept_param *p = &o->model->params[row];
+    if (!p->trainable)
+        return adept_fail(ADEPT_ESTATE, "adamw.load_state: %s is frozen: a frozen tensor has no optimizer state", p->name);
+    if (step < 0) return adept_fail(ADEPT_EINVAL, "adamw.load_state: %s: negative step %lld", p->name, (long long)step);
+    ADEPT_TRY(sync_layout(o));
+    row_state *s = find_state(o, p->uid);
+    const adept_backend *be = o->model->be;
+    ADEPT_TRY(be->to_device(o->m + s->off, host_m, p->numel * sizeof(float)));
+    ADEPT_TRY(be->to_device(o->v + s->off, host_v, p->numel * sizeof(float)));
+    s->step = step;
+    return ADEPT_OK;
+}
+
+void adept_adamw_reset_row(adept_adamw *o, size_t row) {
+    if (row >= o->model->nparams) return;
+    row_state *s = find_state(o, o->model->params[row].uid);
+    if (!s) return;
+    s->step = 0;
+    if (s->has_moments && o->m) {
+        const adept_param *p = &o->model->params[row];
+        o->model->be->fill_zero(o->m + s->off, p->numel * sizeof(float));
+        o->model->be->fill_zero(o->v + s->off, p->numel * sizeof(float));
+    }
+}
+
+void adept_adamw_reset(adept_adamw *o) {
+    for (size_t i = 0; i < o->model->nparams; i++) adept_adamw_reset_row(o, i);
+}
+
+size_t adept_adamw_state_bytes(const adept_adamw *o) { return o->m ? 2 * o->elems * sizeof(float) : 0; }
+
+/* ---- the update ---- */
+
+static adept_status push_seg(adept_adamw *o, size_t *n, const adept_adamw_segment *seg) {
+    if (*n == o->cap_segs) {
+        size_t cap = o->cap_segs ? 2 * o->cap_segs : 256;
+        adept_adamw_segment *grown = realloc(o->segs, cap * sizeof *grown);
+        if (!grown) return adept_fail(ADEPT_ENOMEM, "adamw.step: out of memory for the segment list");
+        o->segs = grown;
+        o->cap_segs = cap;
+    }
+    o->segs[(*n)++] = *seg;
     return ADEPT_OK;
 }
 
 /* Scalars as torch's float32 kernels see them: computed in double on the Python side, cast to float. */
-static work_item range_item(float *p, const float *g, float *m, float *v, size_t n, double lr,
-                            const adept_adamw_config *c, int decay, int64_t step) {
+static adept_adamw_segment segment(float *p, const float *g, float *m, float *v, size_t n, double lr,
+                                   const adept_adamw_config *c, int decay, int64_t step) {
     double bc1 = 1.0 - pow(c->beta1, (double)step), bc2 = 1.0 - pow(c->beta2, (double)step);
-    work_item it = {p, m, v, g, n, (float)(1.0 - lr * c->weight_decay), (float)(-(lr / bc1)), (float)sqrt(bc2),
-                    decay && c->weight_decay != 0.0};
-    return it;
+    int shrink = decay && c->weight_decay != 0.0;
+    adept_adamw_segment s = {p, g, m, v, n, shrink ? (float)(1.0 - lr * c->weight_decay) : 1.0f,
+                             (float)(-(lr / bc1)), (float)sqrt(bc2)};
+    return s;
 }
 
-static void adamw_chunk(const work_item *it, const adept_adamw_config *c) {
-    const float b1 = (float)c->beta1, one_b1 = (float)(1.0 - c->beta1);
-    const float b2 = (float)c->beta2, one_b2 = (float)(1.0 - c->beta2), eps = (float)c->eps;
-    const float shrink = it->shrink, neg_step = it->neg_step, bc2_sqrt = it->bc2_sqrt;
-    float *restrict p = it->p, *restrict m = it->m, *restrict v = it->v;
-    const float *restrict g = it->g;
-    const size_t n = it->n;
-    if (it->decay)
-        for (size_t i = 0; i < n; i++) p[i] *= shrink;
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float mi = m[i] * b1 + one_b1 * gi;
-        float vi = v[i] * b2 + one_b2 * (gi * gi);
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p[i] + neg_step * (mi / (sqrtf(vi) / bc2_sqrt + eps));
-    }
-}
-
-static adept_status run_items(const work_list *w, const adept_adamw_config *c) {
-    size_t total = 0;
-    for (size_t k = 0; k < w->n; k++) total += w->items[k].n;
-#pragma omp parallel for schedule(static) if (total > 2 * CHUNK)
-    for (size_t k = 0; k < w->n; k++) adamw_chunk(&w->items[k], c);
-    return ADEPT_OK;
-}
-
-adept_status adept_adamw_step(adept_adamw *o, adept_param *const *params, size_t n, double lr_factor) {
-    if (!isfinite(lr_factor) || lr_factor < 0)
+adept_status adept_adamw_step(adept_adamw *o, double lr_factor) {
+    if (!(lr_factor >= 0) || !f32_range(lr_factor))
         return adept_fail(ADEPT_EINVAL, "adamw.step: lr factor must be a finite number >= 0, got %g", lr_factor);
-    /* validate everything before touching anything, so a failed step leaves the model unchanged */
-    for (size_t i = 0; i < n; i++) {
-        const adept_param *p = params[i];
-        if (!p->trainable || !p->grad) continue;
-        if (adept_tensor_numel(p->grad) != p->numel || adept_tensor_numel(p->value) != p->numel ||
-            p->value->dtype != ADEPT_F32 || p->grad->dtype != ADEPT_F32)
-            return adept_fail(ADEPT_ESHAPE, "adamw.step: %s: value/gradient must be f32 with %zu elements", p->name, p->numel);
-        const scale_entry *e = find_scale(o, p->name);
-        if (e && e->rows) {
-            int64_t rows = p->ndim >= 1 ? p->shape[0] : 1;
-            if (e->n_rows != rows)
-                return adept_fail(ADEPT_ESHAPE, "adamw.step: %s: %lld row LR scales for a tensor of %lld rows", p->name,
-                                  (long long)e->n_rows, (long long)rows);
-        }
+    adept_model *md = o->model;
+    /* validate before touching anything, so a failed step leaves the model unchanged */
+    for (size_t i = 0; i < md->nparams; i++) {
+        const adept_param *p = &md->params[i];
+        double scale;
+        const float *rows;
+        int64_t n_rows;
+        if (p->trainable && adept_adamw_get_scale(o, i, &scale, &rows, &n_rows) && rows && n_rows != p->shape[0])
+            return adept_fail(ADEPT_ESHAPE, "adamw.step: %s: %lld row LR scales for a tensor of %lld rows", p->name,
+                              (long long)n_rows, (long long)p->shape[0]);
     }
-    /* state first (allocation can fail: then nothing has been updated yet), then the work list */
-    size_t hint = 0;
-    for (size_t i = 0; i < o->n_slots; i++) o->slots[i].seen = 0;
-    for (size_t i = 0; i < n; i++) {
-        adept_param *p = params[i];
-        adept_adamw_slot *s = find_slot(o, p->name, &hint);
-        if (!p->trainable || !p->grad) {
-            if (s) adept_adamw_drop_slot(o, p->name); /* frozen tensors own no optimizer memory */
-            continue;
-        }
-        if (s && s->numel != p->numel) { /* the tensor was replaced by one of another size: start afresh */
-            adept_adamw_drop_slot(o, p->name);
-            s = NULL;
-        }
-        if (!s) ADEPT_TRY(new_slot(o, p->name, p->numel, &s));
-        s->seen = 1;
-    }
-    /* state of names no longer in the table (removed by surgery, or loaded for another model) goes too */
-    for (size_t i = o->n_slots; i-- > 0;)
-        if (!o->slots[i].seen) adept_adamw_drop_slot(o, o->slots[i].name);
-
-    work_list w = {o->work, 0, o->work_cap};
-    adept_status st = ADEPT_OK;
-    int updated = 0;
-    hint = 0;
-    for (size_t i = 0; i < n && st == ADEPT_OK; i++) {
-        adept_param *p = params[i];
-        if (!p->trainable || !p->grad) continue;
-        adept_adamw_slot *s = find_slot(o, p->name, &hint);
-        const scale_entry *e = find_scale(o, p->name);
+    if (!md->grad_elems) return ADEPT_OK; /* nothing trains */
+    ADEPT_TRY(sync_layout(o));
+    size_t nseg = 0;
+    for (size_t i = 0; i < md->nparams; i++) {
+        adept_param *p = &md->params[i];
+        if (!p->trainable) continue;
+        row_state *s = find_state(o, p->uid);
         int64_t step = s->step + 1;
-        double lr = o->cfg.lr * lr_factor * (e ? e->scale : 1.0);
+        double lr = o->cfg.lr * lr_factor * (s->has_scale ? s->scale : 1.0);
         float *pv = adept_tensor_f32(p->value), *pg = adept_tensor_f32(p->grad);
-        if (e && e->rows) {
-            size_t row = p->numel / (size_t)e->n_rows;
-            for (int64_t r = 0; r < e->n_rows && st == ADEPT_OK; r++) {
-                size_t off = (size_t)r * row;
-                work_item it = range_item(pv + off, pg + off, s->m + off, s->v + off, row, lr * (double)e->rows[r],
-                                          &o->cfg, p->decay, step);
-                st = work_push(&w, &it);
+        float *m = o->m + s->off, *v = o->v + s->off;
+        if (s->rows) {
+            size_t len = p->numel / (size_t)s->n_rows;
+            for (int64_t r = 0; r < s->n_rows; r++) {
+                size_t off = (size_t)r * len;
+                adept_adamw_segment seg = segment(pv + off, pg + off, m + off, v + off, len, lr * (double)s->rows[r],
+                                                  &o->cfg, p->decay, step);
+                ADEPT_TRY(push_seg(o, &nseg, &seg));
             }
         } else {
-            work_item it = range_item(pv, pg, s->m, s->v, p->numel, lr, &o->cfg, p->decay, step);
-            st = work_push(&w, &it);
+            adept_adamw_segment seg = segment(pv, pg, m, v, p->numel, lr, &o->cfg, p->decay, step);
+            ADEPT_TRY(push_seg(o, &nseg, &seg));
         }
-        updated = 1;
     }
-    o->work = w.items;
-    o->work_cap = w.cap;
-    ADEPT_TRY(st);
-    run_items(&w, &o->cfg);
-    hint = 0;
-    for (size_t i = 0; i < n; i++) {
-        adept_param *p = params[i];
-        if (p->trainable && p->grad) find_slot(o, p->name, &hint)->step++;
-    }
-    if (updated) o->steps++;
+    ADEPT_TRY(md->be->adamw(o->segs, nseg, o->cfg.beta1, o->cfg.beta2, o->cfg.eps));
+    for (size_t i = 0; i < md->nparams; i++)
+        if (md->params[i].trainable) find_state(o, md->params[i].uid)->step++;
+    o->steps++;
     return ADEPT_OK;
 }
 
-/* ---- gradient norm and clipping: the same chunking, one parallel loop, partial sums added in order ---- */
+/* ---- gradient norm and clipping: one reduction over the slab ---- */
 
-typedef struct grad_chunk {
-    float *g;
+adept_status adept_grad_norm(adept_model *m, double *norm) {
     size_t n;
-} grad_chunk;
-
-/* Chunks of every trainable gradient (a malloc'd array; NULL with *count 0 when there is none). */
-static adept_status grad_chunks(adept_param *const *params, size_t n, grad_chunk **out, size_t *count, size_t *total) {
-    size_t k = 0, tot = 0;
-    for (size_t i = 0; i < n; i++)
-        if (params[i]->trainable && params[i]->grad) k += (params[i]->numel + CHUNK - 1) / CHUNK;
-    *out = NULL;
-    *count = 0;
-    *total = 0;
-    if (!k) return ADEPT_OK;
-    grad_chunk *c = malloc(k * sizeof *c);
-    if (!c) return adept_fail(ADEPT_ENOMEM, "grad_norm: out of memory");
-    k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const adept_param *p = params[i];
-        if (!p->trainable || !p->grad) continue;
-        float *g = adept_tensor_f32(p->grad);
-        for (size_t off = 0; off < p->numel; off += CHUNK) {
-            c[k].g = g + off;
-            c[k].n = p->numel - off < CHUNK ? p->numel - off : CHUNK;
-            k++;
-        }
-        tot += p->numel;
-    }
-    *out = c;
-    *count = k;
-    *total = tot;
-    return ADEPT_OK;
-}
-
-adept_status adept_grad_norm(adept_param *const *params, size_t n, double *norm) {
-    grad_chunk *c;
-    size_t k, total;
-    ADEPT_TRY(grad_chunks(params, n, &c, &k, &total));
-    double *part = malloc((k ? k : 1) * sizeof *part);
-    if (!part) { free(c); return adept_fail(ADEPT_ENOMEM, "grad_norm: out of memory"); }
-#pragma omp parallel for schedule(static) if (total > 2 * CHUNK)
-    for (size_t j = 0; j < k; j++) {
-        double s = 0;
-        const float *g = c[j].g;
-        for (size_t i = 0; i < c[j].n; i++) s += (double)g[i] * g[i];
-        part[j] = s;
-    }
-    double sum = 0;
-    for (size_t j = 0; j < k; j++) sum += part[j];
-    free(part);
-    free(c);
-    *norm = sqrt(sum);
+    float *g = adept_model_grad_slab(m, &n);
+    double ss = 0;
+    if (n) ADEPT_TRY(m->be->sum_squares(g, n, &ss));
+    *norm = sqrt(ss);
     if (isfinite(*norm)) return ADEPT_OK;
     /* name the first tensor holding a NaN or infinity (a large finite gradient can overflow its square) */
-    for (size_t i = 0; i < n; i++) {
-        const adept_param *p = params[i];
-        if (!p->trainable || !p->grad) continue;
-        const float *g = adept_tensor_f32(p->grad);
-        for (size_t j = 0; j < p->numel; j++)
-            if (!isfinite(g[j]))
-                return adept_fail(ADEPT_ENONFINITE, "gradient norm is %g: tensor %s holds a non-finite gradient", *norm,
-                                  p->name);
+    for (size_t i = 0; i < m->nparams; i++) {
+        const adept_param *p = &m->params[i];
+        if (!p->trainable) continue;
+        double r;
+        ADEPT_TRY(m->be->sum_squares(adept_tensor_f32(p->grad), p->numel, &r));
+        if (isnan(r))
+            return adept_fail(ADEPT_ENONFINITE, "gradient norm is %g: tensor %s holds a non-finite gradient", *norm,
+                              p->name);
     }
-    return adept_fail(ADEPT_ENONFINITE, "gradient norm overflows (every gradient is finite)");
+    return adept_fail(ADEPT_ENONFINITE, "gradient norm is %g: the gradients are finite but their squares overflow "
+                      "(or a tensor holds an infinity)", *norm);
 }
 
-adept_status adept_clip_grad_norm(adept_param *const *params, size_t n, double max_norm, double *norm) {
+adept_status adept_clip_grad_scale(adept_model *m, double max_norm, double norm) {
     if (!(max_norm > 0)) return adept_fail(ADEPT_EINVAL, "clip_grad_norm: max norm must be > 0, got %g", max_norm);
-    ADEPT_TRY(adept_grad_norm(params, n, norm));
-    double coef = max_norm / (*norm + 1e-6);
-    if (coef >= 1.0) return ADEPT_OK;
-    grad_chunk *c;
-    size_t k, total;
-    ADEPT_TRY(grad_chunks(params, n, &c, &k, &total));
-    const float f = (float)coef;
-#pragma omp parallel for schedule(static) if (total > 2 * CHUNK)
-    for (size_t j = 0; j < k; j++)
-        for (size_t i = 0; i < c[j].n; i++) c[j].g[i] *= f;
-    free(c);
+    double coef = max_norm / (norm + 1e-6);
+    if (!(coef < 1.0)) return ADEPT_OK;
+    size_t n;
+    float *g = adept_model_grad_slab(m, &n);
+    if (n) m->be->scale(g, n, (float)coef);
     return ADEPT_OK;
+}
+
+adept_status adept_clip_grad_norm(adept_model *m, double max_norm, double *norm) {
+    if (!(max_norm > 0)) return adept_fail(ADEPT_EINVAL, "clip_grad_norm: max norm must be > 0, got %g", max_norm);
+    ADEPT_TRY(adept_grad_norm(m, norm));
+    return adept_clip_grad_scale(m, max_norm, *norm);
 }

@@ -7,8 +7,13 @@ local M = {}
 local function name_of(step) return ("step_%08d"):format(step) end
 
 -- Names of the model's weight files in a checkpoint (single file or shards).
+-- The names in dir, or none when it does not exist (adept.fs.list raises on an unreadable directory).
+local function list_names(dir)
+  return adept.fs.exists(dir) == "directory" and adept.fs.list(dir) or {}
+end
+
 local function weight_files(dir)
-  local names = adept.fs.list(dir) or {}
+  local names = list_names(dir)
   local files = {}
   for _, n in ipairs(names) do
     if n == "model.safetensors" or n:match("^model%-%d+%-of%-%d+%.safetensors$") then files[#files + 1] = dir .. "/" .. n end
@@ -45,10 +50,7 @@ function M.save(dir, step, m, opt, trainer, keep)
   adept.fs.remove_tree(tmp)
   adept.fs.mkdir_p(tmp)
   write_model(m, tmp)
-  trainer.trainable = {}
-  for _, n in ipairs(m:param_names()) do
-    if m:grad(n) ~= nil then trainer.trainable[#trainer.trainable + 1] = n end
-  end
+  -- the trainable set, moments and LR scales are in the trainer state the engine writes (adept/checkpoint.h)
   opt:save_state(tmp .. "/trainer_state.safetensors", {trainer = adept.json.encode(trainer)})
   test_pause(tmp, step)
   adept.fs.fsync_tree(tmp)
@@ -60,8 +62,7 @@ end
 
 -- Complete checkpoints (renamed into place), oldest first.
 function M.list(dir)
-  local names = adept.fs.list(dir)
-  if not names then return {} end
+  local names = list_names(dir)
   local out = {}
   for _, n in ipairs(names) do
     local step = n:match("^step_(%d+)$")
@@ -80,7 +81,7 @@ end
 
 -- Keeps the newest `keep` checkpoints (all when keep is nil) and removes leftovers of interrupted writes.
 function M.prune(dir, keep)
-  local names = adept.fs.list(dir) or {}
+  local names = list_names(dir)
   local me = ("-%d$"):format(adept.getpid())
   for _, n in ipairs(names) do
     if n:match("^%.tmp%-step_%d+%-%d+$") and not n:match(me) then adept.fs.remove_tree(dir .. "/" .. n) end
@@ -90,9 +91,8 @@ function M.prune(dir, keep)
   for i = 1, #all - keep do adept.fs.remove_tree(all[i].path) end
 end
 
-local function escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
-
--- Restores weights, trainable set, optimizer state and LR scales into m and opt; returns the trainer table.
+-- Restores weights, trainable set, optimizer state and LR scales into m and opt (the engine checks names,
+-- shapes and dtypes against the model first); returns the trainer table.
 function M.load(path, m, opt)
   local files = weight_files(path)
   if #files == 0 then error("adept.train: checkpoint " .. path .. " holds no model.safetensors", 3) end
@@ -101,10 +101,6 @@ function M.load(path, m, opt)
   if not ok then tr = nil end
   if type(tr) ~= "table" or math.type(tr.step) ~= "integer" then
     error("adept.train: " .. path .. "/trainer_state.safetensors has no valid trainer metadata", 3)
-  end
-  if tr.trainable then
-    m:freeze("all")
-    for _, n in ipairs(tr.trainable) do m:unfreeze("^" .. escape(n) .. "$") end
   end
   adept.load_weights(m, files)
   return tr

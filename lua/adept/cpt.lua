@@ -42,14 +42,81 @@ M.METHODS = {
 
 local function fail(msg, ...) error("adept.cpt: " .. msg:format(...), 0) end
 
--- defaults < method fields < spec (what the recipe fixes) < command-line overrides (adept.args)
+-- The declared options (adept.options): every key a recipe or the command line may set, with its type and range.
+local METRIC_NAMES = {"mask_out", "grad_weight", "rank", "fisher", "block_influence"}
+local function declarations()
+  local metrics = {}
+  for _, n in ipairs(METRIC_NAMES) do metrics[#metrics + 1] = n end
+  for n in pairs(adept.importance.metrics) do -- custom metrics registered by the recipe
+    local known = false
+    for _, x in ipairs(metrics) do if x == n then known = true end end
+    if not known then metrics[#metrics + 1] = n end
+  end
+  local pos = {min = 1}
+  return {
+    help = "adept.cpt: one continual-pretraining run (see docs/recipes.md)",
+    {name = "method", help = "the method's name (recorded in the summary)"},
+    {name = "model", help = "HF model directory or llama2.c checkpoint"},
+    {name = "general", type = {"string", "table"}, help = "general-domain corpus (probe, replay, eval)"},
+    {name = "domain", type = {"string", "table"}, help = "domain corpus (training, eval)"},
+    {name = "out", help = "run directory (default runs/<method>-lr<lr>-s<seed>)"},
+    {name = "name", help = "the run's name in reports"},
+    {name = "placement", type = {"string", "list", "function"}, help = "where identity copies go: a name, "
+      .. "a list of layers, or function(scores, n_layers, o) -> layers",
+      choices = {"none", "importance", "uniform", "random", "top", "bottom", "most_important"}},
+    {name = "train", type = {"string", "list"}, choices = {"all", "copies", "top", "least_important"},
+      help = "what trains: a name or a list of original layers"},
+    {name = "lr_policy", type = {"string", "function"}, choices = {"one", "decoupled", "uniform", "inverted", "shuffled"},
+      help = "per-unit LR multipliers: a name or function(unit_scores, o) -> {unit -> scale}"},
+    {name = "metric", type = {"string", "function"}, choices = metrics,
+      help = "stage-1 layer importance: a name in adept.importance.metrics or function(m, batches) -> {layer -> score}"},
+    {name = "schedule", type = {"string", "function", "table"}, choices = {"cosine", "linear", "constant"},
+      help = "LR schedule: a name (with warmup, min_ratio) or a schedule / function(step, total) -> factor"},
+    {name = "k", type = "integer", min = 1, help = "layers to expand (or train)"},
+    {name = "steps", type = "integer", min = 1, help = "training steps"},
+    {name = "lr", type = "number", min = 0, help = "peak learning rate"},
+    {name = "refresh", type = "integer", min = 1, help = "steps between LR-scale refreshes"},
+    {name = "seq_len", type = "integer", min = 1, help = "tokens per sequence"},
+    {name = "batch_size", type = "integer", min = 1, help = "sequences per step"},
+    {name = "seed", type = "integer", min = 0, help = "data-order seed (default: --seed N)"},
+    {name = "normalize", choices = {"all", "by_kind", "by_layer"}, help = "LR-scale normalisation groups"},
+    {name = "warmup", type = "integer", min = 0, help = "warmup steps"},
+    {name = "min_ratio", type = "number", min = 0, max = 1, help = "final LR as a fraction of the peak"},
+    {name = "weight_decay", type = "number", min = 0, help = "AdamW weight decay"},
+    {name = "clip", type = "number", min = 0, help = "gradient-norm clip (0: none)"},
+    {name = "probe_batches", type = "integer", min = 1, help = "general probe batches for importance"},
+    {name = "eval_batches", type = "integer", min = 1, help = "held-out batches per evaluation"},
+    {name = "shift_batches", type = "integer", min = 0, help = "batches for the token-shift measure"},
+    {name = "replay", type = "number", min = 0, max = 1, help = "share of general tokens mixed into domain batches"},
+    {name = "max_scale", type = "number", min = 0, help = "largest LR multiplier"},
+    {name = "checkpoint_every", type = "integer", min = 0, help = "steps between checkpoints (0: at the end)"},
+    {name = "eval_every", type = "integer", min = 0, help = "steps between evaluations (0: before and after)"},
+    {name = "force", type = "boolean", help = "rerun even when out= holds this run, replace another run there"},
+    {name = "report", type = "boolean", help = "write report.md"},
+    {name = "max_documents", type = "integer", min = 0, help = "documents read per corpus (0: all)"},
+    {name = "general_doc_split", choices = {"blank_line", "line", "file"}, help = "general corpus document split"},
+    {name = "domain_doc_split", choices = {"blank_line", "line", "file"}, help = "domain corpus document split"},
+    {name = "progress", type = "boolean", help = "progress line while training"},
+    {name = "allow_nonfinite", type = "boolean", help = "load weights holding NaN or infinity"},
+  }, pos
+end
+M.declarations = declarations
+
+-- defaults < method fields < spec (what the recipe fixes) < command-line overrides (adept.args), each layer
+-- checked against the declarations (unknown keys and bad values are errors before any work). The seed
+-- defaults to adept.seed (--seed N).
 function M.options(method, spec, args)
-  local o = {}
-  for k, v in pairs(M.defaults) do o[k] = v end
-  local m = M.METHODS[method] or {}
-  for k, v in pairs(m) do o[k] = v end
-  for k, v in pairs(spec or {}) do o[k] = v end
-  for k, v in pairs(args or adept.args or {}) do o[k] = v end
+  local decls = declarations()
+  local defaults = {}
+  for k, v in pairs(M.defaults) do defaults[k] = v end
+  defaults.seed = adept.seed or 0
+  local layers = {{values = defaults, where = " (adept.cpt.defaults)", name = "default"},
+    {values = M.METHODS[method] or {}, where = (" (method %s)"):format(tostring(method)), name = "method"},
+    {values = spec or {}, where = " (set by the recipe)", name = "recipe"},
+    {values = args or adept.args or {}, where = " (command line)", name = "command line"}}
+  local ok, o = pcall(require("adept.options").resolve, decls, layers, "adept.cpt",
+    arg and arg[0] and (arg[0] .. " (adept.cpt options)"))
+  if not ok then error(o, 2) end
   o.method = o.method or method
   return o
 end
@@ -65,11 +132,14 @@ local function resolve_model(path)
   return path
 end
 
+-- The tokenizer of a model path, and the path it was read from (for provenance).
 local function tokenizer_for(path)
   local ok, tok = pcall(adept.tokenizer, path)
-  if ok then return tok end
+  if ok then return tok, path end
   for _, name in ipairs(adept.fs.exists(path) and adept.fs.list(path) or {}) do
-    if name:match("^tok.*%.bin$") or name == "tokenizer.json" then return adept.tokenizer(path .. "/" .. name) end
+    if name:match("^tok.*%.bin$") or name == "tokenizer.json" then
+      return adept.tokenizer(path .. "/" .. name), path .. "/" .. name
+    end
   end
   error(tok, 0)
 end
@@ -127,6 +197,11 @@ end
 local function choose_layers(kind, n, o, scores)
   local sel = adept.select
   if type(kind) == "table" then return kind end
+  if type(kind) == "function" then
+    local layers = kind(scores, n, o)
+    if type(layers) ~= "table" then fail("the placement function must return a list of layers, got %s", type(layers)) end
+    return layers
+  end
   if kind == "importance" or kind == "least_important" then return sel.least_important(scores, o.k) end
   if kind == "most_important" then return sel.most_important(scores, o.k) end
   if kind == "uniform" then return sel.uniform(n, o.k) end
@@ -137,6 +212,7 @@ local function choose_layers(kind, n, o, scores)
 end
 
 local function lr_scales(policy, scores, o)
+  if type(policy) == "function" then return policy(scores, o) end
   local opts = {max_scale = o.max_scale, normalize = o.normalize, seed = o.seed}
   if policy == "decoupled" then return adept.lr.decoupled(scores, opts) end
   if policy == "uniform" then return adept.lr.uniform(scores) end
@@ -145,9 +221,33 @@ local function lr_scales(policy, scores, o)
   fail("unknown lr_policy %q", tostring(policy))
 end
 
+-- The schedule: a name (built with warmup and min_ratio), or a schedule object / function used as given.
+local function make_schedule(o)
+  local sch = o.schedule or "cosine"
+  if type(sch) ~= "string" then return sch end
+  if sch == "constant" then return adept.schedule.constant{warmup = o.warmup} end
+  return adept.schedule[sch]{warmup = o.warmup, min_ratio = o.min_ratio}
+end
+M.make_schedule = make_schedule
+
+local function describe(v)
+  if type(v) == "function" then return "<function>" end
+  if type(v) == "table" then
+    local mt = getmetatable(v)
+    if mt and mt.__tostring then return tostring(v) end
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = tostring(x) end
+    return table.concat(parts, ",")
+  end
+  return v
+end
+
 local function write_json(path, v) adept.json.write(path, v, {pretty = true}) end
 
-local function read_json(path) return (adept.json.read(path)) end
+local function read_json(path)
+  local ok, v = pcall(adept.json.read, path)
+  return ok and v or nil
+end
 
 -- Data shared by every run of one process (sweeps reuse them): datasets, fixed eval and probe batches.
 local data_cache = {}
@@ -172,17 +272,46 @@ end
 function M.run(o)
   if type(o) ~= "table" then fail("run expects an options table (adept.cpt.options(...))") end
   o.out = o.out or ("runs/%s-lr%g-s%d"):format(o.method or "run", o.lr, o.seed)
-  if not o.force then
-    local done = read_json(o.out .. "/summary.json")
-    if done then adept.log("info", "adept.cpt: " .. o.out .. " is finished, skipped (force=true reruns it)") return done end
+  local P = require "adept.provenance"
+  -- identity first: out= either holds this run (skip when finished, resume otherwise) or is an error
+  local recipe, modules = P.recipe(), P.modules()
+  local id, parts = P.identity(o, recipe, modules)
+  local previous
+  if o.force then
+    for _, f in ipairs{"summary.json", "metrics.jsonl", "importance.json", "run.json", "report.md"} do
+      os.remove(o.out .. "/" .. f)
+    end
+    for _, d in ipairs{"checkpoints", "model"} do
+      if adept.fs.exists(o.out .. "/" .. d) then adept.fs.remove_tree(o.out .. "/" .. d) end
+    end
+  else
+    local has_results = adept.fs.exists(o.out .. "/summary.json") or adept.fs.exists(o.out .. "/checkpoints")
+    local state
+    state, previous = P.check_out(o.out, id, parts, "adept.cpt", has_results)
+    local done = state == "finished" and read_json(o.out .. "/summary.json")
+    if done then
+      adept.log("info", "adept.cpt: " .. o.out .. " is finished (same options, recipe and engine), skipped "
+        .. "(force=true reruns it)")
+      return done
+    end
   end
   adept.fs.mkdir_p(o.out)
   local t_start = adept.now()
+  -- the model first: a wrong path is a model error, and the tokenizer is checked against it before any corpus
+  if not adept.fs.exists(o.model) then fail("model: %s does not exist", o.model) end
   local model_path = resolve_model(o.model)
-  local tok = tokenizer_for(o.model)
+  local m = adept.load(model_path, {allow_nonfinite = o.allow_nonfinite or nil})
+  local tok, tok_path = tokenizer_for(o.model)
+  local vocab = m.config.vocab_size
+  if tok:vocab_size() > vocab then
+    fail("tokenizer and model do not match: the tokenizer %s has %d tokens, the model %s a vocabulary of %d "
+      .. "(ids past %d would index outside the embedding)", tok_path, tok:vocab_size(), model_path, vocab, vocab - 1)
+  end
+  local rec = P.start{out = o.out, options = o, recipe = recipe, modules = modules, identity = id,
+    identity_parts = parts, inputs = {model_path, tok_path, o.general, o.domain}}
+  if previous then rec.first_started, rec.processes = previous.first_started or previous.started, (previous.processes or 1) + 1 end
   local data = load_data(o, tok)
-  local m = adept.load(model_path)
-  local base = adept.load(model_path)
+  local base = adept.load(model_path, {allow_nonfinite = o.allow_nonfinite or nil})
   local n_orig = m:num_layers()
   local base_params = param_count(m)
 
@@ -191,7 +320,7 @@ function M.run(o)
 
   -- Stage 1: importance (only when a choice uses it), then expansion
   local scores, importance_seconds
-  local needs = o.placement == "importance" or o.train == "least_important"
+  local needs = o.placement == "importance" or o.train == "least_important" or type(o.placement) == "function"
   if needs then
     local t0 = adept.now()
     scores = layer_scores(m, data.probe, o, o.out)
@@ -220,13 +349,12 @@ function M.run(o)
 
   -- Stage 2 and the optimizer (created after surgery: state is keyed by name)
   local opt = adept.adamw(m, {lr = o.lr, weight_decay = o.weight_decay})
-  local every, refreshes = {}, 0
+  local every = {}
   if o.lr_policy ~= "one" then
     every[o.refresh] = function(ctx)
       if ctx.step >= o.steps then return end -- a refresh after the last update would change nothing
       local units = adept.importance.units(m, data.probe)
       opt:set_lr_scales((lr_scales(o.lr_policy, units, o)))
-      refreshes = refreshes + 1
     end
   end
 
@@ -246,11 +374,16 @@ function M.run(o)
   local ckpt_every = o.checkpoint_every > 0 and o.checkpoint_every or o.steps
   local t0 = adept.now()
   local res = adept.train{model = m, optimizer = opt, data = source, steps = o.steps, batch_size = o.batch_size,
-    schedule = adept.schedule.cosine{warmup = o.warmup, min_ratio = o.min_ratio}, clip = o.clip, every = every,
+    schedule = make_schedule(o), clip = o.clip, every = every,
     eval = o.eval_every > 0 and data.eval or nil, eval_every = o.eval_every > 0 and o.eval_every or nil,
     checkpoint = {dir = o.out .. "/checkpoints", every = ckpt_every, keep = 1}, resume = true,
     log = log, progress = o.progress}
-  local train_seconds = adept.now() - t0
+  -- training time across processes: the trainer's elapsed counts the steps of interrupted processes too
+  local train_seconds = res.elapsed or (adept.now() - t0)
+  local earlier_seconds = math.max(0, train_seconds - (adept.now() - t0))
+  -- refreshes run at every multiple of `refresh` before the last step, whichever process ran them
+  local refreshes = 0
+  if o.lr_policy ~= "one" then refreshes = (math.max(0, res.steps - 1)) // o.refresh end
 
   -- after
   local after = {general = eval_loss(m, data.eval.general), domain = eval_loss(m, data.eval.domain)}
@@ -265,9 +398,11 @@ function M.run(o)
 
   local summary = {
     name = o.name or o.out:match("([^/]+)$"), method = o.method, lr = o.lr, seed = o.seed,
-    placement = type(o.placement) == "table" and table.concat(o.placement, ",") or o.placement,
-    train = o.train, lr_policy = o.lr_policy, normalize = o.lr_policy ~= "one" and o.normalize or nil,
-    metric = needs and o.metric or nil, k = o.k, replay = o.replay,
+    placement = describe(o.placement),
+    train = describe(o.train), lr_policy = describe(o.lr_policy), normalize = o.lr_policy ~= "one" and o.normalize or nil,
+    metric = needs and describe(o.metric) or nil, k = o.k, replay = o.replay,
+    schedule = tostring(describe(make_schedule(o))), warmup = o.warmup, min_ratio = o.min_ratio,
+    weight_decay = o.weight_decay, clip = o.clip, probe_batches = o.probe_batches, max_scale = o.max_scale,
     expanded_layers = expanded, expanded_from = o.expanded_from, trained_layers = trained_layers,
     general_before = before.general, general_after = after.general,
     domain_before = before.domain, domain_after = after.domain,
@@ -278,10 +413,11 @@ function M.run(o)
     train_seconds = train_seconds, step_seconds = train_seconds / math.max(1, res.steps),
     importance_seconds = importance_seconds, lr_refreshes = refreshes, refresh = o.lr_policy ~= "one" and o.refresh or nil,
     token_shift_general = shift_g.share, token_shift_domain = shift_d.share, kl_general = shift_g.kl,
-    wall_time = adept.now() - t_start, threads = adept.threads and adept.threads() or nil,
+    wall_time = adept.now() - t_start + earlier_seconds, threads = adept.threads and adept.threads() or nil,
     model = model_path, general = o.general, domain = o.domain,
   }
   write_json(o.out .. "/summary.json", summary)
+  P.finish(rec, summary)
   if o.report then
     local ok, err = pcall(adept.report, {dir = o.out})
     if not ok then adept.log("warn", "adept.cpt: report: " .. tostring(err)) end
@@ -301,8 +437,11 @@ end
 
 -- Runs a list of variants {label=, <option overrides>...} of `method` (each over the command-line seeds
 -- list `seeds=0,1` when given), writes <out>/results.md and results.json (one row per variant, seed means)
--- and adept.report's charts over every run. Returns the rows.
-function M.compare(method, variants, out, title, base_spec)
+-- and adept.report's charts over every run. `recipe_keys` names command-line keys the calling recipe reads
+-- itself (they are not run options). Returns the rows.
+function M.compare(method, variants, out, title, base_spec, recipe_keys)
+  local own = {seeds = true}
+  for _, k in ipairs(recipe_keys or {}) do own[k] = true end
   local a = adept.args or {}
   local seeds = {}
   for s in tostring(a.seeds or a.seed or 0):gmatch("[^,]+") do seeds[#seeds + 1] = math.tointeger(tonumber(s)) end
@@ -317,7 +456,7 @@ function M.compare(method, variants, out, title, base_spec)
       spec.seed, spec.report = seed, false
       spec.out = ("%s/%s-s%d"):format(out, v.label, seed)
       local args = {} -- command-line overrides, except what the variant itself sets
-      for k, x in pairs(a) do if k ~= "seeds" and spec[k] == nil then args[k] = x end end
+      for k, x in pairs(a) do if not own[k] and spec[k] == nil then args[k] = x end end
       local o = M.options(v.method or method, spec, args)
       o.name = v.label
       local s = M.run(o)

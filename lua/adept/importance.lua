@@ -26,21 +26,20 @@ end
 
 local function layer_of(name) return tonumber(name:match("^model%.layers%.(%d+)%.")) end
 local function kind_of(name) return name:match("^model%.layers%.%d+%.(.+)$") end
-local function exact(name) return "^" .. name:gsub("%p", "%%%0") .. "$" end
 
 -- Runs fn with exactly the decoder-layer tensors trainable (embeddings, final norm and head stay frozen:
--- no gradient memory for them), then restores the caller's trainable set. Gradients are zero afterwards.
+-- no gradient memory for them), then restores the caller's trainable set (one engine call each way, from the
+-- parameter table's own layer and trainable fields). Gradients are zero afterwards.
 local function with_layers_trainable(m, fn)
-  local was = {}
-  for _, name in ipairs(m:param_names()) do was[name] = m:grad(name) ~= nil end
-  m:freeze("all")
-  m:unfreeze("^model%.layers%.")
+  local was, layers = {}, {}
+  for _, p in ipairs(m:params()) do
+    if p.trainable then was[#was + 1] = p.name end
+    if p.layer then layers[#layers + 1] = p.name end
+  end
+  m:set_trainable(layers)
   m:zero_grad()
   local ok, err = pcall(fn)
-  m:zero_grad()
-  for name, trainable in pairs(was) do
-    if trainable then m:unfreeze(exact(name)) else m:freeze(exact(name)) end
-  end
+  m:set_trainable(was)
   m:zero_grad()
   if not ok then error(err, 0) end
 end
@@ -52,8 +51,8 @@ local function per_tensor_gradient_stat(m, batches, stat)
     for _, b in ipairs(batches) do
       m:zero_grad()
       m:loss_and_grad(b)
-      for _, name in ipairs(m:param_names()) do
-        if layer_of(name) then sums[name] = (sums[name] or 0) + stat(m:grad(name), m:param(name)) end
+      for _, p in ipairs(m:params()) do
+        if p.layer then sums[p.name] = (sums[p.name] or 0) + stat(m:grad(p.name), m:param(p.name)) end
       end
     end
   end)
@@ -174,8 +173,9 @@ end
 -- scores: {layer -> score} (0-based). Writes importance.json to `out` (a .json path, or a directory).
 function M.layers(m, probe, opts)
   opts = opts or {}
+  require("adept.options").check_keys(opts, {"metric", "metric_name", "out", "batches", "probe_name"}, "adept.importance.layers")
   local metric = opts.metric or "mask_out"
-  local fn = metrics[metric]
+  local fn = type(metric) == "function" and metric or metrics[metric] -- a name in the registry, or the function itself
   if not fn then
     local names = {}
     for k in pairs(metrics) do names[#names + 1] = k end
@@ -186,7 +186,8 @@ function M.layers(m, probe, opts)
   local batches = probe_batches(probe, opts, "layers")
   local t0 = adept.now()
   local scores, extra = fn(m, batches)
-  local record = {metric = metric, formula = formulas[metric], probe = describe_probe(batches, opts),
+  local record = {metric = type(metric) == "function" and (opts.metric_name or "<function>") or metric,
+    formula = formulas[metric], probe = describe_probe(batches, opts),
     seconds = adept.now() - t0, num_layers = m:num_layers(), scores = {}, details = extra}
   local ranking = {}
   for l = 0, m:num_layers() - 1 do
@@ -214,6 +215,7 @@ end
 -- Gradients are zero afterwards, so nothing leaks into the next training step.
 function M.units(m, probe, opts)
   opts = opts or {}
+  require("adept.options").check_keys(opts, {"granularity", "out", "batches", "probe_name"}, "adept.importance.units")
   local granularity = opts.granularity or "tensor"
   if granularity ~= "tensor" and granularity ~= "row" then
     error(('adept.importance.units: granularity must be "tensor" or "row", got %q'):format(
@@ -221,8 +223,8 @@ function M.units(m, probe, opts)
   end
   local batches = probe_batches(probe, opts, "units")
   local names = {}
-  for _, name in ipairs(m:param_names()) do
-    if m:grad(name) ~= nil then names[#names + 1] = name end
+  for _, p in ipairs(m:params()) do
+    if p.trainable then names[#names + 1] = p.name end
   end
   if #names == 0 then error("adept.importance.units: the model has no trainable tensor", 2) end
   local abs_grad = {}

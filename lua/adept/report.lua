@@ -15,9 +15,11 @@ local json = adept.json
 local function isnum(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
 local function decode_file(path)
-  local v, err = json.read(path)
+  local ok, v = pcall(json.read, path)
+  local err = not ok and tostring(v) or nil
+  if not ok then v = nil end
   if v == nil and adept.fs.exists(path) then -- present but not JSON: say so; absent files are simply skipped
-    adept.log("warn", "adept.report: " .. err:gsub("adept%.json%.decode: ", ""))
+    adept.log("warn", "adept.report: " .. err:gsub("^adept%.json%.read: ", ""))
   end
   return type(v) == "table" and v or nil
 end
@@ -453,5 +455,10 @@ function M.report(opts)
   f:close()
   return {path = path, files = ctx.files, runs = runs}
 end
+
+-- LR-sweep frontiers and sweep reports live in report_frontier.lua (one concern per file).
+local frontier = require "adept.report_frontier"
+M.frontier, M.frontier_md, M.frontier_chart, M.sweep, M.mean_sd = frontier.frontier, frontier.frontier_md,
+  frontier.frontier_chart, frontier.sweep, frontier.mean_sd
 
 return setmetatable(M, {__call = function(_, opts) return M.report(opts) end})

@@ -3,10 +3,15 @@
 --
 -- Choices: run directories are out/<key>=<value>,...,seed=<s> (keys sorted, values made filename-safe); the
 -- recipe receives the grid values, the fixed `args`, seed=<s> and out=<run dir> as key=value overrides and
--- `--seed s`. A run is finished when its directory holds SWEEP_DONE (written by the sweep after exit 0), so
--- rerunning the sweep skips finished runs and retries failed or interrupted ones. Each run's output goes to
+-- `--seed s`. A run is finished when its directory holds SWEEP_DONE (written by the sweep after exit 0) with
+-- the run's identity -- the hash of its overrides, the recipe's source and the engine version -- so rerunning
+-- the sweep skips finished runs and retries failed or interrupted ones; a finished run with another identity
+-- (the recipe or the fixed args changed) is an error naming what differs, before anything runs (force=true
+-- reruns it from an empty directory). Each run's output goes to
 -- <run dir>/sweep.log. Results: out/results.json and out/results.csv, one row per run with its parameters,
--- status, exit code, directory and the fields of its summary.json (nested tables flattened as a.b).
+-- status, exit code, directory and the fields of its summary.json (nested tables flattened as a.b); out/report.md
+-- the same table and, when the summaries carry method, lr and losses, each method's trade-off frontier across
+-- learning rates (seed mean ± sd, adept.report.sweep); report=false skips it.
 local adept = require "adept"
 
 local MARKER = "SWEEP_DONE"
@@ -22,8 +27,8 @@ local function exists(path)
 end
 
 local function read_json(path)
-  local v = adept.json.read(path)
-  return type(v) == "table" and v or nil
+  local ok, v = pcall(adept.json.read, path)
+  return ok and type(v) == "table" and v or nil
 end
 
 local function write_file(path, text)
@@ -126,9 +131,11 @@ local function write_tables(out, rows, param_keys)
 end
 
 -- rows = adept.sweep{recipe=, grid={key={values}}, seeds={...} (default {0}), out=, args={fixed overrides},
---                    host= (adeptlua path), threads=, dry_run=}
+--                    host= (adeptlua path), threads=, dry_run=, force=, report=}
 return function(opts)
   if type(opts) ~= "table" then argerr("expects a table {recipe=, grid=, seeds=, out=}") end
+  require("adept.options").check_keys(opts, {"recipe", "grid", "seeds", "out", "args", "host", "threads", "dry_run",
+    "force", "report", "title"}, "adept.sweep", 2)
   if type(opts.recipe) ~= "string" or not exists(opts.recipe) then
     argerr("recipe must name an existing recipe file, got " .. tostring(opts.recipe))
   end
@@ -144,18 +151,50 @@ return function(opts)
   for k in pairs(fixed) do
     if grid[k] ~= nil or k == "seed" or k == "out" then argerr(("args.%s is also set by the sweep"):format(k)) end
   end
+  local P = require "adept.provenance"
+  local recipe_src = assert(io.open(opts.recipe, "rb")):read("a")
+  local recipe_sha = adept.sha256(recipe_src)
   local combos, keys = combinations(grid)
+  -- identity of one run: what it is given (overrides, seed) and what runs it (recipe source, engine version)
+  local function run_identity(combo, seed)
+    local given = {}
+    for k, v in pairs(fixed) do given[k] = v end
+    for k, v in pairs(combo) do given[k] = v end
+    given.seed = seed
+    return P.identity(given, {sha256 = recipe_sha}, {})
+  end
+  local function run_dir(combo, seed)
+    local parts = {}
+    for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. safe(value_text(combo[k])) end
+    parts[#parts + 1] = "seed=" .. seed
+    return opts.out .. "/" .. table.concat(parts, ",")
+  end
+  -- before anything runs: every finished run must be this sweep's run
+  for _, combo in ipairs(combos) do
+    for _, seed in ipairs(seeds) do
+      local dir = run_dir(combo, seed)
+      local done = exists(dir .. "/" .. MARKER) and read_json(dir .. "/" .. MARKER)
+      if exists(dir .. "/" .. MARKER) and not opts.force and not opts.dry_run then
+        local id, idparts = run_identity(combo, seed)
+        if not done or done.identity ~= id then
+          local diffs = done and done.identity_parts and P.differences(idparts, done.identity_parts) or
+            {"it was made by an older adept.sweep (no identity recorded)"}
+          if #diffs == 0 then diffs[1] = "the identity hash differs" end
+          argerr(("%s holds a finished run of another sweep (%s): pass force=true to rerun it, or choose another out=")
+            :format(dir, table.concat(diffs, "; ")))
+        end
+      end
+    end
+  end
   local host = opts.dry_run and (opts.host or "adeptlua") or find_host(opts.host)
   if not opts.dry_run then adept.fs.mkdir_p(opts.out) end
   local rows, ran, skipped, failed = {}, 0, 0, 0
   for _, combo in ipairs(combos) do
     for _, seed in ipairs(seeds) do
-      local parts = {}
-      for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. safe(value_text(combo[k])) end
-      parts[#parts + 1] = "seed=" .. seed
-      local dir = opts.out .. "/" .. table.concat(parts, ",")
+      local dir = run_dir(combo, seed)
       local row = {seed = seed, dir = dir}
       for _, k in ipairs(keys) do row[k] = combo[k] end
+      if opts.force and not opts.dry_run and exists(dir) then adept.fs.remove_tree(dir) end
       if exists(dir .. "/" .. MARKER) then
         row.status = "skipped (done)"
         skipped = skipped + 1
@@ -184,7 +223,9 @@ return function(opts)
           row.exit_code = code
           ran = ran + 1
           if ok then
-            write_file(dir .. "/" .. MARKER, adept.json.encode({command = line, seconds = row.seconds}) .. "\n")
+            local id, idparts = run_identity(combo, seed)
+            write_file(dir .. "/" .. MARKER, adept.json.encode({command = line, seconds = row.seconds, identity = id,
+              identity_parts = idparts}) .. "\n")
             row.status = "done"
           else
             row.status = "failed"
@@ -202,7 +243,15 @@ return function(opts)
       rows[#rows + 1] = row
     end
   end
-  if not opts.dry_run then write_tables(opts.out, rows, keys) end
+  if not opts.dry_run then
+    write_tables(opts.out, rows, keys)
+    -- report.md: the results table, and per method its frontier across learning rates (seed mean ± sd)
+    if opts.report ~= false then
+      local ok, err = pcall(adept.report.sweep, {dir = opts.out, rows = rows, params = keys,
+        title = opts.title or ("Sweep of " .. opts.recipe)})
+      if not ok then adept.log("warn", "adept.sweep: report: " .. tostring(err)) end
+    end
+  end
   adept.log("info", ("adept.sweep: %d runs: %d ran (%d failed), %d already done"):format(#rows, ran, failed, skipped))
   return rows, {ran = ran, skipped = skipped, failed = failed}
 end

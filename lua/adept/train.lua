@@ -1,5 +1,6 @@
--- adept.train{...}: the training loop, composed from engine primitives (forward_backward with a gradient
--- scale, AdamW, clipping, schedules, checkpoints via adept.fs). See DESIGN.md §4 and docs/training.md.
+-- adept.train{...}: the training loop around the engine's step (adept.train_step: forward/backward over the
+-- micro-batches, gradient all-reduce, clipping, AdamW), with schedules, evaluation, logging and checkpoints.
+-- See DESIGN.md §4, docs/training.md and docs/engine.md.
 local adept = require "adept"
 local schedule = require "adept.schedule"
 local ckpt = require "adept.checkpoint"
@@ -272,20 +273,16 @@ local function run(cfg)
       mbs[k] = b
       ntok = ntok + adept.count_targets(b)
     end
-    m:zero_grad()
-    local nll = 0
-    if ntok > 0 then
-      for k = 1, accum do nll = nll + adept.forward_backward(m, mbs[k], 1 / ntok) end
-    end
-    local loss = ntok > 0 and nll / ntok or 0 / 0
+    -- forward, backward, gradient all-reduce, clipping and the update: one engine call (adept/train.h)
     local factor = sched(step, steps)
     local lr = opt:lr() * factor
-    local gnorm, bad
-    if finite(loss) then
-      if clip then gnorm, bad = opt:clip_grad_norm(clip) else gnorm, bad = opt:grad_norm() end
-    else
-      bad = ("loss is %s"):format(tostring(loss))
+    if ntok == 0 then
+      error(("adept.train: step %d: no target tokens in its %d micro-batch(es) (every target is -1)"):format(
+        step + 1, accum), 0)
     end
+    local r = adept.train_step(m, opt, mbs, {lr_factor = factor, clip = clip})
+    local loss, gnorm = r.loss, r.grad_norm
+    local bad = r.nonfinite and r.reason or nil
     state.step = step + 1
     state.tokens_seen = state.tokens_seen + ntok
     tokens_this_run = tokens_this_run + ntok
@@ -298,10 +295,8 @@ local function run(cfg)
           state.step, bad, last_ckpt and ("The last good checkpoint is " .. last_ckpt) or "No checkpoint was written."), 0)
       end
       state.skipped = state.skipped + 1
-      m:zero_grad()
       log_line(logf, {type = "skip", step = state.step, reason = bad, skipped = state.skipped})
     else
-      opt:step(factor)
       last_loss = loss
     end
 

@@ -7,4 +7,4 @@ local variants = {}
 for k in tostring(a.ks or "1,2,3"):gmatch("[^,]+") do
   variants[#variants + 1] = {label = "k" .. k, k = math.tointeger(tonumber(k))}
 end
-cpt.compare("adept", variants, a.out or "runs/ablations/expansion_ratio", "Expansion ratio (k) ablation")
+cpt.compare("adept", variants, a.out or "runs/ablations/expansion_ratio", "Expansion ratio (k) ablation", nil, {"ks"})

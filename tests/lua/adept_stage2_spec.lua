@@ -52,7 +52,10 @@ describe("adept.lr.refresher with adept.train", function()
       local lo, hi = math.huge, -math.huge
       for name, s in pairs(refreshes[3].scales) do
         if not name:find("norm") then
-          for _, v in ipairs(type(s) == "table" and s or {s}) do lo, hi = math.min(lo, v), math.max(hi, v) end
+          for _, v in ipairs(type(s) == "table" and s or {s}) do
+            assert.is_true(v >= 0 and v <= 2, name .. ": scale " .. tostring(v)) -- a NaN fails here, not in min/max
+            lo, hi = math.min(lo, v), math.max(hi, v)
+          end
         end
       end
       assert.near(0, lo, 1e-9); assert.near(2, hi, 1e-9)

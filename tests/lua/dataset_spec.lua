@@ -89,7 +89,7 @@ describe("adept.dataset", function()
     end
     assert.are.same({epoch = 1, position = 0}, ds:cursor())
     assert.is_true(same({1, 2, 3}, ds:document(1)))
-    assert.matches("adept.Dataset%(all: 3 documents", tostring(ds))
+    assert.matches("adept.Dataset%(all, 3 documents", tostring(ds))
   end)
 
   it("splits by document: train and holdout are disjoint, cover everything, and depend on the seed", function()
@@ -198,7 +198,7 @@ describe("adept.dataset", function()
     assert.matches("no documents", err)
     local ds = adept.dataset{path = shard, format = "tokens", eos = 0, seq_len = 4, holdout = 0, cache = false}
     ds:free()
-    assert.has_error(function() ds:num_tokens() end, "dataset was freed")
+    assert.has_error(function() ds:num_tokens() end, "adept.Dataset:num_tokens: dataset was freed")
   end)
 
   it("streams a shared corpus (.txt.gz) with the stories260K tokenizer", function()

@@ -98,7 +98,7 @@ describe("adept.save_tensors / load_tensors", function()
     collectgarbage()
     assert.equals(4, b:numel())
     b:free()
-    assert.has_error(function() b:numel() end, "tensor was freed")
+    assert.has_error(function() b:numel() end, "adept.Tensor:numel: tensor was freed")
   end)
 
   it("overwrites a file whose tensors are still loaded without breaking them", function()
@@ -118,25 +118,25 @@ describe("adept.save_tensors / load_tensors", function()
   it("rejects misuse with standard argument errors", function()
     local t = adept.zeros({2})
     assert.has_error(function() adept.save_tensors() end,
-      "bad argument #1 to 'save_tensors' (string expected, got no value)")
+      "adept.save_tensors: bad argument #1 (string expected, got no value)")
     assert.has_error(function() adept.save_tensors(path) end,
-      "bad argument #2 to 'save_tensors' (table of name = tensor expected, got no value)")
+      "adept.save_tensors: bad argument #2 (table of name = tensor expected, got no value)")
     assert.has_error(function() adept.save_tensors(path, {t}) end,
-      "bad argument #2 to 'save_tensors' (tensor names must be strings, got number key)")
+      "adept.save_tensors: bad argument #2 (tensor names must be strings, got number key)")
     assert.has_error(function() adept.save_tensors(path, {w = 3}) end,
-      "bad argument #2 to 'save_tensors' (value of 'w' must be a tensor, got number)")
+      "adept.save_tensors: bad argument #2 (value of 'w' must be a tensor, got number)")
     assert.has_error(function() adept.save_tensors(path, {w = t}, "meta") end,
-      "bad argument #3 to 'save_tensors' (table of string metadata expected, got string)")
+      "adept.save_tensors: bad argument #3 (table of string metadata expected, got string)")
     assert.has_error(function() adept.save_tensors(path, {w = t}, {k = 1}) end,
-      "bad argument #3 to 'save_tensors' (metadata value of 'k' must be a string, got number)")
+      "adept.save_tensors: bad argument #3 (metadata value of 'k' must be a string, got number)")
     assert.has_error(function() adept.save_tensors(path, {["a\0b"] = t}) end,
-      "bad argument #2 to 'save_tensors' (tensor names must not contain NUL bytes)")
+      "adept.save_tensors: bad argument #2 (tensor names must not contain NUL bytes)")
     assert.has_error(function() adept.save_tensors(path, {__metadata__ = t}) end)
     local dead = adept.zeros({1})
     dead:free()
-    assert.has_error(function() adept.save_tensors(path, {d = dead}) end, "tensor was freed")
+    assert.has_error(function() adept.save_tensors(path, {d = dead}) end, "adept.save_tensors: tensor was freed")
     assert.has_error(function() adept.load_tensors() end,
-      "bad argument #1 to 'load_tensors' (string expected, got no value)")
+      "adept.load_tensors: bad argument #1 (string expected, got no value)")
     assert.has_error(function() adept.load_tensors({}) end)
   end)
 

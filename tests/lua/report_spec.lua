@@ -269,19 +269,59 @@ describe("adept.report", function()
 end)
 
 describe("adept.json files", function()
-  it("writes atomically and reads back, and reports missing or malformed files as nil, message", function()
+  it("writes atomically and reads back, and raises naming missing or malformed files", function()
     local dir = os.tmpname(); os.remove(dir); assert(os.execute("mkdir -p '" .. dir .. "'"))
     local path = dir .. "/x.json"
     adept.json.write(path, {a = 1, b = {1, 2, 3}, c = "text"})
     local v = adept.json.read(path)
     assert.same({a = 1, b = {1, 2, 3}, c = "text"}, v)
-    local none, msg = adept.json.read(dir .. "/absent.json")
-    assert.is_nil(none)
-    assert.matches("absent.json", msg, 1, true)
+    local ok, msg = pcall(adept.json.read, dir .. "/absent.json")
+    assert.is_false(ok)
+    assert.matches("adept.json.read: " .. dir .. "/absent.json", msg, 1, true)
     local f = assert(io.open(dir .. "/bad.json", "w")); f:write("{\"a\": "); f:close()
-    none, msg = adept.json.read(dir .. "/bad.json")
-    assert.is_nil(none)
-    assert.matches("bad.json: adept.json.decode: invalid JSON", msg, 1, true)
+    ok, msg = pcall(adept.json.read, dir .. "/bad.json")
+    assert.is_false(ok)
+    assert.matches("adept.json.read: " .. dir .. "/bad.json: invalid JSON", msg, 1, true)
     assert.has_error(function() adept.json.write(dir .. "/no/such/dir/x.json", {}) end)
+  end)
+end)
+
+describe("adept.report.frontier and adept.report.sweep", function()
+  -- two methods, two seeds, two LRs; base (general 2, domain 5). Method "a", seed 0: (2.1, 4) at lr 1, (2.5, 3)
+  -- at lr 2; seed 1: (2.2, 4.2), (2.6, 3.2). Budget 0.3 -> general <= 2.3: seed 0 reaches the crossing of the
+  -- segment (2.1, 4)-(2.5, 3) at t = 0.5, domain 3.5; seed 1 at t = 0.25 of (2.2, 4.2)-(2.6, 3.2): 3.95.
+  local function s(method, seed, lr, g, d)
+    return {method = method, seed = seed, lr = lr, general_before = 2, domain_before = 5, general_after = g,
+            domain_after = d, trainable_share = 0.5, step_seconds = 0.1, token_shift_general = 0.1}
+  end
+  local sums = {s("a", 0, 1, 2.1, 4), s("a", 0, 2, 2.5, 3), s("a", 1, 1, 2.2, 4.2), s("a", 1, 2, 2.6, 3.2),
+                s("b", 0, 1, 2.0, 4.5), s("b", 0, 2, 2.1, 4.4), s("b", 1, 1, 2.0, 4.6), s("b", 1, 2, 2.1, 4.4)}
+  it("reads the budget and target off each seed's frontier, then mean ± sd", function()
+    local res = adept.report.frontier(sums, {budget = 0.3, target = 4.4})
+    local a = res.methods.a
+    assert.near(3.725, a.domain_at_budget, 1e-12)               -- (3.5 + 3.95) / 2
+    assert.near(math.sqrt(2 * 0.225 ^ 2), a.domain_at_budget_sd, 1e-12)
+    assert.equals(2, a.seeds)
+    assert.near(4.4, res.methods.b.domain_at_budget, 1e-12)     -- both seeds end at 4.4 within the budget
+    assert.near(0, res.methods.b.domain_at_budget_sd, 1e-12)
+    -- seed-mean points per LR, with the sd over seeds
+    assert.near(4.1, res.means.a[1].domain_after, 1e-12)
+    assert.near(math.sqrt(0.02), res.means.a[1].domain_sd, 1e-12)
+    assert.has_error(function() adept.report.frontier({}, {}) end)
+    assert.has_error(function() adept.report.frontier(sums, {budjet = 1}) end)
+  end)
+  it("writes a sweep report with the runs table, the frontier tables and the chart", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    adept.fs.mkdir_p(dir)
+    local rows = {}
+    for i, x in ipairs(sums) do rows[i] = x; x.status = "done" end
+    local r = adept.report.sweep{dir = dir, rows = rows, params = {"method", "lr"}, title = "T"}
+    local text = assert(io.open(r.path)):read("a")
+    assert.matches("| method | lr | seed | status |", text, 1, true)
+    assert.matches("## Frontiers across learning rates", text, 1, true)
+    assert.matches("| a | 4 (2 × 2) | 3.725 ± 0.318 |", text, 1, true)
+    assert.truthy(adept.fs.exists(dir .. "/frontier.png"))
+    adept.fs.remove_tree(dir)
   end)
 end)

@@ -31,21 +31,37 @@ function M.shared(path)
   return full
 end
 
--- Largest absolute difference between two tensors (or a tensor and a nested Lua table).
+-- Largest absolute difference between two tensors, numbers, or nested Lua tables of them (arrays or
+-- keyed by name; both sides must hold the same keys). NaN-aware: a NaN on either side makes the result NaN
+-- (math.max(0, 0/0) is 0 in Lua, so a plain running maximum would hide it), and an infinity on one side only
+-- makes it math.huge. Compare the result with `d <= tol`, which a NaN fails.
 function M.max_abs_diff(a, b)
-  local ta = type(a) == "table" and a or a:table()
-  local tb = type(b) == "table" and b or b:table()
+  local function plain(x) return (type(x) == "userdata" and x.table) and x:table() or x end
   local worst = 0
-  local function walk(x, y)
+  local function walk(x, y, where)
+    x, y = plain(x), plain(y)
     if type(x) == "table" then
-      assert(type(y) == "table" and #x == #y, "shapes differ")
-      for i = 1, #x do walk(x[i], y[i]) end
+      assert(type(y) == "table", "shapes differ at " .. where)
+      for k, v in pairs(x) do
+        assert(y[k] ~= nil, "key " .. tostring(k) .. " missing on the right at " .. where)
+        walk(v, y[k], where .. "." .. tostring(k))
+      end
+      for k in pairs(y) do assert(x[k] ~= nil, "key " .. tostring(k) .. " missing on the left at " .. where) end
     else
-      worst = math.max(worst, math.abs(x - y))
+      assert(type(x) == "number" and type(y) == "number", "not numbers at " .. where)
+      local d = x == y and 0 or math.abs(x - y) -- equal infinities differ by 0, not NaN
+      if d ~= d then worst = 0 / 0 elseif not (d <= worst) and worst == worst then worst = d end
     end
   end
-  walk(ta, tb)
+  walk(a, b, "")
   return worst
+end
+
+-- Asserts |a - b| <= tol elementwise (tensors, numbers or nested tables); fails on any NaN.
+function M.assert_close(a, b, tol, what)
+  local d = M.max_abs_diff(a, b)
+  assert(d <= tol, ("%s: largest difference %.6g exceeds %.6g"):format(what or "values", d, tol))
+  return d
 end
 
 -- A tiny GQA model (3 layers, width 16, vocabulary 23) and a batch for it, for specs of the model API.

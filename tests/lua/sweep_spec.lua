@@ -71,3 +71,33 @@ describe("adept.sweep", function()
     os.remove(recipe)
   end)
 end)
+
+describe("adept.sweep run identity", function()
+  it("skips a finished run only when recipe and overrides match, else fails before running anything", function()
+    local recipe = H.tmpfile(RECIPE)
+    local out = os.tmpname()
+    os.remove(out)
+    local host = H.adeptlua()
+    local spec = {recipe = recipe, grid = {x = {1}}, seeds = {0}, out = out, args = {mode = "a"}, host = host, threads = 1}
+    local _, info = adept.sweep(spec)
+    assert.same({ran = 1, skipped = 0, failed = 0}, info)
+    _, info = adept.sweep(spec)
+    assert.same({ran = 0, skipped = 1, failed = 0}, info)
+    spec.args = {mode = "b"}
+    assert.has_error(function() adept.sweep(spec) end,
+      "adept.sweep: " .. out .. "/x=1,seed=0 holds a finished run of another sweep (mode: 'b' here, 'a' there): "
+      .. "pass force=true to rerun it, or choose another out=")
+    spec.args = {mode = "a"}
+    local f = assert(io.open(recipe, "a")); f:write("-- edited\n"); f:close()
+    local ok, err = pcall(adept.sweep, spec)
+    assert.is_false(ok)
+    assert.matches("the recipe's source changed", err, 1, true)
+    spec.force = true
+    _, info = adept.sweep(spec)
+    assert.same({ran = 1, skipped = 0, failed = 0}, info)
+    assert.equals(1, count_runs(out .. "/x=1,seed=0")) -- force reran it from an empty directory
+    assert.has_error(function() adept.sweep{recipe = recipe, out = out, seds = {1}} end)
+    H.run("rm -rf '" .. out .. "'")
+    os.remove(recipe)
+  end)
+end)

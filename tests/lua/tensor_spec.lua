@@ -41,7 +41,7 @@ describe("adept tensors", function()
       assert.equals(0, e:numel())
       assert.equals(0, e:sum())
       assert.is_true(e:mean() ~= e:mean()) -- NaN, as in PyTorch
-      assert.has_error(function() e:max() end, "max: the tensor [0] is empty and has no maximum")
+      assert.has_error(function() e:max() end, "adept.Tensor:max: the tensor [0] is empty and has no maximum")
     end)
 
     it("takes a dtype; integer tensors give Lua integers", function()
@@ -89,11 +89,11 @@ describe("adept tensors", function()
     it("names the index and the dimension size when out of range", function()
       local t = adept.zeros({2, 3})
       assert.has_error(function() t:get(2, 4) end,
-        "bad argument #2 to 'get' (index 4 out of range for dimension 2 of size 3; indices are 1-based)")
+        "adept.Tensor:get: bad argument #2 (index 4 out of range for dimension 2 of size 3; indices are 1-based)")
       assert.has_error(function() t:get(0, 1) end,
-        "bad argument #1 to 'get' (index 0 out of range for dimension 1 of size 2; indices are 1-based)")
+        "adept.Tensor:get: bad argument #1 (index 0 out of range for dimension 1 of size 2; indices are 1-based)")
       assert.has_error(function() t:set(1, 3, 1) end,
-        "bad argument #2 to 'set' (index 3 out of range for dimension 1 of size 2; indices are 1-based)")
+        "adept.Tensor:set: bad argument #2 (index 3 out of range for dimension 1 of size 2; indices are 1-based)")
     end)
 
     it("converts between dtypes with to()", function()
@@ -106,7 +106,7 @@ describe("adept tensors", function()
 
     it("prints shape, dtype and a few values", function()
       local s = tostring(adept.tensor({{1, 2}, {3, 4.5}}))
-      assert.equals("adept.Tensor(shape=[2, 2], dtype=f32, values=[1, 2, 3, 4.5])", s)
+      assert.equals("adept.Tensor(f32, [2, 2], values=[1, 2, 3, 4.5])", s)
       local long = tostring(adept.tensor({1, 2, 3, 4, 5, 6, 7, 8}))
       assert.matches("values=[1, 2, 3, ..., 6, 7, 8]", long, 1, true)
     end)
@@ -190,19 +190,19 @@ describe("adept tensors", function()
       assert.same({-9, 12, 15}, (t * 3):table())
       assert.equals(6, t:sum())
       assert.equals(5, t:max())
-      assert.has_error(function() t:sqrt() end, 'sqrt: dtype i32 is not supported (only f32 is; convert with :to("f32"))')
-      assert.has_error(function() t:mul(0.5) end, "mul: an i32 tensor needs an integer scalar in the i32 range, got 0.5")
+      assert.has_error(function() t:sqrt() end, 'adept.Tensor:sqrt: dtype i32 is not supported (only f32 is; convert with :to("f32"))')
+      assert.has_error(function() t:mul(0.5) end, "adept.Tensor:mul: an i32 tensor needs an integer scalar in the i32 range, got 0.5")
       assert.has_error(function() adept.zeros({2}, "f16"):sum() end,
-        'sum: dtype f16 is not supported (f32 and i32 are; convert with :to("f32"))')
+        'adept.Tensor:sum: dtype f16 is not supported (f32 and i32 are; convert with :to("f32"))')
     end)
 
     it("names both shapes on a mismatch", function()
       local a, b = adept.zeros({2, 3}), adept.zeros({3, 2})
-      assert.has_error(function() return a + b end, "add: shapes [2, 3] and [3, 2] differ")
-      assert.has_error(function() a:mul(b) end, "mul: shapes [2, 3] and [3, 2] differ")
-      assert.has_error(function() a:dot(b) end, "dot: shapes [2, 3] and [3, 2] differ")
-      assert.has_error(function() a:cosine(b) end, "cosine: shapes [2, 3] and [3, 2] differ")
-      assert.has_error(function() a:add(adept.zeros({2, 3}, "i32")) end, "add: dtypes f32 and i32 differ")
+      assert.has_error(function() return a + b end, "adept.Tensor:__add: shapes [2, 3] and [3, 2] differ")
+      assert.has_error(function() a:mul(b) end, "adept.Tensor:mul: shapes [2, 3] and [3, 2] differ")
+      assert.has_error(function() a:dot(b) end, "adept.Tensor:dot: shapes [2, 3] and [3, 2] differ")
+      assert.has_error(function() a:cosine(b) end, "adept.Tensor:cosine: shapes [2, 3] and [3, 2] differ")
+      assert.has_error(function() a:add(adept.zeros({2, 3}, "i32")) end, "adept.Tensor:add: dtypes f32 and i32 differ")
     end)
   end)
 
@@ -211,9 +211,9 @@ describe("adept tensors", function()
       local t = adept.zeros({4})
       t:free()
       t:free()
-      assert.has_error(function() t:sum() end, "tensor was freed")
-      assert.has_error(function() return t + t end, "tensor was freed")
-      assert.has_error(function() adept.zeros({4}):add(t) end, "tensor was freed")
+      assert.has_error(function() t:sum() end, "adept.Tensor:sum: tensor was freed")
+      assert.has_error(function() return t + t end, "adept.Tensor:__add: tensor was freed")
+      assert.has_error(function() adept.zeros({4}):add(t) end, "adept.Tensor:add: tensor was freed")
       assert.equals("adept.Tensor(freed)", tostring(t))
       t = nil
       collectgarbage()
@@ -227,7 +227,7 @@ describe("adept tensors", function()
         saved = x
         assert.equals(64, x:numel())
       end
-      assert.has_error(function() saved:numel() end, "tensor was freed")
+      assert.has_error(function() saved:numel() end, "adept.Tensor:numel: tensor was freed")
     end)
 
     it("keeps results valid after their inputs are freed", function()
@@ -242,65 +242,65 @@ describe("adept tensors", function()
   describe("misuse", function()
     local t = adept.zeros({2, 3})
     local cases = {
-      {function() adept.zeros("x") end, "bad argument #1 to 'zeros' (table of dimensions expected, got string)"},
-      {function() adept.zeros() end, "bad argument #1 to 'zeros' (table of dimensions expected, got no value)"},
+      {function() adept.zeros("x") end, "adept.zeros: bad argument #1 (table of dimensions expected, got string)"},
+      {function() adept.zeros() end, "adept.zeros: bad argument #1 (table of dimensions expected, got no value)"},
       {function() adept.zeros({2, -1}) end,
-        "bad argument #1 to 'zeros' (dimension 2 must be a non-negative integer, got -1)"},
-      {function() adept.zeros({2}, 5) end, "bad argument #2 to 'zeros' (dtype name expected, got number)"},
-      {function() adept.zeros({2}, "f32", 1) end, "bad argument #3 to 'zeros' (no value expected, got number)"},
-      {function() adept.zeros({2}, "float99") end, "bad argument #2 to 'zeros' (unknown dtype 'float99'"},
-      {function() adept.randn(3) end, "bad argument #1 to 'randn' (table of dimensions expected, got number)"},
-      {function() adept.randn({3}, "seed") end, "bad argument #2 to 'randn' (number expected, got string)"},
-      {function() adept.randn({3}, 1.5) end, "bad argument #2 to 'randn' (number has no integer representation)"},
-      {function() adept.randn({3}, 1, 2) end, "bad argument #3 to 'randn' (no value expected, got number)"},
-      {function() adept.tensor("x") end, "bad argument #1 to 'tensor' (table of numbers expected, got string)"},
-      {function() adept.tensor() end, "bad argument #1 to 'tensor' (table of numbers expected, got no value)"},
+        "adept.zeros: bad argument #1 (dimension 2 must be a non-negative integer, got -1)"},
+      {function() adept.zeros({2}, 5) end, "adept.zeros: bad argument #2 (dtype name expected, got number)"},
+      {function() adept.zeros({2}, "f32", 1) end, "adept.zeros: bad argument #3 (no value expected, got number)"},
+      {function() adept.zeros({2}, "float99") end, "adept.zeros: bad argument #2 (unknown dtype 'float99'"},
+      {function() adept.randn(3) end, "adept.randn: bad argument #1 (table of dimensions expected, got number)"},
+      {function() adept.randn({3}, "seed") end, "adept.randn: bad argument #2 (number expected, got string)"},
+      {function() adept.randn({3}, 1.5) end, "adept.randn: bad argument #2 (number has no integer representation)"},
+      {function() adept.randn({3}, 1, 2) end, "adept.randn: bad argument #3 (no value expected, got number)"},
+      {function() adept.tensor("x") end, "adept.tensor: bad argument #1 (table of numbers expected, got string)"},
+      {function() adept.tensor() end, "adept.tensor: bad argument #1 (table of numbers expected, got no value)"},
       {function() adept.tensor({{1, 2}, {3}}) end,
-        "bad argument #1 to 'tensor' (ragged nested table: element [2] has 1 entries, expected 2)"},
+        "adept.tensor: bad argument #1 (ragged nested table: element [2] has 1 entries, expected 2)"},
       {function() adept.tensor({{1, 2}, {3, true}}) end,
-        "bad argument #1 to 'tensor' (element [2][2] is a boolean, expected a number)"},
+        "adept.tensor: bad argument #1 (element [2][2] is a boolean, expected a number)"},
       {function() adept.tensor({{1, 2}, 3}) end,
-        "bad argument #1 to 'tensor' (element [2] is a number, expected a table of 2 entries)"},
-      {function() adept.tensor({1}, {}) end, "bad argument #2 to 'tensor' (dtype name expected, got table)"},
-      {function() t:shape(1) end, "bad argument #1 to 'shape' (no value expected, got number)"},
-      {function() t:numel(1) end, "bad argument #1 to 'numel' (no value expected, got number)"},
-      {function() t:dtype(1) end, "bad argument #1 to 'dtype' (no value expected, got number)"},
-      {function() t:get("a", 1) end, "bad argument #1 to 'get' (number expected, got string)"},
+        "adept.tensor: bad argument #1 (element [2] is a number, expected a table of 2 entries)"},
+      {function() adept.tensor({1}, {}) end, "adept.tensor: bad argument #2 (dtype name expected, got table)"},
+      {function() t:shape(1) end, "adept.Tensor:shape: bad argument #1 (no value expected, got number)"},
+      {function() t:numel(1) end, "adept.Tensor:numel: bad argument #1 (no value expected, got number)"},
+      {function() t:dtype(1) end, "adept.Tensor:dtype: bad argument #1 (no value expected, got number)"},
+      {function() t:get("a", 1) end, "adept.Tensor:get: bad argument #1 (number expected, got string)"},
       {function() t:get(1, 2, 3) end,
-        "bad argument #3 to 'get' (no value expected: a [2, 3] tensor takes 2 indices, got 3)"},
-      {function() t:get(1.5, 1) end, "bad argument #1 to 'get' (number has no integer representation)"},
-      {function() t:set("v", 1, 1) end, "bad argument #1 to 'set' (number expected, got string)"},
+        "adept.Tensor:get: bad argument #3 (no value expected: a [2, 3] tensor takes 2 indices, got 3)"},
+      {function() t:get(1.5, 1) end, "adept.Tensor:get: bad argument #1 (number has no integer representation)"},
+      {function() t:set("v", 1, 1) end, "adept.Tensor:set: bad argument #1 (number expected, got string)"},
       {function() t:set(1, 1) end,
-        "bad argument #3 to 'set' (index expected for dimension 2 of a [2, 3] tensor, got no value)"},
-      {function() t:clone(1) end, "bad argument #1 to 'clone' (no value expected, got number)"},
-      {function() t:table(1) end, "bad argument #1 to 'table' (no value expected, got number)"},
-      {function() t:abs(1) end, "bad argument #1 to 'abs' (no value expected, got number)"},
-      {function() t:square({}) end, "bad argument #1 to 'square' (no value expected, got table)"},
-      {function() t:sqrt(1) end, "bad argument #1 to 'sqrt' (no value expected, got number)"},
-      {function() t:add() end, "bad argument #1 to 'add' (tensor or number expected, got no value)"},
-      {function() t:sub("x") end, "bad argument #1 to 'sub' (tensor or number expected, got string)"},
-      {function() t:mul({}) end, "bad argument #1 to 'mul' (tensor or number expected, got table)"},
-      {function() t:div(t, t) end, "bad argument #2 to 'div' (no value expected, got adept.Tensor)"},
-      {function() t:sum("x") end, "bad argument #1 to 'sum' (number expected, got string)"},
-      {function() t:sum(3) end, "bad argument #1 to 'sum' (dimension 3 out of range for a [2, 3] tensor " ..
+        "adept.Tensor:set: bad argument #3 (index expected for dimension 2 of a [2, 3] tensor, got no value)"},
+      {function() t:clone(1) end, "adept.Tensor:clone: bad argument #1 (no value expected, got number)"},
+      {function() t:table(1) end, "adept.Tensor:table: bad argument #1 (no value expected, got number)"},
+      {function() t:abs(1) end, "adept.Tensor:abs: bad argument #1 (no value expected, got number)"},
+      {function() t:square({}) end, "adept.Tensor:square: bad argument #1 (no value expected, got table)"},
+      {function() t:sqrt(1) end, "adept.Tensor:sqrt: bad argument #1 (no value expected, got number)"},
+      {function() t:add() end, "adept.Tensor:add: bad argument #1 (tensor or number expected, got no value)"},
+      {function() t:sub("x") end, "adept.Tensor:sub: bad argument #1 (tensor or number expected, got string)"},
+      {function() t:mul({}) end, "adept.Tensor:mul: bad argument #1 (tensor or number expected, got table)"},
+      {function() t:div(t, t) end, "adept.Tensor:div: bad argument #2 (no value expected, got adept.Tensor)"},
+      {function() t:sum("x") end, "adept.Tensor:sum: bad argument #1 (number expected, got string)"},
+      {function() t:sum(3) end, "adept.Tensor:sum: bad argument #1 (dimension 3 out of range for a [2, 3] tensor " ..
         "(dims are 1-based, negative counts from the end))"},
-      {function() t:mean(0) end, "bad argument #1 to 'mean' (dimension 0 out of range for a [2, 3] tensor " ..
+      {function() t:mean(0) end, "adept.Tensor:mean: bad argument #1 (dimension 0 out of range for a [2, 3] tensor " ..
         "(dims are 1-based, negative counts from the end))"},
-      {function() t:sum(1, 2) end, "bad argument #2 to 'sum' (no value expected, got number)"},
-      {function() t:max(1) end, "bad argument #1 to 'max' (no value expected, got number)"},
-      {function() t:min(1) end, "bad argument #1 to 'min' (no value expected, got number)"},
-      {function() t:norm(2) end, "bad argument #1 to 'norm' (no value expected, got number)"},
-      {function() t:dot() end, "bad argument #1 to 'dot' (adept.Tensor expected, got no value)"},
-      {function() t:cosine(3) end, "bad argument #1 to 'cosine' (adept.Tensor expected, got number)"},
-      {function() t:topk() end, "bad argument #1 to 'topk' (number expected, got no value)"},
-      {function() t:topk(7) end, "bad argument #1 to 'topk' (k must be between 0 and 6 for a [2, 3] tensor, got 7)"},
-      {function() t:topk(-1) end, "bad argument #1 to 'topk' (k must be between 0 and 6 for a [2, 3] tensor, got -1)"},
-      {function() t:to() end, "bad argument #1 to 'to' (dtype name expected, got no value)"},
-      {function() t:to("nope") end, "bad argument #1 to 'to' (unknown dtype 'nope'"},
-      {function() return t + "x" end, "bad argument #2 to 'add' (tensor or number expected, got string)"},
-      {function() return {} * t end, "bad argument #1 to 'mul' (tensor or number expected, got table)"},
-      {function() return #adept.tensor(1) end, "len: a 0-dimensional tensor has no length"},
-      {function() t.abs("x") end, "bad argument #1 to 'abs' (adept.Tensor expected, got string)"},
+      {function() t:sum(1, 2) end, "adept.Tensor:sum: bad argument #2 (no value expected, got number)"},
+      {function() t:max(1) end, "adept.Tensor:max: bad argument #1 (no value expected, got number)"},
+      {function() t:min(1) end, "adept.Tensor:min: bad argument #1 (no value expected, got number)"},
+      {function() t:norm(2) end, "adept.Tensor:norm: bad argument #1 (no value expected, got number)"},
+      {function() t:dot() end, "adept.Tensor:dot: bad argument #1 (adept.Tensor expected, got no value)"},
+      {function() t:cosine(3) end, "adept.Tensor:cosine: bad argument #1 (adept.Tensor expected, got number)"},
+      {function() t:topk() end, "adept.Tensor:topk: bad argument #1 (number expected, got no value)"},
+      {function() t:topk(7) end, "adept.Tensor:topk: bad argument #1 (k must be between 0 and 6 for a [2, 3] tensor, got 7)"},
+      {function() t:topk(-1) end, "adept.Tensor:topk: bad argument #1 (k must be between 0 and 6 for a [2, 3] tensor, got -1)"},
+      {function() t:to() end, "adept.Tensor:to: bad argument #1 (dtype name expected, got no value)"},
+      {function() t:to("nope") end, "adept.Tensor:to: bad argument #1 (unknown dtype 'nope'"},
+      {function() return t + "x" end, "adept.Tensor:__add: bad argument #2 (tensor or number expected, got string)"},
+      {function() return {} * t end, "adept.Tensor:__mul: bad argument #1 (tensor or number expected, got table)"},
+      {function() return #adept.tensor(1) end, "adept.Tensor:__len: a 0-dimensional tensor has no length"},
+      {function() t.abs("x") end, "adept.Tensor:abs: bad self (adept.Tensor expected, got string)"},
     }
     for i, case in ipairs(cases) do
       it("case " .. i .. ": " .. case[2], function()

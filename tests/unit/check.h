@@ -53,6 +53,9 @@ static int check_passed, check_failed;
         }                                                                                                  \
     } while (0)
 
+/* max(worst, d) that keeps a NaN: fmax(worst, NaN) is worst, which would let a NaN pass `worst < tol`. */
+static inline double check_max(double worst, double d) { return (isnan(worst) || isnan(d)) ? NAN : fmax(worst, d); }
+
 static inline int check_summary(void) {
     printf("%d passed, %d failed\n", check_passed, check_failed);
     return check_failed ? 1 : 0;

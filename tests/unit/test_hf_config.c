@@ -239,6 +239,7 @@ static void test_write(void) {
     adept_config saved;
     memset(&saved, 0, sizeof saved);
     saved = c2;
+    free(saved.config_json); /* the copy's text, replaced by the expanded one */
     saved.config_json = text;
     CHECK_OK(adept_hf_config_strip_layers(&saved, copies, 2, 7));
     char *text2 = NULL;

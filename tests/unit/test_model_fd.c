@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "model/layers.h"
+#include "ops/cpu/layers.h"
 
 /* One generic harness: L = sum(out * proj) for a random projection; the analytic gradient comes from the
    backward with dout = proj; central differences with h = 1e-6 in double must agree to 1e-6 relative
@@ -17,12 +17,26 @@ static double urand(void) { /* xorshift, uniform in (-1, 1) */
     rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
     return (double)(rng_state >> 11) / 9007199254740992.0 * 2 - 1;
 }
+/* Every buffer of the tests, freed together at the end of main (the tests share them through contexts). */
+static void *owned[256];
+static size_t n_owned;
+static void *own(void *p) {
+    if (!p || n_owned == sizeof owned / sizeof owned[0]) {
+        fprintf(stderr, "test_model_fd: out of memory or of buffer slots\n");
+        exit(1);
+    }
+    return owned[n_owned++] = p;
+}
+static void free_owned(void) {
+    while (n_owned) free(owned[--n_owned]);
+}
+
 static double *rnd(size_t n, double scale, double offset) {
-    double *p = malloc(n * sizeof *p);
+    double *p = own(malloc(n * sizeof *p));
     for (size_t i = 0; i < n; i++) p[i] = offset + scale * urand();
     return p;
 }
-static double *zeros(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
+static double *zeros(size_t n) { return own(calloc(n ? n : 1, sizeof(double))); }
 
 static double objective(fwd_fn f, void *ctx, double *out, const double *proj, size_t nout) {
     f(ctx, out);
@@ -35,7 +49,7 @@ static void fd_check(const char *op, fwd_fn f, void *ctx, size_t nout, const dou
     double *out = zeros(nout), h = 1e-6;
     for (int v = 0; v < nv; v++) {
         double worst = 0, scale = 1e-12;
-        for (size_t i = 0; i < vars[v].n; i++) scale = fmax(scale, fabs(vars[v].grad[i]));
+        for (size_t i = 0; i < vars[v].n; i++) scale = check_max(scale, fabs(vars[v].grad[i]));
         for (size_t i = 0; i < vars[v].n; i++) {
             double x0 = vars[v].x[i];
             vars[v].x[i] = x0 + h;
@@ -44,13 +58,12 @@ static void fd_check(const char *op, fwd_fn f, void *ctx, size_t nout, const dou
             double lm = objective(f, ctx, out, proj, nout);
             vars[v].x[i] = x0;
             double num = (lp - lm) / (2 * h);
-            worst = fmax(worst, fabs(num - vars[v].grad[i]) / scale);
+            worst = check_max(worst, fabs(num - vars[v].grad[i]) / scale);
         }
         printf("%-10s d%-6s max relative error %.2e over %zu elements\n", op, vars[v].name, worst, vars[v].n);
         CHECK(worst < 1e-6);
         CHECK(scale > 1e-6); /* the gradient is not trivially zero */
     }
-    free(out);
 }
 
 /* ---- matmul ---- */
@@ -81,7 +94,6 @@ static void test_rmsnorm(void) {
     adept_rmsnorm_backward_f64(dx, dw, proj, k.x, k.w, k.rstd, N, C);
     fd_var v[] = {{"inp", k.x, N * C, dx}, {"w", k.w, C, dw}};
     fd_check("rmsnorm", rn_fwd, &k, N * C, proj, v, 2);
-    free(out);
 }
 
 /* ---- RoPE ---- */
@@ -100,7 +112,7 @@ static void test_rope(void) {
             k.cs[t * D / 2 + i] = cos(a);
             k.sn[t * D / 2 + i] = sin(a);
         }
-    double *proj = rnd(n, 1, 0), *dx = malloc(n * sizeof *dx);
+    double *proj = rnd(n, 1, 0), *dx = own(malloc(n * sizeof *dx));
     memcpy(dx, proj, n * sizeof *dx);
     adept_rope_backward_f64(dx, k.cs, k.sn, B, T, H, D, 1);
     fd_var v[] = {{"inp", k.x, n, dx}};
@@ -129,7 +141,6 @@ static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
         CHECK_NEAR(s, 1.0, 1e-12);
         CHECK(r % T == T - 1 || k.att[r * T + T - 1] == 0);
     }
-    free(out);
 }
 
 /* ---- SwiGLU ---- */
@@ -159,7 +170,7 @@ static void test_xent(void) {
     int32_t tg[4] = {3, -1, 10, 0};
     xe_ctx k = {rnd(N * V, 3, 0), zeros(N * V), zeros(N), tg, N, V};
     double ones[4] = {1, 1, 1, 1}, nll[4];
-    double *g = malloc(N * V * sizeof *g);
+    double *g = own(malloc(N * V * sizeof *g));
     memcpy(g, k.logits, N * V * sizeof *g);
     int64_t cnt = adept_xent_forward_backward_f64(g, nll, tg, N, V, 1.0, 1);
     CHECK(cnt == 3);
@@ -188,13 +199,14 @@ static void test_embedding(void) {
 static void test_f32_matches_f64(void) {
     size_t B = 1, T = 6, H = 2, KH = 1, D = 8, nq = B * T * H * D, nk = B * T * KH * D;
     double *q = rnd(nq, 1, 0), *k = rnd(nk, 1, 0), *v = rnd(nk, 1, 0), *y = zeros(nq), *att = zeros(H * T * T);
-    float *qf = malloc(nq * 4), *kf = malloc(nk * 4), *vf = malloc(nk * 4), *yf = malloc(nq * 4), *af = malloc(H * T * T * 4);
+    float *qf = own(malloc(nq * 4)), *kf = own(malloc(nk * 4)), *vf = own(malloc(nk * 4)), *yf = own(malloc(nq * 4)),
+          *af = own(malloc(H * T * T * 4));
     for (size_t i = 0; i < nq; i++) qf[i] = (float)q[i];
     for (size_t i = 0; i < nk; i++) { kf[i] = (float)k[i]; vf[i] = (float)v[i]; }
     adept_attention_forward_f64(y, att, q, k, v, B, T, H, KH, D);
     adept_attention_forward(yf, af, qf, kf, vf, B, T, H, KH, D);
     double worst = 0;
-    for (size_t i = 0; i < nq; i++) worst = fmax(worst, fabs(y[i] - yf[i]));
+    for (size_t i = 0; i < nq; i++) worst = check_max(worst, fabs(y[i] - yf[i]));
     CHECK(worst < 1e-5);
 }
 
@@ -208,5 +220,6 @@ int main(void) {
     test_xent();
     test_embedding();
     test_f32_matches_f64();
+    free_owned();
     return check_summary();
 }

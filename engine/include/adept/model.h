@@ -47,13 +47,17 @@ int adept_unit_kind_is_norm(adept_unit_kind kind);
 
 typedef struct adept_param {
     char name[128];          /* HF name: model.layers.3.mlp.down_proj.weight */
+    uint64_t uid;            /* stable identity of the tensor: kept when surgery renames the row (optimizer
+                                state and LR scales follow it); copies made by surgery get new ones */
     int layer;               /* 0-based decoder layer, -1 for embeddings, final norm, lm_head */
     adept_unit_kind kind;
     int ndim;
     int64_t shape[2];
     size_t numel;
-    adept_tensor *value;     /* f32 [shape], owned by the model */
-    adept_tensor *grad;      /* f32 [shape] when trainable, else NULL (no gradient memory) */
+    adept_tensor *value;     /* f32 [shape]: a view into the model's value slab */
+    adept_tensor *grad;      /* f32 [shape] view into the gradient slab when trainable, else NULL */
+    size_t value_offset;     /* element offset of the row in the value slab */
+    size_t grad_offset;      /* element offset in the gradient slab (meaningful when trainable) */
     int trainable;
     int decay;               /* weight decay applies (default: 2-D tensors only, not norms or biases) */
 } adept_param;
@@ -78,6 +82,9 @@ int64_t adept_batch_count_targets(const adept_batch *b);
 
 /* path: a Hugging Face directory (config.json + safetensors, sharded or not) or a llama2.c .bin. */
 adept_status adept_model_load(const char *path, adept_model **out);
+/* Fails (ADEPT_ENONFINITE) naming the first tensor that holds a NaN or infinity, with how many it holds;
+   adept.load runs it after loading unless allow_nonfinite is set (engine/io/hf_model.c). */
+adept_status adept_model_check_finite(adept_model *m);
 /* A model with random init (normal(0, std) for matrices, ones for norms, zeros for biases) from a config;
    for tests and pretraining from scratch. The config is checked and copied (config_json is duplicated).
    init_std <= 0 leaves matrices zero and skips the random pass (loaders that overwrite every tensor).
@@ -95,9 +102,29 @@ size_t adept_model_num_params(const adept_model *m);           /* rows of the pa
 adept_param *adept_model_param(adept_model *m, size_t i);
 adept_param *adept_model_find(adept_model *m, const char *name); /* NULL if absent */
 
-/* Allocates (trainable) or frees (frozen) the gradient of row i. */
-adept_status adept_model_set_trainable(adept_model *m, size_t i, int trainable);
-void adept_model_zero_grad(adept_model *m);
+/* The parameter table over slabs (DESIGN.md §2.2): values live in one allocation (per device and dtype
+   class), gradients in one allocation holding only the trainable rows (table order, each row 64-byte
+   aligned, padding zero). Changing the trainable set re-lays the gradient slab once (rows that stay
+   trainable keep their gradient; values never move) and bumps adept_model_grad_layout, which optimizers
+   compare to re-lay their moments. Row views (value/grad) taken before a re-lay keep the old memory alive
+   but no longer alias the model. */
+adept_status adept_model_set_trainable(adept_model *m, size_t i, int trainable); /* one row */
+/* Every row at once: trainable[i] != 0 makes row i trainable; one re-lay, O(rows). */
+adept_status adept_model_set_trainable_mask(adept_model *m, const unsigned char *trainable);
+void adept_model_zero_grad(adept_model *m); /* one fill of the gradient slab */
+/* The gradient slab (device memory of the model's backend): *n floats, NULL/0 when nothing trains. The
+   all-reduce of data parallelism and the gradient norm run over it in one call. */
+float *adept_model_grad_slab(adept_model *m, size_t *n);
+uint64_t adept_model_grad_layout(const adept_model *m);
+/* The model's device and compute backend. */
+adept_device adept_model_device(const adept_model *m);
+struct adept_backend;
+const struct adept_backend *adept_model_backend(const adept_model *m);
+/* The same as adept_model_create, with the slabs on a device (its backend must be registered). */
+adept_status adept_model_create_on(const adept_config *cfg, adept_device device, uint64_t seed, float init_std,
+                                   adept_model **out);
+/* Row index by uid, or -1. */
+int64_t adept_model_find_uid(const adept_model *m, uint64_t uid);
 
 /* Forward and backward over one batch. Returns the sum of token NLL over counted targets and their count;
    accumulates grad_scale * d(sum NLL)/dθ into the gradients of trainable tensors (grad_scale = 1/n_tokens

@@ -104,5 +104,13 @@ char *adept_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
 /* Element access by flat index, as double (any dtype). */
 double adept_tensor_get_flat(const adept_tensor *t, size_t i);
 void adept_tensor_set_flat(adept_tensor *t, size_t i, double v);
+/* Exact element access for integer dtypes (i64 holds all of [-2^63, 2^63)): get reads any dtype (float ones
+   truncated toward zero, saturating; meant for integer dtypes); the checked setters store v only when the
+   dtype represents it — a value in range for integer dtypes (fractions truncate toward zero), one that
+   does not overflow to infinity for float dtypes (NaN and infinities are stored as given) — and otherwise fail naming v and the
+   dtype, leaving the element unchanged. */
+int64_t adept_tensor_get_flat_int(const adept_tensor *t, size_t i);
+adept_status adept_tensor_set_flat_checked(adept_tensor *t, size_t i, double v);
+adept_status adept_tensor_set_flat_int(adept_tensor *t, size_t i, int64_t v);
 
 #endif

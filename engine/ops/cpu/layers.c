@@ -1,5 +1,6 @@
-/* Instantiates the layer kernels (layers_impl.inc) in fp32 for the model and fp64 for gradient checks. */
-#include "model/layers.h"
+/* Instantiates the CPU layer kernels (layers_impl.inc) in fp32 for the backend table and fp64 for gradient
+   checks, with the BLAS enter/exit of a model pass and the inline exp of the fp32 kernels. */
+#include "ops/cpu/layers.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -53,7 +54,7 @@ static inline float adept_expf(float x) {
 #define FN(n) n
 #define GEMM cblas_sgemm
 #define EXP adept_expf
-#include "model/layers_impl.inc"
+#include "ops/cpu/layers_impl.inc"
 #undef R
 #undef FN
 #undef GEMM
@@ -63,4 +64,4 @@ static inline float adept_expf(float x) {
 #define FN(n) CAT(n, _f64)
 #define GEMM cblas_dgemm
 #define EXP exp
-#include "model/layers_impl.inc"
+#include "ops/cpu/layers_impl.inc"

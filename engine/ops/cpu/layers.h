@@ -1,7 +1,9 @@
-/* The decoder's layers as forward/backward pairs of free functions (llm.c order: outputs, cache, inputs,
-   weights, dimensions), in fp32 for the model and in fp64 for the finite-difference tests (same source). */
-#ifndef ADEPT_MODEL_LAYERS_H
-#define ADEPT_MODEL_LAYERS_H
+/* The CPU backend's layer kernels as forward/backward pairs of free functions (llm.c order: outputs, cache,
+   inputs, weights, dimensions), in fp32 for the model and in fp64 for the finite-difference tests (same source).
+   The model reaches the fp32 ones only through the backend table (adept_backend_cpu(), backend_model.c); the
+   tests (tests/unit/test_model_fd.c) include this header for the fp64 build. */
+#ifndef ADEPT_OPS_CPU_LAYERS_H
+#define ADEPT_OPS_CPU_LAYERS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +52,9 @@ int adept_model_blas_enter(void);
 void adept_model_blas_exit(int saved);
 
 ADEPT_LAYER_DECLS(float, )
+/* One query token against a KV cache (decode.c; fp32 only): see adept_backend.attention_decode. */
+void adept_attention_decode(float *y, float *att, const float *q, const float *k_cache, const float *v_cache,
+                            size_t n, size_t ld, size_t H, size_t KH, size_t D);
 ADEPT_LAYER_DECLS(double, _f64)
 
 #endif

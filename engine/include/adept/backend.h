@@ -1,0 +1,122 @@
+/* The compute backend of a device: memory (allocation, host<->device copies) and every kernel the model,
+   the optimizer and the trainer run. engine/model/ and engine/train/ call only this table, so a new device
+   (CUDA) is a new table, with no change above it (DESIGN.md §2.8). The CPU table (engine/ops/cpu/) is the
+   reference; a test table (tests/unit) wraps it with protected "device" memory to prove the model never
+   touches device memory from the host.
+   Conventions shared by every backend:
+   - Pointers to float/int32 data are DEVICE pointers of this backend unless named host_*.
+   - Rows are tokens (N = B*T); weights are HF [out, in]; every d<input>/d<weight> argument ACCUMULATES (+=)
+     and may be NULL when not needed; outputs are overwritten (exceptions are named).
+   - Kernels are deterministic: the same inputs and thread count give bitwise the same outputs.
+   - A kernel that can fail (allocation, a launch) returns adept_status with a message naming the op. */
+#ifndef ADEPT_BACKEND_H
+#define ADEPT_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adept/error.h"
+#include "adept/tensor.h"
+
+/* One contiguous range of the AdamW update: value, gradient and the two moments, with its own scalars
+   (the per-row LR scale and bias corrections folded in by the optimizer). Pointers are device pointers. */
+typedef struct adept_adamw_segment {
+    float *p;
+    const float *g;
+    float *m, *v;
+    size_t n;
+    float shrink;   /* 1 - lr_u * weight_decay (1 when the row has no decay) */
+    float neg_step; /* -lr_u / (1 - beta1^t) */
+    float bc2_sqrt; /* sqrt(1 - beta2^t) */
+} adept_adamw_segment;
+
+typedef enum adept_transpose { ADEPT_NO_TRANS = 0, ADEPT_TRANS = 1 } adept_transpose;
+
+typedef struct adept_backend {
+    const char *name;     /* "cpu", "cuda", "test-device" */
+    adept_device device;
+
+    /* ---- memory ---- */
+    /* Zeroed, 64-byte aligned device memory; NULL (with a message) on failure. nbytes 0 gives a valid pointer. */
+    void *(*alloc)(size_t nbytes);
+    void (*free)(void *p); /* NULL is fine */
+    adept_status (*to_device)(void *dst, const void *host_src, size_t nbytes);
+    adept_status (*to_host)(void *host_dst, const void *src, size_t nbytes);
+    adept_status (*copy)(void *dst, const void *src, size_t nbytes); /* device to device; ranges may not overlap */
+    adept_status (*fill_zero)(void *p, size_t nbytes);
+    adept_status (*synchronize)(void); /* waits for queued work (a no-op on the CPU) */
+
+    /* ---- entry and exit of a model pass (the CPU backend runs BLAS single-threaded inside OpenMP regions) ---- */
+    int (*enter)(void);
+    void (*exit)(int token);
+
+    /* ---- GEMM: C = alpha op(A) op(B) + beta C, row-major, with leading dimensions ---- */
+    void (*gemm)(adept_transpose ta, adept_transpose tb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                 size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
+    /* ---- layer kernels (fp32), the llm.c order: outputs, cache, inputs, weights, dimensions ---- */
+    /* out = inp @ w^T (+ bias); w [OC, IC]. beta_one: out += instead of = (fused residual) */
+    void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias, size_t N, size_t IC,
+                           size_t OC, int beta_one);
+    /* dinp (+)= dout @ w (overwritten when dinp_accumulate is 0); dw += dout^T @ inp; dbias += sum_rows dout */
+    void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                            size_t N, size_t IC, size_t OC, int dinp_accumulate);
+    /* out = x * rsqrt(mean(x^2) + eps) * w per row of C; rstd [N] cached; out may be inp (in place) */
+    void (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C,
+                            double eps);
+    void (*rmsnorm_backward)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                             const float *rstd, size_t N, size_t C);
+    /* rotate_half RoPE in place on x [B, T, H, D]; cos/sin [>= pos0 + T, D/2]; backward rotates back */
+    void (*rope_forward)(float *x, const float *cos_t, const float *sin_t, size_t B, size_t T, size_t H, size_t D,
+                         size_t pos0);
+    void (*rope_backward)(float *dx, const float *cos_t, const float *sin_t, size_t B, size_t T, size_t H, size_t D,
+                          size_t pos0);
+    /* causal GQA attention: y [B,T,H*D]; att [B,H,T,T] probabilities kept for backward; q [B,T,H*D],
+       k/v [B,T,KH*D]; scale 1/sqrt(D). Backward: datt is scratch [B,H,T,T]; dq, dk, dv accumulate. */
+    void (*attention_forward)(float *y, float *att, const float *q, const float *k, const float *v, size_t B,
+                              size_t T, size_t H, size_t KH, size_t D);
+    void (*attention_backward)(float *dq, float *dk, float *dv, float *datt, const float *dy, const float *att,
+                               const float *q, const float *k, const float *v, size_t B, size_t T, size_t H,
+                               size_t KH, size_t D);
+    /* One query token against a KV cache (generation): y [H*D] = softmax(q k^T / sqrt(D)) v over the n cached
+       positions; q [H*D]; k_cache/v_cache rows of ld floats (head g of the kv group at column g*D); att is
+       scratch [H, n]. The CPU version keeps libm's expf and the serial order of the first engine. */
+    void (*attention_decode)(float *y, float *att, const float *q, const float *k_cache, const float *v_cache,
+                             size_t n, size_t ld, size_t H, size_t KH, size_t D);
+    /* h = silu(gate) * up; backward OVERWRITES dgate and dup */
+    void (*swiglu_forward)(float *h, const float *gate, const float *up, size_t n);
+    void (*swiglu_backward)(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n);
+    /* out[n] = emb[ids[n]]; backward demb[ids[n]] += dout[n] (ids are device int32) */
+    void (*embedding_forward)(float *out, const int32_t *ids, const float *emb, size_t N, size_t C);
+    void (*embedding_backward)(float *demb, const int32_t *ids, const float *dout, size_t N, size_t C);
+    /* Cross-entropy per row over V logits: nll[n] (device double) for targets >= 0, else 0. With want_grad the
+       logits are replaced by grad_scale * (softmax - onehot) (0 for ignored rows). */
+    void (*xent)(float *logits, double *nll, const int32_t *targets, size_t N, size_t V, double grad_scale,
+                 int want_grad);
+    /* *host_sum = sum of nll[n] over targets[n] >= 0, in index order (the loss the caller reports) */
+    adept_status (*nll_sum)(const double *nll, const int32_t *targets, size_t N, double *host_sum);
+
+    /* ---- optimizer and trainer over slabs ---- */
+    /* One AdamW update over a list of segments (host array; the backend copies what it needs). The betas come
+       in double so the kernel forms its float constants as torch does: (float)beta and (float)(1 - beta). */
+    adept_status (*adamw)(const adept_adamw_segment *host_segs, size_t n_segs, double beta1, double beta2,
+                          double eps);
+    /* *host_out = sum of x[i]^2 accumulated in double over fixed 32768-element chunks added in index order
+       (independent of the thread count); NaN/inf propagate. */
+    adept_status (*sum_squares)(const float *x, size_t n, double *host_out);
+    void (*scale)(float *x, size_t n, float f); /* x *= f */
+
+    /* ---- importance ---- */
+    /* host_cos[n] = cosine of rows n of x and y [N, C], accumulated in double (1 when both rows are zero, 0 when
+       one is): block influence is 1 - cos between a layer's input and output. */
+    adept_status (*row_cosine)(const float *x, const float *y, size_t N, size_t C, double *host_cos);
+} adept_backend;
+
+/* The built-in CPU backend (engine/ops/cpu/). */
+const adept_backend *adept_backend_cpu(void);
+/* Installs the backend of a device (a later call replaces it; tests install a fake device this way). */
+void adept_backend_register(adept_device device, const adept_backend *backend);
+/* The backend of a device, or NULL with a message naming the device when none is available in this build. */
+const adept_backend *adept_backend_for(adept_device device);
+
+#endif

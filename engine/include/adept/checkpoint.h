@@ -1,0 +1,34 @@
+/* Training state on disk, owned by the engine: the trainer-state file (AdamW moments per trainable row with
+   the row's shape, per-row step counts, LR multipliers, the trainable set, and the caller's metadata) and
+   strict loading of checkpoint weights. Readers check everything against the model before changing
+   anything: a missing, misnamed, transposed or mistyped tensor is an error naming it. */
+#ifndef ADEPT_CHECKPOINT_H
+#define ADEPT_CHECKPOINT_H
+
+#include <stddef.h>
+
+#include "adept/model.h"
+#include "adept/optim.h"
+
+/* Writes <path> (safetensors, format 2): "exp_avg.<name>"/"exp_avg_sq.<name>" f32 with the row's shape for every
+   trainable row whose moments exist, "lr_rows.<name>" [rows] f32 for per-row multipliers, and metadata
+   "optimizer" = JSON {format: 2, steps, trainable: [names], rows: {name: step}, scales: {name: scale | -1}}
+   plus the caller's string pairs (key "optimizer" is reserved). */
+adept_status adept_trainer_state_save(const char *path, adept_adamw *opt, const char *const *meta_keys,
+                                      const char *const *meta_values, size_t n_meta);
+/* Reads <path> into opt and its model: the trainable set, moments, step counts and LR scales. The whole file is
+   validated first (names exist in the model, shapes and dtypes match, counts are whole numbers in range), so a
+   bad file leaves model and optimizer unchanged. *meta_json, if not NULL, receives a malloc'd JSON object of
+   every string metadata pair of the file (free with free()). */
+adept_status adept_trainer_state_load(const char *path, adept_adamw *opt, char **meta_json);
+/* The same from a parsed file (label names it in messages); the fuzz target enters here. */
+struct adept_safetensors;
+adept_status adept_trainer_state_read(const struct adept_safetensors *sf, const char *label, adept_adamw *opt,
+                                      char **meta_json);
+
+/* Copies every parameter of m from safetensors files (a checkpoint's model.safetensors or shards): each must be
+   present in one of them with exactly the row's shape and a float dtype (converted to f32). Nothing is copied
+   unless everything checks. */
+adept_status adept_model_load_weights(adept_model *m, const char *const *paths, size_t n_paths);
+
+#endif

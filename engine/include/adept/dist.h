@@ -1,0 +1,45 @@
+/* The communicator: what data parallelism needs from a process group — rank, world size, an in-place sum
+   all-reduce of a gradient slab and of host scalars, broadcast and barrier. The trainer (engine/train/)
+   calls only this interface; a single process uses the built-in implementation (every collective is the
+   identity), and MPI (CPU) or NCCL (CUDA) implementations plug in behind the same table. */
+#ifndef ADEPT_DIST_H
+#define ADEPT_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adept/backend.h"
+#include "adept/error.h"
+
+typedef struct adept_comm adept_comm;
+
+typedef struct adept_comm_ops {
+    const char *name; /* "single", "mpi", "nccl" */
+    int (*rank)(const adept_comm *c);
+    int (*world_size)(const adept_comm *c);
+    /* Sum over ranks, in place, of n floats in the memory of backend `be` (a gradient slab). Deterministic:
+       the same inputs give the same bits on every rank and every run. */
+    adept_status (*all_reduce_f32)(adept_comm *c, const adept_backend *be, float *data, size_t n);
+    /* Sum over ranks, in place, of n host doubles (losses, token counts). */
+    adept_status (*all_reduce_f64)(adept_comm *c, double *host, size_t n);
+    /* Copies nbytes of host memory from rank `root` to every rank. */
+    adept_status (*broadcast)(adept_comm *c, void *host, size_t nbytes, int root);
+    adept_status (*barrier)(adept_comm *c);
+    void (*destroy)(adept_comm *c);
+} adept_comm_ops;
+
+struct adept_comm {
+    const adept_comm_ops *ops;
+    void *impl;
+};
+
+/* The single-process communicator (a static object; destroy is a no-op). */
+adept_comm *adept_comm_single(void);
+/* The process's communicator: the single one unless another was installed (an MPI launch installs its own). */
+adept_comm *adept_comm_world(void);
+void adept_comm_set_world(adept_comm *c);
+
+static inline int adept_comm_rank(const adept_comm *c) { return c->ops->rank(c); }
+static inline int adept_comm_size(const adept_comm *c) { return c->ops->world_size(c); }
+
+#endif

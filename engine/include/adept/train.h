@@ -1,0 +1,34 @@
+/* One optimizer step of the trainer, in C: forward and backward over a group of micro-batches with the exact
+   token-weighted gradient scale, the gradient all-reduce through the communicator, the global loss and
+   token count, the global gradient norm, clipping and the AdamW update. lua/adept/train.lua calls it once
+   per step; data parallelism and devices change what runs under it, not the loop above it. */
+#ifndef ADEPT_TRAIN_H
+#define ADEPT_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adept/dist.h"
+#include "adept/model.h"
+#include "adept/optim.h"
+
+typedef struct adept_step_options {
+    double lr_factor; /* the schedule's factor for this step */
+    double clip;      /* max gradient norm; <= 0: no clipping (the norm is still measured) */
+} adept_step_options;
+
+typedef struct adept_step_result {
+    double loss;        /* global token-weighted mean NLL of the step */
+    int64_t n_tokens;   /* global counted targets */
+    double grad_norm;   /* global norm before clipping */
+    int nonfinite;      /* the loss or the gradient norm was not finite: gradients zeroed, no update */
+    char reason[256];   /* why, naming the tensor when one gradient is the cause */
+} adept_step_result;
+
+/* opt must have been built for m. comm NULL means adept_comm_world(). Micro-batches without any counted
+   target are allowed as long as the step (over every rank) has one; a step with none is an error
+   ("no target tokens"). */
+adept_status adept_train_step(adept_model *m, adept_adamw *opt, adept_comm *comm, const adept_batch *mbs,
+                              size_t n_mb, const adept_step_options *o, adept_step_result *r);
+
+#endif

@@ -1,0 +1,143 @@
+"""The one PyTorch reference model of the parity tests, written from the Hugging Face LLaMA-family semantics:
+token embedding, per layer RMSNorm -> q/k/v projections (optional biases, Qwen2) -> optional q/k RMSNorm over
+each head (Qwen3) -> RoPE (rotate_half pairs (i, i + D/2) as HF does, or llama2.c's interleaved pairs
+(2i, 2i + 1)) -> causal grouped-query softmax attention -> o_proj, residual -> RMSNorm -> SwiGLU MLP, residual;
+final RMSNorm and the head (tied to the embedding when there is no lm_head.weight); token-mean cross-entropy
+ignoring targets of -1. It runs in the dtype of the weights given (the tests use float64), on HF tensor names.
+Also: the tiny configs and random weights of each family that the directory tests write. Importing it skips the
+test (exit 77) when torch or numpy is missing."""
+from common import require_modules, st_decode
+
+np, torch = require_modules("numpy", "torch")
+F = torch.nn.functional
+
+
+def rms_norm(x, w, eps):
+    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def rope(x, T, D, theta, style, dtype):
+    """x (B, T, heads, D) rotated by position: style "half" (HF rotate_half) or "interleaved" (llama2.c)."""
+    inv = 1.0 / theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D)
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]  # (T, D/2)
+    cos, sin = ang.cos().to(dtype)[:, None, :], ang.sin().to(dtype)[:, None, :]
+    if style == "half":
+        c, s = torch.cat((cos, cos), -1), torch.cat((sin, sin), -1)
+        return x * c + rotate_half(x) * s
+    if style == "interleaved":
+        x0, x1 = x[..., 0::2], x[..., 1::2]
+        return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
+    raise ValueError(f"rope style {style!r}: expected 'half' or 'interleaved'")
+
+
+def forward(cfg, W, inputs, rope_style="half"):
+    """Logits (B, T, V) of a batch of token ids (B x T: a tensor, or lists) under HF config keys cfg and
+    HF-named weights W (torch tensors, one dtype)."""
+    inputs = torch.as_tensor(inputs)
+    B, T = inputs.shape
+    C, H, KH = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    D = cfg.get("head_dim") or C // H
+    eps, theta = cfg["rms_norm_eps"], cfg.get("rope_theta", 10000.0)
+    emb = W["model.embed_tokens.weight"]
+    mask = torch.full((T, T), float("-inf"), dtype=emb.dtype).triu(1)
+    x = emb[inputs]
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
+
+        def lin(name):
+            y = h @ W[p + name + ".weight"].T
+            return y + W[p + name + ".bias"] if p + name + ".bias" in W else y
+        q = lin("self_attn.q_proj").view(B, T, H, D)
+        k = lin("self_attn.k_proj").view(B, T, KH, D)
+        v = lin("self_attn.v_proj").view(B, T, KH, D)
+        if p + "self_attn.q_norm.weight" in W:
+            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
+        q, k = rope(q, T, D, theta, rope_style, emb.dtype), rope(k, T, D, theta, rope_style, emb.dtype)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, D)
+        k, v = k.repeat_interleave(H // KH, dim=1), v.repeat_interleave(H // KH, dim=1)
+        att = torch.softmax(q @ k.transpose(-1, -2) / D ** 0.5 + mask, dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, H * D)
+        x = x + y @ W[p + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
+        x = x + (F.silu(h @ W[p + "mlp.gate_proj.weight"].T) * (h @ W[p + "mlp.up_proj.weight"].T)) \
+            @ W[p + "mlp.down_proj.weight"].T
+    head = W.get("lm_head.weight", emb)
+    return rms_norm(x, W["model.norm.weight"], eps) @ head.T
+
+
+def tensor_from_st(dtype, shape, raw):
+    """A float64 tensor from safetensors bytes (see common.st_decode)."""
+    return torch.tensor(st_decode(dtype, shape, raw))
+
+
+def loss(logits, targets):
+    """Mean cross-entropy over the targets that are not -1 (what adept.forward_backward reports per token)."""
+    targets = torch.as_tensor(targets)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-1)
+
+
+def forward_ids(cfg, W, ids, rope_style="half"):
+    """Logits (T, V) of one sequence."""
+    return forward(cfg, W, [list(ids)], rope_style)[0]
+
+
+# ---- tiny models of each family, as transformers writes them ------------------------------------------------
+def tiny_config(arch, tied):
+    """config.json of a 3-layer, width-24 GQA model of arch (Llama, Mistral, Qwen2, Qwen3) with its family's
+    extra fields."""
+    c = {"architectures": [arch], "model_type": {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral",
+         "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}[arch],
+         "vocab_size": 41, "hidden_size": 24, "intermediate_size": 40, "num_hidden_layers": 3,
+         "num_attention_heads": 6, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 500.0,
+         "max_position_embeddings": 128, "tie_word_embeddings": tied, "hidden_act": "silu",
+         "initializer_range": 0.02, "use_cache": True, "transformers_version": "4.51.0", "bos_token_id": 1,
+         "eos_token_id": 2, "rope_scaling": None, "attention_dropout": 0.0}
+    if arch == "Qwen3ForCausalLM":
+        c.update(head_dim=8, attention_bias=False, use_sliding_window=False, sliding_window=None,
+                 max_window_layers=3, layer_types=["full_attention"] * 3)
+    if arch == "Qwen2ForCausalLM":
+        c.update(use_sliding_window=False, sliding_window=4096, max_window_layers=3)
+    if arch == "MistralForCausalLM":
+        c.update(sliding_window=None, head_dim=None)
+    if arch == "LlamaForCausalLM":
+        c.update(attention_bias=False, mlp_bias=False, pretraining_tp=1)
+    return c
+
+
+def tiny_weights(c, gen):
+    """float64 weights for config c: matrices N(0, 0.3^2), norm gains 1 + N(0, 0.3^2); Qwen2 gets q/k/v biases,
+    Qwen3 q/k norms; lm_head only when untied."""
+    C, Fd, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    D = c.get("head_dim") or C // c["num_attention_heads"]
+    QD, KD = c["num_attention_heads"] * D, c["num_key_value_heads"] * D
+    arch = c["architectures"][0]
+    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64) * 0.3
+    w = {"model.embed_tokens.weight": r(c["vocab_size"], C), "model.norm.weight": 1 + r(C)}
+    for l in range(L):
+        p = "model.layers.%d." % l
+        w[p + "input_layernorm.weight"] = 1 + r(C)
+        w[p + "self_attn.q_proj.weight"] = r(QD, C)
+        w[p + "self_attn.k_proj.weight"] = r(KD, C)
+        w[p + "self_attn.v_proj.weight"] = r(KD, C)
+        w[p + "self_attn.o_proj.weight"] = r(C, QD)
+        if arch == "Qwen2ForCausalLM":
+            w[p + "self_attn.q_proj.bias"] = r(QD)
+            w[p + "self_attn.k_proj.bias"] = r(KD)
+            w[p + "self_attn.v_proj.bias"] = r(KD)
+        if arch == "Qwen3ForCausalLM":
+            w[p + "self_attn.q_norm.weight"] = 1 + r(D)
+            w[p + "self_attn.k_norm.weight"] = 1 + r(D)
+        w[p + "post_attention_layernorm.weight"] = 1 + r(C)
+        w[p + "mlp.gate_proj.weight"] = r(Fd, C)
+        w[p + "mlp.up_proj.weight"] = r(Fd, C)
+        w[p + "mlp.down_proj.weight"] = r(C, Fd)
+    if not c["tie_word_embeddings"]:
+        w["lm_head.weight"] = r(c["vocab_size"], C)
+    return w
