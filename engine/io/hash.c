@@ -28,7 +28,11 @@ adept_status adept_sha256_buffer(const void *data, size_t len, char hex[ADEPT_SH
 }
 
 adept_status adept_sha256_file(const char *path, char hex[ADEPT_SHA256_HEX], uint64_t *size) {
-    FILE *f; /* checked on the opened descriptor: a FIFO swapped in after a stat() would block */
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "sha256: %s: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode)) return adept_fail(ADEPT_EINVAL, "sha256: %s: not a regular file", path);
+    FILE *f; /* checked again on the opened descriptor: a FIFO swapped in after the stat() would block */
     ADEPT_TRY(adept_input_fopen(path, "sha256", &f));
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     adept_status st = ADEPT_OK;
