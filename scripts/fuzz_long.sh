@@ -12,7 +12,7 @@ set -u
 secs=${1:-1800}
 [ $# -gt 0 ] && shift
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/build-fuzz
+bin=${FUZZ_BUILD:-$root/build-fuzz} # FUZZ_BUILD=build-asan reuses the sanitizer build's targets
 status=0
 targets=""
 if [ $# -gt 0 ]; then for n in "$@"; do targets="$targets $bin/fuzz_$n"; done; else targets=$(ls "$bin"/fuzz_* 2>/dev/null); fi

@@ -50,8 +50,8 @@ static int llama2c_model_vocab(const char *data, size_t n) {
     if (n < sizeof h) return 0;
     memcpy(h, data, sizeof h);
     if ((uint32_t)h[0] == 0x616b3432u) return h[2 + 5] > 0 && h[2 + 5] < (1 << 24) ? h[2 + 5] : 0;
-    int32_t v = h[5] < 0 ? -h[5] : h[5];
-    return h[0] > 0 && v > 0 && v < (1 << 24) ? v : 0;
+    int64_t v = h[5] < 0 ? -(int64_t)h[5] : h[5]; /* widened first: -INT32_MIN does not fit an int32 */
+    return h[0] > 0 && v > 0 && v < (1 << 24) ? (int)v : 0;
 }
 
 static adept_status resolve(const char *path, const char *data, size_t n, char *out, size_t cap) {

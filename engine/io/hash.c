@@ -1,5 +1,6 @@
 /* SHA-256 through OpenSSL's EVP interface: provenance records name every input by its content. */
 #include "adept/hash.h"
+#include "adept/input.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -31,8 +32,8 @@ adept_status adept_sha256_file(const char *path, char hex[ADEPT_SHA256_HEX], uin
     if (stat(path, &sb) != 0)
         return adept_fail(errno == ENOENT ? ADEPT_ENOTFOUND : ADEPT_EIO, "sha256: %s: %s", path, strerror(errno));
     if (!S_ISREG(sb.st_mode)) return adept_fail(ADEPT_EINVAL, "sha256: %s: not a regular file", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) return adept_fail(ADEPT_EIO, "sha256: %s: %s", path, strerror(errno));
+    FILE *f; /* checked again on the opened descriptor: a FIFO swapped in after the stat() would block */
+    ADEPT_TRY(adept_input_fopen(path, "sha256", &f));
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     adept_status st = ADEPT_OK;
     if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {

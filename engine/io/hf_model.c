@@ -94,7 +94,8 @@ static adept_status open_shards(const char *dir, shards *s) {
     char *ipath = path_join(dir, "model.safetensors.index.json"), *single = path_join(dir, "model.safetensors");
     if (!ipath || !single) { free(ipath); free(single); return adept_fail(ADEPT_ENOMEM, "out of memory"); }
     struct stat sb;
-    int has_single = lstat(single, &sb) == 0, has_index = lstat(ipath, &sb) == 0;
+    /* stat follows links, as os.path.isfile does; a special file found here is refused when it is opened */
+    int has_single = stat(single, &sb) == 0, has_index = stat(ipath, &sb) == 0;
     free(single);
     if (has_single) {
         if (has_index)

@@ -176,6 +176,13 @@ static void test_llama2c_tokenizer_truncated(void) {
     CHECK(has("tok.bin: truncated: token 2 at offset 23 declares 3 bytes at offset 31, but the file ends at 32"));
     CHECK_FAILS(adept_tokenizer_load_memory("tok.bin", buf, n - 6, &t), ADEPT_EFORMAT);
     CHECK(has("truncated: token 2 at offset 23 needs an 8-byte score and length"));
+    /* not a tokenizer: probed as a llama2.c checkpoint header whose vocab_size is INT32_MIN (negating it in
+       32 bits was undefined behaviour; UBSan in make test-asan) */
+    int32_t h[9] = {1, 0, 0, 0, 0, INT32_MIN, -5, 0, 0};
+    FILE *f = fopen(sub("m.bin"), "wb");
+    fwrite(h, sizeof h, 1, f);
+    fclose(f);
+    CHECK(adept_tokenizer_load(sub("m.bin"), &t) == ADEPT_EFORMAT);
 }
 
 static void test_special_files(void) {
