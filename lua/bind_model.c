@@ -234,7 +234,7 @@ static int set_trainable_matching(lua_State *L, int trainable, const char *fname
             lua_pushstring(L, adept_model_param(m, i)->name);
             lua_pushvalue(L, 2);
             if (lua_pcall(L, 2, 1, 0) != LUA_OK)
-                return luaL_error(L, "%s: bad pattern '%s': %s", fname, pat, lua_tostring(L, -1));
+                return lua_error(L); /* the pattern's own message; the binding wrapper names the function */
             match = !lua_isnil(L, -1);
             lua_pop(L, 1);
         }

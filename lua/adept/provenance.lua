@@ -35,7 +35,7 @@ local cache, cache_dirty = nil, false
 local function load_cache()
   if cache then return cache end
   local p = cache_path()
-  local v = p and adept.json.read(p)
+  local v = p and adept.fs.exists(p) and adept.json.read(p)
   cache = type(v) == "table" and v or {}
   return cache
 end
@@ -220,7 +220,7 @@ end
 -- Checks `out` against this run before any work: returns "new", "resume" (same identity, unfinished) or
 -- "finished" (same identity, summary present); raises naming the differences otherwise. force=true clears.
 function M.check_out(out, id, parts, fname, has_results)
-  local prev = adept.json.read(out .. "/run.json")
+  local prev = adept.fs.exists(out .. "/run.json") and adept.json.read(out .. "/run.json") or nil
   if type(prev) ~= "table" then
     if has_results then
       error(("%s: %s holds results without a run.json (made by an older adeptlua, or by hand): pass force=true to "

@@ -10,26 +10,15 @@ import subprocess
 import sys
 import tempfile
 
-from common import adeptlua, require_modules
+from common import adeptlua, require_modules, st_read, write_safetensors
 
 np, torch = require_modules("numpy", "torch")
 EXE = adeptlua()
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def load_reference():
-    """The float64 reference model (reference, write_st, read_st) of test_model_parity.py, without running it."""
-    import ast
-    src = open(os.path.join(HERE, "test_model_parity.py")).read()
-    keep = [n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef)
-            and n.name in ("rmsnorm", "rotate_half", "reference", "write_st", "read_st")]
-    ns = {"torch": torch, "np": np, "json": json, "struct": __import__("struct")}
-    exec(compile(ast.Module(body=keep, type_ignores=[]), "test_model_parity.py", "exec"), ns)
-    return ns
-
-
 torch.set_num_threads(1)
-ref = load_reference()
+import reference  # noqa: E402  (the one float64 reference model of tests/parity)
 CFG = dict(vocab_size=29, hidden_size=16, intermediate_size=24, num_hidden_layers=3, num_attention_heads=2,
            num_key_value_heads=1, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
 LR, WD, BETAS, EPS, BEFORE, AFTER, AT = 3e-3, 0.1, (0.9, 0.95), 1e-8, 3, 3, 1
@@ -57,7 +46,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as d:
         wpath, out = os.path.join(d, "w.safetensors"), os.path.join(d, "out.safetensors")
-        ref["write_st"](wpath, W)
+        write_safetensors(wpath, W)
         lua_cfg = "{" + ",".join(f"{k}={json.dumps(v) if not isinstance(v, bool) else str(v).lower()}"
                                  for k, v in CFG.items()) + "}"
         script = f"""
@@ -84,7 +73,8 @@ adept.save_weights(m, {json.dumps(out)})
             print("FAIL: adeptlua failed")
             return 1
         got_loss = json.loads(res.stdout.strip().splitlines()[-1])
-        got_w = ref["read_st"](out)
+        _, raw, _ = st_read(out)
+        got_w = {k: np.frombuffer(r, "<f4").reshape(sh) for k, (dt, sh, r) in raw.items()}
 
     # ---- torch: the same steps, the expansion done by hand with the state moved by hand ----
     P = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in W.items()}
@@ -121,7 +111,8 @@ adept.save_weights(m, {json.dumps(out)})
             P, opt = newP, new_opt
             cfg["num_hidden_layers"] = L + 1
         ids = torch.tensor(batches[s])
-        _, loss = ref["reference"](cfg, {k: p.double() for k, p in P.items()}, ids[:, :-1], ids[:, 1:])
+        logits = reference.forward(cfg, {k: p.double() for k, p in P.items()}, ids[:, :-1])
+        loss = reference.loss(logits, ids[:, 1:])
         opt.zero_grad()
         loss.backward()
         opt.step()
