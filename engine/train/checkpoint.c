@@ -192,6 +192,18 @@ static adept_status validate(const char *path, const adept_safetensors *sf, cons
         if (x == -1.0) {
             const adept_st_entry *e;
             ADEPT_TRY(state_tensor(path, sf, "lr_rows.", s->string, 1, &m->params[i].shape[0], &e));
+            /* the values too: a bad multiplier found while applying would leave the load half done */
+            adept_tensor *t;
+            ADEPT_TRY(adept_safetensors_view(sf, e, &t));
+            const float *v = adept_tensor_f32(t);
+            int64_t bad = -1;
+            for (int64_t r = 0; r < m->params[i].shape[0] && bad < 0; r++)
+                if (!(v[r] >= 0) || !(v[r] <= FLT_MAX)) bad = r;
+            double x = bad >= 0 ? (double)v[bad] : 0;
+            adept_tensor_free(t);
+            if (bad >= 0)
+                return adept_fail(ADEPT_EFORMAT, "%s: row %lld of the LR multipliers of %s is %g, not a finite number "
+                                  ">= 0", path, (long long)bad, s->string, x);
         } else if (!(x >= 0) || !(x <= FLT_MAX)) {
             return adept_fail(ADEPT_EFORMAT, "%s: the LR scale of %s is not a finite number >= 0 (or -1 with an "
                               "lr_rows tensor)", path, s->string);
