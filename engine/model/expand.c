@@ -46,7 +46,7 @@ adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *n
     adept_param *rows = calloc(cap, sizeof *rows);
     unsigned char *skip = calloc((size_t)L2, 1), *expanded = calloc((size_t)L2, 1);
     adept_status st = ADEPT_OK;
-    size_t nr = 0, ncopies = 0;
+    size_t nr = 0;
     uint64_t first_copy_uid = m->next_uid;
     if (!chosen || !newpos || !rows || !skip || !expanded) { st = adept_fail(ADEPT_ENOMEM, "expand: out of memory"); goto done; }
     for (int i = 0; i < n; i++) chosen[sorted[i]] = 1;
@@ -62,7 +62,6 @@ adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *n
                 if (m->params[i].layer != l) continue;
                 place_row(m, &rows[nr], &m->params[i], target, pass);
                 nr++;
-                if (pass) ncopies++;
             }
             skip[target] = pass ? 0 : m->skip[l];
             expanded[target] = pass ? 1 : m->expanded[l];
@@ -106,7 +105,6 @@ adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *n
     st = adept_model_reindex(m);
 done:
     free(rows); /* non-NULL only when the table was not swapped in: its views belong to m->params */
-    (void)ncopies;
     free(skip);
     free(expanded);
     free(sorted);

@@ -16,29 +16,28 @@ adept_status adept_train_step(adept_model *m, adept_adamw *opt, adept_comm *comm
     if (!comm) comm = adept_comm_world();
     if (n_mb == 0) return adept_fail(ADEPT_EINVAL, "train_step: no micro-batches");
     /* the global token count first: it fixes the gradient scale */
-    double counts[2] = {0, 0}; /* tokens, nll */
+    double tokens = 0, nll_sum = 0;
     for (size_t k = 0; k < n_mb; k++) {
         if (!mbs[k].targets) return adept_fail(ADEPT_EINVAL, "train_step: micro-batch %zu has no targets", k + 1);
-        counts[0] += (double)adept_batch_count_targets(&mbs[k]);
+        tokens += (double)adept_batch_count_targets(&mbs[k]);
     }
-    ADEPT_TRY(comm->ops->all_reduce_f64(comm, counts, 1));
-    if (counts[0] <= 0)
+    ADEPT_TRY(comm->ops->all_reduce_f64(comm, &tokens, 1));
+    if (tokens <= 0)
         return adept_fail(ADEPT_EINVAL, "train_step: no target tokens in this step's %zu micro-batch(es) (every "
                           "target is -1)", n_mb);
     adept_model_zero_grad(m);
-    float scale = (float)(1.0 / counts[0]);
+    float scale = (float)(1.0 / tokens);
     for (size_t k = 0; k < n_mb; k++) {
         double nll = 0;
         ADEPT_TRY(adept_model_forward_backward(m, &mbs[k], scale, &nll, NULL));
-        counts[1] += nll;
+        nll_sum += nll;
     }
-    double nll_sum = counts[1];
     ADEPT_TRY(comm->ops->all_reduce_f64(comm, &nll_sum, 1));
     size_t n;
     float *g = adept_model_grad_slab(m, &n);
     if (n) ADEPT_TRY(comm->ops->all_reduce_f32(comm, adept_model_backend(m), g, n));
-    r->n_tokens = (int64_t)counts[0];
-    r->loss = nll_sum / counts[0];
+    r->n_tokens = (int64_t)tokens;
+    r->loss = nll_sum / tokens;
     if (!isfinite(r->loss)) {
         r->nonfinite = 1;
         snprintf(r->reason, sizeof r->reason, "loss is %s", isnan(r->loss) ? "nan" : r->loss > 0 ? "inf" : "-inf");

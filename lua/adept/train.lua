@@ -265,23 +265,20 @@ local function run(cfg)
   if cfg.eval and state.step == 0 and cfg.eval_at_start ~= false and steps > 0 then run_eval() end
   while state.step < steps do
     local step = state.step
-    -- gather the micro-batches first: the gradient scale is 1 / (target tokens of all of them)
-    local mbs, ntok = {}, 0
+    -- the step's micro-batches, then forward, backward, gradient all-reduce, clipping and the update in one
+    -- engine call (adept/train.h), which counts the target tokens (the gradient scale is 1 / their total) and
+    -- refuses a step without any
+    local mbs = {}
     for k = 1, accum do
       local b = src.next()
       if b == nil then error(("adept.train: the data ran out at step %d (micro-batch %d)"):format(step, k), 0) end
       mbs[k] = b
-      ntok = ntok + adept.count_targets(b)
     end
-    -- forward, backward, gradient all-reduce, clipping and the update: one engine call (adept/train.h)
     local factor = sched(step, steps)
     local lr = opt:lr() * factor
-    if ntok == 0 then
-      error(("adept.train: step %d: no target tokens in its %d micro-batch(es) (every target is -1)"):format(
-        step + 1, accum), 0)
-    end
-    local r = adept.train_step(m, opt, mbs, {lr_factor = factor, clip = clip})
-    local loss, gnorm = r.loss, r.grad_norm
+    local ok, r = pcall(adept.train_step, m, opt, mbs, {lr_factor = factor, clip = clip})
+    if not ok then error(("adept.train: step %d: %s"):format(step + 1, r), 0) end
+    local loss, gnorm, ntok = r.loss, r.grad_norm, r.tokens
     local bad = r.nonfinite and r.reason or nil
     state.step = step + 1
     state.tokens_seen = state.tokens_seen + ntok

@@ -178,6 +178,23 @@ describe("adept.train", function()
     assert.same({"eval@0", "train@1", "train@2", "train@3", "lr_scales@3", "train@4", "train@5", "eval@5"}, kinds)
   end)
 
+  it("names a step without any target token instead of reporting a NaN loss", function()
+    local m = adept.model(CFG, {seed = 1})
+    local none = {inputs = {{1, 2, 3}}, targets = {{-1, -1, -1}}}
+    local ok, err = pcall(adept.train, {model = m, optimizer = adept.adamw(m), data = {none}, steps = 1,
+                                        progress = false})
+    assert.is_false(ok)
+    assert.matches("step 1: .*no target tokens", err)
+  end)
+
+  it("refuses an optimizer built for another model", function()
+    local m, other = adept.model(CFG, {seed = 1}), adept.model(CFG, {seed = 2})
+    local ok, err = pcall(adept.train, {model = m, optimizer = adept.adamw(other), data = {micro(0)}, steps = 1,
+                                        progress = false})
+    assert.is_false(ok)
+    assert.matches("built for another model", err, 1, true)
+  end)
+
   it("stops on a non-finite loss by default and skips when skip_nonfinite=true", function()
     -- the engine's step reports a non-finite loss (it zeroes the gradients and updates nothing); the loop
     -- decides: stop by default, skip with skip_nonfinite. Steps 3 and 5 report one here.

@@ -161,6 +161,12 @@ def read_safetensors_raw(path):
     return out, header.get("__metadata__", {})
 
 
+def lua_table(d):
+    """A Lua table constructor for a flat dict of numbers, strings and booleans (model configs in scripts)."""
+    val = lambda v: str(v).lower() if isinstance(v, bool) else json.dumps(v)
+    return "{" + ",".join(f"{k}={val(v)}" for k, v in d.items()) + "}"
+
+
 def write_hf_dir(d, config, weights, dtype, shards):
     """A Hugging Face model directory as transformers writes it: config.json and the weights as one
     model.safetensors, or split into shards (interleaved by name: shards need not follow table order) with

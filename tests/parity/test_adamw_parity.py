@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import adeptlua, nan_max, read_safetensors, require_modules, within, write_safetensors
+from common import adeptlua, lua_table, nan_max, read_safetensors, require_modules, within, write_safetensors
 
 np, torch = require_modules("numpy", "torch")
 import reference  # noqa: E402  (after the skip check above)
@@ -84,8 +84,7 @@ def main():
                                                                 "metrics.jsonl"))
         write_safetensors(wpath, W)
         write_safetensors(rpath, {"rows": row_scales})
-        lua_cfg = "{" + ",".join(f"{k}={json.dumps(v) if not isinstance(v, bool) else str(v).lower()}"
-                                 for k, v in CFG.items()) + "}"
+        lua_cfg = lua_table(CFG)
         scales = ",".join(f'["{k}"]={v}' for k, v in SCALES.items())
         script = f"""
 local adept = require "adept"

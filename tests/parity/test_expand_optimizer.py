@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 
-from common import adeptlua, require_modules, st_read, write_safetensors
+from common import adeptlua, lua_table, read_safetensors, require_modules, write_safetensors
 
 np, torch = require_modules("numpy", "torch")
 EXE = adeptlua()
@@ -47,8 +47,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         wpath, out = os.path.join(d, "w.safetensors"), os.path.join(d, "out.safetensors")
         write_safetensors(wpath, W)
-        lua_cfg = "{" + ",".join(f"{k}={json.dumps(v) if not isinstance(v, bool) else str(v).lower()}"
-                                 for k, v in CFG.items()) + "}"
+        lua_cfg = lua_table(CFG)
         script = f"""
 local adept = require "adept"
 local m = adept.model({lua_cfg}, {{seed = 3}})
@@ -73,8 +72,7 @@ adept.save_weights(m, {json.dumps(out)})
             print("FAIL: adeptlua failed")
             return 1
         got_loss = json.loads(res.stdout.strip().splitlines()[-1])
-        _, raw, _ = st_read(out)
-        got_w = {k: np.frombuffer(r, "<f4").reshape(sh) for k, (dt, sh, r) in raw.items()}
+        got_w = read_safetensors(out)
 
     # ---- torch: the same steps, the expansion done by hand with the state moved by hand ----
     P = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in W.items()}
