@@ -15,7 +15,11 @@ if(NOT ADEPT_CUDA MATCHES "^(AUTO|ON|OFF)$")
 endif()
 
 set(ADEPT_HAVE_CUDA OFF)
-if(NOT ADEPT_CUDA STREQUAL "OFF")
+# Sanitizer and fuzz builds (clang, -fsanitize) would link nvcc's objects through the CUDA host linker with
+# another compiler's sanitizer runtime; they test host code, so AUTO leaves CUDA out of them.
+if(ADEPT_CUDA STREQUAL "AUTO" AND (ADEPT_SANITIZE OR ADEPT_FUZZ))
+  message(STATUS "adeptlua: CUDA backend OFF in sanitizer/fuzz builds (ADEPT_CUDA=ON forces it)")
+elseif(NOT ADEPT_CUDA STREQUAL "OFF")
   set(why "")
   # CMake looks for nvcc on PATH and in CUDACXX only; the toolkit's usual home is tried as well.
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
@@ -33,14 +37,12 @@ if(NOT ADEPT_CUDA STREQUAL "OFF")
     get_filename_component(ADEPT_CUDA_BIN "${CMAKE_CUDA_COMPILER}" DIRECTORY)
     set(CUDAToolkit_ROOT "${ADEPT_CUDA_BIN}/..")
     find_package(CUDAToolkit QUIET)
-    if(NOT CUDAToolkit_FOUND OR NOT TARGET CUDA::cublas OR NOT TARGET CUDA::cudart)
-      set(why "the CUDA toolkit next to ${CMAKE_CUDA_COMPILER} has no cuBLAS or cudart")
+    if(NOT CUDAToolkit_FOUND OR NOT TARGET CUDA::cublas OR NOT TARGET CUDA::cudart_static)
+      set(why "the CUDA toolkit next to ${CMAKE_CUDA_COMPILER} has no cuBLAS or static cudart")
     endif()
   endif()
   if(why STREQUAL "")
     set(CMAKE_CUDA_ARCHITECTURES ${ADEPT_CUDA_ARCHS})
-    # the shared runtime, once: targets created from here on link libcudart.so, not also cudart_static
-    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     enable_language(CUDA)
     set(ADEPT_HAVE_CUDA ON)
     message(STATUS "adeptlua: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, targets ${ADEPT_CUDA_ARCHS})")
@@ -54,17 +56,20 @@ endif()
 if(ADEPT_HAVE_CUDA)
   file(GLOB ADEPT_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/engine/ops/cuda/*.cu)
   add_library(adept_cuda OBJECT ${ADEPT_CUDA_SOURCES})
-  set_target_properties(adept_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_RUNTIME_LIBRARY Shared)
+  set_target_properties(adept_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_RUNTIME_LIBRARY Static)
   target_include_directories(adept_cuda PRIVATE ${CMAKE_SOURCE_DIR}/engine/include ${CMAKE_SOURCE_DIR}/engine)
+  # cuBLAS is opened with dlopen when the backend starts (runtime.cu says why): its directory and soname here
+  get_target_property(cublas_lib CUDA::cublas IMPORTED_LOCATION)
+  get_filename_component(cublas_dir "${cublas_lib}" REALPATH)
+  get_filename_component(cublas_dir "${cublas_dir}" DIRECTORY)
+  target_compile_definitions(adept_cuda PRIVATE ADEPT_CUBLAS_DIR="${cublas_dir}"
+                             ADEPT_CUBLAS_SONAME="libcublas.so.${CUDAToolkit_VERSION_MAJOR}")
   # C++20 for designated initialisers (CMake 3.25 does not know nvcc 13's C++20 support, so it is passed here);
   # no --use_fast_math: expf, logf and division stay IEEE so the fp32 path matches the CPU engine to 1e-5
   target_compile_options(adept_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20 -Xcompiler=-Wall>)
-  target_link_libraries(adept_cuda PUBLIC CUDA::cudart CUDA::cublas)
   target_sources(adept PRIVATE $<TARGET_OBJECTS:adept_cuda>)
-  # libadept was created before CUDA was enabled: it compiles no CUDA itself, it only carries the objects
-  set_target_properties(adept PROPERTIES CUDA_ARCHITECTURES OFF CUDA_RUNTIME_LIBRARY Shared)
-  # installed binaries find libcudart and libcublas where the build found them
-  set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
-  target_link_libraries(adept PUBLIC CUDA::cudart CUDA::cublas)
-  target_compile_definitions(adept PRIVATE ADEPT_HAVE_CUDA=1)
+  # libadept was created before CUDA was enabled: it compiles no CUDA itself, it only carries the objects.
+  # The static runtime (small, no load-time cost; it opens the driver at the first CUDA call) and libdl.
+  set_target_properties(adept PROPERTIES CUDA_ARCHITECTURES OFF CUDA_RUNTIME_LIBRARY Static)
+  target_link_libraries(adept PUBLIC CUDA::cudart_static ${CMAKE_DL_LIBS})
 endif()

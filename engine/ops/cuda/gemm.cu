@@ -37,8 +37,8 @@ static void gemm_named(const char *op, adept_transpose ta, adept_transpose tb, s
     }
     cublasOperation_t opa = ta == ADEPT_TRANS ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = tb == ADEPT_TRANS ? CUBLAS_OP_T : CUBLAS_OP_N;
-    record_blas(op, cublasSgemm(g.blas, opb, opa, (int)N, (int)M, (int)K, &alpha, B, (int)ldb, A, (int)lda, &beta, C,
-                                (int)ldc));
+    record_blas(op, blas.sgemm(g.blas, opb, opa, (int)N, (int)M, (int)K, &alpha, B, (int)ldb, A, (int)lda, &beta, C,
+                               (int)ldc));
 }
 
 void gemm(adept_transpose ta, adept_transpose tb, size_t M, size_t N, size_t K, float alpha, const float *A,

@@ -1,5 +1,6 @@
 /* The CUDA backend's runtime side: device discovery, initialisation of device 0 (cuBLAS handle with fp32 math
    and TF32 off), the error bookkeeping every kernel shares, device memory and copies, and the backend table. */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +10,45 @@
 namespace adept_cuda {
 
 State g;
+BlasApi blas;
+
+/* The toolkit's cuBLAS: first where the build found it (ADEPT_CUBLAS_DIR), then by soname through the loader's
+   search path (LD_LIBRARY_PATH, ld.so.conf). libcublas finds its libcublasLt through its RUNPATH ($ORIGIN). */
+static adept_status load_cublas(void) {
+    if (blas.lib) return ADEPT_OK;
+    char path[1024], errs[1024] = "";
+    const char *candidates[2] = {path, ADEPT_CUBLAS_SONAME};
+    snprintf(path, sizeof path, "%s/%s", ADEPT_CUBLAS_DIR, ADEPT_CUBLAS_SONAME);
+    void *lib = NULL;
+    for (int i = 0; i < 2 && !lib; i++) {
+        lib = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+        if (!lib) {
+            const char *e = dlerror();
+            size_t used = strlen(errs);
+            snprintf(errs + used, sizeof errs - used, "%s%s", used ? "; " : "", e ? e : candidates[i]);
+        }
+    }
+    if (!lib)
+        return adept_fail(ADEPT_EUNSUPPORTED, "cuda: cannot load cuBLAS (%s): %s; add the CUDA toolkit's lib64 to "
+                          "LD_LIBRARY_PATH", ADEPT_CUBLAS_SONAME, errs);
+    BlasApi b = {};
+    b.lib = lib;
+#define SYM(field, name)                                                                                     \
+    if (!(*(void **)&b.field = dlsym(lib, name))) {                                                          \
+        dlclose(lib);                                                                                        \
+        return adept_fail(ADEPT_EUNSUPPORTED, "cuda: %s has no symbol %s (another cuBLAS version?)",        \
+                          ADEPT_CUBLAS_SONAME, name);                                                        \
+    }
+    SYM(create, "cublasCreate_v2")
+    SYM(destroy, "cublasDestroy_v2")
+    SYM(set_math_mode, "cublasSetMathMode")
+    SYM(set_pointer_mode, "cublasSetPointerMode_v2")
+    SYM(set_stream, "cublasSetStream_v2")
+    SYM(sgemm, "cublasSgemm_v2")
+#undef SYM
+    blas = b;
+    return ADEPT_OK;
+}
 
 static adept_status status_of(cudaError_t e) {
     return e == cudaErrorMemoryAllocation ? ADEPT_ENOMEM : ADEPT_EIO;
@@ -227,18 +267,19 @@ extern "C" adept_status adept_cuda_rt_device_info(int index, adept_cuda_device *
 extern "C" const adept_backend *adept_cuda_rt_backend(void) {
     if (g.ready) return &table;
     if (check("init (cudaSetDevice 0)", cudaSetDevice(0)) != ADEPT_OK) return NULL;
-    cublasStatus_t s = cublasCreate(&g.blas);
+    if (load_cublas() != ADEPT_OK) return NULL;
+    cublasStatus_t s = blas.create(&g.blas);
     if (s != CUBLAS_STATUS_SUCCESS) {
         adept_fail(ADEPT_EIO, "cuda: init: cublasCreate: %s", blas_status_name(s));
         return NULL;
     }
     /* fp32 GEMMs exactly as fp32: pedantic math keeps TF32 and other reduced-precision paths off (also when
        NVIDIA_TF32_OVERRIDE is set), for parity with the CPU engine. One stream, so results are reproducible. */
-    if ((s = cublasSetMathMode(g.blas, CUBLAS_PEDANTIC_MATH)) != CUBLAS_STATUS_SUCCESS ||
-        (s = cublasSetPointerMode(g.blas, CUBLAS_POINTER_MODE_HOST)) != CUBLAS_STATUS_SUCCESS ||
-        (s = cublasSetStream(g.blas, 0)) != CUBLAS_STATUS_SUCCESS) {
+    if ((s = blas.set_math_mode(g.blas, CUBLAS_PEDANTIC_MATH)) != CUBLAS_STATUS_SUCCESS ||
+        (s = blas.set_pointer_mode(g.blas, CUBLAS_POINTER_MODE_HOST)) != CUBLAS_STATUS_SUCCESS ||
+        (s = blas.set_stream(g.blas, 0)) != CUBLAS_STATUS_SUCCESS) {
         adept_fail(ADEPT_EIO, "cuda: init: cuBLAS settings: %s", blas_status_name(s));
-        cublasDestroy(g.blas);
+        blas.destroy(g.blas);
         return NULL;
     }
     g.device = 0;
