@@ -72,4 +72,7 @@ if(ADEPT_HAVE_CUDA)
   # The static runtime (small, no load-time cost; it opens the driver at the first CUDA call) and libdl.
   set_target_properties(adept PROPERTIES CUDA_ARCHITECTURES OFF CUDA_RUNTIME_LIBRARY Static)
   target_link_libraries(adept PUBLIC CUDA::cudart_static ${CMAKE_DL_LIBS})
+  # engine/ops/cuda/register.c (C, in libadept) calls into the CUDA sources only when they are built
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/engine/ops/cuda/register.c PROPERTIES COMPILE_DEFINITIONS
+                              ADEPT_HAVE_CUDA=1)
 endif()
