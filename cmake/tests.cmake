@@ -1,5 +1,5 @@
 # Test registration. Every file that follows the naming convention becomes a ctest test:
-#   tests/unit/test_*.c       C unit tests (label unit)
+#   tests/unit/test_*.c       C unit tests (label unit; test_cuda_*.c also cuda)
 #   tests/lua/*_spec.lua      busted specs under Lua 5.4 loading build/adept.so (label lua)
 #   tests/parity/test_*.py    references in Debian's python3-torch / node (label parity); exit 77 = skipped
 #   tests/recipes/*.lua       recipe-level tests run by build/adeptlua (label recipe)
@@ -53,7 +53,13 @@ foreach(src IN LISTS unit_tests)
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit ${CMAKE_SOURCE_DIR}/engine)
   target_link_libraries(${name} PRIVATE adept)
   add_test(NAME unit/${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
-  set_tests_properties(unit/${name} PROPERTIES LABELS unit SKIP_RETURN_CODE 77 ENVIRONMENT "${ADEPT_TEST_ENV}")
+  # test_cuda_*: the CUDA backend against the CPU one; they skip (77) without a device, and tests/device/run
+  # selects them on a GPU machine with -L cuda
+  set(labels unit)
+  if(name MATCHES "^test_cuda_")
+    set(labels unit cuda)
+  endif()
+  set_tests_properties(unit/${name} PROPERTIES LABELS "${labels}" SKIP_RETURN_CODE 77 ENVIRONMENT "${ADEPT_TEST_ENV}")
   adept_kernel_variants(unit/${name} "${ADEPT_TEST_ENV}" ${CMAKE_BINARY_DIR} $<TARGET_FILE:${name}>)
 endforeach()
 
@@ -118,3 +124,8 @@ foreach(recipe IN LISTS recipe_tests)
   set_tests_properties(recipe/${name} PROPERTIES LABELS recipe SKIP_RETURN_CODE 77 ENVIRONMENT "${ADEPT_TEST_ENV}")
   adept_kernel_variants(recipe/${name} "${ADEPT_TEST_ENV}" ${CMAKE_BINARY_DIR} $<TARGET_FILE:adeptlua> ${recipe})
 endforeach()
+
+# The engine's side of the GPU benchmark (not a test: tests/device/run runs it beside tests/device/bench.py)
+add_executable(bench_cuda_step ${CMAKE_SOURCE_DIR}/tests/bench/cuda_step/bench_cuda_step.c)
+target_include_directories(bench_cuda_step PRIVATE ${CMAKE_SOURCE_DIR}/engine)
+target_link_libraries(bench_cuda_step PRIVATE adept)

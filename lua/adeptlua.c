@@ -1,5 +1,5 @@
 /* adeptlua: runs a recipe with the adept module preloaded.
-   adeptlua [options] [recipe.lua [key=value ...]] ; -e code ; -i ; --threads N ; --seed N */
+   adeptlua [options] [recipe.lua [key=value ...]] ; -e code ; -i ; --threads N ; --seed N ; --device cpu|cuda */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include <lualib.h>
 
 #include "adept/build_info.h"
+#include "adept/cuda.h"
 #include "adept/log.h"
 #include "adept/threads.h"
 #include "binding.h"
@@ -28,6 +29,7 @@ static const char usage_text[] =
     "  -i             interactive prompt (after the recipe and -e)\n"
     "  --threads N    threads for OpenMP and OpenBLAS together (default: all cores)\n"
     "  --seed N       the run's seed, as adept.seed (default 0)\n"
+    "  --device D     cpu or cuda: the default device of adept.load and adept.model, as adept.default_device\n"
     "  -q, --quiet    only warnings and errors on stderr\n"
     "  --version      print the version and exit\n"
     "  -h, --help     print this help and exit (after the recipe: the recipe's options, see adept.options)\n"
@@ -145,6 +147,7 @@ int main(int argc, char **argv) {
     select_blas_kernels(argv);
     const char *exprs[64];
     int n_exprs = 0, want_interactive = 0, threads = 0, quiet = 0;
+    const char *device = NULL;
     long long seed = 0;
     int i = 1;
     for (; i < argc; i++) {
@@ -155,9 +158,14 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--version")) { printf("adeptlua %s (commit %s, %s)\n", adept_version(), adept_git_commit(), LUA_RELEASE); return 0; }
         if (!strcmp(a, "-i")) { want_interactive = 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
-        if (!strcmp(a, "-e") || !strcmp(a, "--threads") || !strcmp(a, "--seed")) {
+        if (!strcmp(a, "-e") || !strcmp(a, "--threads") || !strcmp(a, "--seed") || !strcmp(a, "--device")) {
             if (i + 1 >= argc) return usage_error("option '%s' needs an argument", a);
             const char *v = argv[++i];
+            if (!strcmp(a, "--device")) {
+                if (strcmp(v, "cpu") && strcmp(v, "cuda")) return usage_error("--device takes cpu or cuda, got '%s'", v);
+                device = v;
+                continue;
+            }
             if (!strcmp(a, "-e")) {
                 if (n_exprs == 64) return usage_error("too many -e options (%s)", "64 at most");
                 exprs[n_exprs++] = v;
@@ -185,6 +193,13 @@ int main(int argc, char **argv) {
             return usage_error("expected key=value after the recipe, got '%s'", argv[j]);
     }
 
+    if (device && !strcmp(device, "cuda")) { /* fail before the recipe runs, not at its first load */
+        const char *why;
+        if (adept_cuda_device_count(&why) <= 0) {
+            fprintf(stderr, "adeptlua: --device cuda: no CUDA device (%s)\n", why);
+            return 1;
+        }
+    }
     adept_set_threads(threads);
     if (quiet) adept_log_set_level(ADEPT_LOG_WARN);
 
@@ -194,6 +209,10 @@ int main(int argc, char **argv) {
     luaL_requiref(L, "adept", luaopen_adept, 1); /* also sets the global `adept` */
     lua_pushinteger(L, (lua_Integer)seed);
     lua_setfield(L, -2, "seed");
+    if (device) {
+        lua_pushstring(L, device);
+        lua_setfield(L, -2, "default_device");
+    }
     lua_getfield(L, -1, "args");
     for (int j = i; j < argc; j++) {
         const char *eq = strchr(argv[j], '=');

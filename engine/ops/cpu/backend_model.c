@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "adept/cuda.h"
 #include "ops/cpu/layers.h"
 
 static void *cpu_alloc(size_t nbytes) {
@@ -178,6 +179,8 @@ void adept_backend_register(adept_device device, const adept_backend *backend) {
 const adept_backend *adept_backend_for(adept_device device) {
     if (device == ADEPT_CPU) return registered[ADEPT_CPU] ? registered[ADEPT_CPU] : &cpu_backend;
     if ((unsigned)device < sizeof registered / sizeof registered[0] && registered[device]) return registered[device];
+    /* the CUDA backend registers itself on first request, and only when a device is present (adept/cuda.h) */
+    if (device == ADEPT_CUDA) return registered[ADEPT_CUDA] = adept_backend_cuda();
     adept_fail(ADEPT_EUNSUPPORTED, "device %s is not available in this build",
                device == ADEPT_CUDA ? "cuda" : "unknown");
     return NULL;

@@ -1,0 +1,63 @@
+/* adept.cuda: is a CUDA device usable, and which ones are there. Works in builds without the CUDA backend and on
+   machines without a GPU (available() is then false with the reason, devices() is {}). Also sets
+   adept.default_device ("cpu" unless the host's --device option set it) for adept.load / adept.model. */
+#include "adept/cuda.h"
+#include "binding.h"
+
+/* adept.cuda.available() -> true | false, reason */
+static int l_available(lua_State *L) {
+    const char *why;
+    int n = adept_cuda_device_count(&why);
+    lua_pushboolean(L, n > 0);
+    if (n > 0) return 1;
+    lua_pushstring(L, why);
+    return 2;
+}
+
+/* adept.cuda.devices() -> {{index=0, name=, memory=, free_memory=, compute_capability="9.0", major=, minor=,
+   multiprocessors=}, ...}; indices are CUDA's, from 0 */
+static int l_devices(lua_State *L) {
+    int n = adept_cuda_device_count(NULL);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        adept_cuda_device d;
+        ADEPT_LUA_TRY(L, "adept.cuda.devices", adept_cuda_device_info(i, &d));
+        lua_createtable(L, 0, 8);
+        lua_pushinteger(L, d.index);
+        lua_setfield(L, -2, "index");
+        lua_pushstring(L, d.name);
+        lua_setfield(L, -2, "name");
+        lua_pushinteger(L, (lua_Integer)d.total_bytes);
+        lua_setfield(L, -2, "memory");
+        lua_pushinteger(L, (lua_Integer)d.free_bytes);
+        lua_setfield(L, -2, "free_memory");
+        lua_pushfstring(L, "%d.%d", d.cc_major, d.cc_minor);
+        lua_setfield(L, -2, "compute_capability");
+        lua_pushinteger(L, d.cc_major);
+        lua_setfield(L, -2, "major");
+        lua_pushinteger(L, d.cc_minor);
+        lua_setfield(L, -2, "minor");
+        lua_pushinteger(L, d.multiprocessors);
+        lua_setfield(L, -2, "multiprocessors");
+        lua_seti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* adept.cuda.built() -> whether this build carries the CUDA backend at all */
+static int l_built(lua_State *L) {
+    lua_pushboolean(L, adept_cuda_built());
+    return 1;
+}
+
+void adept_open_cuda(lua_State *L) {
+    static const luaL_Reg fns[] = {{"available", l_available}, {"devices", l_devices}, {"built", l_built},
+                                   {NULL, NULL}};
+    luaL_newlib(L, fns);
+    lua_setfield(L, -2, "cuda");
+    if (lua_getfield(L, -1, "default_device") == LUA_TNIL) {
+        lua_pushliteral(L, "cpu");
+        lua_setfield(L, -3, "default_device");
+    }
+    lua_pop(L, 1);
+}

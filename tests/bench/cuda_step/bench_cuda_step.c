@@ -1,0 +1,114 @@
+/* The adeptlua side of the GPU benchmark (tests/device/run prints it beside tests/device/bench.py): training
+   steps of a Llama-shaped model through adept_train_step on one device, full training or ADEPT (4 layer copies
+   trainable, the rest frozen, as bench.py's "adept" mode), reporting tokens/s and ms per step after warm-up.
+   Precision: fp32 (the CUDA backend's only path so far: cuBLAS SGEMM with TF32 off, O(T^2) attention), so the
+   fair PyTorch reference is bench.py --dtype f32.
+
+     bench_cuda_step [--device cuda|cpu] [--model 124m|1b|tiny] [--mode full|adept] [--seq T] [--batch B]
+                     [--steps N] [--warmup N] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adept/backend.h"
+#include "adept/dist.h"
+#include "adept/model.h"
+#include "adept/optim.h"
+#include "adept/train.h"
+#include "model/model_internal.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int fail(const char *what) {
+    fprintf(stderr, "bench_cuda_step: %s: %s\n", what, adept_last_error());
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    const char *device = "cuda", *model = "124m", *mode = "full";
+    int T = 1024, B = 1, steps = 10, warmup = 3;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--device")) device = v;
+        else if (!strcmp(k, "--model")) model = v;
+        else if (!strcmp(k, "--mode")) mode = v;
+        else if (!strcmp(k, "--seq")) T = atoi(v);
+        else if (!strcmp(k, "--batch")) B = atoi(v);
+        else if (!strcmp(k, "--steps")) steps = atoi(v);
+        else if (!strcmp(k, "--warmup")) warmup = atoi(v);
+        else { fprintf(stderr, "bench_cuda_step: unknown option %s\n", k); return 2; }
+    }
+    if (T < 2 || B < 1 || steps < 1 || warmup < 0) { fprintf(stderr, "bench_cuda_step: bad sizes\n"); return 2; }
+    adept_config cfg;
+    adept_model_config_default(&cfg);
+    /* the shapes of bench.py's CONFIGS */
+    if (!strcmp(model, "124m")) {
+        cfg.hidden_size = 768, cfg.num_layers = 12, cfg.num_heads = 12, cfg.num_kv_heads = 12;
+        cfg.intermediate_size = 2048, cfg.vocab_size = 32000;
+    } else if (!strcmp(model, "1b")) {
+        cfg.hidden_size = 2048, cfg.num_layers = 16, cfg.num_heads = 32, cfg.num_kv_heads = 8;
+        cfg.intermediate_size = 5632, cfg.vocab_size = 32000;
+    } else if (!strcmp(model, "tiny")) {
+        cfg.hidden_size = 64, cfg.num_layers = 2, cfg.num_heads = 4, cfg.num_kv_heads = 2;
+        cfg.intermediate_size = 128, cfg.vocab_size = 256;
+    } else { fprintf(stderr, "bench_cuda_step: unknown model %s\n", model); return 2; }
+    cfg.max_position_embeddings = T;
+    adept_device dev = !strcmp(device, "cuda") ? ADEPT_CUDA : ADEPT_CPU;
+    adept_model *m = NULL;
+    if (adept_model_config_check(&cfg) != ADEPT_OK) return fail("config");
+    if (adept_model_create_on(&cfg, dev, 0, 0.02f, &m) != ADEPT_OK) return fail("model");
+    int adept = !strcmp(mode, "adept");
+    if (adept) { /* 4 copies, one after every L/4-th layer as ADEPT places them; only they train (bench.py puts
+                    its 4 at the top: the same work per step) */
+        int L = cfg.num_layers, layers[4], idx[4];
+        if (L < 4) { fprintf(stderr, "bench_cuda_step: the adept mode needs 4 layers or more\n"); return 2; }
+        for (int j = 0; j < 4; j++) layers[j] = (j + 1) * L / 4 - 1;
+        if (adept_model_expand(m, layers, 4, idx) != ADEPT_OK) return fail("expand");
+        for (size_t i = 0; i < adept_model_num_params(m); i++) {
+            adept_param *p = adept_model_param(m, i);
+            int copy = 0;
+            for (int j = 0; j < 4; j++) copy |= p->layer == idx[j];
+            if (adept_model_set_trainable(m, i, copy) != ADEPT_OK) return fail("freeze");
+        }
+    }
+    size_t n_all = 0, n_train = 0;
+    for (size_t i = 0; i < adept_model_num_params(m); i++) {
+        adept_param *p = adept_model_param(m, i);
+        n_all += p->numel;
+        if (p->grad) n_train += p->numel;
+    }
+    adept_adamw_config oc = adept_adamw_defaults();
+    adept_adamw *opt = NULL;
+    if (adept_adamw_new(m, &oc, &opt) != ADEPT_OK) return fail("optimizer");
+    size_t N = (size_t)B * T;
+    int32_t *in = malloc(N * 4), *tg = malloc(N * 4);
+    uint64_t s = 1;
+    for (size_t i = 0; i < N; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        in[i] = (int32_t)((s >> 33) % (uint64_t)cfg.vocab_size);
+        tg[i] = (int32_t)((s >> 13) % (uint64_t)cfg.vocab_size);
+    }
+    adept_batch b = {.B = B, .T = T, .inputs = in, .targets = tg};
+    adept_step_options so = {.lr_factor = 1.0, .clip = 1.0};
+    adept_step_result r;
+    for (int i = 0; i < warmup; i++)
+        if (adept_train_step(m, opt, adept_comm_world(), &b, 1, &so, &r) != ADEPT_OK) return fail("step");
+    if (m->be->synchronize() != ADEPT_OK) return fail("synchronize");
+    double t0 = now();
+    for (int i = 0; i < steps; i++)
+        if (adept_train_step(m, opt, adept_comm_world(), &b, 1, &so, &r) != ADEPT_OK) return fail("step");
+    if (m->be->synchronize() != ADEPT_OK) return fail("synchronize");
+    double dt = (now() - t0) / steps;
+    printf("{\"engine\": \"adeptlua-%s-f32\", \"model\": \"%s\", \"mode\": \"%s\", \"seq\": %d, \"batch\": %d, "
+           "\"step_s\": %.6f, \"tokens_per_s\": %.1f, \"params\": %zu, \"trainable\": %zu, \"loss\": %.6f}\n",
+           device, model, mode, T, B, dt, N / dt, n_all, n_train, r.loss);
+    adept_adamw_free(opt);
+    adept_model_free(m);
+    free(in), free(tg);
+    return 0;
+}

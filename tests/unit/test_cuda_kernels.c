@@ -1,0 +1,245 @@
+/* The CUDA layer kernels against the CPU backend on random inputs: GEMM (all transposes, leading dimensions,
+   alpha/beta), matmul forward/backward (bias, fused residual, accumulate or overwrite), RMSNorm, RoPE, SwiGLU,
+   embedding (backward bitwise: same order as the CPU) and causal GQA attention at T = 1, 17, 70, 512 (the CPU
+   kernel works in blocks of 64 queries, so 70 crosses a block). Bound and its derivation: cuda_compare.h.
+   Skips (77) without a device. */
+#include "cuda_compare.h"
+
+static void test_gemm(void) {
+    const size_t M = 37, N = 65, K = 129;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            /* leading dimensions wider than the matrix, so a wrong ld shows */
+            size_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 7;
+            size_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb, nc = M * ldc;
+            float *A = host_rand(na, 1), *B = host_rand(nb, 1), *C = host_rand(nc, 1);
+            float *dA = dev_from(A, na * 4), *dB = dev_from(B, nb * 4), *dC = dev_from(C, nc * 4);
+            cpu_be->gemm(ta, tb, M, N, K, 0.75f, A, lda, B, ldb, 0.5f, C, ldc);
+            cuda_be->gemm(ta, tb, M, N, K, 0.75f, dA, lda, dB, ldb, 0.5f, dC, ldc);
+            float *got = dev_back(dC, nc * 4);
+            char name[64];
+            snprintf(name, sizeof name, "gemm %c%c", ta ? 'T' : 'N', tb ? 'T' : 'N');
+            compare_f32(name, got, C, nc, CUDA_TOL);
+            free(A), free(B), free(C), free(got);
+            cuda_be->free(dA), cuda_be->free(dB), cuda_be->free(dC);
+        }
+    /* K = 0: C = beta C */
+    float C0[6] = {1, 2, 3, 4, 5, 6}, ref[6];
+    for (int i = 0; i < 6; i++) ref[i] = 0.5f * C0[i];
+    float *dC = dev_from(C0, sizeof C0), *dA = dev_from(NULL, 64);
+    cuda_be->gemm(ADEPT_NO_TRANS, ADEPT_NO_TRANS, 2, 3, 0, 1.0f, dA, 1, dA, 3, 0.5f, dC, 3);
+    float *got = dev_back(dC, sizeof C0);
+    compare_f32("gemm K=0", got, ref, 6, 0);
+    free(got);
+    cuda_be->free(dC), cuda_be->free(dA);
+}
+
+static void test_matmul(void) {
+    const size_t N = 53, IC = 96, OC = 80;
+    for (int variant = 0; variant < 4; variant++) {
+        int with_bias = variant & 1, beta_one = (variant >> 1) & 1;
+        float *inp = host_rand(N * IC, 1), *w = host_rand(OC * IC, 0.1f), *bias = host_rand(OC, 1);
+        float *out = host_rand(N * OC, 1);
+        float *d_inp = dev_from(inp, N * IC * 4), *d_w = dev_from(w, OC * IC * 4), *d_b = dev_from(bias, OC * 4);
+        float *d_out = dev_from(out, N * OC * 4);
+        cpu_be->matmul_forward(out, inp, w, with_bias ? bias : NULL, N, IC, OC, beta_one);
+        cuda_be->matmul_forward(d_out, d_inp, d_w, with_bias ? d_b : NULL, N, IC, OC, beta_one);
+        float *got = dev_back(d_out, N * OC * 4);
+        char name[64];
+        snprintf(name, sizeof name, "matmul_forward bias=%d beta_one=%d", with_bias, beta_one);
+        compare_f32(name, got, out, N * OC, CUDA_TOL);
+        free(got);
+
+        /* backward: every gradient accumulates onto random contents (dinp overwritten when !accumulate) */
+        int acc = variant & 1;
+        float *dout = host_rand(N * OC, 1), *dinp = host_rand(N * IC, 1), *dw = host_rand(OC * IC, 1);
+        float *dbias = host_rand(OC, 1);
+        float *d_dout = dev_from(dout, N * OC * 4), *d_dinp = dev_from(dinp, N * IC * 4);
+        float *d_dw = dev_from(dw, OC * IC * 4), *d_db = dev_from(dbias, OC * 4);
+        cpu_be->matmul_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC, acc);
+        cuda_be->matmul_backward(d_dinp, d_dw, d_db, d_dout, d_inp, d_w, N, IC, OC, acc);
+        float *g_dinp = dev_back(d_dinp, N * IC * 4), *g_dw = dev_back(d_dw, OC * IC * 4);
+        float *g_db = dev_back(d_db, OC * 4);
+        snprintf(name, sizeof name, "matmul_backward dinp acc=%d", acc);
+        compare_f32(name, g_dinp, dinp, N * IC, CUDA_TOL);
+        compare_f32("matmul_backward dw", g_dw, dw, OC * IC, CUDA_TOL);
+        compare_f32("matmul_backward dbias", g_db, dbias, OC, CUDA_TOL);
+        free(g_dinp), free(g_dw), free(g_db), free(dout), free(dinp), free(dw), free(dbias);
+        free(inp), free(w), free(bias), free(out);
+        cuda_be->free(d_inp), cuda_be->free(d_w), cuda_be->free(d_b), cuda_be->free(d_out);
+        cuda_be->free(d_dout), cuda_be->free(d_dinp), cuda_be->free(d_dw), cuda_be->free(d_db);
+    }
+}
+
+static void test_rmsnorm(void) {
+    const size_t N = 197, C = 288; /* 197 rows: three full row chunks of 64 and a partial one */
+    float *x = host_rand(N * C, 2), *w = host_rand(C, 1), *out = malloc(N * C * 4), *rstd = malloc(N * 4);
+    float *d_x = dev_from(x, N * C * 4), *d_w = dev_from(w, C * 4), *d_out = dev_from(NULL, N * C * 4);
+    float *d_rstd = dev_from(NULL, N * 4);
+    cpu_be->rmsnorm_forward(out, rstd, x, w, N, C, 1e-5);
+    cuda_be->rmsnorm_forward(d_out, d_rstd, d_x, d_w, N, C, 1e-5);
+    float *g_out = dev_back(d_out, N * C * 4), *g_rstd = dev_back(d_rstd, N * 4);
+    compare_f32("rmsnorm_forward out", g_out, out, N * C, CUDA_TOL);
+    compare_f32("rmsnorm_forward rstd", g_rstd, rstd, N, CUDA_TOL);
+    float *dout = host_rand(N * C, 1), *dinp = host_rand(N * C, 1), *dw = host_rand(C, 1);
+    float *d_dout = dev_from(dout, N * C * 4), *d_dinp = dev_from(dinp, N * C * 4), *d_dw = dev_from(dw, C * 4);
+    /* the same rstd on both sides, so backward is compared on its own */
+    CHECK_OK(cuda_be->to_device(d_rstd, rstd, N * 4));
+    cpu_be->rmsnorm_backward(dinp, dw, dout, x, w, rstd, N, C);
+    cuda_be->rmsnorm_backward(d_dinp, d_dw, d_dout, d_x, d_w, d_rstd, N, C);
+    float *g_dinp = dev_back(d_dinp, N * C * 4), *g_dw = dev_back(d_dw, C * 4);
+    compare_f32("rmsnorm_backward dinp", g_dinp, dinp, N * C, CUDA_TOL);
+    compare_f32("rmsnorm_backward dw", g_dw, dw, C, CUDA_TOL);
+    free(x), free(w), free(out), free(rstd), free(g_out), free(g_rstd), free(dout), free(dinp), free(dw);
+    free(g_dinp), free(g_dw);
+    cuda_be->free(d_x), cuda_be->free(d_w), cuda_be->free(d_out), cuda_be->free(d_rstd);
+    cuda_be->free(d_dout), cuda_be->free(d_dinp), cuda_be->free(d_dw);
+}
+
+static void test_rope(void) {
+    const size_t B = 2, T = 9, H = 3, D = 16, pos0 = 5, half = D / 2, P = pos0 + T;
+    float *cs = malloc(P * half * 4), *sn = malloc(P * half * 4);
+    for (size_t p = 0; p < P; p++)
+        for (size_t i = 0; i < half; i++) {
+            double a = p * pow(10000.0, -2.0 * i / D);
+            cs[p * half + i] = (float)cos(a), sn[p * half + i] = (float)sin(a);
+        }
+    size_t n = B * T * H * D;
+    float *x = host_rand(n, 1), *dx = host_rand(n, 1);
+    float *d_x = dev_from(x, n * 4), *d_dx = dev_from(dx, n * 4), *d_c = dev_from(cs, P * half * 4);
+    float *d_s = dev_from(sn, P * half * 4);
+    cpu_be->rope_forward(x, cs, sn, B, T, H, D, pos0);
+    cuda_be->rope_forward(d_x, d_c, d_s, B, T, H, D, pos0);
+    cpu_be->rope_backward(dx, cs, sn, B, T, H, D, pos0);
+    cuda_be->rope_backward(d_dx, d_c, d_s, B, T, H, D, pos0);
+    float *g_x = dev_back(d_x, n * 4), *g_dx = dev_back(d_dx, n * 4);
+    compare_f32("rope_forward", g_x, x, n, CUDA_TOL);
+    compare_f32("rope_backward", g_dx, dx, n, CUDA_TOL);
+    free(cs), free(sn), free(x), free(dx), free(g_x), free(g_dx);
+    cuda_be->free(d_x), cuda_be->free(d_dx), cuda_be->free(d_c), cuda_be->free(d_s);
+}
+
+static void test_swiglu(void) {
+    const size_t n = 10007;
+    float *gate = host_rand(n, 8), *up = host_rand(n, 2), *dh = host_rand(n, 1);
+    float *h = malloc(n * 4), *dg = malloc(n * 4), *du = malloc(n * 4);
+    float *d_gate = dev_from(gate, n * 4), *d_up = dev_from(up, n * 4), *d_dh = dev_from(dh, n * 4);
+    float *d_h = dev_from(NULL, n * 4), *d_dg = dev_from(NULL, n * 4), *d_du = dev_from(NULL, n * 4);
+    cpu_be->swiglu_forward(h, gate, up, n);
+    cuda_be->swiglu_forward(d_h, d_gate, d_up, n);
+    cpu_be->swiglu_backward(dg, du, dh, gate, up, n);
+    cuda_be->swiglu_backward(d_dg, d_du, d_dh, d_gate, d_up, n);
+    float *g_h = dev_back(d_h, n * 4), *g_dg = dev_back(d_dg, n * 4), *g_du = dev_back(d_du, n * 4);
+    compare_f32("swiglu_forward", g_h, h, n, CUDA_TOL);
+    compare_f32("swiglu_backward dgate", g_dg, dg, n, CUDA_TOL);
+    compare_f32("swiglu_backward dup", g_du, du, n, CUDA_TOL);
+    free(gate), free(up), free(dh), free(h), free(dg), free(du), free(g_h), free(g_dg), free(g_du);
+    cuda_be->free(d_gate), cuda_be->free(d_up), cuda_be->free(d_dh), cuda_be->free(d_h), cuda_be->free(d_dg);
+    cuda_be->free(d_du);
+}
+
+static void test_embedding(void) {
+    const size_t V = 50, N = 300, C = 33; /* N >> V: every row repeats */
+    int32_t *ids = malloc(N * sizeof *ids);
+    for (size_t n = 0; n < N; n++) ids[n] = (int32_t)((frand() + 1) * 0.5 * V) % (int32_t)V;
+    ids[7] = (int32_t)V - 1, ids[8] = 0;
+    float *emb = host_rand(V * C, 1), *out = malloc(N * C * 4), *dout = host_rand(N * C, 1);
+    float *demb = host_rand(V * C, 1);
+    int32_t *d_ids = dev_from(ids, N * sizeof *ids);
+    float *d_emb = dev_from(emb, V * C * 4), *d_out = dev_from(NULL, N * C * 4), *d_dout = dev_from(dout, N * C * 4);
+    float *d_demb = dev_from(demb, V * C * 4);
+    cpu_be->embedding_forward(out, ids, emb, N, C);
+    cuda_be->embedding_forward(d_out, d_ids, d_emb, N, C);
+    float *g_out = dev_back(d_out, N * C * 4);
+    compare_bitwise("embedding_forward", g_out, out, N * C * 4);
+    cpu_be->embedding_backward(demb, ids, dout, N, C);
+    cuda_be->embedding_backward(d_demb, d_ids, d_dout, N, C);
+    float *g_demb = dev_back(d_demb, V * C * 4);
+    /* the same additions in the same order (positions ascending per row): bitwise the CPU's */
+    compare_bitwise("embedding_backward", g_demb, demb, V * C * 4);
+    free(ids), free(emb), free(out), free(dout), free(demb), free(g_out), free(g_demb);
+    cuda_be->free(d_ids), cuda_be->free(d_emb), cuda_be->free(d_out), cuda_be->free(d_dout), cuda_be->free(d_demb);
+}
+
+static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
+    size_t QD = H * D, KD = KH * D, nq = B * T * QD, nk = B * T * KD, na = B * H * T * T;
+    float *q = host_rand(nq, 1), *k = host_rand(nk, 1), *v = host_rand(nk, 1), *dy = host_rand(nq, 1);
+    float *y = malloc(nq * 4), *att = malloc(na * 4), *datt = malloc(na * 4);
+    float *dq = host_rand(nq, 1), *dk = host_rand(nk, 1), *dv = host_rand(nk, 1);
+    float *d_q = dev_from(q, nq * 4), *d_k = dev_from(k, nk * 4), *d_v = dev_from(v, nk * 4);
+    float *d_dy = dev_from(dy, nq * 4), *d_y = dev_from(NULL, nq * 4), *d_att = dev_from(NULL, na * 4);
+    float *d_datt = dev_from(NULL, na * 4), *d_dq = dev_from(dq, nq * 4), *d_dk = dev_from(dk, nk * 4);
+    float *d_dv = dev_from(dv, nk * 4);
+    cpu_be->attention_forward(y, att, q, k, v, B, T, H, KH, D);
+    cuda_be->attention_forward(d_y, d_att, d_q, d_k, d_v, B, T, H, KH, D);
+    float *g_y = dev_back(d_y, nq * 4), *g_att = dev_back(d_att, na * 4);
+    char name[64];
+    snprintf(name, sizeof name, "attention_forward y T=%zu", T);
+    compare_f32(name, g_y, y, nq, CUDA_TOL);
+    snprintf(name, sizeof name, "attention_forward att T=%zu", T);
+    compare_f32(name, g_att, att, na, CUDA_TOL);
+    /* backward from the CPU's probabilities on both sides */
+    CHECK_OK(cuda_be->to_device(d_att, att, na * 4));
+    cpu_be->attention_backward(dq, dk, dv, datt, dy, att, q, k, v, B, T, H, KH, D);
+    cuda_be->attention_backward(d_dq, d_dk, d_dv, d_datt, d_dy, d_att, d_q, d_k, d_v, B, T, H, KH, D);
+    float *g_dq = dev_back(d_dq, nq * 4), *g_dk = dev_back(d_dk, nk * 4), *g_dv = dev_back(d_dv, nk * 4);
+    snprintf(name, sizeof name, "attention_backward dq T=%zu", T);
+    compare_f32(name, g_dq, dq, nq, CUDA_TOL);
+    snprintf(name, sizeof name, "attention_backward dk T=%zu", T);
+    compare_f32(name, g_dk, dk, nk, CUDA_TOL);
+    snprintf(name, sizeof name, "attention_backward dv T=%zu", T);
+    compare_f32(name, g_dv, dv, nk, CUDA_TOL);
+    free(q), free(k), free(v), free(dy), free(y), free(att), free(datt), free(dq), free(dk), free(dv);
+    free(g_y), free(g_att), free(g_dq), free(g_dk), free(g_dv);
+    cuda_be->free(d_q), cuda_be->free(d_k), cuda_be->free(d_v), cuda_be->free(d_dy), cuda_be->free(d_y);
+    cuda_be->free(d_att), cuda_be->free(d_datt), cuda_be->free(d_dq), cuda_be->free(d_dk), cuda_be->free(d_dv);
+}
+
+/* generation's one-token attention against a KV cache with a row stride wider than the kv heads (as the model's
+   cache), and the block-influence cosine (sums in double on both sides: far inside the fp32 bound) */
+static void test_decode_and_cosine(size_t n, size_t H, size_t KH, size_t D) {
+    size_t ld = KH * D + 8, nq = H * D, nc = n * ld;
+    float *q = host_rand(nq, 1), *kc = host_rand(nc, 1), *vc = host_rand(nc, 1);
+    float *y = malloc(nq * 4), *att = malloc((H * n > 0 ? H * n : 1) * 4);
+    float *d_q = dev_from(q, nq * 4), *d_k = dev_from(kc, nc * 4), *d_v = dev_from(vc, nc * 4);
+    float *d_y = dev_from(NULL, nq * 4), *d_att = dev_from(NULL, (H * n > 0 ? H * n : 1) * 4);
+    cpu_be->attention_decode(y, att, q, kc, vc, n, ld, H, KH, D);
+    cuda_be->attention_decode(d_y, d_att, d_q, d_k, d_v, n, ld, H, KH, D);
+    float *g_y = dev_back(d_y, nq * 4);
+    char name[64];
+    snprintf(name, sizeof name, "attention_decode y n=%zu", n);
+    compare_f32(name, g_y, y, nq, CUDA_TOL);
+    /* row_cosine over rows of C = ld with one zero row pair and one half-zero pair (the 1 and 0 conventions) */
+    size_t N = n + 2, C = ld;
+    float *x = host_rand(N * C, 1), *z = host_rand(N * C, 1);
+    memset(x, 0, C * 4), memset(z, 0, C * 4), memset(z + C, 0, C * 4);
+    double *cc = malloc(N * sizeof(double)), *gc = malloc(N * sizeof(double));
+    float *d_x = dev_from(x, N * C * 4), *d_z = dev_from(z, N * C * 4);
+    CHECK_OK(cpu_be->row_cosine(x, z, N, C, cc));
+    CHECK_OK(cuda_be->row_cosine(d_x, d_z, N, C, gc));
+    CHECK(gc[0] == 1.0 && gc[1] == 0.0);
+    snprintf(name, sizeof name, "row_cosine N=%zu", N);
+    compare_f64(name, gc, cc, N, 1e-12);
+    free(q), free(kc), free(vc), free(y), free(att), free(g_y), free(x), free(z), free(cc), free(gc);
+    cuda_be->free(d_q), cuda_be->free(d_k), cuda_be->free(d_v), cuda_be->free(d_y), cuda_be->free(d_att);
+    cuda_be->free(d_x), cuda_be->free(d_z);
+}
+
+int main(void) {
+    cuda_or_skip();
+    test_gemm();
+    test_matmul();
+    test_rmsnorm();
+    test_rope();
+    test_swiglu();
+    test_embedding();
+    test_attention(2, 1, 4, 2, 16);
+    test_attention(2, 17, 4, 2, 16);
+    test_attention(1, 70, 6, 2, 32);
+    test_attention(1, 512, 4, 1, 64);
+    test_decode_and_cosine(1, 4, 2, 16);
+    test_decode_and_cosine(37, 4, 2, 16);
+    test_decode_and_cosine(300, 8, 2, 64);
+    CHECK_OK(cuda_be->synchronize());
+    return check_summary();
+}
