@@ -6,7 +6,7 @@
      tie_word_embeddings false, max_position_embeddings 2048 (Llama), 131072 (Mistral), 32768 (Qwen2/3),
      head_dim hidden/heads except Qwen3 (128, as Qwen3Config), Mistral sliding_window 4096.
    - A feature that would change results and that the engine does not implement is an error naming the
-     field: rope_scaling other than none/"default", sliding-window attention narrower than
+     field: rope_scaling other than none/"default"/"linear"/"llama3", sliding-window attention narrower than
      max_position_embeddings, mlp_bias, attention_bias on Llama/Mistral/Qwen3 (it also adds an o_proj bias,
      which the model has no unit for), hidden_act other than silu, partial_rotary_factor != 1, nonzero
      attention_dropout, quantization_config.
@@ -192,7 +192,21 @@ static adept_status parse_arch(const parser *p, adept_config *c) {
     return ADEPT_OK;
 }
 
-/* rope_scaling / rope_parameters: only the default (unscaled) RoPE is implemented. */
+/* A positive finite number field of a rope_scaling object (required). */
+static adept_status rope_number(const parser *p, const cJSON *obj, const char *where, const char *key, double *out) {
+    char buf[96];
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!present(v))
+        return adept_fail(ADEPT_EFORMAT, "%s: %s.%s is missing (required by its rope_type)", p->label, where, key);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || !(v->valuedouble > 0))
+        return adept_fail(ADEPT_EFORMAT, "%s: %s.%s must be a positive number, got %s", p->label, where, key,
+                          describe(v, buf, sizeof buf));
+    *out = v->valuedouble;
+    return ADEPT_OK;
+}
+
+/* rope_scaling / rope_parameters (transformers 5): the default RoPE, "linear" and "llama3" are implemented;
+   any other type (dynamic, yarn, longrope, ...) is refused by name. */
 static adept_status check_rope(const parser *p, adept_config *c) {
     const char *names[] = {"rope_scaling", "rope_parameters"};
     char buf[96];
@@ -207,11 +221,29 @@ static adept_status check_rope(const parser *p, adept_config *c) {
         if (present(t) && !cJSON_IsString(t))
             return adept_fail(ADEPT_EFORMAT, "%s: %s.rope_type must be a string, got %s", p->label, names[k],
                               describe(t, buf, sizeof buf));
-        if (present(t) && strcmp(t->valuestring, "default") != 0)
-            return adept_fail(ADEPT_EUNSUPPORTED, "%s: %s type \"%.40s\" is not supported (only default RoPE is "
-                              "implemented)", p->label, names[k], t->valuestring);
         if (!present(t) && k == 0)
             return adept_fail(ADEPT_EFORMAT, "%s: rope_scaling has no type", p->label);
+        if (present(t) && !strcmp(t->valuestring, "linear")) {
+            c->rope_scaling = ADEPT_ROPE_LINEAR;
+            ADEPT_TRY(rope_number(p, v, names[k], "factor", &c->rope_factor));
+        } else if (present(t) && !strcmp(t->valuestring, "llama3")) {
+            c->rope_scaling = ADEPT_ROPE_LLAMA3;
+            double orig = 0;
+            ADEPT_TRY(rope_number(p, v, names[k], "factor", &c->rope_factor));
+            ADEPT_TRY(rope_number(p, v, names[k], "low_freq_factor", &c->rope_low_freq_factor));
+            ADEPT_TRY(rope_number(p, v, names[k], "high_freq_factor", &c->rope_high_freq_factor));
+            ADEPT_TRY(rope_number(p, v, names[k], "original_max_position_embeddings", &orig));
+            if (orig != floor(orig) || orig > 0x7fffffff)
+                return adept_fail(ADEPT_EFORMAT, "%s: %s.original_max_position_embeddings must be a positive integer, "
+                                  "got %g", p->label, names[k], orig);
+            if (!(c->rope_high_freq_factor > c->rope_low_freq_factor))
+                return adept_fail(ADEPT_EFORMAT, "%s: %s.high_freq_factor (%g) must be larger than low_freq_factor (%g)",
+                                  p->label, names[k], c->rope_high_freq_factor, c->rope_low_freq_factor);
+            c->rope_original_max_position = (int)orig;
+        } else if (present(t) && strcmp(t->valuestring, "default") != 0) {
+            return adept_fail(ADEPT_EUNSUPPORTED, "%s: %s type \"%.40s\" is not supported (default, linear and llama3 "
+                              "are implemented)", p->label, names[k], t->valuestring);
+        }
         const cJSON *theta = cJSON_GetObjectItemCaseSensitive(v, "rope_theta");
         if (present(theta)) {
             if (!cJSON_IsNumber(theta) || !isfinite(theta->valuedouble) || !(theta->valuedouble > 0))
@@ -478,7 +510,18 @@ static cJSON *config_from_fields(const adept_config *c) {
     if (c->arch == ADEPT_ARCH_QWEN2 || c->arch == ADEPT_ARCH_QWEN3) cJSON_AddBoolToObject(root, "use_sliding_window", 0);
     if (c->bos_token_id >= 0) cJSON_AddNumberToObject(root, "bos_token_id", c->bos_token_id);
     if (c->eos_token_id >= 0) cJSON_AddNumberToObject(root, "eos_token_id", c->eos_token_id);
-    cJSON_AddNullToObject(root, "rope_scaling");
+    if (c->rope_scaling == ADEPT_ROPE_DEFAULT) {
+        cJSON_AddNullToObject(root, "rope_scaling");
+    } else {
+        cJSON *rs = cJSON_AddObjectToObject(root, "rope_scaling");
+        cJSON_AddStringToObject(rs, "rope_type", c->rope_scaling == ADEPT_ROPE_LINEAR ? "linear" : "llama3");
+        cJSON_AddNumberToObject(rs, "factor", c->rope_factor);
+        if (c->rope_scaling == ADEPT_ROPE_LLAMA3) {
+            cJSON_AddNumberToObject(rs, "low_freq_factor", c->rope_low_freq_factor);
+            cJSON_AddNumberToObject(rs, "high_freq_factor", c->rope_high_freq_factor);
+            cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->rope_original_max_position);
+        }
+    }
     cJSON_AddNumberToObject(root, "initializer_range", 0.02);
     cJSON_AddBoolToObject(root, "use_cache", 1);
     return root;

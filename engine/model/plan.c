@@ -14,7 +14,21 @@ void adept_model_acts_free(adept_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
-/* rotary tables in double for accuracy: inv_freq = theta^(-2i/D), HF rotate_half convention; [T, D/2] each */
+/* The rotary frequency of pair i: theta^(-2i/D), rescaled as the config's rope_scaling says (transformers'
+   _compute_linear_scaling / _compute_llama3_parameters; neither changes the attention scale). */
+static double rope_inv_freq(const adept_config *c, size_t i, size_t D) {
+    double inv = pow(c->rope_theta, -2.0 * (double)i / (double)D);
+    if (c->rope_scaling == ADEPT_ROPE_LINEAR) return inv / c->rope_factor;
+    if (c->rope_scaling != ADEPT_ROPE_LLAMA3) return inv;
+    double old_len = c->rope_original_max_position, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+    double wavelen = 2.0 * M_PI / inv;
+    if (wavelen < old_len / hi) return inv;                 /* high frequencies: unchanged */
+    if (wavelen > old_len / lo) return inv / c->rope_factor; /* low frequencies: scaled */
+    double smooth = (old_len / wavelen - lo) / (hi - lo);    /* between: a blend */
+    return (1.0 - smooth) * inv / c->rope_factor + smooth * inv;
+}
+
+/* rotary tables in double for accuracy, HF rotate_half convention; [T, D/2] each */
 adept_status adept_model_rope_tables(const adept_backend *be, const adept_config *c, int T, float *cos_t,
                                      float *sin_t) {
     size_t D = (size_t)c->head_dim, n = (size_t)T * (D / 2);
@@ -22,7 +36,7 @@ adept_status adept_model_rope_tables(const adept_backend *be, const adept_config
     if (!host) return adept_fail(ADEPT_ENOMEM, "model: out of memory for the rotary tables (%d positions)", T);
     for (int t = 0; t < T; t++)
         for (size_t i = 0; i < D / 2; i++) {
-            double ang = t * pow(c->rope_theta, -2.0 * (double)i / (double)D);
+            double ang = t * rope_inv_freq(c, i, D);
             host[t * (D / 2) + i] = (float)cos(ang);
             host[n + t * (D / 2) + i] = (float)sin(ang);
         }

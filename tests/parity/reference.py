@@ -6,6 +6,8 @@ final RMSNorm and the head (tied to the embedding when there is no lm_head.weigh
 ignoring targets of -1. It runs in the dtype of the weights given (the tests use float64), on HF tensor names.
 Also: the tiny configs and random weights of each family that the directory tests write. Importing it skips the
 test (exit 77) when torch or numpy is missing."""
+import math
+
 from common import require_modules, st_decode
 
 np, torch = require_modules("numpy", "torch")
@@ -21,9 +23,30 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def rope(x, T, D, theta, style, dtype):
+def scaled_inv_freq(inv, scaling):
+    """rope_scaling of a config applied to the inverse frequencies (float64), as transformers' rope init functions
+    define it: "linear" divides every frequency by factor; "llama3" divides the low frequencies (wavelength above
+    original_max_position_embeddings / low_freq_factor) by factor, keeps the high ones (below .../high_freq_factor)
+    and blends linearly in 1/wavelength between."""
+    if not scaling or scaling.get("rope_type", scaling.get("type")) in (None, "default"):
+        return inv
+    kind, factor = scaling.get("rope_type", scaling.get("type")), scaling["factor"]
+    if kind == "linear":
+        return inv / factor
+    if kind != "llama3":
+        raise ValueError("rope_scaling %r is not in the reference" % kind)
+    old, lo, hi = scaling["original_max_position_embeddings"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    wavelen = 2 * math.pi / inv
+    smooth = (old / wavelen - lo) / (hi - lo)
+    blended = (1 - smooth) * inv / factor + smooth * inv
+    out = torch.where(wavelen > old / lo, inv / factor, inv)
+    medium = (wavelen >= old / hi) & (wavelen <= old / lo)
+    return torch.where(medium, blended, out)
+
+
+def rope(x, T, D, theta, style, dtype, scaling=None):
     """x (B, T, heads, D) rotated by position: style "half" (HF rotate_half) or "interleaved" (llama2.c)."""
-    inv = 1.0 / theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D)
+    inv = scaled_inv_freq(1.0 / theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D), scaling)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]  # (T, D/2)
     cos, sin = ang.cos().to(dtype)[:, None, :], ang.sin().to(dtype)[:, None, :]
     if style == "half":
@@ -59,7 +82,9 @@ def forward(cfg, W, inputs, rope_style="half"):
         if p + "self_attn.q_norm.weight" in W:
             q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
             k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
-        q, k = rope(q, T, D, theta, rope_style, emb.dtype), rope(k, T, D, theta, rope_style, emb.dtype)
+        scaling = cfg.get("rope_scaling")
+        q = rope(q, T, D, theta, rope_style, emb.dtype, scaling)
+        k = rope(k, T, D, theta, rope_style, emb.dtype, scaling)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, D)
         k, v = k.repeat_interleave(H // KH, dim=1), v.repeat_interleave(H // KH, dim=1)
         att = torch.softmax(q @ k.transpose(-1, -2) / D ** 0.5 + mask, dim=-1)

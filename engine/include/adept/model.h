@@ -12,6 +12,8 @@
 
 typedef enum adept_arch { ADEPT_ARCH_LLAMA = 0, ADEPT_ARCH_MISTRAL, ADEPT_ARCH_QWEN2, ADEPT_ARCH_QWEN3 } adept_arch;
 
+typedef enum adept_rope_scaling { ADEPT_ROPE_DEFAULT = 0, ADEPT_ROPE_LINEAR, ADEPT_ROPE_LLAMA3 } adept_rope_scaling;
+
 typedef struct adept_config {
     adept_arch arch;
     char architecture[64];   /* "LlamaForCausalLM", ... as written in config.json */
@@ -25,6 +27,11 @@ typedef struct adept_config {
     int max_position_embeddings;
     double rms_norm_eps;
     double rope_theta;
+    /* rope_scaling (HF config.json): none, "linear" (positions / factor) or "llama3" (Llama 3.1/3.2: long
+       wavelengths / factor, short ones kept, a smooth blend between; transformers' _compute_llama3_parameters) */
+    adept_rope_scaling rope_scaling;
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_position;
     int tie_word_embeddings;
     int attention_bias;      /* q/k/v biases (Qwen2 always; Llama when attention_bias) */
     int qk_norm;             /* Qwen3 per-head RMSNorm on q and k before RoPE */
