@@ -151,10 +151,25 @@ static void test_errors(void) {
     expect_error(make(NULL, "model_type", "\"qwen2\"", NULL, NULL), ADEPT_EFORMAT, "disagrees with model_type");
     expect_error(make("architectures,model_type", NULL, NULL, NULL, NULL), ADEPT_EFORMAT, "both missing");
     /* unsupported features name their field */
-    expect_error(make(NULL, "rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}", NULL, NULL), ADEPT_EUNSUPPORTED,
-                 "rope_scaling type \"linear\"");
+    /* linear and llama3 are implemented: their fields are required and checked */
+    expect_error(make(NULL, "rope_scaling", "{\"type\": \"linear\"}", NULL, NULL), ADEPT_EFORMAT,
+                 "rope_scaling.factor is missing");
+    expect_error(make(NULL, "rope_scaling", "{\"type\": \"linear\", \"factor\": -2}", NULL, NULL), ADEPT_EFORMAT,
+                 "rope_scaling.factor must be a positive number");
     expect_error(make(NULL, "rope_scaling", "{\"rope_type\": \"llama3\", \"factor\": 8.0}", NULL, NULL),
-                 ADEPT_EUNSUPPORTED, "rope_scaling");
+                 ADEPT_EFORMAT, "rope_scaling.low_freq_factor is missing");
+    expect_error(make(NULL, "rope_scaling", "{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 4, "
+                      "\"high_freq_factor\": 1, \"original_max_position_embeddings\": 8192}", NULL, NULL),
+                 ADEPT_EFORMAT, "high_freq_factor (1) must be larger than low_freq_factor (4)");
+    {
+        adept_config c;
+        const char *js = make(NULL, "rope_scaling", "{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1, "
+                              "\"high_freq_factor\": 4, \"original_max_position_embeddings\": 8192}", NULL, NULL);
+        CHECK_OK(parse(js, &c));
+        CHECK(c.rope_scaling == ADEPT_ROPE_LLAMA3 && c.rope_factor == 8.0 && c.rope_low_freq_factor == 1.0 &&
+              c.rope_high_freq_factor == 4.0 && c.rope_original_max_position == 8192);
+        adept_hf_config_clear(&c);
+    }
     expect_error(make(NULL, "rope_scaling", "{\"type\": \"yarn\"}", NULL, NULL), ADEPT_EUNSUPPORTED, "yarn");
     expect_error(make(NULL, "rope_scaling", "{\"factor\": 2.0}", NULL, NULL), ADEPT_EFORMAT, "rope_scaling has no type");
     expect_error(make(NULL, "rope_scaling", "\"dynamic\"", NULL, NULL), ADEPT_EFORMAT, "rope_scaling must be an object");
