@@ -273,6 +273,10 @@ function M.run(o)
   if type(o) ~= "table" then fail("run expects an options table (adept.cpt.options(...))") end
   o.out = o.out or ("runs/%s-lr%g-s%d"):format(o.method or "run", o.lr, o.seed)
   local P = require "adept.provenance"
+  -- one writer per output directory: a second run on out= is refused at once naming the first's PID (its
+  -- force=true would remove the checkpoints the first is writing); released when this function ends
+  adept.fs.mkdir_p(o.out)
+  local lock <close> = adept.fs.lock(o.out .. "/.adept.lock")
   -- identity first: out= either holds this run (skip when finished, resume otherwise) or is an error
   local recipe, modules = P.recipe(), P.modules()
   local id, parts = P.identity(o, recipe, modules)
