@@ -335,7 +335,10 @@ adept_status adept_ckpt_remove_stale(const char *dir, int *removed) {
     for (size_t i = 0; i < n && st == ADEPT_OK; i++) {
         /* .tmp-step_00000005-868: the writer's PID follows the last '-' */
         const char *name = names[i], *dash = strrchr(name, '-');
-        if (strncmp(name, ".tmp-step_", 10) || !dash || !dash[1]) continue;
+        if (strncmp(name, ".tmp-step_", 10) || !dash || dash == name + 10 || !dash[1]) continue;
+        const char *c = name + 10;
+        while (c < dash && *c >= '0' && *c <= '9') c++;
+        if (c != dash) continue; /* not <digits>-<pid>: not a checkpoint temporary */
         char *end;
         errno = 0;
         long pid = strtol(dash + 1, &end, 10);
