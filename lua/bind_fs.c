@@ -58,10 +58,13 @@ static int l_list(lua_State *L) {
     return 1;
 }
 
+/* adept.catch_signals(true) pushes the interrupt handlers, (false) pops one level (adept/fsutil.h: a stack, so
+   nested training loops keep the outer one's handling); returns the depth after the call. */
 static int l_catch_signals(lua_State *L) {
-    if (lua_isnoneornil(L, 1) || lua_toboolean(L, 1)) adept_interrupt_install();
+    if (lua_isnoneornil(L, 1) || lua_toboolean(L, 1)) ADEPT_LUA_TRY(L, "adept.catch_signals", adept_interrupt_install());
     else adept_interrupt_uninstall();
-    return 0;
+    lua_pushinteger(L, adept_interrupt_depth());
+    return 1;
 }
 
 /* adept.interrupted() -> "SIGINT" | "SIGTERM" | "signal N" | nil; clear=true forgets it. */

@@ -114,6 +114,7 @@ void adept_open_eval(lua_State *L);
 void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
 void adept_open_fs(lua_State *L);
+void adept_open_ckpt(lua_State *L);
 void adept_open_optim(lua_State *L);
 void adept_open_train(lua_State *L);
 void adept_open_model(lua_State *L);

@@ -13,6 +13,7 @@ static const adept_binding_open bindings[] = {
     adept_open_tensor,
     adept_open_model,
     adept_open_fs,
+    adept_open_ckpt, /* adds to adept.fs: after adept_open_fs */
     adept_open_optim,
     adept_open_train,
     adept_open_io,

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "adept/backend.h"
+#include "adept/json.h"
 #include "adept/safetensors.h"
 #include "model/model_internal.h"
 
@@ -236,12 +237,15 @@ adept_status adept_trainer_state_read(const adept_safetensors *sf, const char *p
                                       char **meta_json) {
     adept_model *m = adept_adamw_model(opt);
     const char *text = adept_safetensors_meta(sf, "optimizer");
-    cJSON *meta = text ? cJSON_Parse(text) : NULL;
+    cJSON *meta = NULL;
     unsigned char *train = malloc(m->nparams ? m->nparams : 1);
     adept_status st = ADEPT_OK;
+    char label[512];
+    snprintf(label, sizeof label, "%s: the \"optimizer\" metadata", path);
     if (!train) st = adept_fail(ADEPT_ENOMEM, "trainer_state: out of memory");
-    else if (!meta) st = adept_fail(ADEPT_EFORMAT, "%s: no valid \"optimizer\" metadata (not a trainer_state file?)", path);
-    else st = validate(path, sf, meta, m, train);
+    else if (!text) st = adept_fail(ADEPT_EFORMAT, "%s: no \"optimizer\" metadata (not a trainer_state file?)", path);
+    /* strict: a key given twice (cJSON would take the first, a Python reader the last) is refused by name */
+    else if ((st = adept_json_parse(text, strlen(text), label, &meta)) == ADEPT_OK) st = validate(path, sf, meta, m, train);
     /* everything checked: apply */
     if (st == ADEPT_OK) st = adept_model_set_trainable_mask(m, train);
     if (st == ADEPT_OK) {

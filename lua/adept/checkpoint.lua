@@ -1,6 +1,8 @@
 -- Training checkpoints: <dir>/step_00000100/ = an HF model directory (m:save, f32 so resume is exact) +
--- trainer_state.safetensors (Adam moments, LR scales, step, data cursor, trainable set, seed).
--- Written under <dir>/.tmp-step_..., fsynced, then renamed: a crash never leaves a half checkpoint in place.
+-- trainer_state.safetensors (Adam moments, LR scales, step, data cursor, trainable set, seed) + manifest.json
+-- (every file's size and SHA-256 and the step, written last). Written under <dir>/.tmp-step_...-<pid>, fsynced,
+-- then renamed: a crash never leaves a half checkpoint in place. The checks are the engine's
+-- (engine/train/ckpt_dir.c, engine/io/runlock.c); this file orders them.
 local adept = require "adept"
 local M = {}
 
@@ -43,31 +45,47 @@ local function test_pause(tmp, step)
   end
 end
 
+-- One writer per checkpoint directory: the lock file holds the writer's PID; a second writer is refused at once
+-- naming it. The returned handle releases on :release() (and on exit, however the process ends).
+function M.lock(dir)
+  adept.fs.mkdir_p(dir)
+  return adept.fs.lock(dir .. "/.adept.lock")
+end
+
+-- Writes the checkpoint of `step`; keeps the newest `keep` (>= 1) and never removes the one just written.
 function M.save(dir, step, m, opt, trainer, keep)
   adept.fs.mkdir_p(dir)
   local final = dir .. "/" .. name_of(step)
   local tmp = ("%s/.tmp-%s-%d"):format(dir, name_of(step), adept.getpid())
   adept.fs.remove_tree(tmp)
   adept.fs.mkdir_p(tmp)
-  write_model(m, tmp)
-  -- the trainable set, moments and LR scales are in the trainer state the engine writes (adept/checkpoint.h)
-  opt:save_state(tmp .. "/trainer_state.safetensors", {trainer = adept.json.encode(trainer)})
+  local ok, err = pcall(function()
+    write_model(m, tmp)
+    -- the trainable set, moments and LR scales are in the trainer state the engine writes (adept/checkpoint.h)
+    opt:save_state(tmp .. "/trainer_state.safetensors", {trainer = adept.json.encode(trainer)})
+    -- refuses non-finite weights or moments: a checkpoint in place is one a resume can trust
+    adept.fs.checkpoint_seal(tmp, step)
+  end)
+  if not ok then
+    pcall(adept.fs.remove_tree, tmp)
+    error(err, 0)
+  end
   test_pause(tmp, step)
   adept.fs.fsync_tree(tmp)
   if adept.fs.exists(final) then adept.fs.remove_tree(final) end -- same step written again (a rerun)
   adept.fs.rename(tmp, final)
-  M.prune(dir, keep)
+  M.prune(dir, keep, step)
   return final
 end
 
--- Complete checkpoints (renamed into place), oldest first.
+-- Checkpoints renamed into place (step_<n> directories), oldest first; verify() says whether one is whole.
 function M.list(dir)
   local names = list_names(dir)
   local out = {}
   for _, n in ipairs(names) do
     local step = n:match("^step_(%d+)$")
-    if step and adept.fs.exists(dir .. "/" .. n .. "/trainer_state.safetensors") then
-      out[#out + 1] = {step = tonumber(step), path = dir .. "/" .. n}
+    if step and math.tointeger(tonumber(step)) and adept.fs.exists(dir .. "/" .. n) == "directory" then
+      out[#out + 1] = {step = math.tointeger(tonumber(step)), path = dir .. "/" .. n, name = n}
     end
   end
   table.sort(out, function(a, b) return a.step < b.step end)
@@ -79,16 +97,53 @@ function M.newest(dir)
   return all[#all] and all[#all].path or nil
 end
 
--- Keeps the newest `keep` checkpoints (all when keep is nil) and removes leftovers of interrupted writes.
-function M.prune(dir, keep)
-  local names = list_names(dir)
-  local me = ("-%d$"):format(adept.getpid())
-  for _, n in ipairs(names) do
-    if n:match("^%.tmp%-step_%d+%-%d+$") and not n:match(me) then adept.fs.remove_tree(dir .. "/" .. n) end
-  end
+-- Removes leftovers of interrupted writes whose writer is dead, then keeps the newest `keep` checkpoints (all
+-- when keep is nil) up to `written`, the step just written, which is never removed. Checkpoints past it (left
+-- by a run that resumed from an earlier one after a failed verification) are not this rotation's to judge:
+-- they stay until the run writes their step again, and a resume verifies them.
+function M.prune(dir, keep, written)
+  adept.fs.checkpoint_clean(dir)
   if not keep then return end
+  assert(math.type(keep) == "integer" and keep >= 1, "checkpoint keep must be an integer >= 1")
+  local older = {}
+  for _, c in ipairs(M.list(dir)) do
+    if written == nil or c.step < written then older[#older + 1] = c end
+  end
+  local room = written == nil and keep or keep - 1
+  for i = 1, #older - room do adept.fs.remove_tree(older[i].path) end
+end
+
+-- The newest checkpoint of `dir` that verifies (files, sizes, SHA-256 against its manifest, step equal to its
+-- name and at most max_step, weights finite), or nil when there is none at all. A newer one that fails is
+-- named on stderr with its reason, with the one the run falls back to; when none verifies, the error names
+-- each and why. A checkpoint without a manifest (written before manifests existed) is checked for what can
+-- be (step, finiteness, well-formed files) and used with a warning.
+function M.resume_point(dir, max_step)
   local all = M.list(dir)
-  for i = 1, #all - keep do adept.fs.remove_tree(all[i].path) end
+  local rejected = {}
+  for i = #all, 1, -1 do
+    local c = all[i]
+    local ok, res = pcall(adept.fs.checkpoint_verify, c.path, c.step, max_step)
+    if ok then
+      if #rejected > 0 then
+        local why = {}
+        for _, r in ipairs(rejected) do why[#why + 1] = ("%s (%s)"):format(r.path, r.why) end
+        adept.log("warn", ("adept.train: the newest checkpoint does not verify: %s; falling back to %s, the newest "
+                           .. "that does"):format(table.concat(why, "; "), c.path))
+      end
+      if res == false then
+        adept.log("warn", ("adept.train: %s has no manifest.json (written by an earlier adeptlua): its files cannot be "
+                           .. "checked against checksums; its step and weights were checked"):format(c.path))
+      end
+      return c.path, rejected
+    end
+    rejected[#rejected + 1] = {path = c.path, why = tostring(res):gsub("^adept%.fs%.checkpoint_verify: ", "")}
+  end
+  if #rejected == 0 then return nil, rejected end
+  local lines = {}
+  for _, r in ipairs(rejected) do lines[#lines + 1] = ("  %s: %s"):format(r.path, r.why) end
+  error(("adept.train: no checkpoint in %s verifies, so there is nothing to resume from:\n%s\n(move them aside "
+         .. "to start afresh)"):format(dir, table.concat(lines, "\n")), 0)
 end
 
 -- Restores weights, trainable set, optimizer state and LR scales into m and opt (the engine checks names,

@@ -245,6 +245,13 @@ end
 -- Only rank 0 writes files under several processes (adept.dist); the others compute the same values.
 local function is_main() return adept.dist.is_main() end
 local function write_json(path, v) if is_main() then adept.json.write(path, v, {pretty = true}) end end
+-- The writer's lock on out= (adept.fs.lock: a second run there is refused naming this one's PID); nil on the
+-- other ranks, which write nothing.
+local function lock_out(out)
+  if not is_main() then return nil end
+  adept.fs.mkdir_p(out)
+  return adept.fs.lock(out .. "/.adept.lock")
+end
 
 local function read_json(path)
   local ok, v = pcall(adept.json.read, path)
@@ -278,6 +285,9 @@ function M.run(o)
   if type(o) ~= "table" then fail("run expects an options table (adept.cpt.options(...))") end
   o.out = o.out or ("runs/%s-lr%g-s%d"):format(o.method or "run", o.lr, o.seed)
   local P = require "adept.provenance"
+  -- one writer per output directory: a second run on out= is refused at once naming the first's PID (its
+  -- force=true would remove the checkpoints the first is writing); released when this function ends
+  local lock <close> = lock_out(o.out)
   -- identity first: out= either holds this run (skip when finished, resume otherwise) or is an error
   local recipe, modules = P.recipe(), P.modules()
   local id, parts = P.identity(o, recipe, modules)

@@ -180,7 +180,7 @@ local function measured_peak()
 end
 
 -- ---- the loop ----------------------------------------------------------------------------------------
-local function run(cfg)
+local function run(cfg, held)
   if type(cfg) ~= "table" then error("bad argument #1 to 'train' (table expected, got " .. type(cfg) .. ")", 0) end
   for k in pairs(cfg) do if not KNOWN[k] then argerr("unknown option '%s'", tostring(k)) end end
   local m, opt = cfg.model, cfg.optimizer
@@ -205,12 +205,38 @@ local function run(cfg)
   local log_every = cfg.log_every or 1
   local ck = cfg.checkpoint
   if ck ~= nil and (type(ck) ~= "table" or type(ck.dir) ~= "string") then argerr("checkpoint must be {dir=, every=, keep=}") end
+  if ck then
+    for k in pairs(ck) do
+      if k ~= "dir" and k ~= "every" and k ~= "keep" then argerr("unknown checkpoint option '%s' (dir, every, keep)", tostring(k)) end
+    end
+    if ck.every ~= nil and (math.type(ck.every) ~= "integer" or ck.every < 1) then
+      argerr("checkpoint.every must be an integer >= 1 (steps between checkpoints), got %s", tostring(ck.every))
+    end
+    -- keep = 0 would delete the checkpoint just written: a typo-class mistake, refused rather than read as 1
+    if ck.keep ~= nil and (math.type(ck.keep) ~= "integer" or ck.keep < 1) then
+      argerr("checkpoint.keep must be an integer >= 1 (how many checkpoints to keep; the newest is always kept), got %s",
+             tostring(ck.keep))
+    end
+  end
   local src = data_source(cfg.data, batch_size)
+
+  -- one writer per run directory: a second run on the same checkpoint directory or log is refused here, at
+  -- start, naming the first one's PID (the engine's lock; released by train() however the run ends). Under
+  -- several processes (adept.dist) only rank 0 writes, so only rank 0 locks.
+  if cfg.log ~= nil and type(cfg.log) ~= "string" then argerr("log must be a file path, got %s", type(cfg.log)) end
+  local writer = adept.dist.is_main()
+  if ck and writer then held[#held + 1] = ckpt.lock(ck.dir) end
+  if cfg.log and writer then
+    local dir = cfg.log:match("^(.*)/[^/]*$")
+    if dir and dir ~= "" then adept.fs.mkdir_p(dir) end
+    held[#held + 1] = adept.fs.lock(cfg.log .. ".lock")
+  end
 
   local state = {step = 0, tokens_seen = 0, elapsed_before = 0, skipped = 0}
   local resumed_from
   if cfg.resume and ck then
-    local dir = ckpt.newest(ck.dir)
+    -- the newest checkpoint that verifies (checksums, step, finite weights); newer ones that fail are named
+    local dir = ckpt.resume_point(ck.dir, steps)
     if dir then
       local tr = ckpt.load(dir, m, opt)
       state.step, state.tokens_seen = tr.step, tr.tokens_seen
@@ -238,13 +264,20 @@ local function run(cfg)
   -- only rank 0 writes; every rank waits until the checkpoint is complete on disk before going on
   local function save_checkpoint()
     if not ck then return nil end
-    local dir = main and ckpt.save(ck.dir, state.step, m, opt, trainer_state(), ck.keep) or nil
+    local dir
+    if main then
+      local ok, path = pcall(ckpt.save, ck.dir, state.step, m, opt, trainer_state(), ck.keep)
+      if not ok then
+        error(("adept.train: step %d: the checkpoint was not written: %s. %s"):format(state.step, tostring(path),
+          last_ckpt and ("The last good checkpoint is " .. last_ckpt) or "No checkpoint was written."), 0)
+      end
+      dir = path
+    end
     if world > 1 then dir = adept.dist.broadcast(dir) end
     last_ckpt = dir
     return last_ckpt
   end
 
-  adept.catch_signals(true)
   -- the progress line counts this process's steps, so its rate and ETA stay right after a resume
   local progress = cfg.progress ~= false and main and
       adept.progress(start_step > 0 and ("train (from step %d)"):format(start_step) or "train", steps - start_step) or nil
@@ -304,7 +337,6 @@ local function run(cfg)
     if bad then
       if not cfg.skip_nonfinite then
         if logf then logf:close() end
-        adept.catch_signals(false)
         if progress then progress:finish("stopped: non-finite") end
         error(("adept.train: step %d: %s; stopping (skip_nonfinite=true skips such steps). %s"):format(
           state.step, bad, last_ckpt and ("The last good checkpoint is " .. last_ckpt) or "No checkpoint was written."), 0)
@@ -371,16 +403,19 @@ local function run(cfg)
   end
   if progress then progress:finish(last_loss and ("loss %.4f"):format(last_loss) or nil) end
   if logf then logf:close() end
-  adept.catch_signals(false)
   return {steps = state.step, loss = last_loss, tokens_seen = state.tokens_seen, skipped = state.skipped,
           elapsed = state.elapsed_before + adept.now() - state.t0, eval = last_eval, stopped = stopped,
           checkpoint = last_ckpt, resumed_from = resumed_from}
 end
 
--- The signal handlers are the loop's only global side effect: remove them however the loop ends.
+-- The loop's global side effects, undone however it ends: its signal handlers (one level of the engine's stack,
+-- so a run inside another run's callback hands the outer run its handling back) and its directory locks.
 local function train(cfg)
-  local ok, res = pcall(run, cfg)
+  adept.catch_signals(true)
+  local held = {}
+  local ok, res = pcall(run, cfg, held)
   adept.catch_signals(false)
+  for i = #held, 1, -1 do held[i]:release() end
   if not ok then error(res, 0) end
   return res
 end

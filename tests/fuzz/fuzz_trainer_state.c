@@ -1,10 +1,12 @@
 /* libFuzzer target for the trainer-state reader (engine/train/checkpoint.c): any bytes must load or fail with
-   a message, and a failed load must leave the model's trainable set and the optimizer as they were. */
+   a message, a failed load must leave the model's trainable set and the optimizer as they were, and a
+   successful one must have read strict JSON metadata (no repeated key). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "adept/checkpoint.h"
+#include "adept/json.h"
 #include "adept/safetensors.h"
 
 #define FUZZ_ASSERT(cond) \
@@ -43,6 +45,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < n && i < sizeof before; i++)
             FUZZ_ASSERT(before[i] == (unsigned char)adept_model_param(model, i)->trainable);
         FUZZ_ASSERT(adept_adamw_steps(opt) == steps);
+    }
+    if (s == ADEPT_OK) {
+        /* a loaded state's metadata is strict JSON: a repeated key is refused, never read one way (issue 16) */
+        const char *text = adept_safetensors_meta(sf, "optimizer");
+        cJSON *j = NULL;
+        FUZZ_ASSERT(text && adept_json_parse(text, strlen(text), "fuzz", &j) == ADEPT_OK);
+        cJSON_Delete(j);
     }
     free(meta);
     adept_safetensors_close(sf);

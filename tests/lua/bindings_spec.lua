@@ -147,6 +147,7 @@ describe("userdata layout and tostring", function()
       {"adept.Dataset", adept.dataset{path = shard(), format = "tokens", eos = 0, seq_len = 4, holdout = 0, cache = false},
         "^adept%.Dataset%(all, 3 documents, 12 tokens, 3 windows of 4%)$"},
       {"adept.Progress", adept.progress("probe", 3), "^adept%.Progress%(probe%)$"},
+      {"adept.RunLock", adept.fs.lock(tmpname() .. ".lock"), "^adept%.RunLock%(/.+%.lock%)$"},
     }
     if tokpath then list[#list + 1] = {"adept.Tokenizer", adept.tokenizer(tokpath), "^adept%.Tokenizer%(vocab 512%)$"} end
     return list

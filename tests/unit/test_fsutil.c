@@ -65,12 +65,36 @@ int main(void) {
 
     /* the interrupt flag */
     CHECK(adept_interrupted() == 0);
-    adept_interrupt_install();
+    CHECK_OK(adept_interrupt_install());
     raise(SIGTERM);
     CHECK(adept_interrupted() == SIGTERM);
     adept_interrupt_clear();
     CHECK(adept_interrupted() == 0);
+    /* nested installs are a stack (issue 16: an adept.train inside another's callback turned the outer run's
+       handling off when it returned, and a later SIGTERM killed the process without a checkpoint) */
+    struct sigaction ours, now;
+    sigaction(SIGTERM, NULL, &ours);
+    CHECK(ours.sa_handler != SIG_DFL);
+    CHECK_OK(adept_interrupt_install());
+    CHECK(adept_interrupt_depth() == 2);
     adept_interrupt_uninstall();
+    CHECK(adept_interrupt_depth() == 1);
+    sigaction(SIGTERM, NULL, &now);
+    CHECK(now.sa_handler == ours.sa_handler);
+    raise(SIGTERM); /* still only recorded: with the handler gone this would end the test */
+    CHECK(adept_interrupted() == SIGTERM);
+    adept_interrupt_clear();
+    adept_interrupt_uninstall();
+    CHECK(adept_interrupt_depth() == 0);
+    sigaction(SIGTERM, NULL, &now);
+    CHECK(now.sa_handler == SIG_DFL);
+    adept_interrupt_uninstall(); /* one too many: nothing */
+    CHECK(adept_interrupt_depth() == 0);
+    for (int i = 0; i < 64; i++) CHECK_OK(adept_interrupt_install());
+    CHECK_FAILS(adept_interrupt_install(), ADEPT_ESTATE);
+    for (int i = 0; i < 64; i++) adept_interrupt_uninstall();
+    sigaction(SIGTERM, NULL, &now);
+    CHECK(now.sa_handler == SIG_DFL);
 
     CHECK_OK(adept_fs_remove_tree(root));
     CHECK(adept_fs_exists(root) == 0);

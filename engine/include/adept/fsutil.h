@@ -20,9 +20,13 @@ void adept_fs_list_free(char **names, size_t n);
 
 /* SIGINT/SIGTERM handling for long loops: install sets handlers that only record the signal; a second
    signal of the same kind while one is pending restores the default action and re-raises it (so a second
-   Ctrl-C kills at once). adept_interrupted returns the pending signal number or 0. */
-void adept_interrupt_install(void);
-void adept_interrupt_uninstall(void);
+   Ctrl-C kills at once). Installs nest as a stack: each uninstall restores the actions its matching install
+   replaced (the outermost restores the process's own), so a loop run inside another loop leaves the outer
+   loop's handling in place when it returns. Fails past 64 levels. adept_interrupted returns the pending
+   signal number or 0. */
+adept_status adept_interrupt_install(void);
+void adept_interrupt_uninstall(void); /* pops one level; nothing when none is installed */
+int adept_interrupt_depth(void);      /* installs not yet uninstalled */
 int adept_interrupted(void);
 void adept_interrupt_clear(void);
 
