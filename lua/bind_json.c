@@ -201,6 +201,7 @@ static int l_encode(lua_State *L) {
    (run directories are read while other runs may still be writing them: a caller decides what to do). */
 static int l_read(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.json.read");
     FILE *f = fopen(path, "rb");
     if (!f) {
         luaL_pushfail(L);
@@ -235,6 +236,7 @@ static int l_read(lua_State *L) {
    and renames it into place, so a reader never sees half a file. Raises on failure. */
 static int l_write(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_WRITE, "adept.json.write");
     luaL_checkany(L, 2);
     lua_settop(L, 3);
     lua_pushcfunction(L, l_encode);

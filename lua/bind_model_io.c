@@ -7,6 +7,7 @@
 
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.load");
     adept_model *m;
     ADEPT_LUA_TRY(L, "adept.load", adept_model_load(path, &m));
     adept_lua_push_model(L, m);
@@ -16,6 +17,7 @@ static int l_load(lua_State *L) {
 static int m_save(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     const char *dir = luaL_checkstring(L, 2);
+    adept_lua_check_path(L, dir, ADEPT_SANDBOX_WRITE, "save");
     int dtype = -1;
     lua_Integer max_shard = 0;
     if (!lua_isnoneornil(L, 3)) {

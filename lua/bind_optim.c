@@ -278,6 +278,7 @@ static const adept_tensor *borrow(lua_State *L, const float *data, size_t n) {
 static int o_save_state(lua_State *L) {
     adept_adamw *o = check_opt(L, 1);
     const char *path = luaL_checkstring(L, 2);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_WRITE, "save_state");
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     size_t ns = adept_adamw_num_slots(o), nr = adept_adamw_num_scales(o);
     size_t cap = 2 * ns + nr;
@@ -409,6 +410,7 @@ static void check_state(const adept_safetensors *st, const cJSON *meta, char *er
 static int o_load_state(lua_State *L) {
     adept_adamw *o = check_opt(L, 1);
     const char *path = luaL_checkstring(L, 2);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "load_state");
     adept_safetensors *st;
     ADEPT_LUA_TRY(L, "load_state", adept_safetensors_open(path, &st));
     const char *json = adept_safetensors_meta(st, "optimizer");

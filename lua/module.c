@@ -22,6 +22,7 @@ static const adept_binding_open bindings[] = {
     adept_open_dataset,
     adept_open_tokenizer,
     adept_open_adapt,
+    adept_open_sandbox,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {
