@@ -311,11 +311,13 @@ int main(int argc, char **argv) {
         push_typed(L, eq + 1);
         lua_settable(L, -3);
     }
-    if (out_dir && lua_getfield(L, -1, "out") == LUA_TNIL) {
-        lua_pushstring(L, out_dir);
-        lua_setfield(L, -3, "out");
+    if (out_dir) { /* --out is also the recipe's out= unless one was given */
+        if (lua_getfield(L, -1, "out") == LUA_TNIL) {
+            lua_pushstring(L, out_dir);
+            lua_setfield(L, -3, "out");
+        }
+        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
     lua_pop(L, 2);
     /* arg, as lua.c sets it: arg[0] the recipe, arg[1..] the overrides */
     lua_createtable(L, argc, 1);
