@@ -162,7 +162,7 @@ static int is_bundle_command(const char *w) {
 
 /* adeptlua pack|run|verify|inspect ...: adept.bundle.main(command, words, settings) in a trusted state; it runs
    recipes in child processes of this binary, sandboxed unless --trust. */
-static int bundle_command(int argc, char **argv, int threads, long long seed, int seed_given, int quiet) {
+static int bundle_command(const char *exe, int argc, char **argv, int threads, long long seed, int seed_given, int quiet) {
     lua_State *L = luaL_newstate();
     if (!L) { fprintf(stderr, "adeptlua: cannot create the Lua state\n"); return 1; }
     luaL_openlibs(L);
@@ -176,9 +176,12 @@ static int bundle_command(int argc, char **argv, int threads, long long seed, in
     if (status == LUA_OK) {
         lua_getfield(L, -1, "main");
         lua_remove(L, -2);
-        lua_pushstring(L, argv[0]);
+        char self[4096]; /* children run this very binary, wherever it was started from */
+        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (len > 0) self[len] = '\0';
+        lua_pushstring(L, len > 0 ? self : exe);
         lua_createtable(L, argc, 0);
-        for (int j = 1; j < argc; j++) { lua_pushstring(L, argv[j]); lua_seti(L, -2, j); }
+        for (int j = 0; j < argc; j++) { lua_pushstring(L, argv[j]); lua_seti(L, -2, j + 1); }
         lua_createtable(L, 0, 4);
         if (threads) { lua_pushinteger(L, threads); lua_setfield(L, -2, "threads"); }
         if (seed_given) { lua_pushinteger(L, (lua_Integer)seed); lua_setfield(L, -2, "seed"); }
@@ -191,6 +194,21 @@ static int bundle_command(int argc, char **argv, int threads, long long seed, in
     else rc = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
     lua_close(L);
     return rc;
+}
+
+/* Lua modules beside the recipe are found by require, as in a sandboxed run (and as `pack` bundles them). */
+static void add_recipe_folder_to_path(lua_State *L, const char *recipe) {
+    const char *slash = strrchr(recipe, '/');
+    int n = slash ? (slash == recipe ? 1 : (int)(slash - recipe)) : 1;
+    const char *dir = slash ? recipe : ".";
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    char buf[8192];
+    const char *old = lua_tostring(L, -1);
+    snprintf(buf, sizeof buf, "%.*s/?.lua;%.*s/?/init.lua;%s", n, dir, n, dir, old ? old : "");
+    lua_pushstring(L, buf);
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
 }
 
 /* The sandbox of a plain recipe run: writes under the output folder (--out, else out=, else ./runs); reads the
@@ -275,7 +293,7 @@ int main(int argc, char **argv) {
             return usage_error("options of '%s' go after it (adeptlua --help)", argv[i]);
         adept_set_threads(threads);
         if (quiet) adept_log_set_level(ADEPT_LOG_WARN);
-        return bundle_command(argc - i, argv + i, threads, seed, seed_given, quiet);
+        return bundle_command(argv[0], argc - i, argv + i, threads, seed, seed_given, quiet);
     }
     const char *recipe = i < argc ? argv[i++] : NULL;
     if (!recipe && !n_exprs && !want_interactive) {
@@ -301,6 +319,7 @@ int main(int argc, char **argv) {
         lua_close(L);
         return 1;
     }
+    if (!sandboxed && recipe) add_recipe_folder_to_path(L, recipe);
     luaL_requiref(L, "adept", luaopen_adept, 1); /* also sets the global `adept` */
     lua_pushinteger(L, (lua_Integer)seed);
     lua_setfield(L, -2, "seed");

@@ -95,6 +95,7 @@ typedef struct adept_sandbox_config {
    leaves the message on the stack on failure. */
 int adept_lua_sandbox_install(lua_State *L, const adept_sandbox_config *c);
 void adept_open_sandbox(lua_State *L);
+void adept_open_bundle(lua_State *L);
 
 int luaopen_adept(lua_State *L);
 
