@@ -110,9 +110,9 @@ static adept_status read_members(struct archive *a, const char *src, const adept
         }
         const char *name = archive_entry_pathname(e);
         if (!name) { s = adept_fail(ADEPT_EFORMAT, "%s: member %zu has no name", src, count + 1); break; }
-        if ((s = adept_bundle_check_name(name)) != ADEPT_OK) { adept_fail_context(s, "%s", src); break; }
         const char *kind = entry_kind(e);
         if (kind) { s = adept_fail(ADEPT_EFORMAT, "%s: member '%.200s' is %s (only regular files)", src, name, kind); break; }
+        if ((s = adept_bundle_check_name(name)) != ADEPT_OK) { adept_fail_context(s, "%s", src); break; }
         if (++count > l->max_members) {
             s = adept_fail(ADEPT_EFORMAT, "%s: more than %zu members", src, l->max_members);
             break;
