@@ -144,6 +144,7 @@ function M.pack(words, settings)
   end
   for _, k in ipairs(order) do
     local v = opts[k]
+    if k == "out" then manifest.out = v end -- as the packed run saw it: its results name it so
     local kind = k ~= "out" and adept.fs.exists(v)
     if kind then
       local input = {option = k, kind = kind == "directory" and "dir" or "file", origin = absolute(v), files = {}}
@@ -407,8 +408,9 @@ local function metrics_of(path, text)
 end
 
 -- "bitwise" when every value is identical, "within tolerance" when numbers differ by at most tol relative to the
--- larger magnitude, otherwise "differs"; also the largest relative difference.
-local function compare(a, b, tol)
+-- larger magnitude, otherwise "differs"; also the largest relative difference. `same_string` says whether two
+-- strings are equal once the re-run's output folder is read as the original one.
+local function compare(a, b, tol, same_string)
   if #a ~= #b then return "differs", ("%d values stored, %d now"):format(#a, #b) end
   local worst, verdict = 0, "bitwise"
   for i = 1, #a do
@@ -418,7 +420,7 @@ local function compare(a, b, tol)
         local rel = math.abs(x - y) / math.max(math.abs(x), math.abs(y))
         if not (rel <= worst) then worst = rel end -- NaN-safe: a NaN makes worst NaN
         if not (rel <= tol) then verdict = "differs" elseif verdict == "bitwise" then verdict = "within tolerance" end
-      else
+      elseif not (type(x) == "string" and type(y) == "string" and same_string(x, y)) then
         return "differs", ("%s stored, %s now"):format(tostring(x), tostring(y))
       end
     end
@@ -436,12 +438,23 @@ function M.verify(words, settings, exe)
   -- float32 training is deterministic for a given thread count and binary; across those, sums are reordered and
   -- the rounding of ~1e-7 per operation compounds over steps. 1e-4 relative is the tolerance of the parity tests.
   local tol = s.tol or 1e-4
-  local out, temp = s.out, false
+  -- the re-run's output folder gets the original's name: recipes name runs after their folder
+  local out, temp = s.out, nil
   if not out then
-    local name = os.tmpname()
-    os.remove(name)
-    out = name .. ".verify"
-    temp = true
+    temp = os.tmpname()
+    os.remove(temp)
+    temp = temp .. ".verify"
+    out = temp .. "/" .. (m.out and basename(m.out) or "out")
+  end
+  out = absolute(out)
+  local function same_string(x, y)
+    if not m.out then return false end
+    local i, j = y:find(out, 1, true)
+    while i do
+      y = y:sub(1, i - 1) .. m.out .. y:sub(j + 1)
+      i, j = y:find(out, i + #m.out, true)
+    end
+    return x == y
   end
   local status = run_into(exe, path, m, out, s.data, s.overrides, s.order, s.trust, settings)
   if status ~= 0 then
@@ -456,6 +469,8 @@ function M.verify(words, settings, exe)
     if not now then
       print(("  %-40s missing: the re-run wrote no %s"):format(r.path, r.path))
       counts.differs = counts.differs + 1
+    elseif r.path:match("run%.json$") then
+      print(("  %-50s not compared (provenance: paths, times, command line)"):format(r.path))
     elseif r.path:match("%.jsonl?$") then
       local a, b = metrics_of(r.path, stored), metrics_of(r.path, now)
       local keys = {}
@@ -467,7 +482,7 @@ function M.verify(words, settings, exe)
         if is_timing(k) then
           print(("  %-50s not compared (timing)"):format(name))
         else
-          local verdict, detail = compare(a[k] or {}, b[k] or {}, tol)
+          local verdict, detail = compare(a[k] or {}, b[k] or {}, tol, same_string)
           counts[verdict] = counts[verdict] + 1
           print(("  %-50s %s%s"):format(name, verdict, detail ~= "" and (" (" .. detail .. ")") or ""))
         end
@@ -478,7 +493,7 @@ function M.verify(words, settings, exe)
   end
   print(("verdict: %d bitwise, %d within tolerance, %d differ"):format(counts.bitwise, counts["within tolerance"],
     counts.differs))
-  if temp then adept.fs.remove_tree(out) end
+  if temp then adept.fs.remove_tree(temp) end
   return counts.differs == 0 and 0 or 1
 end
 

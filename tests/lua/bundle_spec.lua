@@ -21,7 +21,8 @@ for step = 1, a.steps do
 end
 adept.fs.mkdir_p(a.out)
 adept.json.write(a.out .. "/summary.json", {loss_first = losses[1], loss_last = losses[#losses], steps = a.steps,
-                                            tag = helper.tag, wall_time = os.clock()})
+                                            tag = helper.tag, where = a.out .. "/summary.json",
+                                            wall_time = os.clock()})
 local f = assert(io.open(a.out .. "/metrics.jsonl", "w"))
 for i, l in ipairs(losses) do f:write(adept.json.encode({type = "train", step = i, loss = l}), "\n") end
 f:close()
@@ -81,6 +82,7 @@ describe("adeptlua bundles", function()
     assert.matches("summary.json: loss_first%s+bitwise", out)
     assert.matches("summary.json: loss_last%s+bitwise", out)
     assert.matches("summary.json: tag%s+bitwise", out)
+    assert.matches("summary.json: where%s+bitwise", out) -- the re-run's folder read as the original's
     assert.matches("summary.json: wall_time%s+not compared %(timing%)", out)
     assert.matches("metrics.jsonl: train:loss%s+bitwise", out)
     assert.matches("verdict: %d+ bitwise, 0 within tolerance, 0 differ", out)
