@@ -144,9 +144,10 @@ function M.pack(words, settings)
   end
   for _, k in ipairs(order) do
     local v = opts[k]
-    if k == "out" then manifest.out = v end -- as the packed run saw it: its results name it so
     local kind = k ~= "out" and adept.fs.exists(v)
-    if kind then
+    if k == "out" then
+      manifest.out = v -- as the packed run saw it (its results may name it); a run gets its own
+    elseif kind then
       local input = {option = k, kind = kind == "directory" and "dir" or "file", origin = absolute(v), files = {}}
       local rels = kind == "directory" and walk(v) or {basename(v)}
       for _, rel in ipairs(rels) do
@@ -219,6 +220,7 @@ function M.inspect(words)
   end
   print(("run      threads %s, seed %s"):format(tostring(m.threads), tostring(m.seed)))
   for _, k in ipairs(m.option_order or {}) do print(("option   %s=%s"):format(k, m.options[k])) end
+  if m.out then print(("output   out=%s when packed (a run writes to its own --out)"):format(m.out)) end
   for _, input in ipairs(m.inputs or {}) do
     print(("input    %s (%s, %d file(s), packed from %s)"):format(input.option, input.kind, #input.files, input.origin))
     for _, f in ipairs(input.files) do
