@@ -312,6 +312,7 @@ static int install(lua_State *L) {
     forbid(L, "os", "execute");
     forbid(L, "os", "tmpname");
     forbid(L, "io", "popen");
+    forbid(L, "io", "tmpfile"); /* a file outside the output folder, if an anonymous one */
     forbid(L, "package", "loadlib");
     forbid(L, "package", "searchpath");
     forbid(L, "string", "dump");

@@ -21,6 +21,7 @@ return {
      table.insert(package.searchers, function(n) return package.loadlib("/usr/lib/x86_64-linux-gnu/lua/5.4/lfs.so", "*") end)
      require "lfs2"]]},
   {name = "os.tmpname creates a file outside", code = [[os.tmpname()]]},
+  {name = "io.tmpfile writes outside the output folder", code = [[io.tmpfile():write("x")]]},
   {name = "package.searchpath probes files outside", code = [[print(package.searchpath("passwd", "/etc/?"))]]},
 
   -- bytecode
