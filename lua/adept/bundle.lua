@@ -154,7 +154,8 @@ function M.pack(words, settings)
     if k == "out" then
       manifest.out = v -- as the packed run saw it (its results may name it); a run gets its own
     elseif kind then
-      local input = {option = k, kind = kind == "directory" and "dir" or "file", origin = absolute(v), files = {}}
+      local input = {option = k, kind = kind == "directory" and "dir" or "file", origin = absolute(v), value = v,
+                     files = {}}
       local rels = kind == "directory" and walk(v) or {basename(v)}
       for _, rel in ipairs(rels) do
         local path = kind == "directory" and (v .. "/" .. rel) or v
@@ -353,8 +354,8 @@ local function run_into(exe, path, m, out, data_dirs, overrides, override_order,
   local line = table.concat(cmd, " ")
   adept.log("info", ("adeptlua: running %s %s into %s"):format(m.recipe.name, trust and "trusted" or "sandboxed", out))
   local ok, how, code = os.execute(line)
-  if ok then return 0 end
-  return how == "exit" and code or 1
+  if ok then return 0, staged end
+  return how == "exit" and code or 1, staged
 end
 
 local function run_options(words, usage)
@@ -456,16 +457,25 @@ function M.verify(words, settings, exe)
     out = temp .. "/" .. (m.out and basename(m.out) or "out")
   end
   out = absolute(out)
-  local function same_string(x, y)
-    if not m.out then return false end
-    local i, j = y:find(out, 1, true)
+  local function replace_all(y, from, to)
+    local i, j = y:find(from, 1, true)
     while i do
-      y = y:sub(1, i - 1) .. m.out .. y:sub(j + 1)
-      i, j = y:find(out, i + #m.out, true)
+      y = y:sub(1, i - 1) .. to .. y:sub(j + 1)
+      i, j = y:find(from, i + #to, true)
     end
+    return y
+  end
+  local status, staged = run_into(exe, path, m, out, s.data, s.overrides, s.order, s.trust, settings)
+  -- a string of the re-run equals the stored one once the paths the re-run was given (staged inputs, its output
+  -- folder) read as the ones the packed run was given (the options as typed, its out=)
+  local function same_string(x, y)
+    for _, input in ipairs(m.inputs or {}) do
+      local given = staged and staged[input.option]
+      if given then y = replace_all(y, given, input.value or input.origin) end
+    end
+    if m.out then y = replace_all(y, out, m.out) end
     return x == y
   end
-  local status = run_into(exe, path, m, out, s.data, s.overrides, s.order, s.trust, settings)
   if status ~= 0 then
     fail(("adeptlua verify: the recipe failed (exit %d); its output folder is %s"):format(status, out))
   end

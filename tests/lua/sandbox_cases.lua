@@ -104,6 +104,26 @@ return {
   {name = "adept.fs.rename outside", code = [[adept.fs.rename(T .. "/data/input.txt", T .. "/out/x")]]},
   {name = "adept.fs.mkdir_p outside", code = [[adept.fs.mkdir_p(T .. "/secret/d")]]},
   {name = "adept.fs.list outside", code = [[adept.fs.list("/etc")]]},
+  {name = "adept.fs.exists probes outside", code = [[adept.fs.exists("/etc/passwd")]]},
+  {name = "adept.fs.stat outside", code = [[adept.fs.stat(T .. "/secret/secret.txt")]]},
+  {name = "adept.fs.sha256 of an undeclared file", code = [[adept.fs.sha256(T .. "/secret/secret.txt")]]},
+  {name = "adept.fs.fsync outside", code = [[adept.fs.fsync(T .. "/secret/secret.txt")]]},
+  {name = "adept.provenance hashing an undeclared input", code = [[adept.provenance.hash_inputs{T .. "/secret"}]]},
+  {name = "adept.dataset with a tokenizer path outside",
+   code = [[adept.dataset{path = T .. "/data/input.txt", tokenizer = T .. "/secret/secret.txt", seq_len = 4}]]},
+  {name = "adept.report into a folder outside", code = [[adept.report{dir = T .. "/secret", runs = {}}]]},
+  {name = "adept.eval.choices outside", code = [[adept.eval.choices(TINY(), {encode = function() return {} end}, "/etc/passwd")]]},
+  {name = "adept._bundle.write outside", code = [[adept._bundle.write(T .. "/secret/x.adept", {{name = "a", data = "b"}})]]},
+  {name = "adept._bundle.write packing an undeclared file",
+   code = [[adept._bundle.write(T .. "/out/x.adept", {{name = "a", file = T .. "/secret/secret.txt"}})]]},
+  {name = "adept._bundle.extract outside", code = [[
+     adept._bundle.write(T .. "/out/x.adept", {{name = "a", data = "b"}}); adept._bundle.extract(T .. "/out/x.adept", T .. "/secret/x")]]},
+  {name = "adept._bundle.list of an undeclared file", code = [[adept._bundle.list(T .. "/secret/secret.txt")]]},
+  {name = "adept._bundle.member of an undeclared file", code = [[adept._bundle.member(T .. "/secret/secret.txt", "a")]]},
+  {name = "adept._bundle.link", code = [[adept._bundle.link(T .. "/secret", T .. "/out/link")]]},
+  {name = "adept.bundle's commands from inside a recipe", code = [[
+     local rc = adept.bundle.main("/bin/sh", {"pack", T .. "/recipe/helper.lua", "-o", T .. "/secret/x.adept"}, {})
+     if rc ~= 0 then error("pack failed") end]]},
   {name = "adept.sweep spawns processes", code = [[adept.sweep{recipe = "x.lua", grid = {k = {1}}, out = T .. "/out/s"}]]},
 
   -- what a sandboxed recipe may do
@@ -125,5 +145,14 @@ return {
    expect = "true"},
   {name = "a model saved and loaded in the output folder", allowed = true,
    code = [[TINY():save(T .. "/out/m"); print(adept.load(T .. "/out/m"):num_layers())]], expect = "1"},
+  {name = "provenance's hash cache follows the output folder", allowed = true, code = [[
+     local h = adept.provenance.hash_inputs{T .. "/data/input.txt"}
+     print(#h, adept.fs.exists(T .. "/out/.adept/sha256.json"))]], expect = "1\tfile"},
+  {name = "a declared input through adept.fs", allowed = true, code = [[
+     print(adept.fs.stat(T .. "/data/input.txt").size, #adept.fs.sha256(T .. "/data/input.txt"), adept.fs.list(T .. "/data")[1])]],
+   expect = "19\t64\tinput.txt"},
+  {name = "a bundle written and read back in the output folder", allowed = true, code = [[
+     adept._bundle.write(T .. "/out/x.adept", {{name = "a.txt", file = T .. "/data/input.txt"}})
+     io.write(adept._bundle.member(T .. "/out/x.adept", "a.txt"))]], expect = "the declared input"},
   SANDBOX = SANDBOX,
 }
