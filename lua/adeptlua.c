@@ -362,6 +362,11 @@ int main(int argc, char **argv) {
         if (lua_getfield(L, -1, "out") == LUA_TNIL) {
             lua_pushstring(L, out_dir);
             lua_setfield(L, -3, "out");
+            /* not typed by the user: adept.options passes it over when the recipe declares no `out` */
+            lua_createtable(L, 0, 1);
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "out");
+            lua_setfield(L, -4, "_host_args");
         }
         lua_pop(L, 1);
     }

@@ -347,7 +347,7 @@ local function run_into(exe, path, m, out, data_dirs, overrides, override_order,
   local function set(k, v) if args[k] == nil then order[#order + 1] = k end; args[k] = v end
   for _, k in ipairs(m.option_order or {}) do set(k, m.options[k]) end
   for k, v in pairs(staged) do set(k, v) end
-  set("out", out)
+  if m.out then set("out", out) end -- the packed run took out=; otherwise --out alone tells the recipe (adept.args.out)
   for _, k in ipairs(override_order) do set(k, overrides[k]) end
   table.sort(order)
   for _, k in ipairs(order) do cmd[#cmd + 1] = q(k .. "=" .. args[k]) end

@@ -154,5 +154,8 @@ return {
   {name = "a bundle written and read back in the output folder", allowed = true, code = [[
      adept._bundle.write(T .. "/out/x.adept", {{name = "a.txt", file = T .. "/data/input.txt"}})
      io.write(adept._bundle.member(T .. "/out/x.adept", "a.txt"))]], expect = "the declared input"},
+  {name = "adept.report into a new folder under the output folder", allowed = true, code = [[
+     adept.report{dir = T .. "/out/rep/sub", runs = {}}; print(adept.fs.exists(T .. "/out/rep/sub/report.md"))]],
+   expect = "file"},
   SANDBOX = SANDBOX,
 }
