@@ -136,6 +136,7 @@ void adept_open_dataset(lua_State *L);
 void adept_open_tokenizer(lua_State *L);
 void adept_open_adapt(lua_State *L);
 void adept_open_cuda(lua_State *L);
+void adept_open_dist(lua_State *L);
 
 /* The sandbox (bind_sandbox.c). Every binding that takes a path calls adept_lua_check_path before using it:
    a no-op unless the host installed a sandbox, otherwise it raises "sandbox: reading '<path>' by <what> is not

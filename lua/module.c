@@ -25,6 +25,7 @@ static const adept_binding_open bindings[] = {
     adept_open_cuda,
     adept_open_sandbox,
     adept_open_bundle,
+    adept_open_dist,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {

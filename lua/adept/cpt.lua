@@ -211,9 +211,9 @@ local function choose_layers(kind, n, o, scores)
   fail("unknown placement %q", tostring(kind))
 end
 
-local function lr_scales(policy, scores, o)
+local function lr_scales(policy, scores, o, m)
   if type(policy) == "function" then return policy(scores, o) end
-  local opts = {max_scale = o.max_scale, normalize = o.normalize, seed = o.seed}
+  local opts = {max_scale = o.max_scale, normalize = o.normalize, seed = o.seed, model = m}
   if policy == "decoupled" then return adept.lr.decoupled(scores, opts) end
   if policy == "uniform" then return adept.lr.uniform(scores) end
   if policy == "inverted" then return adept.lr.inverted(scores, opts) end
@@ -354,7 +354,7 @@ function M.run(o)
     every[o.refresh] = function(ctx)
       if ctx.step >= o.steps then return end -- a refresh after the last update would change nothing
       local units = adept.importance.units(m, data.probe)
-      opt:set_lr_scales((lr_scales(o.lr_policy, units, o)))
+      opt:set_lr_scales((lr_scales(o.lr_policy, units, o, m)))
     end
   end
 
