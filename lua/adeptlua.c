@@ -18,6 +18,7 @@
 #include "adept/dist.h"
 #include "adept/fsutil.h"
 #include "adept/log.h"
+#include "adept/suggest.h"
 #include "adept/threads.h"
 #include "binding.h"
 
@@ -55,6 +56,17 @@ static const char usage_text[] =
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "adeptlua: ");
     fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'adeptlua --help'.\n");
+    return EXIT_USAGE;
+}
+
+/* "unknown option '--sanbox' — did you mean '--sandbox'?", as adept.options words it for recipe options. */
+static int unknown_option(const char *a) {
+    static const char *const known[] = {"-e", "-i", "--threads", "--seed", "--device", "-q", "--quiet", "--sandbox",
+                                        "--trust", "--out", "--data", "--read", "--version", "-h", "--help"};
+    const char *hint = adept_suggest(a, known, sizeof known / sizeof known[0]);
+    fprintf(stderr, "adeptlua: unknown option '%s'", a);
+    if (hint) fprintf(stderr, " — did you mean '%s'?", hint);
     fprintf(stderr, "\nTry 'adeptlua --help'.\n");
     return EXIT_USAGE;
 }
@@ -304,7 +316,7 @@ int main(int argc, char **argv) {
             else seed = n, seed_given = 1;
             continue;
         }
-        return usage_error("unknown option '%s'", a);
+        return unknown_option(a);
     }
     if (i < argc && is_bundle_command(argv[i])) {
         if (sandbox || trust || out_dir || n_reads || n_exprs || want_interactive)
@@ -314,6 +326,16 @@ int main(int argc, char **argv) {
         return bundle_command(argv[0], argc - i, argv + i, threads, seed, seed_given, quiet, device);
     }
     const char *recipe = i < argc ? argv[i++] : NULL;
+    struct stat recipe_st;
+    if (recipe && stat(recipe, &recipe_st) != 0) { /* `adeptlua pak x.lua`: a misspelt command, not a recipe */
+        static const char *const commands[] = {"pack", "run", "verify", "inspect"};
+        const char *hint = adept_suggest(recipe, commands, 4);
+        if (hint) {
+            fprintf(stderr, "adeptlua: no recipe '%s' and no command of that name — did you mean '%s'?\n"
+                            "Try 'adeptlua --help'.\n", recipe, hint);
+            return EXIT_USAGE;
+        }
+    }
     if (!recipe && !n_exprs && !want_interactive) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
