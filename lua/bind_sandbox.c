@@ -226,7 +226,7 @@ static int w_load(lua_State *L) {
     int n = lua_gettop(L);
     if (lua_type(L, 1) == LUA_TSTRING && lua_tostring(L, 1)[0] == LUA_SIGNATURE[0]) deny(L, "loading a binary chunk");
     check_text_mode(L, 3);
-    lua_settop(L, n < 4 ? 2 : 4);
+    lua_settop(L, n < 4 ? 3 : 4); /* the mode slot exists, so "t" replaces it rather than vanishing */
     lua_pushstring(L, "t");
     lua_replace(L, 3);
     return call_original(L);

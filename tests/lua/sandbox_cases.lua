@@ -29,6 +29,11 @@ return {
   {name = "string.dump", code = [[string.dump(function() end)]]},
   {name = "string.dump through the string metatable", code = [[getmetatable("").__index.dump(print)]]},
   {name = "load of a binary string", code = [[load("\27Lua\84\0\25\147\13\10\26\10\4\8\8")]]},
+  -- a reader function's pieces are not seen by the wrapper: load's forced text mode refuses them
+  {name = "load of a binary chunk from a reader function (refused by the text mode)", allowed = true, code = [[
+     local parts = {"\27Lua\84\0\25\147\13\10\26\10\4\8\8"}
+     print(load(function() return table.remove(parts, 1) end))]],
+   expect = "attempt to load a binary chunk (mode is 't')"},
   {name = "load with mode 'b'", code = [[load("return 1", "x", "b")]], expect = "loading a binary chunk"},
   {name = "loadfile with mode 'b'", code = [[loadfile(T .. "/data/input.txt", "b")]], expect = "binary chunk"},
   {name = "require of a bytecode module beside the recipe",
