@@ -45,6 +45,28 @@ static int l_all_reduce(lua_State *L) {
     return 1;
 }
 
+/* adept.dist.sum({x1, x2, ...}) -> {sum over processes of x1, ...}: numbers reduced in double, in rank order
+   (the same bits on every rank) — for losses, token counts and importance sums */
+static int l_sum(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    double *x = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof(double), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_geti(L, 1, i) != LUA_TNUMBER)
+            return luaL_argerror(L, 1, lua_pushfstring(L, "entry %d is a %s, not a number", (int)i, luaL_typename(L, -1)));
+        x[i - 1] = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    adept_comm *w = adept_comm_world();
+    ADEPT_LUA_TRY(L, "adept.dist.sum", w->ops->all_reduce_f64(w, x, (size_t)n));
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_pushnumber(L, x[i - 1]);
+        lua_seti(L, -2, i);
+    }
+    return 1;
+}
+
 /* adept.dist.broadcast(s [, root=0]) -> the string s of rank root, on every rank (tables: encode them with
    adept.json.encode first). Ranks other than root may pass nil. */
 static int l_broadcast(lua_State *L) {
@@ -82,7 +104,7 @@ static int l_mpi_built(lua_State *L) {
 void adept_open_dist(lua_State *L) {
     static const luaL_Reg fns[] = {{"rank", l_rank}, {"world_size", l_world_size}, {"is_main", l_is_main},
                                    {"barrier", l_barrier}, {"all_reduce", l_all_reduce}, {"broadcast", l_broadcast},
-                                   {"backend", l_backend}, {"mpi_built", l_mpi_built}, {NULL, NULL}};
+                                   {"backend", l_backend}, {"mpi_built", l_mpi_built}, {"sum", l_sum}, {NULL, NULL}};
     adept_lua_newlib(L, fns, "adept.dist.");
     lua_setfield(L, -2, "dist");
 }

@@ -79,13 +79,26 @@ local metrics, formulas = {}, {}
 -- Loss increase when the layer is skipped (residual identity). m:mask_out keeps every layer's input from one
 -- full pass and resumes the forward pass at the skipped layer, so layers below it are not recomputed.
 formulas.mask_out = "I_l = NLL(model with layer l skipped) - NLL(model), token-weighted means over the probe"
+-- Under N processes (adept.dist) rank r scores the probe batches r+1, r+1+N, ... and the sums are reduced in
+-- rank order, so every rank gets the same scores (and selects the same layers).
 function metrics.mask_out(m, batches)
   local base, skipped, tokens, evals, naive = 0, {}, 0, 0, 0
-  for _, b in ipairs(batches) do
-    local r = m:mask_out(b)
-    base = base + r.base_nll
-    for l, v in pairs(r.skip_nll) do skipped[l] = (skipped[l] or 0) + v end
-    tokens, evals, naive = tokens + r.tokens, evals + r.layer_evals, naive + r.naive_evals
+  local L, rank, world = m:num_layers(), adept.dist.rank(), adept.dist.world_size()
+  for l = 0, L - 1 do skipped[l] = 0 end
+  for i, b in ipairs(batches) do
+    if (i - 1) % world == rank then
+      local r = m:mask_out(b)
+      base = base + r.base_nll
+      for l, v in pairs(r.skip_nll) do skipped[l] = skipped[l] + v end
+      tokens, evals, naive = tokens + r.tokens, evals + r.layer_evals, naive + r.naive_evals
+    end
+  end
+  if world > 1 then
+    local sums = {base, tokens, evals, naive}
+    for l = 0, L - 1 do sums[#sums + 1] = skipped[l] end
+    sums = adept.dist.sum(sums)
+    base, tokens, evals, naive = sums[1], sums[2], sums[3], sums[4]
+    for l = 0, L - 1 do skipped[l] = sums[5 + l] end
   end
   if tokens == 0 then error("adept.importance.layers: the probe has no counted target (all padding)", 3) end
   local scores = {}
@@ -168,6 +181,7 @@ local function describe_probe(batches, opts)
 end
 
 local function write_json(path, record)
+  if not adept.dist.is_main() then return end -- one writer under several processes
   local f = assert(io.open(path, "w"))
   f:write(adept.json.encode(record), "\n")
   f:close()
