@@ -1,10 +1,12 @@
 /* adeptlua: runs a recipe with the adept module preloaded.
-   adeptlua [options] [recipe.lua [key=value ...]] ; -e code ; -i ; --threads N ; --seed N ; --device cpu|cuda */
+   adeptlua [options] [recipe.lua [key=value ...]] ; -e code ; -i ; --threads N ; --seed N ; --device cpu|cuda ;
+   --sandbox/--trust/--out/--data/--read ; adeptlua pack|run|verify|inspect ...: bundles (lua/adept/bundle.lua). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -14,7 +16,9 @@
 #include "adept/build_info.h"
 #include "adept/cuda.h"
 #include "adept/dist.h"
+#include "adept/fsutil.h"
 #include "adept/log.h"
+#include "adept/suggest.h"
 #include "adept/threads.h"
 #include "binding.h"
 
@@ -32,14 +36,37 @@ static const char usage_text[] =
     "  --seed N       the run's seed, as adept.seed (default 0)\n"
     "  --device D     cpu or cuda: the default device of adept.load and adept.model, as adept.default_device\n"
     "  -q, --quiet    only warnings and errors on stderr\n"
+    "  --sandbox      run the recipe sandboxed (no processes, native code or bytecode; reads only declared\n"
+    "                 inputs, writes only under the output folder; see docs/sharing.md)\n"
+    "  --trust        lift the sandbox (the default for plain recipes; bundles need it to run unsandboxed)\n"
+    "  --out DIR      the sandboxed run's output folder (default: out=, else ./runs); also sets adept.args.out\n"
+    "  --data DIR     a folder of inputs (sandbox: readable; bundles: searched for inputs by hash)\n"
+    "  --read PATH    declare one more input file or folder readable in the sandbox\n"
     "  --version      print the version and exit\n"
     "  -h, --help     print this help and exit (after the recipe: the recipe's options, see adept.options)\n"
+    "\n"
+    "bundles (docs/sharing.md; --threads, --seed, --device and -q go before the command):\n"
+    "  adeptlua pack recipe.lua [key=value ...] -o exp.adept [--results DIR] [--inputs] [--max-bytes N]\n"
+    "  adeptlua run exp.adept [--data DIR ...] [--out DIR] [--trust] [key=value ...]\n"
+    "  adeptlua verify exp.adept [--data DIR ...] [--out DIR] [--tol T] [--trust] [key=value ...]\n"
+    "  adeptlua inspect exp.adept [--json]\n"
     "\n"
     "example: adeptlua recipes/adept.lua k=4 metric=fisher steps=2000\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "adeptlua: ");
     fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'adeptlua --help'.\n");
+    return EXIT_USAGE;
+}
+
+/* "unknown option '--sanbox' — did you mean '--sandbox'?", as adept.options words it for recipe options. */
+static int unknown_option(const char *a) {
+    static const char *const known[] = {"-e", "-i", "--threads", "--seed", "--device", "-q", "--quiet", "--sandbox",
+                                        "--trust", "--out", "--data", "--read", "--version", "-h", "--help"};
+    const char *hint = adept_suggest(a, known, sizeof known / sizeof known[0]);
+    fprintf(stderr, "adeptlua: unknown option '%s'", a);
+    if (hint) fprintf(stderr, " — did you mean '%s'?", hint);
     fprintf(stderr, "\nTry 'adeptlua --help'.\n");
     return EXIT_USAGE;
 }
@@ -148,8 +175,105 @@ static void select_blas_kernels(char **argv) {
     unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with the generic kernels */
 }
 
+static int is_bundle_command(const char *w) {
+    return !strcmp(w, "pack") || !strcmp(w, "run") || !strcmp(w, "verify") || !strcmp(w, "inspect");
+}
+
+/* adeptlua pack|run|verify|inspect ...: adept.bundle.main(command, words, settings) in a trusted state; it runs
+   recipes in child processes of this binary, sandboxed unless --trust. */
+static int bundle_command(const char *exe, int argc, char **argv, int threads, long long seed, int seed_given, int quiet,
+                          const char *device) {
+    lua_State *L = luaL_newstate();
+    if (!L) { fprintf(stderr, "adeptlua: cannot create the Lua state\n"); return 1; }
+    luaL_openlibs(L);
+    luaL_requiref(L, "adept", luaopen_adept, 1);
+    lua_pop(L, 1);
+    int base = lua_gettop(L);
+    lua_pushcfunction(L, message_handler);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "adept.bundle");
+    int status = lua_pcall(L, 1, 1, base + 1);
+    if (status == LUA_OK) {
+        lua_getfield(L, -1, "main");
+        lua_remove(L, -2);
+        char self[4096]; /* children run this very binary, wherever it was started from */
+        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (len > 0) self[len] = '\0';
+        lua_pushstring(L, len > 0 ? self : exe);
+        lua_createtable(L, argc, 0);
+        for (int j = 0; j < argc; j++) { lua_pushstring(L, argv[j]); lua_seti(L, -2, j + 1); }
+        lua_createtable(L, 0, 4);
+        if (threads) { lua_pushinteger(L, threads); lua_setfield(L, -2, "threads"); }
+        if (seed_given) { lua_pushinteger(L, (lua_Integer)seed); lua_setfield(L, -2, "seed"); }
+        lua_pushboolean(L, quiet);
+        lua_setfield(L, -2, "quiet");
+        if (device) { lua_pushstring(L, device); lua_setfield(L, -2, "device"); }
+        status = lua_pcall(L, 3, 1, base + 1);
+    }
+    int rc = 1;
+    if (status != LUA_OK) fprintf(stderr, "adeptlua: %s\n", lua_tostring(L, -1));
+    else rc = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    lua_close(L);
+    return rc;
+}
+
+/* Lua modules beside the recipe are found by require, as in a sandboxed run (and as `pack` bundles them). */
+static void add_recipe_folder_to_path(lua_State *L, const char *recipe) {
+    const char *slash = strrchr(recipe, '/');
+    int n = slash ? (slash == recipe ? 1 : (int)(slash - recipe)) : 1;
+    const char *dir = slash ? recipe : ".";
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    char buf[8192];
+    const char *old = lua_tostring(L, -1);
+    snprintf(buf, sizeof buf, "%.*s/?.lua;%.*s/?/init.lua;%s", n, dir, n, dir, old ? old : "");
+    lua_pushstring(L, buf);
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
+}
+
+/* The sandbox of a plain recipe run: writes under the output folder (--out, else out=, else ./runs); reads the
+   declared inputs: --data folders, --read paths and every key=value value that names an existing path. */
+static int install_sandbox(lua_State *L, const char *recipe, const char *out, const char **reads, int n_reads,
+                           char **words, int n_words) {
+    if (adept_fs_mkdir_p(out) != ADEPT_OK) {
+        fprintf(stderr, "adeptlua: --sandbox: %s\n", adept_last_error());
+        return 1;
+    }
+    const char **all = calloc((size_t)(n_reads + n_words) + 2, sizeof *all);
+    if (!all) return 1;
+    int n = 0;
+    for (int k = 0; k < n_reads; k++) all[n++] = reads[k];
+    struct stat st;
+    for (int k = 0; k < n_words; k++) {
+        const char *eq = strchr(words[k], '='); /* none: --help */
+        if (eq && strncmp(words[k], "out=", 4) && stat(eq + 1, &st) == 0) all[n++] = eq + 1;
+    }
+    if (recipe) all[n++] = recipe; /* provenance copies and hashes it */
+    char dir[4096] = ".";
+    if (recipe) {
+        const char *slash = strrchr(recipe, '/');
+        if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - recipe) ? (int)(slash - recipe) : 1, recipe);
+    }
+    char cache[4200];
+    snprintf(cache, sizeof cache, "%s/.adept/cache", out); /* the corpus cache follows the output folder */
+    setenv("ADEPT_CACHE", cache, 1);
+    snprintf(cache, sizeof cache, "%s/.adept/sha256.json", out); /* and so does provenance's hash cache */
+    setenv("ADEPT_HASH_CACHE", cache, 1);
+    adept_sandbox_config c = {.out_dir = out, .module_dir = dir, .read = all, .n_read = (size_t)n};
+    int status = adept_lua_sandbox_install(L, &c);
+    free(all);
+    if (status != LUA_OK) {
+        fprintf(stderr, "adeptlua: %s\n", lua_tostring(L, -1));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     select_blas_kernels(argv);
+    const char *reads[256], *out_dir = NULL;
+    int n_reads = 0, sandbox = 0, trust = 0, seed_given = 0;
     const char *exprs[64];
     int n_exprs = 0, want_interactive = 0, threads = 0, quiet = 0;
     const char *device = NULL;
@@ -163,6 +287,15 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--version")) { printf("adeptlua %s (commit %s, %s)\n", adept_version(), adept_git_commit(), LUA_RELEASE); return 0; }
         if (!strcmp(a, "-i")) { want_interactive = 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
+        if (!strcmp(a, "--sandbox")) { sandbox = 1; continue; }
+        if (!strcmp(a, "--trust")) { trust = 1; continue; }
+        if (!strcmp(a, "--out") || !strcmp(a, "--data") || !strcmp(a, "--read")) {
+            if (i + 1 >= argc) return usage_error("option '%s' needs an argument", a);
+            if (!strcmp(a, "--out")) { out_dir = argv[++i]; continue; }
+            if (n_reads == 256) return usage_error("too many --data/--read options (%s)", "256 at most");
+            reads[n_reads++] = argv[++i];
+            continue;
+        }
         if (!strcmp(a, "-e") || !strcmp(a, "--threads") || !strcmp(a, "--seed") || !strcmp(a, "--device")) {
             if (i + 1 >= argc) return usage_error("option '%s' needs an argument", a);
             const char *v = argv[++i];
@@ -180,12 +313,29 @@ int main(int argc, char **argv) {
             long long n = strtoll(v, &end, 10);
             if (*v == '\0' || *end != '\0' || n < 0) return usage_error("expected a non-negative integer, got '%s'", v);
             if (!strcmp(a, "--threads")) threads = (int)n;
-            else seed = n;
+            else seed = n, seed_given = 1;
             continue;
         }
-        return usage_error("unknown option '%s'", a);
+        return unknown_option(a);
+    }
+    if (i < argc && is_bundle_command(argv[i])) {
+        if (sandbox || trust || out_dir || n_reads || n_exprs || want_interactive)
+            return usage_error("options of '%s' go after it (adeptlua --help)", argv[i]);
+        adept_set_threads(threads);
+        if (quiet) adept_log_set_level(ADEPT_LOG_WARN);
+        return bundle_command(argv[0], argc - i, argv + i, threads, seed, seed_given, quiet, device);
     }
     const char *recipe = i < argc ? argv[i++] : NULL;
+    struct stat recipe_st;
+    if (recipe && stat(recipe, &recipe_st) != 0) { /* `adeptlua pak x.lua`: a misspelt command, not a recipe */
+        static const char *const commands[] = {"pack", "run", "verify", "inspect"};
+        const char *hint = adept_suggest(recipe, commands, 4);
+        if (hint) {
+            fprintf(stderr, "adeptlua: no recipe '%s' and no command of that name — did you mean '%s'?\n"
+                            "Try 'adeptlua --help'.\n", recipe, hint);
+            return EXIT_USAGE;
+        }
+    }
     if (!recipe && !n_exprs && !want_interactive) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
@@ -216,6 +366,15 @@ int main(int argc, char **argv) {
     lua_State *L = luaL_newstate();
     if (!L) { fprintf(stderr, "adeptlua: cannot create the Lua state\n"); return 1; }
     luaL_openlibs(L);
+    int sandboxed = sandbox && !trust;
+    const char *out = out_dir;
+    for (int j = i; !out && j < argc; j++)
+        if (!strncmp(argv[j], "out=", 4)) out = argv[j] + 4;
+    if (sandboxed && install_sandbox(L, recipe, out ? out : "runs", reads, n_reads, argv + i, argc - i)) {
+        lua_close(L);
+        return 1;
+    }
+    if (!sandboxed && recipe) add_recipe_folder_to_path(L, recipe);
     luaL_requiref(L, "adept", luaopen_adept, 1); /* also sets the global `adept` */
     lua_pushinteger(L, (lua_Integer)seed);
     lua_setfield(L, -2, "seed");
@@ -231,6 +390,18 @@ int main(int argc, char **argv) {
         push_typed(L, eq + 1);
         lua_settable(L, -3);
     }
+    if (out_dir) { /* --out is also the recipe's out= unless one was given */
+        if (lua_getfield(L, -1, "out") == LUA_TNIL) {
+            lua_pushstring(L, out_dir);
+            lua_setfield(L, -3, "out");
+            /* not typed by the user: adept.options passes it over when the recipe declares no `out` */
+            lua_createtable(L, 0, 1);
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "out");
+            lua_setfield(L, -4, "_host_args");
+        }
+        lua_pop(L, 1);
+    }
     lua_pop(L, 2);
     /* arg, as lua.c sets it: arg[0] the recipe, arg[1..] the overrides */
     lua_createtable(L, argc, 1);
@@ -242,7 +413,7 @@ int main(int argc, char **argv) {
     int status = LUA_OK;
     /* help mode: the recipe's adept.options call prints its options and exits 0 (lua/adept/options.lua) */
     if (recipe_help) status = run_chunk(L, luaL_loadstring(L, "require('adept.options').help_mode()"));
-    if (recipe && status == LUA_OK) status = run_chunk(L, luaL_loadfile(L, recipe));
+    if (recipe && status == LUA_OK) status = run_chunk(L, luaL_loadfilex(L, recipe, sandboxed ? "t" : NULL));
     if (recipe_help && status == LUA_OK) { /* it ended without declaring options (a declaration exits 0) */
         printf("%s declares no options with adept.options; it reads key=value words as adept.args.\n", recipe);
         lua_close(L);

@@ -79,6 +79,7 @@ static const char *check_path(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *path = adept_lua_opt_str_field(L, 1, "path", NULL);
     if (!path || !path[0]) luaL_argerror(L, 1, "field 'path' (a .png or .svg file, or a name for both) is required");
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_WRITE, "adept.chart");
     return path;
 }
 

@@ -41,6 +41,7 @@ static adept_tokenizer *opt_tokenizer(lua_State *L, int *owned) {
     if (lua_isnil(L, -1)) {
         /* fine for token shards */
     } else if (lua_type(L, -1) == LUA_TSTRING) {
+        adept_lua_check_path(L, lua_tostring(L, -1), ADEPT_SANDBOX_READ, "adept.dataset (tokenizer)");
         if (adept_tokenizer_load(lua_tostring(L, -1), &tok) != ADEPT_OK) adept_lua_raise(L, "adept.dataset");
         *owned = 1;
     } else if (luaL_testudata(L, -1, ADEPT_TOKENIZER_MT)) {
@@ -77,6 +78,7 @@ static int l_dataset(lua_State *L) {
     } else return field_error(L, "path", "a string or an array of strings");
     lua_pop(L, 1);
     o.paths = paths, o.npaths = np;
+    for (int i = 0; i < np; i++) adept_lua_check_path(L, paths[i], ADEPT_SANDBOX_READ, "adept.dataset");
     o.seq_len = adept_lua_opt_int_field_range(L, 1, "seq_len", 256, 1, INT32_MAX);
     static const char *const formats[] = {"auto", "text", "jsonl", "tokens", NULL};
     const char *fmt = adept_lua_opt_str_field(L, 1, "format", "auto");
@@ -98,6 +100,7 @@ static int l_dataset(lua_State *L) {
     if (!(o.holdout >= 0 && o.holdout < 1)) return luaL_argerror(L, 1, lua_pushfstring(L, "field 'holdout' must be a fraction in [0, 1), got %f", o.holdout));
     o.cache = adept_lua_opt_bool_field(L, 1, "cache", 1);
     o.cache_dir = adept_lua_opt_str_field(L, 1, "cache_dir", NULL);
+    if (o.cache_dir) adept_lua_check_path(L, o.cache_dir, ADEPT_SANDBOX_WRITE, "adept.dataset (cache_dir)");
     o.shuffle = adept_lua_opt_bool_field(L, 1, "shuffle", 1);
     o.progress = adept_lua_opt_bool_field(L, 1, "progress", 1);
     o.max_documents = adept_lua_opt_int_field_range(L, 1, "max_documents", 0, 0, LUA_MAXINTEGER);

@@ -96,6 +96,7 @@ static int choice_set_gc(lua_State *L) {
 /* read_choices(path [, limit]) -> array of {question=, choices={...}, answer=0-based, line=} */
 static int l_read_choices(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.eval.choices");
     lua_Integer limit = adept_lua_opt_int_range(L, 2, "limit", 0, 0, LUA_MAXINTEGER);
     adept_choice_set *set = lua_newuserdatauv(L, sizeof *set, 0); /* freed by __gc even if a push raises */
     memset(set, 0, sizeof *set);

@@ -13,11 +13,13 @@
 #include "binding.h"
 
 static int l_mkdir_p(lua_State *L) {
+    adept_lua_check_path(L, luaL_checkstring(L, 1), ADEPT_SANDBOX_WRITE, "adept.fs.mkdir_p");
     ADEPT_LUA_TRY(L, "adept.fs.mkdir_p", adept_fs_mkdir_p(luaL_checkstring(L, 1)));
     return 0;
 }
 
 static int l_exists(lua_State *L) {
+    adept_lua_check_path(L, luaL_checkstring(L, 1), ADEPT_SANDBOX_READ, "adept.fs.exists");
     int e = adept_fs_exists(luaL_checkstring(L, 1));
     if (e == 0) lua_pushboolean(L, 0);
     else lua_pushstring(L, e == 2 ? "directory" : "file");
@@ -25,21 +27,26 @@ static int l_exists(lua_State *L) {
 }
 
 static int l_fsync(lua_State *L) {
+    adept_lua_check_path(L, luaL_checkstring(L, 1), ADEPT_SANDBOX_READ, "adept.fs.fsync");
     ADEPT_LUA_TRY(L, "adept.fs.fsync", adept_fs_fsync(luaL_checkstring(L, 1)));
     return 0;
 }
 
 static int l_fsync_tree(lua_State *L) {
+    adept_lua_check_path(L, luaL_checkstring(L, 1), ADEPT_SANDBOX_READ, "adept.fs.fsync_tree");
     ADEPT_LUA_TRY(L, "adept.fs.fsync_tree", adept_fs_fsync_tree(luaL_checkstring(L, 1)));
     return 0;
 }
 
 static int l_rename(lua_State *L) {
+    adept_lua_check_path(L, luaL_checkstring(L, 1), ADEPT_SANDBOX_WRITE, "adept.fs.rename");
+    adept_lua_check_path(L, luaL_checkstring(L, 2), ADEPT_SANDBOX_WRITE, "adept.fs.rename");
     ADEPT_LUA_TRY(L, "adept.fs.rename", adept_fs_rename(luaL_checkstring(L, 1), luaL_checkstring(L, 2)));
     return 0;
 }
 
 static int l_remove_tree(lua_State *L) {
+    adept_lua_check_path(L, luaL_checkstring(L, 1), ADEPT_SANDBOX_WRITE, "adept.fs.remove_tree");
     ADEPT_LUA_TRY(L, "adept.fs.remove_tree", adept_fs_remove_tree(luaL_checkstring(L, 1)));
     return 0;
 }
@@ -48,6 +55,7 @@ static int l_remove_tree(lua_State *L) {
 static int l_list(lua_State *L) {
     char **names;
     size_t n;
+    adept_lua_check_path(L, luaL_checkstring(L, 1), ADEPT_SANDBOX_READ, "adept.fs.list");
     ADEPT_LUA_TRY(L, "adept.fs.list", adept_fs_list(luaL_checkstring(L, 1), &names, &n));
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
@@ -95,6 +103,7 @@ static int l_getpid(lua_State *L) {
 /* adept.fs.stat(path) -> {type="file"|"directory"|"other", size=, mtime= (seconds, ns resolution)} or nil, msg */
 static int l_stat(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.fs.stat");
     struct stat sb;
     if (stat(path, &sb) != 0) {
         lua_pushnil(L);
@@ -115,6 +124,7 @@ static int l_stat(lua_State *L) {
 static int l_sha256_file(lua_State *L) {
     char hex[ADEPT_SHA256_HEX];
     uint64_t size = 0;
+    adept_lua_check_path(L, luaL_checkstring(L, 1), ADEPT_SANDBOX_READ, "adept.fs.sha256");
     ADEPT_LUA_TRY(L, "adept.fs.sha256", adept_sha256_file(luaL_checkstring(L, 1), hex, &size));
     lua_pushstring(L, hex);
     lua_pushinteger(L, (lua_Integer)size);

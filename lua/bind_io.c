@@ -41,6 +41,7 @@ static size_t count_pairs(lua_State *L, int arg, int tensors) {
 
 static int l_save_tensors(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_WRITE, "adept.save_tensors");
     if (!lua_istable(L, 2))
         return luaL_argerror(L, 2, lua_pushfstring(L, "table of name = tensor expected, got %s", luaL_typename(L, 2)));
     int has_meta = !lua_isnoneornil(L, 3);
@@ -79,6 +80,7 @@ static int l_save_tensors(lua_State *L) {
 /* Returns a table name -> tensor (views on the mapped file; bf16 stays bf16) and the metadata table. */
 static int l_load_tensors(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.load_tensors");
     adept_safetensors *st;
     ADEPT_LUA_TRY(L, "adept.load_tensors", adept_safetensors_open(path, &st));
     lua_createtable(L, 0, (int)st->n_entries);

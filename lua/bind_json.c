@@ -211,6 +211,7 @@ int adept_lua_json_encode(lua_State *L) { return l_encode(L); }
    still be writing uses pcall). */
 static int l_read(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.json.read");
     FILE *f;
     if (adept_input_fopen(path, NULL, &f) != ADEPT_OK) return luaL_error(L, "%s", adept_last_error());
     luaL_Buffer buf;
@@ -235,6 +236,7 @@ static int l_read(lua_State *L) {
    and renames it into place, so a reader never sees half a file. Raises on failure. */
 static int l_write(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_WRITE, "adept.json.write");
     luaL_checkany(L, 2);
     lua_settop(L, 3);
     lua_pushcfunction(L, l_encode);

@@ -9,6 +9,7 @@
    unless allow_nonfinite is set (inspecting a diverged checkpoint). */
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.load");
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const known[] = {"allow_nonfinite", NULL};
     adept_lua_check_keys(L, 2, known, "adept.load");
@@ -26,6 +27,7 @@ static int l_load(lua_State *L) {
 static int m_save(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     const char *dir = luaL_checkstring(L, 2);
+    adept_lua_check_path(L, dir, ADEPT_SANDBOX_WRITE, "adept.Model:save");
     int dtype = -1;
     lua_Integer max_shard = 0;
     if (!lua_isnoneornil(L, 3)) {

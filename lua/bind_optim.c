@@ -252,6 +252,7 @@ static int o_save_state(lua_State *L) {
     adept_adamw *o = check_opt(L, 1);
     opt_model(L, 1);
     const char *path = luaL_checkstring(L, 2);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_WRITE, "adept.Optimizer:save_state");
     size_t n = 0;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
@@ -285,6 +286,7 @@ static int o_load_state(lua_State *L) {
     adept_adamw *o = check_opt(L, 1);
     opt_model(L, 1);
     const char *path = luaL_checkstring(L, 2);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.Optimizer:load_state");
     char *json = NULL;
     ADEPT_LUA_TRY(L, "load_state", adept_trainer_state_load(path, o, &json));
     cJSON *meta = cJSON_Parse(json);

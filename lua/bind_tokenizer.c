@@ -20,6 +20,7 @@ adept_tokenizer *adept_lua_check_tokenizer(lua_State *L, int arg) {
 
 static int l_tokenizer(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.tokenizer");
     tok_box *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->t = NULL;
     luaL_setmetatable(L, ADEPT_TOKENIZER_MT);

@@ -90,6 +90,7 @@ static int l_memory(lua_State *L) {
 static int l_save_weights(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     const char *path = luaL_checkstring(L, 2);
+    adept_lua_check_path(L, path, ADEPT_SANDBOX_WRITE, "adept.save_weights");
     size_t n = adept_model_num_params(m);
     adept_st_item *items = lua_newuserdatauv(L, (n ? n : 1) * sizeof *items, 0);
     for (size_t i = 0; i < n; i++) {
@@ -109,6 +110,7 @@ static int l_load_weights(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     int nfiles = lua_istable(L, 2) ? (int)luaL_len(L, 2) : 1;
     if (!lua_istable(L, 2)) luaL_checkstring(L, 2);
+    adept_lua_check_paths(L, 2, ADEPT_SANDBOX_READ, "adept.load_weights");
     if (nfiles < 1 || nfiles > MAX_WEIGHT_FILES) return luaL_argerror(L, 2, "1 to 256 file paths expected");
     const char *paths[MAX_WEIGHT_FILES];
     for (int f = 0; f < nfiles; f++) {

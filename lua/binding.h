@@ -139,6 +139,28 @@ void adept_open_adapt(lua_State *L);
 void adept_open_cuda(lua_State *L);
 void adept_open_dist(lua_State *L);
 
+/* The sandbox (bind_sandbox.c). Every binding that takes a path calls adept_lua_check_path before using it:
+   a no-op unless the host installed a sandbox, otherwise it raises "sandbox: reading '<path>' by <what> is not
+   allowed ..." when the path, after `..` and symbolic links, is outside the declared inputs and the output folder
+   (reads) or outside the output folder (writes). */
+#define ADEPT_SANDBOX_READ 'r'
+#define ADEPT_SANDBOX_WRITE 'w'
+void adept_lua_check_path(lua_State *L, const char *path, int mode, const char *what);
+/* The same for argument `arg` when it is a string or an array of strings (other values are left to the caller). */
+void adept_lua_check_paths(lua_State *L, int arg, int mode, const char *what);
+int adept_lua_sandboxed(lua_State *L);
+typedef struct adept_sandbox_config {
+    const char *out_dir;    /* existing folder: the only place written to */
+    const char *module_dir; /* existing folder `require` loads Lua modules from (the recipe's) */
+    const char *const *read; /* existing files or folders that may be read */
+    size_t n_read;
+} adept_sandbox_config;
+/* Called by the host after luaL_openlibs and before the adept module loads; returns a lua_pcall status and
+   leaves the message on the stack on failure. */
+int adept_lua_sandbox_install(lua_State *L, const adept_sandbox_config *c);
+void adept_open_sandbox(lua_State *L);
+void adept_open_bundle(lua_State *L);
+
 int luaopen_adept(lua_State *L);
 
 #endif

@@ -24,6 +24,8 @@ static const adept_binding_open bindings[] = {
     adept_open_tokenizer,
     adept_open_adapt,
     adept_open_cuda,
+    adept_open_sandbox,
+    adept_open_bundle,
     adept_open_dist,
 };
 

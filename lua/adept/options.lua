@@ -228,10 +228,24 @@ function M.resolve(decls, layers, fname, title)
   return o, origin
 end
 
+-- adept.args without the words the host added itself (adept._host_args: `out` from --out) that the recipe does not
+-- declare: a recipe without an `out` option still runs with --out.
+local function command_line_args(decls)
+  local extra = rawget(adept, "_host_args")
+  if type(extra) ~= "table" or type(decls) ~= "table" then return adept.args end
+  local declared = {}
+  for _, d in ipairs(decls) do if type(d) == "table" then declared[d.name] = true end end
+  local args = {}
+  for k, v in pairs(adept.args) do
+    if not (extra[k] and not declared[k]) then args[k] = v end
+  end
+  return args
+end
+
 -- adept.options(decls [, args]): the recipe's options from the command line (adept.args by default).
 function M.options(decls, args)
-  local ok, o = pcall(M.resolve, decls, {{values = args or adept.args, where = " (command line)", name = "command line"}},
-    "adept.options")
+  local ok, o = pcall(M.resolve, decls, {{values = args or command_line_args(decls), where = " (command line)",
+    name = "command line"}}, "adept.options")
   if not ok then error(o, 2) end
   return o
 end

@@ -387,8 +387,8 @@ end
 local function open_report(dir)
   local path = dir .. "/report.md"
   local f = io.open(path, "wb")
-  if not f and os.execute then -- the directory may not exist yet
-    os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  if not f then -- the directory may not exist yet (adept.fs, not a shell: a sandboxed recipe reports too)
+    adept.fs.mkdir_p(dir)
     f = io.open(path, "wb")
   end
   return f, path
