@@ -3,6 +3,9 @@
 #include "adept/ops.h"
 
 #include <math.h>
+
+#include "adept/backend.h"
+#include "adept/device.h"
 #include <stdlib.h>
 
 static const adept_ops_backend *backends[2];
@@ -13,6 +16,9 @@ void adept_ops_register(adept_device device, const adept_ops_backend *backend) {
 
 const adept_ops_backend *adept_ops_backend_for(adept_device device) {
     if (device == ADEPT_CPU && !backends[ADEPT_CPU]) backends[ADEPT_CPU] = adept_ops_cpu_backend();
+    /* a device without an ops table of its own: the staged table, while its backend is available */
+    if (device != ADEPT_CPU && (unsigned)device < sizeof backends / sizeof backends[0] && !backends[device])
+        return adept_backend_for(device) ? adept_ops_staged_backend() : NULL;
     if ((unsigned)device >= sizeof backends / sizeof backends[0] || !backends[device]) {
         adept_fail(ADEPT_EUNSUPPORTED, "no ops backend is registered for device %d in this build", (int)device);
         return NULL;
@@ -42,8 +48,8 @@ static adept_status backend_of(const char *op, const adept_tensor *a, const adep
     if (!a) return adept_fail(ADEPT_EINVAL, "%s: the input tensor is NULL", op);
     adept_device d = a->storage->device;
     if (b && b->storage->device != d)
-        return adept_fail(ADEPT_ESHAPE, "%s: tensors live on different devices (%d and %d)", op, (int)d,
-                          (int)b->storage->device);
+        return adept_fail(ADEPT_ESHAPE, "%s: tensors live on different devices (%s and %s; copy one with :to(\"%s\"))",
+                          op, adept_device_name(d), adept_device_name(b->storage->device), adept_device_name(d));
     *out = adept_ops_backend_for(d);
     return *out ? ADEPT_OK : adept_fail_context(ADEPT_EUNSUPPORTED, "%s", op);
 }
@@ -83,7 +89,7 @@ static adept_status new_on(const adept_tensor *like, adept_dtype dtype, int ndim
         adept_status st = adept_storage_wrap(data, nbytes, ADEPT_CPU, NULL, NULL, &s); /* NULL: adept_free */
         if (st != ADEPT_OK) { adept_free(data); return st; }
     } else {
-        ADEPT_TRY(adept_storage_new(nbytes, like->storage->device, &s));
+        return adept_tensor_new_on(like->storage->device, dtype, ndim, shape, out);
     }
     adept_status st = adept_tensor_view(s, 0, dtype, ndim, shape, out);
     adept_storage_release(s);
