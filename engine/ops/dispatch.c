@@ -17,8 +17,11 @@ void adept_ops_register(adept_device device, const adept_ops_backend *backend) {
 const adept_ops_backend *adept_ops_backend_for(adept_device device) {
     if (device == ADEPT_CPU && !backends[ADEPT_CPU]) backends[ADEPT_CPU] = adept_ops_cpu_backend();
     /* a device without an ops table of its own: the staged table, while its backend is available */
-    if (device != ADEPT_CPU && (unsigned)device < sizeof backends / sizeof backends[0] && !backends[device])
-        return adept_backend_for(device) ? adept_ops_staged_backend() : NULL;
+    if (device != ADEPT_CPU && (unsigned)device < sizeof backends / sizeof backends[0] && !backends[device]) {
+        if (adept_backend_for(device)) return adept_ops_staged_backend();
+        adept_fail_context(ADEPT_EUNSUPPORTED, "no ops backend for device %s", adept_device_name(device));
+        return NULL;
+    }
     if ((unsigned)device >= sizeof backends / sizeof backends[0] || !backends[device]) {
         adept_fail(ADEPT_EUNSUPPORTED, "no ops backend is registered for device %d in this build", (int)device);
         return NULL;

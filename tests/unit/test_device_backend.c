@@ -12,6 +12,8 @@
 
 #include "adept/adapt.h"
 #include "adept/backend.h"
+#include "adept/device.h"
+#include "adept/ops.h"
 #include "check.h"
 #include "fake_device.h"
 #include "model/model_internal.h"
@@ -203,6 +205,45 @@ static void test_allocator(void) {
     CHECK(s1.foreign_ptrs == s0.foreign_ptrs);
 }
 
+/* Tensors on the device (adept/device.h) and the staged ops table: copies both ways, ranged reads and writes,
+   and ops on device tensors giving device tensors bitwise equal to the CPU's. */
+static void test_device_tensors(void) {
+    int64_t shape[2] = {3, 5};
+    adept_tensor *h = NULL, *d = NULL, *back = NULL;
+    CHECK_OK(adept_tensor_new(ADEPT_F32, 2, shape, &h));
+    for (int i = 0; i < 15; i++) adept_tensor_f32(h)[i] = (float)(i - 7) * 0.37f;
+    CHECK_OK(adept_tensor_copy_to(h, ADEPT_CUDA, &d));
+    CHECK(d && adept_tensor_device(d) == ADEPT_CUDA && adept_fake_device_owns(adept_tensor_data(d)));
+    CHECK_OK(adept_tensor_copy_to(d, ADEPT_CPU, &back));
+    CHECK(back && !memcmp(adept_tensor_data(back), adept_tensor_data(h), 15 * sizeof(float)));
+    float x = 42;
+    CHECK_OK(adept_tensor_write(d, 4 * sizeof(float), &x, sizeof x));
+    float y = 0;
+    CHECK_OK(adept_tensor_read(d, 4 * sizeof(float), &y, sizeof y));
+    CHECK(y == 42);
+    CHECK_FAILS(adept_tensor_read(d, 15 * sizeof(float), &y, sizeof y), ADEPT_EINVAL); /* past the end */
+    CHECK_OK(adept_tensor_write(d, 4 * sizeof(float), adept_tensor_f32(h) + 4, sizeof(float)));
+    /* ops: a device result, bitwise the CPU's */
+    adept_tensor *oc = NULL, *od = NULL, *odh = NULL;
+    CHECK_OK(adept_ops_mul(h, h, &oc));
+    CHECK_OK(adept_ops_mul(d, d, &od));
+    CHECK(od && adept_tensor_device(od) == ADEPT_CUDA);
+    CHECK_OK(adept_tensor_host(od, &odh));
+    CHECK(odh && !memcmp(adept_tensor_data(odh), adept_tensor_data(oc), 15 * sizeof(float)));
+    double sc = 0, sd = 1;
+    CHECK_OK(adept_ops_norm(h, &sc));
+    CHECK_OK(adept_ops_norm(d, &sd));
+    CHECK(sc == sd);
+    adept_tensor *mix = NULL;
+    CHECK_FAILS(adept_ops_add(h, d, &mix), ADEPT_ESHAPE);
+    CHECK(strstr(adept_last_error(), "different devices (cpu and cuda") != NULL);
+    adept_device dv;
+    CHECK_FAILS(adept_device_parse("gpu", &dv), ADEPT_EINVAL);
+    CHECK(strstr(adept_last_error(), "unknown device 'gpu'") != NULL);
+    adept_tensor_free(h), adept_tensor_free(d), adept_tensor_free(back);
+    adept_tensor_free(oc), adept_tensor_free(od), adept_tensor_free(odh);
+}
+
 int main(void) {
     cpu = adept_backend_cpu();
     fake = adept_fake_device();
@@ -211,6 +252,7 @@ int main(void) {
     test_table_complete();
     test_guard_faults();
     test_allocator();
+    test_device_tensors();
 
     adept_config cfg;
     adept_model_config_default(&cfg);
