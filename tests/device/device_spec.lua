@@ -230,6 +230,15 @@ local function pipeline(label, mc, md, V, prompt)
   viacpu:save(hf .. "-bf16-cpu", {dtype = "bf16"})
   compare_params(label .. ": bf16 save from the device equals the cpu's conversion",
     adept.load(hf .. "-bf16", {device = "cpu"}), adept.load(hf .. "-bf16-cpu", {device = "cpu"}), nil)
+  compare_params(label .. ": a bf16 directory loaded on the device (widened on the host)",
+    adept.load(hf .. "-bf16", {device = "cuda"}), adept.load(hf .. "-bf16", {device = "cpu"}), nil)
+  md:save(hf .. "-shards", {max_shard_bytes = 40000})
+  local sharded = adept.load(hf .. "-shards", {device = "cuda"})
+  check(adept.fs.exists(hf .. "-shards/model.safetensors.index.json") == "file" and sharded:device() == "cuda",
+    label .. ": sharded save from the device loads on the device")
+  compare_params(label .. ": sharded round trip on the device", sharded, md, nil)
+  check(#sharded:expanded_layers() == 1 and sharded:expanded_layers()[1] == copies_c[1],
+    label .. ": the expanded layer survives the device round trip")
 end
 
 do
