@@ -121,6 +121,25 @@ do
   adept.default_device = saved
 end
 
+-- weights holding a NaN are refused on the device too (the check runs there), naming the tensor
+do
+  local m = adept.model(cfg, {seed = 2, device = "cpu"})
+  local w = m:param("model.layers.2.mlp.up_proj.weight"):clone()
+  w:set(0 / 0, 3, 4)
+  m:set_param("model.layers.2.mlp.up_proj.weight", w)
+  m:save(tmp .. "/nan")
+  raises(function() return adept.load(tmp .. "/nan", {device = "cuda"}) end,
+    "tensor model.layers.2.mlp.up_proj.weight holds 1 non-finite value (the first at flat index 67",
+    "adept.load on the device refuses a NaN, naming the tensor")
+  local ok = adept.load(tmp .. "/nan", {device = "cuda", allow_nonfinite = true})
+  check(ok:device() == "cuda" and ok:param("model.layers.2.mlp.up_proj.weight"):get(3, 4) ~= ok:param(
+    "model.layers.2.mlp.up_proj.weight"):get(3, 4), "allow_nonfinite loads it on the device")
+  local md = adept.model(cfg, {seed = 2, device = "cuda"})
+  md:set_param("model.layers.2.mlp.up_proj.weight", w:to("cuda")) -- a device tensor into a device model
+  check(md:param("model.layers.2.mlp.up_proj.weight"):get(3, 4) ~= md:param("model.layers.2.mlp.up_proj.weight"):get(3, 4),
+    "set_param from a device tensor")
+end
+
 -- ---- one model on both devices, through the ADEPT pipeline ------------------------------------------------
 local function batches_of(V, n, B, T, seed)
   local out = {}
