@@ -164,3 +164,12 @@ add_test(NAME lua/device_fake_recipe COMMAND adeptlua_fakecuda --device cuda
          ${CMAKE_SOURCE_DIR}/tests/recipes/adept_smoke.lua WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
 set_tests_properties(lua/device_fake_recipe PROPERTIES LABELS "lua;recipe" SKIP_RETURN_CODE 77
                      ENVIRONMENT "${ADEPT_TEST_ENV}")
+
+# Data parallelism over MPI (tests/dist/*.sh): mpirun with 2 processes against 1; skip (77) without MPI
+file(GLOB dist_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/dist/*.sh)
+foreach(script IN LISTS dist_tests)
+  get_filename_component(name ${script} NAME_WE)
+  add_test(NAME dist/${name} COMMAND ${script} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(dist/${name} PROPERTIES LABELS dist SKIP_RETURN_CODE 77
+                       ENVIRONMENT "${ADEPT_TEST_ENV};ADEPTLUA=$<TARGET_FILE:adeptlua>")
+endforeach()

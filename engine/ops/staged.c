@@ -1,13 +1,14 @@
-/* The element-wise ops table of a device whose backend has no kernels for them (today: CUDA, and the test
-   device): every op copies its inputs to the host, runs the CPU kernel there and copies its result back to the
-   device. Results are therefore bitwise the CPU's. This is the documented stopgap of docs/cuda.md: the model,
+/* The tensor ops of a device whose backend table has no entry for them (today: CUDA, and the test device;
+   dispatch.c picks these): every op copies its inputs to the host, runs the CPU backend's entry there and copies
+   its result back to the device. Results are therefore bitwise the CPU's. This is the documented stopgap of docs/cuda.md: the model,
    the optimizer and importance run on the device; these tensor ops are what a recipe calls on single weights
    and gradients, and they move one tensor at a time. */
+#include "ops/staged.h"
+
 #include "adept/backend.h"
 #include "adept/device.h"
-#include "adept/ops.h"
 
-static const adept_ops_backend *cpu(void) { return adept_ops_cpu_backend(); }
+static const adept_backend *cpu(void) { return adept_backend_cpu(); }
 
 /* The host twin of a device output: same dtype and shape, written back by put(). */
 static adept_status host_like(const adept_tensor *t, adept_tensor **out) {
@@ -20,7 +21,7 @@ static adept_status put(adept_tensor *dev, adept_tensor *host, adept_status st) 
     return st;
 }
 
-static adept_status s_unary(adept_unary_op op, const adept_tensor *a, adept_tensor *out) {
+adept_status adept_staged_unary(adept_unary_op op, const adept_tensor *a, adept_tensor *out) {
     adept_tensor *ha, *ho;
     ADEPT_TRY(adept_tensor_host(a, &ha));
     adept_status st = host_like(out, &ho);
@@ -29,7 +30,7 @@ static adept_status s_unary(adept_unary_op op, const adept_tensor *a, adept_tens
     return st;
 }
 
-static adept_status s_binary(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor *out) {
+adept_status adept_staged_binary(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor *out) {
     adept_tensor *ha, *hb = NULL, *ho;
     ADEPT_TRY(adept_tensor_host(a, &ha));
     adept_status st = adept_tensor_host(b, &hb);
@@ -40,7 +41,7 @@ static adept_status s_binary(adept_binary_op op, const adept_tensor *a, const ad
     return st;
 }
 
-static adept_status s_scalar(adept_binary_op op, const adept_tensor *a, double s, adept_tensor *out) {
+adept_status adept_staged_scalar(adept_binary_op op, const adept_tensor *a, double s, adept_tensor *out) {
     adept_tensor *ha, *ho;
     ADEPT_TRY(adept_tensor_host(a, &ha));
     adept_status st = host_like(out, &ho);
@@ -49,7 +50,7 @@ static adept_status s_scalar(adept_binary_op op, const adept_tensor *a, double s
     return st;
 }
 
-static adept_status s_reduce(adept_reduce_op op, const adept_tensor *a, double *out) {
+adept_status adept_staged_reduce(adept_reduce_op op, const adept_tensor *a, double *out) {
     adept_tensor *ha;
     ADEPT_TRY(adept_tensor_host(a, &ha));
     adept_status st = cpu()->reduce(op, ha, out);
@@ -57,7 +58,7 @@ static adept_status s_reduce(adept_reduce_op op, const adept_tensor *a, double *
     return st;
 }
 
-static adept_status s_reduce_dim(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor *out) {
+adept_status adept_staged_reduce_dim(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor *out) {
     adept_tensor *ha, *ho;
     ADEPT_TRY(adept_tensor_host(a, &ha));
     adept_status st = host_like(out, &ho);
@@ -66,7 +67,7 @@ static adept_status s_reduce_dim(adept_reduce_op op, const adept_tensor *a, int 
     return st;
 }
 
-static adept_status s_dot3(const adept_tensor *a, const adept_tensor *b, double r[3]) {
+adept_status adept_staged_dot3(const adept_tensor *a, const adept_tensor *b, double r[3]) {
     adept_tensor *ha, *hb = NULL;
     ADEPT_TRY(adept_tensor_host(a, &ha));
     adept_status st = adept_tensor_host(b, &hb);
@@ -76,7 +77,7 @@ static adept_status s_dot3(const adept_tensor *a, const adept_tensor *b, double 
     return st;
 }
 
-static adept_status s_topk(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices) {
+adept_status adept_staged_topk(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices) {
     adept_tensor *ha, *hv;
     ADEPT_TRY(adept_tensor_host(a, &ha));
     adept_status st = host_like(values, &hv);
@@ -86,7 +87,7 @@ static adept_status s_topk(const adept_tensor *a, size_t k, adept_tensor *values
 }
 
 /* clone on one device: a device-to-device copy, nothing crosses to the host */
-static adept_status s_copy(const adept_tensor *src, adept_tensor *dst) {
+adept_status adept_staged_copy(const adept_tensor *src, adept_tensor *dst) {
     if (src->storage->device == dst->storage->device) {
         const adept_backend *be = adept_backend_for(src->storage->device);
         if (!be) return adept_fail_context(ADEPT_EUNSUPPORTED, "clone");
@@ -96,17 +97,3 @@ static adept_status s_copy(const adept_tensor *src, adept_tensor *dst) {
     ADEPT_TRY(adept_tensor_host(src, &h));
     return put(dst, h, ADEPT_OK);
 }
-
-static const adept_ops_backend staged = {
-    .name = "staged",
-    .unary = s_unary,
-    .binary = s_binary,
-    .scalar = s_scalar,
-    .reduce = s_reduce,
-    .reduce_dim = s_reduce_dim,
-    .dot3 = s_dot3,
-    .topk = s_topk,
-    .copy = s_copy,
-};
-
-const adept_ops_backend *adept_ops_staged_backend(void) { return &staged; }

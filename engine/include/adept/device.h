@@ -27,9 +27,4 @@ adept_status adept_tensor_host(const adept_tensor *t, adept_tensor **out);
 adept_status adept_tensor_read(const adept_tensor *t, size_t offset, void *host, size_t nbytes);
 adept_status adept_tensor_write(adept_tensor *t, size_t offset, const void *host, size_t nbytes);
 
-/* The element-wise ops table of a device without kernels of its own for them (engine/ops/staged.c): each op
-   copies its inputs to the host, runs the CPU kernel and copies the result back. */
-struct adept_ops_backend;
-const struct adept_ops_backend *adept_ops_staged_backend(void);
-
 #endif
