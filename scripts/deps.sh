@@ -13,6 +13,8 @@ packages=(
 if [[ "${1:-}" == "test" ]]; then
   # busted specs, PyTorch/NumPy references, libFuzzer and sanitizers
   packages+=(lua-busted python3-torch python3-numpy clang libclang-rt-14-dev)
+  # a one-node Slurm for the cluster-sweep test (tests/dist/slurm_sweep.sh starts it in a temp folder)
+  packages+=(slurm-wlm munge)
   # Node.js for the @huggingface/tokenizers reference: only when no node/npm is on the PATH, since a
   # Node.js from another source (NodeSource bundles npm) conflicts with Debian's npm package
   command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -4,6 +4,7 @@
 
 #include "adept/dist.h"
 #include "dist/mpi/mpi_comm.h"
+#include "dist/nccl/nccl_comm.h"
 
 /* The environment variable that says a launcher started this process as one of a group, or NULL. */
 static const char *launcher_variable(void) {
@@ -21,13 +22,27 @@ int adept_dist_mpi_built(void) {
 #endif
 }
 
-static adept_comm *installed;
+adept_status adept_dist_nccl_wrap(adept_comm *host_comm, adept_comm **out) {
+#ifdef ADEPT_HAVE_NCCL
+    return adept_comm_nccl_wrap(host_comm, out);
+#else
+    (void)host_comm, (void)out;
+    return adept_fail(ADEPT_EUNSUPPORTED, "dist: this build has no NCCL communicator (built without CUDA or NCCL)");
+#endif
+}
+
+static adept_comm *installed, *host;
 
 adept_status adept_dist_init(int *argc, char ***argv) {
     const char *var = launcher_variable();
     if (!var || installed) return ADEPT_OK;
 #ifdef ADEPT_HAVE_MPI
-    ADEPT_TRY(adept_comm_mpi_create(argc, argv, &installed));
+    ADEPT_TRY(adept_comm_mpi_create(argc, argv, &host));
+    installed = host;
+#ifdef ADEPT_HAVE_NCCL
+    /* GPU ranks reduce device slabs with NCCL (started at the first such reduction), the rest over MPI */
+    if (adept_comm_size(host) > 1 && adept_comm_nccl_wrap(host, &installed) != ADEPT_OK) installed = host;
+#endif
     adept_comm_set_world(installed);
     return ADEPT_OK;
 #else
@@ -43,6 +58,7 @@ adept_status adept_dist_init(int *argc, char ***argv) {
 void adept_dist_finalize(void) {
     if (!installed) return;
     adept_comm_set_world(NULL);
-    installed->ops->destroy(installed);
-    installed = NULL;
+    if (installed != host) installed->ops->destroy(installed); /* the NCCL wrapper first, then MPI */
+    host->ops->destroy(host);
+    installed = host = NULL;
 }

@@ -324,7 +324,8 @@ local function run(cfg)
     if not bad and (state.step % log_every == 0 or state.step == steps) then
       log_line(logf, {type = "train", step = state.step, loss = loss, lr = lr, grad_norm = gnorm,
                       tokens_seen = state.tokens_seen, tokens_per_s = tps, elapsed = ctx.elapsed,
-                      skipped = state.skipped, mfu = mfu})
+                      skipped = state.skipped, mfu = mfu,
+                      allreduce_s = world > 1 and r.comm_seconds or nil, allreduce_bytes = world > 1 and r.comm_bytes or nil})
     end
     if progress then
       local extra = ("loss %.4f | lr %.2e | %.0f tok/s"):format(loss, lr, tps)

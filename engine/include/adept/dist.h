@@ -51,6 +51,10 @@ adept_status adept_dist_init(int *argc, char ***argv);
 void adept_dist_finalize(void);
 /* Whether this build carries the MPI communicator. */
 int adept_dist_mpi_built(void);
+/* A communicator that reduces CUDA-resident slabs with NCCL (bootstrapped over `host`, which must outlive it)
+   and sends every other operation to `host`; ADEPT_EUNSUPPORTED in builds without NCCL. adept_dist_init installs
+   one over MPI for multi-process runs; tests wrap the single communicator to run NCCL with one rank. */
+adept_status adept_dist_nccl_wrap(adept_comm *host, adept_comm **out);
 
 static inline int adept_comm_rank(const adept_comm *c) { return c->ops->rank(c); }
 static inline int adept_comm_size(const adept_comm *c) { return c->ops->world_size(c); }
