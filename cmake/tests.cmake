@@ -50,7 +50,11 @@ file(GLOB unit_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
 foreach(src IN LISTS unit_tests)
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
-  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit ${CMAKE_SOURCE_DIR}/engine)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit ${CMAKE_SOURCE_DIR}/tests/support
+                             ${CMAKE_SOURCE_DIR}/engine)
+  if(name STREQUAL "test_device_backend")
+    target_sources(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/support/fake_device.c)
+  endif()
   target_link_libraries(${name} PRIVATE adept)
   add_test(NAME unit/${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
   # test_cuda_*: the CUDA backend against the CPU one; they skip (77) without a device, and tests/device/run
@@ -129,6 +133,37 @@ endforeach()
 add_executable(bench_cuda_step ${CMAKE_SOURCE_DIR}/tests/bench/cuda_step/bench_cuda_step.c)
 target_include_directories(bench_cuda_step PRIVATE ${CMAKE_SOURCE_DIR}/engine)
 target_link_libraries(bench_cuda_step PRIVATE adept)
+
+# ---- the device path of the Lua API without a GPU (docs/cuda.md, "Testing without a GPU") ----------------------
+# build/tests/adeptlua-fakecuda: the adeptlua host with the protected-memory fake device of tests/support
+# registered as the "cuda" backend at start-up. Test-only: build/adeptlua and build/adept.so never contain it.
+add_executable(adeptlua_fakecuda ${CMAKE_SOURCE_DIR}/lua/adeptlua.c ${CMAKE_SOURCE_DIR}/tests/support/fake_device.c
+               ${CMAKE_SOURCE_DIR}/tests/support/fake_cuda_host.c)
+target_include_directories(adeptlua_fakecuda PRIVATE ${CMAKE_SOURCE_DIR}/lua ${CMAKE_SOURCE_DIR}/tests/support)
+target_link_libraries(adeptlua_fakecuda PRIVATE adept_bindings adept PkgConfig::LUA)
+set_target_properties(adeptlua_fakecuda PROPERTIES OUTPUT_NAME adeptlua-fakecuda ENABLE_EXPORTS ON
+                      RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+if(ADEPT_SANITIZE AND CMAKE_C_COMPILER_ID MATCHES "Clang")
+  target_link_options(adeptlua_fakecuda PRIVATE -shared-libasan "LINKER:-rpath,${asan_rt_dir}")
+endif()
+
+# tests/device/device_spec.lua, one script for two backends:
+#   lua/device_fake  on the fake device: every result BITWISE the CPU's (the same kernels); a host touch of
+#                    device memory kills it (labels lua and unit, so the ASan pass runs it too)
+#   cuda/device_spec on a real GPU (label cuda: tests/device/run runs it): results within derived tolerances;
+#                    exits 77 (skipped) without a CUDA device
+set(device_spec ${CMAKE_SOURCE_DIR}/tests/device/device_spec.lua)
+add_test(NAME lua/device_fake COMMAND adeptlua_fakecuda ${device_spec} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+set_tests_properties(lua/device_fake PROPERTIES LABELS "lua;unit" SKIP_RETURN_CODE 77
+                     ENVIRONMENT "${ADEPT_TEST_ENV}")
+add_test(NAME cuda/device_spec COMMAND adeptlua ${device_spec} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+set_tests_properties(cuda/device_spec PROPERTIES LABELS cuda SKIP_RETURN_CODE 77 ENVIRONMENT "${ADEPT_TEST_ENV}")
+# a shipped recipe end to end with `--device cuda` on the fake device (tests/recipes/adept_smoke.lua runs
+# recipes/adept.lua on stories260K with its checks; 77 without ../shared)
+add_test(NAME lua/device_fake_recipe COMMAND adeptlua_fakecuda --device cuda
+         ${CMAKE_SOURCE_DIR}/tests/recipes/adept_smoke.lua WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+set_tests_properties(lua/device_fake_recipe PROPERTIES LABELS "lua;recipe" SKIP_RETURN_CODE 77
+                     ENVIRONMENT "${ADEPT_TEST_ENV}")
 
 # Data parallelism over MPI (tests/dist/*.sh): mpirun with 2 processes against 1; skip (77) without MPI
 file(GLOB dist_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/dist/*.sh)

@@ -19,8 +19,11 @@ int32_t *adept_lua_read_ids(lua_State *L, int arg, int *rows, int *cols, const c
         *cols = (int)t->shape[t->ndim - 1];
         size_t n = adept_tensor_numel(t);
         int32_t *ids = lua_newuserdatauv(L, n * sizeof(int32_t) + 1, 0);
+        /* ids on a device are copied to the host first; the copy sits above the result until it is read */
+        t = adept_lua_host_tensor(L, t, fname);
         if (t->dtype == ADEPT_I32) {
             memcpy(ids, adept_tensor_data(t), n * sizeof(int32_t));
+            lua_pop(L, 1);
             return ids;
         }
         for (size_t i = 0; i < n; i++) {
@@ -29,6 +32,7 @@ int32_t *adept_lua_read_ids(lua_State *L, int arg, int *rows, int *cols, const c
                 luaL_error(L, "%s: token id %f at flat index %d is not an integer", fname, v, (int)i);
             ids[i] = (int32_t)v;
         }
+        lua_pop(L, 1);
         return ids;
     }
     if (!lua_istable(L, arg))

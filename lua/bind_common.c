@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adept/device.h"
 #include "adept/suggest.h"
 #include "binding.h"
 
@@ -184,6 +185,43 @@ adept_tensor *adept_lua_to_tensor(lua_State *L, int arg) {
     if (!box) return NULL;
     if (!box->t) luaL_error(L, "tensor was freed");
     return box->t;
+}
+
+adept_tensor *adept_lua_host_tensor(lua_State *L, const adept_tensor *t, const char *fname) {
+    adept_tensor *h;
+    if (adept_tensor_host(t, &h) != ADEPT_OK) adept_lua_raise(L, fname);
+    adept_lua_push_tensor(L, h);
+    return h;
+}
+
+/* adept.default_device lives in the module table, which every binding closure does not hold: it is read from
+   package.loaded.adept (the host and require both put the module there). */
+static const char *default_device(lua_State *L) {
+    const char *name = NULL;
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, "adept") == LUA_TTABLE) {
+        lua_getfield(L, -1, "default_device");
+        if (lua_type(L, -1) == LUA_TSTRING) name = lua_tostring(L, -1); /* kept alive by the module table */
+        else if (!lua_isnil(L, -1))
+            luaL_error(L, "adept.default_device must be \"cpu\" or \"cuda\", got a %s", luaL_typename(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return name;
+}
+
+int adept_lua_opt_device(lua_State *L, int arg, const char *fname) {
+    const char *name = adept_lua_opt_str_field(L, arg, "device", NULL);
+    const char *from = "option 'device'";
+    if (!name) {
+        name = default_device(L);
+        from = "adept.default_device";
+    }
+    if (!name) return ADEPT_CPU;
+    adept_device d;
+    if (adept_device_parse(name, &d) != ADEPT_OK)
+        luaL_error(L, "%s: %s: %s", fname, from, adept_last_error());
+    return (int)d;
 }
 
 int adept_lua_check_shape(lua_State *L, int arg, int64_t *shape, const char *fname) {

@@ -4,13 +4,30 @@
 #include "adept/cuda.h"
 #include "binding.h"
 
-/* adept.cuda.available() -> true | false, reason */
+/* adept.cuda.available() -> true | false, reason: whether models and tensors can live on "cuda" (a backend is
+   registered for it: the GPU's, or a test host's fake device) */
 static int l_available(lua_State *L) {
+    if (adept_backend_for(ADEPT_CUDA)) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     const char *why;
-    int n = adept_cuda_device_count(&why);
-    lua_pushboolean(L, n > 0);
-    if (n > 0) return 1;
-    lua_pushstring(L, why);
+    lua_pushboolean(L, 0);
+    if (adept_cuda_device_count(&why) <= 0) lua_pushstring(L, why);
+    else lua_pushstring(L, adept_last_error());
+    return 2;
+}
+
+/* adept.cuda.backend() -> the name of the backend behind "cuda" ("cuda" on a GPU, "test-device" in the test host)
+   | nil, reason. Tests compare bitwise against the CPU on the test device and within tolerances on a GPU. */
+static int l_backend(lua_State *L) {
+    const adept_backend *be = adept_backend_for(ADEPT_CUDA);
+    if (be) {
+        lua_pushstring(L, be->name);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, adept_last_error());
     return 2;
 }
 
@@ -52,7 +69,7 @@ static int l_built(lua_State *L) {
 
 void adept_open_cuda(lua_State *L) {
     static const luaL_Reg fns[] = {{"available", l_available}, {"devices", l_devices}, {"built", l_built},
-                                   {NULL, NULL}};
+                                   {"backend", l_backend}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_setfield(L, -2, "cuda");
     if (lua_getfield(L, -1, "default_device") == LUA_TNIL) {

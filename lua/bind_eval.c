@@ -15,7 +15,7 @@ static size_t check_logits(lua_State *L, int arg, int64_t *vocab, const adept_te
         luaL_argerror(L, arg, "f32 logits tensor [..., vocab] expected");
     *vocab = t->shape[t->ndim - 1];
     if (*vocab <= 0) luaL_argerror(L, arg, "logits have an empty vocabulary dimension");
-    *out = t;
+    *out = adept_lua_host_tensor(L, t, "logits"); /* logits on a device: a host copy, left on the stack */
     return adept_tensor_numel(t) / (size_t)*vocab;
 }
 
@@ -26,11 +26,13 @@ static int32_t *check_targets(lua_State *L, int arg, size_t n) {
     if (t) {
         if (adept_tensor_numel(t) != n)
             luaL_argerror(L, arg, lua_pushfstring(L, "%d targets expected, got %d", (int)n, (int)adept_tensor_numel(t)));
+        t = adept_lua_host_tensor(L, t, "targets"); /* a device tensor's copy, popped once read */
         for (size_t i = 0; i < n; i++) {
             double v = adept_tensor_get_flat(t, i);
             if (v != floor(v) || fabs(v) > 2147483647.0) luaL_argerror(L, arg, "targets must be integers");
             ids[i] = (int32_t)v;
         }
+        lua_pop(L, 1);
         return ids;
     }
     luaL_checktype(L, arg, LUA_TTABLE);

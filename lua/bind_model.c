@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adept/device.h"
 #include "adept/hf_config.h"
 #include "adept/model.h"
 #include "binding.h"
@@ -62,6 +63,7 @@ static void config_from_table(lua_State *L, int arg, adept_config *c) {
     c->config_json = NULL;
 }
 
+/* adept.model(config [, {seed=, init_std=, device=}]): device defaults to adept.default_device */
 static int l_model(lua_State *L) {
     adept_config c;
     config_from_table(L, 1, &c);
@@ -72,8 +74,9 @@ static int l_model(lua_State *L) {
         seed = adept_lua_opt_int_field(L, 2, "seed", 0);
         std = adept_lua_opt_f32_field(L, 2, "init_std", 0.02);
     }
+    adept_device device = (adept_device)adept_lua_opt_device(L, 2, "adept.model");
     adept_model *m;
-    ADEPT_LUA_TRY(L, "adept.model", adept_model_create(&c, (uint64_t)seed, (float)std, &m));
+    ADEPT_LUA_TRY(L, "adept.model", adept_model_create_on(&c, device, (uint64_t)seed, (float)std, &m));
     adept_lua_push_model(L, m);
     return 1;
 }
@@ -118,9 +121,23 @@ static int m_set_param(lua_State *L) {
         return luaL_error(L, "set_param: %s has shape %s, the tensor has %s", p->name,
                           adept_shape_str(p->ndim, p->shape, a, sizeof a), adept_shape_str(t->ndim, t->shape, b, sizeof b));
     }
-    ADEPT_LUA_TRY(L, "set_param", adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(t), t->dtype,
-                                                p->numel));
+    if (adept_tensor_device(p->value) == ADEPT_CPU && adept_tensor_device(t) == ADEPT_CPU) {
+        ADEPT_LUA_TRY(L, "set_param", adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(t),
+                                                    t->dtype, p->numel));
+        return 0;
+    }
+    /* a device on either side: converted on the host, then one copy into the row */
+    adept_tensor *h = adept_lua_host_tensor(L, t, "set_param");
+    float *f32 = lua_newuserdatauv(L, p->numel * sizeof(float) + 1, 0);
+    ADEPT_LUA_TRY(L, "set_param", adept_convert(f32, ADEPT_F32, adept_tensor_data(h), h->dtype, p->numel));
+    ADEPT_LUA_TRY(L, "set_param", adept_tensor_write(p->value, 0, f32, p->numel * sizeof(float)));
     return 0;
+}
+
+/* m:device() -> "cpu" | "cuda": where the model's weights, gradients and activations live */
+static int m_device(lua_State *L) {
+    lua_pushstring(L, adept_device_name(adept_model_device(adept_lua_check_model(L, 1))));
+    return 1;
 }
 
 static int m_param_names(lua_State *L) {
@@ -428,7 +445,7 @@ void adept_open_model(lua_State *L) {
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
         {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},
         {"logits", adept_lua_model_logits}, {"generate", adept_lua_model_generate},
-        {"hidden_states", adept_lua_model_hidden_states}, {NULL, NULL}};
+        {"hidden_states", adept_lua_model_hidden_states}, {"device", m_device}, {NULL, NULL}};
     static const adept_lua_class cls = {ADEPT_MODEL_MT, methods, NULL, model_gc, model_tostring, model_index};
     adept_lua_new_class(L, &cls);
     static const luaL_Reg fns[] = {{"model", l_model}, {NULL, NULL}};

@@ -154,8 +154,10 @@ static int o_set_lr_scales(lua_State *L) {
         size_t row = (size_t)(adept_model_find(m, name) - adept_model_param(m, 0));
         adept_tensor *t = adept_lua_to_tensor(L, -1);
         adept_status s;
-        if (t) {
-            s = adept_adamw_set_row_scales(o, row, adept_tensor_f32(t), (int64_t)adept_tensor_numel(t));
+        if (t) { /* row multipliers computed on a device (importance of device gradients) come to the host */
+            adept_tensor *h = adept_lua_host_tensor(L, t, "set_lr_scales");
+            s = adept_adamw_set_row_scales(o, row, adept_tensor_f32(h), (int64_t)adept_tensor_numel(h));
+            lua_pop(L, 1);
         } else if (lua_istable(L, -1)) {
             lua_Integer n = luaL_len(L, -1);
             float *rows = lua_newuserdatauv(L, (size_t)n * sizeof *rows, 0);

@@ -1,11 +1,14 @@
 /* Tensor bindings: adept.tensor/zeros/randn and the methods and operators of adept.Tensor. Arguments are
    checked here and every computation is a call into engine/include/adept/ops.h. Conventions (docs/tensors.md):
    element indices and dims are 1-based like torch7 (negative dims count from the end), topk returns 1-based
-   flat indices, and adept.tensor builds a tensor from data, a nested table of numbers (zeros takes a shape). */
+   flat indices, and adept.tensor builds a tensor from data, a nested table of numbers (zeros takes a shape).
+   A tensor on a device (a model's parameter there, t:to("cuda")) is read and written through copies: get, set,
+   table and tostring move the elements they touch; ops run through the device's ops table. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "adept/device.h"
 #include "adept/ops.h"
 #include "adept/rng.h"
 #include "binding.h"
@@ -186,6 +189,37 @@ static void push_element(lua_State *L, const adept_tensor *t, size_t i) {
     else lua_pushinteger(L, (lua_Integer)adept_tensor_get_flat_int(t, i));
 }
 
+/* One element of a tensor anywhere as a 0-dimensional host tensor over `buf` (no allocation): a device tensor's
+   element is copied in; a host tensor's too, which costs the same. */
+typedef struct element {
+    adept_storage storage;
+    adept_tensor t;
+    uint64_t buf;
+} element;
+
+static adept_tensor *element_of(element *e, adept_dtype dtype) {
+    memset(e, 0, sizeof *e);
+    e->storage.data = &e->buf;
+    e->storage.nbytes = sizeof e->buf;
+    e->storage.device = ADEPT_CPU;
+    e->storage.refcount = 1;
+    e->t.storage = &e->storage;
+    e->t.dtype = dtype;
+    return &e->t;
+}
+
+static void push_element_any(lua_State *L, const adept_tensor *t, size_t i) {
+    if (adept_tensor_device(t) == ADEPT_CPU) {
+        push_element(L, t, i);
+        return;
+    }
+    element e;
+    adept_tensor *h = element_of(&e, t->dtype);
+    size_t es = adept_dtype_size(t->dtype);
+    if (adept_tensor_read(t, i * es, &e.buf, es) != ADEPT_OK) adept_lua_raise(L, "get");
+    push_element(L, h, 0);
+}
+
 /* Flat offset of the 1-based indices at stack positions first.. (exactly ndim of them). */
 static size_t flat_index(lua_State *L, const adept_tensor *t, int first) {
     int given = lua_gettop(L) - first + 1;
@@ -210,16 +244,33 @@ static size_t flat_index(lua_State *L, const adept_tensor *t, int first) {
 
 static int l_get(lua_State *L) {
     adept_tensor *t = adept_lua_check_tensor(L, 1);
-    push_element(L, t, flat_index(L, t, 2));
+    push_element_any(L, t, flat_index(L, t, 2));
     return 1;
 }
 
-/* t:set(v, i, ...) returns t, so calls chain. */
+/* t:set(v, i, ...) returns t, so calls chain. On a device the element is stored on the host, then copied over. */
 static int l_set(lua_State *L) {
     adept_tensor *t = adept_lua_check_tensor(L, 1);
     luaL_checknumber(L, 2);
-    if (store(L, 2, t, flat_index(L, t, 3)) != ADEPT_OK) return luaL_argerror(L, 2, adept_last_error());
+    size_t i = flat_index(L, t, 3);
+    if (adept_tensor_device(t) == ADEPT_CPU) {
+        if (store(L, 2, t, i) != ADEPT_OK) return luaL_argerror(L, 2, adept_last_error());
+    } else {
+        element e;
+        adept_tensor *h = element_of(&e, t->dtype);
+        size_t es = adept_dtype_size(t->dtype);
+        if (store(L, 2, h, 0) != ADEPT_OK) return luaL_argerror(L, 2, adept_last_error());
+        ADEPT_LUA_TRY(L, "set", adept_tensor_write(t, i * es, &e.buf, es));
+    }
     lua_settop(L, 1);
+    return 1;
+}
+
+/* t:device() -> "cpu" | "cuda" */
+static int l_device(lua_State *L) {
+    adept_tensor *t = adept_lua_check_tensor(L, 1);
+    check_nargs(L, 1);
+    lua_pushstring(L, adept_device_name(adept_tensor_device(t)));
     return 1;
 }
 
@@ -237,6 +288,7 @@ static void push_table(lua_State *L, const adept_tensor *t, int d, size_t *pos) 
 static int l_table(lua_State *L) {
     adept_tensor *t = adept_lua_check_tensor(L, 1);
     check_nargs(L, 1);
+    t = adept_lua_host_tensor(L, t, "table"); /* one copy of a device tensor, left below the result */
     size_t pos = 0;
     if (t->ndim == 0) push_element(L, t, 0);
     else push_table(L, t, 0, &pos);
@@ -251,6 +303,8 @@ static int l_tostring(lua_State *L) {
         return 1;
     }
     const adept_tensor *t = box->t;
+    const char *where = adept_tensor_device(t) == ADEPT_CPU ? NULL : adept_device_name(adept_tensor_device(t));
+    if (where) t = adept_lua_host_tensor(L, t, "tostring"); /* the values shown are copied from the device */
     char sb[128], num[64];
     size_t n = adept_tensor_numel(t);
     luaL_Buffer b;
@@ -269,7 +323,12 @@ static int l_tostring(lua_State *L) {
         else snprintf(num, sizeof num, "%s%lld", i ? ", " : "", (long long)adept_tensor_get_flat_int(t, i));
         luaL_addstring(&b, num);
     }
-    luaL_addstring(&b, "])");
+    luaL_addstring(&b, "]");
+    if (where) {
+        luaL_addstring(&b, ", device=");
+        luaL_addstring(&b, where);
+    }
+    luaL_addstring(&b, ")");
     luaL_pushresult(&b);
     return 1;
 }
@@ -416,12 +475,32 @@ static int l_topk(lua_State *L) {
     return 2;
 }
 
+/* t:to(dtype) converts; t:to("cpu" | "cuda") copies to a device (a new tensor, also when t lives there). A
+   conversion of a device tensor runs on the host and the result goes back to t's device. */
 static int l_to(lua_State *L) {
     adept_tensor *t = adept_lua_check_tensor(L, 1), *out;
     check_nargs(L, 2);
     if (lua_isnoneornil(L, 2)) return luaL_argerror(L, 2, "dtype name expected, got no value");
-    adept_dtype dt = opt_dtype(L, 2, ADEPT_F32);
-    ADEPT_LUA_TRY(L, "to", adept_tensor_to_dtype(t, dt, &out));
+    adept_device dev;
+    if (lua_type(L, 2) == LUA_TSTRING && adept_device_parse(lua_tostring(L, 2), &dev) == ADEPT_OK) {
+        ADEPT_LUA_TRY(L, "to", adept_tensor_copy_to(t, dev, &out));
+        push_new(L, out);
+        return 1;
+    }
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "dtype name expected, got %s", luaL_typename(L, 2)));
+    adept_dtype dt;
+    if (adept_dtype_parse(lua_tostring(L, 2), &dt) != ADEPT_OK)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "%s; or a device: cpu, cuda", adept_last_error()));
+    if (adept_tensor_device(t) == ADEPT_CPU) {
+        ADEPT_LUA_TRY(L, "to", adept_tensor_to_dtype(t, dt, &out));
+        push_new(L, out);
+        return 1;
+    }
+    adept_tensor *h = adept_lua_host_tensor(L, t, "to"), *conv;
+    ADEPT_LUA_TRY(L, "to", adept_tensor_to_dtype(h, dt, &conv));
+    adept_lua_push_tensor(L, conv); /* owned by Lua before the next call can fail */
+    ADEPT_LUA_TRY(L, "to", adept_tensor_copy_to(conv, adept_tensor_device(t), &out));
     push_new(L, out);
     return 1;
 }
@@ -439,7 +518,7 @@ void adept_lua_tensor_metatable(lua_State *L) {
         {"clone", l_clone}, {"table", l_table},   {"abs", l_abs},       {"square", l_square}, {"sqrt", l_sqrt},
         {"add", l_add},     {"sub", l_sub},       {"mul", l_mul},       {"div", l_div},     {"sum", l_sum},
         {"mean", l_mean},   {"max", l_max},       {"min", l_min},       {"norm", l_norm},   {"dot", l_dot},
-        {"cosine", l_cosine}, {"topk", l_topk},   {"to", l_to},         {NULL, NULL}};
+        {"cosine", l_cosine}, {"topk", l_topk},   {"to", l_to},         {"device", l_device}, {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__len", l_len},   {"__add", l_meta_add}, {"__sub", l_meta_sub}, {"__mul", l_meta_mul},
         {"__div", l_meta_div}, {"__unm", l_unm},  {NULL, NULL}};

@@ -141,6 +141,7 @@ static int l_decode(lua_State *L) {
     int owned = 0;
     if (tt) {
         if (tt->dtype != ADEPT_I32) return luaL_argerror(L, 2, "int32 tensor or table of ids expected");
+        tt = adept_lua_host_tensor(L, tt, "decode"); /* ids on a device: a host copy, on the stack */
         ids = adept_tensor_i32(tt);
         n = adept_tensor_numel(tt);
     } else {

@@ -84,6 +84,15 @@ adept_tensor_box *adept_lua_check_tensor_box(lua_State *L, int arg);
 /* Registers the adept.Tensor class (bind_tensor.c); module.c calls it before any binding opens. */
 void adept_lua_tensor_metatable(lua_State *L);
 
+/* A tensor the host may read, for a binding that reads values: t itself (a new view) when it lives on the
+   host, else a host copy of a device tensor (docs/cuda.md: values cross to the host only when read). The handle
+   is left on the stack, so a raised error frees it. */
+adept_tensor *adept_lua_host_tensor(lua_State *L, const adept_tensor *t, const char *fname);
+/* The device a function creates its result on: the string field `device` of the options table at `arg` (may
+   be none or nil), else adept.default_device (set by `adeptlua --device`), else the CPU. An unknown name raises
+   naming the option. */
+int adept_lua_opt_device(lua_State *L, int arg, const char *fname);
+
 /* Reads a shape: a table of non-negative integers {2, 3}. Returns ndim; raises a standard
    "bad argument #arg to 'fname' (table of dimensions expected, got X)" on misuse. */
 int adept_lua_check_shape(lua_State *L, int arg, int64_t *shape, const char *fname);

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adept/backend.h"
+#include "adept/device.h"
 #include "adept/hf_config.h"
 #include "adept/input.h"
 #include "adept/json.h"
@@ -182,8 +184,9 @@ static const unsigned char *entry_bytes(const adept_safetensors *st, const adept
 
 static int is_float_weight(adept_dtype d) { return d == ADEPT_F32 || d == ADEPT_BF16 || d == ADEPT_F16; }
 
-/* Copies one file tensor into a parameter after checking dtype and shape. */
-static adept_status load_param(const shards *s, adept_param *p, const adept_config *c) {
+/* Copies one file tensor into a parameter after checking dtype and shape. On a device the tensor is widened into
+   `scratch` (host, at least the row's numel floats) and uploaded; NULL scratch: the row is host memory. */
+static adept_status load_param(const shards *s, adept_param *p, const adept_config *c, float *scratch) {
     int sh;
     const adept_st_entry *e;
     ADEPT_TRY(locate(s, p->name, &sh, &e));
@@ -207,8 +210,12 @@ static adept_status load_param(const shards *s, adept_param *p, const adept_conf
         return adept_fail(ADEPT_ESHAPE, "%s: tensor %s has shape %s, expected %s for this config", file, p->name, got,
                           want);
     }
-    to_f32(adept_tensor_f32(p->value), entry_bytes(s->st[sh], e), e->dtype, p->numel);
-    return ADEPT_OK;
+    if (!scratch) {
+        to_f32(adept_tensor_f32(p->value), entry_bytes(s->st[sh], e), e->dtype, p->numel);
+        return ADEPT_OK;
+    }
+    to_f32(scratch, entry_bytes(s->st[sh], e), e->dtype, p->numel);
+    return adept_tensor_write(p->value, 0, scratch, p->numel * sizeof(float));
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -243,11 +250,14 @@ static adept_status check_extras(const shards *s, adept_model *m, const adept_co
                 adept_param *emb = adept_model_find(m, "model.embed_tokens.weight");
                 int equal = emb && is_float_weight(e->dtype) && e->ndim == 2 && e->shape[0] == emb->shape[0] &&
                             e->shape[1] == emb->shape[1];
-                float *tmp = equal ? malloc(emb->numel * sizeof(float)) : NULL;
+                float *tmp = equal ? malloc(2 * emb->numel * sizeof(float) + 1) : NULL;
                 if (tmp) {
+                    /* the embedding is read back from wherever it lives (the model may be on a device) */
                     to_f32(tmp, entry_bytes(st, e), e->dtype, emb->numel);
-                    equal = !memcmp(tmp, adept_tensor_f32(emb->value), emb->numel * sizeof(float));
+                    adept_status rs = adept_tensor_read(emb->value, 0, tmp + emb->numel, emb->numel * sizeof(float));
+                    equal = rs == ADEPT_OK && !memcmp(tmp, tmp + emb->numel, emb->numel * sizeof(float));
                     free(tmp);
+                    if (rs != ADEPT_OK) return rs;
                 } else if (equal) {
                     return adept_fail(ADEPT_ENOMEM, "%s: out of memory comparing lm_head.weight", file);
                 }
@@ -307,7 +317,7 @@ static size_t config_numel(const adept_config *c) {
     return (size_t)c->vocab_size * C * (c->tie_word_embeddings ? 1 : 2) + C + (size_t)c->num_layers * layer;
 }
 
-static adept_status load_hf_dir(const char *dir, adept_model **out) {
+static adept_status load_hf_dir(const char *dir, adept_device device, adept_model **out) {
     adept_config cfg;
     char *cpath = path_join(dir, "config.json");
     if (!cpath) return adept_fail(ADEPT_ENOMEM, "out of memory");
@@ -338,9 +348,18 @@ static adept_status load_hf_dir(const char *dir, adept_model **out) {
             st = adept_fail(ADEPT_EFORMAT, "config.json describes %zu weights but the safetensors files hold %zu: "
                             "config.json does not match the weights", need, held);
     }
-    if (st == ADEPT_OK) st = adept_model_create(&cfg, 0, 0.0f, &m);
+    if (st == ADEPT_OK) st = adept_model_create_on(&cfg, device, 0, 0.0f, &m);
+    /* on a device: one host buffer of the largest row, each tensor widened there and uploaded */
+    float *scratch = NULL;
+    if (st == ADEPT_OK && device != ADEPT_CPU) {
+        size_t most = 0;
+        for (size_t i = 0; i < adept_model_num_params(m); i++)
+            if (adept_model_param(m, i)->numel > most) most = adept_model_param(m, i)->numel;
+        if (!(scratch = malloc(most * sizeof(float) + 1))) st = adept_fail(ADEPT_ENOMEM, "load: out of memory");
+    }
     for (size_t i = 0; st == ADEPT_OK && i < adept_model_num_params(m); i++)
-        st = load_param(&s, adept_model_param(m, i), &cfg);
+        st = load_param(&s, adept_model_param(m, i), &cfg, scratch);
+    free(scratch);
     if (st == ADEPT_OK) st = check_extras(&s, m, &cfg);
     for (int i = 0; st == ADEPT_OK && i < n_expanded; i++) st = adept_model_set_expanded(m, expanded[i], 1);
     shards_close(&s);
@@ -386,21 +405,42 @@ static adept_status lone_llama2c(const char *dir, char **bin) {
 }
 
 adept_status adept_model_check_finite(adept_model *m) {
+    int on_host = adept_model_device(m) == ADEPT_CPU;
+    float *buf = NULL;
     for (size_t i = 0; i < adept_model_num_params(m); i++) {
         const adept_param *p = adept_model_param(m, i);
         const float *v = adept_tensor_f32(p->value);
+        if (!on_host) {
+            /* a device model: the row's sum of squares runs on the device, in double, where finite floats cannot
+               overflow it (each square is below 1.2e77): it is finite exactly when the row holds no NaN or
+               infinity. Only a failing row is read back, to count and name its values. */
+            double ss = 0;
+            adept_status sst = adept_model_backend(m)->sum_squares(v, p->numel, &ss);
+            if (sst != ADEPT_OK) { free(buf); return sst; }
+            if (isfinite(ss)) continue;
+            free(buf);
+            if (!(buf = malloc(p->numel * sizeof(float) + 1))) return adept_fail(ADEPT_ENOMEM, "out of memory");
+            adept_status st = adept_tensor_read(p->value, 0, buf, p->numel * sizeof(float));
+            if (st != ADEPT_OK) { free(buf); return st; }
+            v = buf;
+        }
         size_t bad = 0, first = 0;
         for (size_t k = 0; k < p->numel; k++)
             if (!isfinite(v[k])) { if (!bad++) first = k; }
+        double first_value = bad ? (double)v[first] : 0;
+        if (bad) free(buf);
         if (bad)
             return adept_fail(ADEPT_ENONFINITE, "tensor %s holds %zu non-finite value%s (the first at flat index %zu is "
                               "%g): the checkpoint is corrupt or diverged (allow_nonfinite=true loads it anyway)",
-                              p->name, bad, bad == 1 ? "" : "s", first, (double)v[first]);
+                              p->name, bad, bad == 1 ? "" : "s", first, first_value);
     }
+    free(buf);
     return ADEPT_OK;
 }
 
-adept_status adept_model_load(const char *path, adept_model **out) {
+adept_status adept_model_load(const char *path, adept_model **out) { return adept_model_load_on(path, ADEPT_CPU, out); }
+
+adept_status adept_model_load_on(const char *path, adept_device device, adept_model **out) {
     *out = NULL;
     if (!path || !*path) return adept_fail(ADEPT_EINVAL, "load: empty path");
     struct stat sb;
@@ -414,13 +454,13 @@ adept_status adept_model_load(const char *path, adept_model **out) {
         adept_status st = lone_llama2c(path, &bin);
         if (st != ADEPT_OK) return st;
         if (bin) {
-            st = adept_llama2c_load(bin, out);
+            st = adept_llama2c_load_on(bin, device, out);
             free(bin);
             return st;
         }
-        return load_hf_dir(path, out);
+        return load_hf_dir(path, device, out);
     }
-    if (adept_llama2c_sniff(path)) return adept_llama2c_load(path, out);
+    if (adept_llama2c_sniff(path)) return adept_llama2c_load_on(path, device, out);
     if (ends_with(path, ".safetensors") || ends_with(path, "config.json"))
         return adept_fail(ADEPT_EINVAL, "%s: pass the model directory, not one of its files", path);
     return adept_fail(ADEPT_EFORMAT, "%s: neither a Hugging Face model directory nor a llama2.c checkpoint (.bin)", path);

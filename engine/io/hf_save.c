@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adept/device.h"
 #include "adept/hf_config.h"
 #include "adept/model.h"
 #include "adept/safetensors.h"
@@ -132,8 +133,12 @@ static adept_status collect(adept_model *m, adept_dtype dtype, adept_st_item *it
     for (size_t i = 0; i < n; i++) {
         adept_param *p = adept_model_param(m, i);
         items[i].name = p->name;
-        if (dtype == ADEPT_F32) { items[i].tensor = p->value; continue; }
-        ADEPT_TRY(adept_tensor_to_dtype(p->value, dtype, &owned[i]));
+        if (dtype == ADEPT_F32) { items[i].tensor = p->value; continue; } /* the writer stages device rows */
+        adept_tensor *host; /* the row itself on the CPU, a host copy of a device row */
+        ADEPT_TRY(adept_tensor_host(p->value, &host));
+        adept_status st = adept_tensor_to_dtype(host, dtype, &owned[i]);
+        adept_tensor_free(host);
+        ADEPT_TRY(st);
         items[i].tensor = owned[i];
     }
     return ADEPT_OK;

@@ -6,6 +6,7 @@
    Fixed by llama2.c: RMSNorm eps 1e-5, RoPE theta 10000, BOS 1, EOS 2; the frequency tables in legacy
    files are skipped (they are recomputed from theta). */
 #include "adept/llama2c.h"
+#include "adept/device.h"
 #include "adept/input.h"
 
 #include <errno.h>
@@ -151,6 +152,11 @@ typedef struct section {
 } section;
 
 adept_status adept_llama2c_load_buffer(const void *data, size_t size, const char *label, adept_model **out) {
+    return adept_llama2c_load_buffer_on(data, size, label, ADEPT_CPU, out);
+}
+
+adept_status adept_llama2c_load_buffer_on(const void *data, size_t size, const char *label, adept_device device,
+                                          adept_model **out) {
     *out = NULL;
     if (!label) label = "checkpoint";
     adept_llama2c_header h;
@@ -186,8 +192,19 @@ adept_status adept_llama2c_load_buffer(const void *data, size_t size, const char
     if (!h.shared_classifier) order[n++] = cls;
 
     adept_model *m = NULL;
-    adept_status st = adept_model_create(&cfg, 0, 0.0f, &m);
+    adept_status st = adept_model_create_on(&cfg, device, 0, 0.0f, &m);
     if (st != ADEPT_OK) return adept_fail_context(st, "%s", label);
+    /* on a device each section is permuted into a host buffer of the largest one, then uploaded */
+    float *scratch = NULL;
+    if (device != ADEPT_CPU) {
+        size_t most = 0;
+        for (int s = 0; s < n; s++)
+            if (order[s].rows * order[s].cols > most) most = order[s].rows * order[s].cols;
+        if (!(scratch = malloc(most * sizeof(float) + 1))) {
+            adept_model_free(m);
+            return adept_fail(ADEPT_ENOMEM, "%s: out of memory", label);
+        }
+    }
     const unsigned char *p = (const unsigned char *)data + h.header_bytes;
     for (int s = 0; s < n; s++) {
         const section *sec = &order[s];
@@ -200,13 +217,25 @@ adept_status adept_llama2c_load_buffer(const void *data, size_t size, const char
             else snprintf(name, sizeof name, "%s", sec->suffix);
             adept_param *prm = adept_model_find(m, name);
             if (!prm || prm->numel != sec->rows * sec->cols) {
+                free(scratch);
                 adept_model_free(m);
                 return adept_fail(ADEPT_ESTATE, "%s: the model has no tensor %s of %zu x %zu", label, name, sec->rows,
                                   sec->cols);
             }
-            copy_rows(adept_tensor_f32(prm->value), p, sec->rows, sec->cols, sec->heads);
+            if (!scratch) {
+                copy_rows(adept_tensor_f32(prm->value), p, sec->rows, sec->cols, sec->heads);
+                continue;
+            }
+            copy_rows(scratch, p, sec->rows, sec->cols, sec->heads);
+            st = adept_tensor_write(prm->value, 0, scratch, prm->numel * sizeof(float));
+            if (st != ADEPT_OK) {
+                free(scratch);
+                adept_model_free(m);
+                return adept_fail_context(st, "%s", label);
+            }
         }
     }
+    free(scratch);
     *out = m;
     return ADEPT_OK;
 }
@@ -234,12 +263,14 @@ static adept_status map_file(const char *path, mapping *mp) {
     return ADEPT_OK;
 }
 
-adept_status adept_llama2c_load(const char *path, adept_model **out) {
+adept_status adept_llama2c_load(const char *path, adept_model **out) { return adept_llama2c_load_on(path, ADEPT_CPU, out); }
+
+adept_status adept_llama2c_load_on(const char *path, adept_device device, adept_model **out) {
     *out = NULL;
     mapping mp;
     ADEPT_TRY(map_file(path, &mp));
     static const char empty[1] = {0};
-    adept_status st = adept_llama2c_load_buffer(mp.addr ? mp.addr : empty, mp.size, path, out);
+    adept_status st = adept_llama2c_load_buffer_on(mp.addr ? mp.addr : empty, mp.size, path, device, out);
     if (mp.addr) munmap(mp.addr, mp.size);
     return st;
 }

@@ -3,6 +3,7 @@
    the target, so a crash never leaves half a file and tensors still mapped from the old file stay valid
    (truncating a mapped file in place would make reading them fault). Non-regular targets (/dev/...) are
    written directly. */
+#include "adept/device.h"
 #include "adept/safetensors.h"
 #include "safetensors_internal.h"
 
@@ -97,10 +98,6 @@ static adept_status build_header(const char *path, const adept_st_item *items, s
             s = adept_fail(ADEPT_EINVAL, "%s: tensor name \"%.40s\" is not valid UTF-8", path, name);
             goto fail;
         }
-        if (t->storage->device != ADEPT_CPU) {
-            s = adept_fail(ADEPT_EUNSUPPORTED, "%s: tensor '%s' is not on the CPU", path, name);
-            goto fail;
-        }
         size_t nbytes = adept_tensor_nbytes(t);
         cJSON *e = cJSON_AddObjectToObject(root, name);
         if (!e || !cJSON_AddStringToObject(e, "dtype", adept_dtype_safetensors_name(t->dtype))) goto oom;
@@ -177,8 +174,33 @@ adept_status adept_safetensors_write(const char *path, const adept_st_item *item
     }
     adept_status s = write_all(fd, header, 8 + padded, path);
     free(header);
-    for (size_t i = 0; i < n_items && s == ADEPT_OK; i++)
-        s = write_all(fd, adept_tensor_data(items[i].tensor), adept_tensor_nbytes(items[i].tensor), path);
+    /* a tensor on a device is brought to the host one at a time, through a buffer of the largest of them */
+    void *staged = NULL;
+    size_t staged_cap = 0;
+    for (size_t i = 0; i < n_items && s == ADEPT_OK; i++) {
+        const adept_tensor *t = items[i].tensor;
+        size_t nb = adept_tensor_nbytes(t);
+        const void *bytes = adept_tensor_data(t);
+        if (adept_tensor_device(t) != ADEPT_CPU) {
+            if (nb > staged_cap) {
+                free(staged);
+                staged_cap = 0;
+                if (!(staged = malloc(nb))) {
+                    s = adept_fail(ADEPT_ENOMEM, "%s: out of memory staging tensor %s from the device", path,
+                                   items[i].name);
+                    break;
+                }
+                staged_cap = nb;
+            }
+            if ((s = adept_tensor_read(t, 0, staged, nb)) != ADEPT_OK) {
+                adept_fail_context(s, "%s: tensor %s", path, items[i].name);
+                break;
+            }
+            bytes = staged;
+        }
+        s = write_all(fd, bytes, nb, path);
+    }
+    free(staged);
     if (s == ADEPT_OK && fsync(fd) != 0 && !direct)
         s = adept_fail(ADEPT_EIO, "%s: fsync failed: %s", path, strerror(errno));
     if (close(fd) != 0 && s == ADEPT_OK) s = adept_fail(ADEPT_EIO, "%s: close failed: %s", path, strerror(errno));

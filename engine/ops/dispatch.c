@@ -4,6 +4,8 @@
 #include "adept/ops.h"
 
 #include "adept/backend.h"
+#include "adept/device.h"
+#include "ops/staged.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -30,13 +32,18 @@ static adept_status backend_of(const char *op, const adept_tensor *a, const adep
     if (!a) return adept_fail(ADEPT_EINVAL, "%s: the input tensor is NULL", op);
     adept_device d = a->storage->device;
     if (b && b->storage->device != d)
-        return adept_fail(ADEPT_ESHAPE, "%s: tensors live on different devices (%d and %d)", op, (int)d,
-                          (int)b->storage->device);
+        return adept_fail(ADEPT_ESHAPE, "%s: tensors live on different devices (%s and %s; copy one with :to(\"%s\"))",
+                          op, adept_device_name(d), adept_device_name(b->storage->device), adept_device_name(d));
     *out = adept_backend_for(d);
     return *out ? ADEPT_OK : adept_fail_context(ADEPT_EUNSUPPORTED, "%s", op);
 }
 
-/* The tensor-op entries are optional per device: a missing one is refused, naming the op and the device. */
+/* A device table without a tensor-op entry runs the op staged through the host (engine/ops/staged.c) when it can
+   copy to and from the host, as every real device does (today's CUDA backend has no tensor-op kernels). */
+static int staged(const adept_backend *be, int present) { return !present && be->to_host && be->to_device; }
+
+/* The tensor-op entries are optional per device: a missing one that cannot be staged is refused, naming the op and
+   the device. */
 static adept_status entry_present(const char *op, const adept_backend *be, int present) {
     if (present) return ADEPT_OK;
     return adept_fail(ADEPT_EUNSUPPORTED, "%s: not implemented on the %s device (copy the tensor to the CPU with "
@@ -78,7 +85,7 @@ static adept_status new_on(const adept_tensor *like, adept_dtype dtype, int ndim
         adept_status st = adept_storage_wrap(data, nbytes, ADEPT_CPU, NULL, NULL, &s); /* NULL: adept_free */
         if (st != ADEPT_OK) { adept_free(data); return st; }
     } else {
-        ADEPT_TRY(adept_storage_new(nbytes, like->storage->device, &s));
+        return adept_tensor_new_on(like->storage->device, dtype, ndim, shape, out);
     }
     adept_status st = adept_tensor_view(s, 0, dtype, ndim, shape, out);
     adept_storage_release(s);
@@ -95,6 +102,7 @@ adept_status adept_ops_unary(adept_unary_op op, const adept_tensor *a, adept_ten
     ADEPT_TRY(backend_of(name, a, out, &be));
     ADEPT_TRY(check_dtype(name, a->dtype, op != ADEPT_OP_SQRT));
     ADEPT_TRY(check_same(name, a, out, "(input and output)"));
+    if (staged(be, be->unary != NULL)) return adept_staged_unary(op, a, out);
     ADEPT_TRY(entry_present(name, be, be->unary != NULL));
     return be->unary(op, a, out);
 }
@@ -109,6 +117,7 @@ adept_status adept_ops_binary(adept_binary_op op, const adept_tensor *a, const a
     ADEPT_TRY(check_same(name, a, b, NULL));
     ADEPT_TRY(check_dtype(name, a->dtype, op != ADEPT_OP_DIV));
     ADEPT_TRY(check_same(name, a, out, "(input and output)"));
+    if (staged(be, be->binary != NULL)) return adept_staged_binary(op, a, b, out);
     ADEPT_TRY(entry_present(name, be, be->binary != NULL));
     return be->binary(op, a, b, out);
 }
@@ -124,6 +133,7 @@ adept_status adept_ops_scalar(adept_binary_op op, const adept_tensor *a, double 
     if (a->dtype == ADEPT_I32 && !(s == trunc(s) && s >= -2147483648.0 && s <= 2147483647.0))
         return adept_fail(ADEPT_EINVAL, "%s: an i32 tensor needs an integer scalar in the i32 range, got %g", name, s);
     ADEPT_TRY(check_same(name, a, out, "(input and output)"));
+    if (staged(be, be->scalar != NULL)) return adept_staged_scalar(op, a, s, out);
     ADEPT_TRY(entry_present(name, be, be->scalar != NULL));
     return be->scalar(op, a, s, out);
 }
@@ -147,6 +157,7 @@ adept_status adept_ops_reduce(adept_reduce_op op, const adept_tensor *a, double 
                               op == ADEPT_REDUCE_MAX ? "maximum" : "minimum");
         }
     }
+    if (staged(be, be->reduce != NULL)) return adept_staged_reduce(op, a, out);
     ADEPT_TRY(entry_present(name, be, be->reduce != NULL));
     return be->reduce(op, a, out);
 }
@@ -182,6 +193,7 @@ adept_status adept_ops_reduce_dim(adept_reduce_op op, const adept_tensor *a, int
     adept_tensor expect = {.dtype = ADEPT_F32, .ndim = a->ndim - 1};
     for (int i = 0; i < expect.ndim; i++) expect.shape[i] = shape[i];
     ADEPT_TRY(check_same(name, &expect, out, "(expected and given output)"));
+    if (staged(be, be->reduce_dim != NULL)) return adept_staged_reduce_dim(op, a, dim, out);
     ADEPT_TRY(entry_present(name, be, be->reduce_dim != NULL));
     return be->reduce_dim(op, a, dim, out);
 }
@@ -202,6 +214,7 @@ adept_status adept_ops_topk_into(const adept_tensor *a, size_t k, adept_tensor *
     if (values->dtype != a->dtype || values->ndim != 1 || values->shape[0] != (int64_t)k)
         return adept_fail(ADEPT_ESHAPE, "topk: the values output must be a [%zu] %s tensor", k, adept_dtype_name(a->dtype));
     if (k == 0) return ADEPT_OK;
+    if (staged(be, be->topk != NULL)) return adept_staged_topk(a, k, values, indices);
     ADEPT_TRY(entry_present("topk", be, be->topk != NULL));
     return be->topk(a, k, values, indices);
 }
@@ -277,6 +290,7 @@ static adept_status dot3(const char *name, const adept_tensor *a, const adept_te
     ADEPT_TRY(check_same(name, a, b, NULL));
     ADEPT_TRY(check_dtype(name, a->dtype, 0));
     if (adept_tensor_numel(a) == 0) { r[0] = r[1] = r[2] = 0; return ADEPT_OK; }
+    if (staged(be, be->dot3 != NULL)) return adept_staged_dot3(a, b, r);
     ADEPT_TRY(entry_present(name, be, be->dot3 != NULL));
     return be->dot3(a, b, r);
 }
@@ -312,9 +326,10 @@ adept_status adept_ops_clone(const adept_tensor *a, adept_tensor **out) {
     if (!a || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     const adept_backend *be;
     ADEPT_TRY(backend_of("clone", a, NULL, &be));
-    ADEPT_TRY(entry_present("clone", be, be->tensor_copy != NULL));
+    int via_host = staged(be, be->tensor_copy != NULL);
+    if (!via_host) ADEPT_TRY(entry_present("clone", be, be->tensor_copy != NULL));
     ADEPT_TRY(new_on(a, a->dtype, a->ndim, a->shape, out));
-    adept_status st = be->tensor_copy(a, *out);
+    adept_status st = via_host ? adept_staged_copy(a, *out) : be->tensor_copy(a, *out);
     if (st != ADEPT_OK) { adept_tensor_free(*out); *out = NULL; }
     return st;
 }

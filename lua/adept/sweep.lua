@@ -318,6 +318,10 @@ return function(opts)
         local cmd = {shell_quote(host)}
         if opts.threads then cmd[#cmd + 1] = "--threads " .. math.tointeger(opts.threads) end
         cmd[#cmd + 1] = "--seed " .. seed
+        -- the runs use the sweep's device (`adeptlua --device cuda` on the sweep itself)
+        if adept.default_device and adept.default_device ~= "cpu" then
+          cmd[#cmd + 1] = "--device " .. shell_quote(adept.default_device)
+        end
         cmd[#cmd + 1] = shell_quote(opts.recipe)
         local fixed_keys = {}
         for k in pairs(fixed) do fixed_keys[#fixed_keys + 1] = k end

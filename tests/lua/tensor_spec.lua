@@ -209,6 +209,48 @@ describe("adept tensors", function()
     end)
   end)
 
+  describe("devices", function()
+    -- the device itself is exercised by tests/device/device_spec.lua (fake device and GPU); here: the CPU side
+    -- of the API and its errors in a build or on a machine where "cuda" has no backend
+    it("says where a tensor lives and copies with :to(device)", function()
+      local t = adept.tensor({1, 2, 3})
+      assert.equal("cpu", t:device())
+      local c = t:to("cpu")
+      assert.equal("cpu", c:device())
+      c:set(9, 1)
+      assert.same({1, 2, 3}, t:table()) -- a copy, not a view
+      assert.has_error(function() t:to("gpu") end,
+        "adept.Tensor:to: bad argument #1 (unknown dtype 'gpu' (expected f32, f64, bf16, f16, i32, i64, u8, i8, u16 or u32); or a device: cpu, cuda)")
+      assert.has_error(function() t:device(1) end, "adept.Tensor:device: bad argument #1 (no value expected, got number)")
+      if not adept.cuda.available() then
+        local ok, err = pcall(t.to, t, "cuda")
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("adept.Tensor:to: ", 1, true), err)
+        local be, why = adept.cuda.backend()
+        assert.is_nil(be)
+        assert.is_string(why)
+      end
+    end)
+
+    it("adept.model and adept.load name a bad device option", function()
+      local cfg = {vocab_size = 16, hidden_size = 8, intermediate_size = 8, num_hidden_layers = 1,
+                   num_attention_heads = 2, max_position_embeddings = 8}
+      assert.equal("cpu", adept.model(cfg, {device = "cpu"}):device())
+      assert.has_error(function() adept.model(cfg, {device = "gpu"}) end,
+        "adept.model: option 'device': unknown device 'gpu' (devices: cpu, cuda)")
+      assert.has_error(function() adept.model(cfg, {device = 1}) end,
+        "adept.model: bad argument #2 (field 'device' must be a string, got number)")
+      assert.has_error(function() adept.load("nowhere", {device = "tpu"}) end,
+        "adept.load: option 'device': unknown device 'tpu' (devices: cpu, cuda)")
+      local saved = adept.default_device
+      adept.default_device = "elsewhere"
+      local ok, err = pcall(adept.model, cfg)
+      adept.default_device = saved
+      assert.is_false(ok)
+      assert.equal("adept.model: adept.default_device: unknown device 'elsewhere' (devices: cpu, cuda)", err)
+    end)
+  end)
+
   describe("lifetime", function()
     it("raises 'tensor was freed' after free, and free and gc are idempotent", function()
       local t = adept.zeros({4})

@@ -26,8 +26,12 @@ adept_status adept_llama2c_parse_header(const void *data, size_t size, const cha
 void adept_llama2c_config(const adept_llama2c_header *h, adept_config *cfg);
 /* Imports a whole checkpoint held in memory (the fuzz target's entry point). */
 adept_status adept_llama2c_load_buffer(const void *data, size_t size, const char *label, adept_model **out);
+/* The same into a model on a device (rows permuted on the host, then uploaded one by one). */
+adept_status adept_llama2c_load_buffer_on(const void *data, size_t size, const char *label, adept_device device,
+                                          adept_model **out);
 /* Memory-maps `path` and imports it. */
 adept_status adept_llama2c_load(const char *path, adept_model **out);
+adept_status adept_llama2c_load_on(const char *path, adept_device device, adept_model **out);
 /* 1 when the file starts with the v1 magic or has a plausible legacy header and a .bin-like size; used by
    adept_model_load to tell a checkpoint file from a directory. */
 int adept_llama2c_sniff(const char *path);

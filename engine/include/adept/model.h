@@ -89,6 +89,9 @@ int64_t adept_batch_count_targets(const adept_batch *b);
 
 /* path: a Hugging Face directory (config.json + safetensors, sharded or not) or a llama2.c .bin. */
 adept_status adept_model_load(const char *path, adept_model **out);
+/* The same with the model's slabs on a device: each tensor is read and widened on the host, then uploaded
+   (a device model is never reached through a host pointer). */
+adept_status adept_model_load_on(const char *path, adept_device device, adept_model **out);
 /* Fails (ADEPT_ENONFINITE) naming the first tensor that holds a NaN or infinity, with how many it holds;
    adept.load runs it after loading unless allow_nonfinite is set (engine/io/hf_model.c). */
 adept_status adept_model_check_finite(adept_model *m);
