@@ -255,6 +255,32 @@ static void test_head_chunks(void) {
     for (int r = 0; r < 2; r++) free(lg[r]), adept_model_free(m[r]);
 }
 
+/* The plan holds nothing quadratic in T and nothing of size N x V: for a Qwen3-1.7B shape (no allocation:
+   adept_model_plan_split) every class but the head is exactly linear in T (up to each region's 64-byte
+   rounding), and the head is one chunk of 32 rows x V (8 MiB of logits is under 32 rows at V = 151,936). */
+static void test_plan_linear(void) {
+    adept_config c;
+    adept_model_config_default(&c);
+    c.arch = ADEPT_ARCH_QWEN3, c.qk_norm = 1, c.tie_word_embeddings = 1;
+    c.vocab_size = 151936, c.hidden_size = 2048, c.intermediate_size = 6144, c.num_layers = 28;
+    c.num_heads = 16, c.num_kv_heads = 8, c.head_dim = 128, c.max_position_embeddings = 40960;
+    CHECK_OK(adept_model_config_check(&c));
+    adept_plan_split p1, p2, p4;
+    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, &p1));
+    CHECK_OK(adept_model_plan_split(&c, 1, 4096, 0, &p2));
+    CHECK_OK(adept_model_plan_split(&c, 2, 4096, 0, &p4));
+    printf("plan of a Qwen3-1.7B shape at 1 x 2048: %.1f MiB (kept %.1f, head %.1f in %zu rows, scratch %.1f, "
+           "batch %.1f)\n", p1.total / 1048576.0, p1.kept / 1048576.0, p1.head / 1048576.0, p1.head_rows,
+           p1.scratch / 1048576.0, p1.batch / 1048576.0);
+    CHECK(p1.head_rows == 32 && p2.head_rows == 32 && p1.head == (size_t)32 * 151936 * 4);
+    /* doubling T doubles kept and scratch to within the 64-byte rounding of each of the 37 regions */
+    CHECK(p2.kept >= 2 * p1.kept - 37 * 64 && p2.kept <= 2 * p1.kept + 37 * 64);
+    CHECK(p2.scratch >= 2 * p1.scratch - 37 * 64 && p2.scratch <= 2 * p1.scratch + 37 * 64);
+    CHECK(p4.kept >= 2 * p2.kept - 37 * 64 && p4.kept <= 2 * p2.kept + 37 * 64); /* and in B */
+    CHECK(p1.total == p1.kept + p1.head + p1.scratch + p1.batch);
+    CHECK_FAILS(adept_model_plan_split(&c, 0, 2048, 0, &p1), ADEPT_EINVAL);
+}
+
 int main(void) {
     test_determinism_threaded();
     test_config();
@@ -263,5 +289,6 @@ int main(void) {
     test_expand();
     test_generate();
     test_head_chunks();
+    test_plan_linear();
     return check_summary();
 }
