@@ -72,6 +72,21 @@ if(ADEPT_HAVE_CUDA)
   # The static runtime (small, no load-time cost; it opens the driver at the first CUDA call) and libdl.
   set_target_properties(adept PROPERTIES CUDA_ARCHITECTURES OFF CUDA_RUNTIME_LIBRARY Static)
   target_link_libraries(adept PUBLIC CUDA::cudart_static ${CMAKE_DL_LIBS})
+  # NCCL for GPU ranks (engine/dist/nccl/), when the toolkit has it: opened with dlopen like cuBLAS
+  find_path(ADEPT_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(ADEPT_NCCL_LIB nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(ADEPT_NCCL_INCLUDE AND ADEPT_NCCL_LIB)
+    get_filename_component(nccl_dir "${ADEPT_NCCL_LIB}" REALPATH)
+    get_filename_component(nccl_dir "${nccl_dir}" DIRECTORY)
+    set(nccl_src ${CMAKE_SOURCE_DIR}/engine/dist/nccl/nccl_comm.c)
+    target_sources(adept PRIVATE ${nccl_src})
+    set_source_files_properties(${nccl_src} PROPERTIES COMPILE_DEFINITIONS "ADEPT_HAVE_NCCL=1;ADEPT_NCCL_DIR=\"${nccl_dir}\""
+                                INCLUDE_DIRECTORIES "${ADEPT_NCCL_INCLUDE};${CUDAToolkit_INCLUDE_DIRS}")
+    target_compile_definitions(adept PRIVATE ADEPT_HAVE_NCCL=1)
+    message(STATUS "adeptlua: NCCL communicator ON (${ADEPT_NCCL_LIB}, opened at run time)")
+  else()
+    message(STATUS "adeptlua: NCCL communicator OFF: no nccl.h / libnccl next to the CUDA toolkit")
+  endif()
   # engine/ops/cuda/register.c (C, in libadept) calls into the CUDA sources only when they are built
   set_source_files_properties(${CMAKE_SOURCE_DIR}/engine/ops/cuda/register.c PROPERTIES COMPILE_DEFINITIONS
                               ADEPT_HAVE_CUDA=1)

@@ -134,3 +134,12 @@ endforeach()
 add_executable(bench_cuda_step ${CMAKE_SOURCE_DIR}/tests/bench/cuda_step/bench_cuda_step.c)
 target_include_directories(bench_cuda_step PRIVATE ${CMAKE_SOURCE_DIR}/engine)
 target_link_libraries(bench_cuda_step PRIVATE adept)
+
+# Data parallelism over MPI (tests/dist/*.sh): mpirun with 2 processes against 1; skip (77) without MPI
+file(GLOB dist_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/dist/*.sh)
+foreach(script IN LISTS dist_tests)
+  get_filename_component(name ${script} NAME_WE)
+  add_test(NAME dist/${name} COMMAND ${script} WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(dist/${name} PROPERTIES LABELS dist SKIP_RETURN_CODE 77
+                       ENVIRONMENT "${ADEPT_TEST_ENV};ADEPTLUA=$<TARGET_FILE:adeptlua>")
+endforeach()

@@ -13,6 +13,7 @@
 
 #include "adept/build_info.h"
 #include "adept/cuda.h"
+#include "adept/dist.h"
 #include "adept/log.h"
 #include "adept/threads.h"
 #include "binding.h"
@@ -63,7 +64,11 @@ static int run_chunk(lua_State *L, int status) {
         lua_remove(L, base);
     }
     if (status != LUA_OK) {
-        fprintf(stderr, "adeptlua: %s\n", lua_tostring(L, -1));
+        adept_comm *w = adept_comm_world();
+        if (adept_comm_size(w) > 1) /* say which process failed: the job ends on its error */
+            fprintf(stderr, "adeptlua (rank %d of %d): %s\n", adept_comm_rank(w), adept_comm_size(w), lua_tostring(L, -1));
+        else
+            fprintf(stderr, "adeptlua: %s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
     }
     return status;
@@ -200,6 +205,11 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
+    /* under mpirun / srun: join the process group (MPI_Init) before anything else runs */
+    if (adept_dist_init(&argc, &argv) != ADEPT_OK) {
+        fprintf(stderr, "adeptlua: %s\n", adept_last_error());
+        return 1;
+    }
     adept_set_threads(threads);
     if (quiet) adept_log_set_level(ADEPT_LOG_WARN);
 
@@ -242,5 +252,9 @@ int main(int argc, char **argv) {
         status = run_chunk(L, luaL_loadbuffer(L, exprs[k], strlen(exprs[k]), "=(command line)"));
     if (status == LUA_OK && want_interactive) interactive(L);
     lua_close(L);
+    /* an error on one rank ends every rank (the others may be waiting in a collective), within seconds */
+    adept_comm *w = adept_comm_world();
+    if (status != LUA_OK && adept_comm_size(w) > 1) w->ops->abort(w, 1);
+    adept_dist_finalize();
     return status == LUA_OK ? 0 : 1;
 }

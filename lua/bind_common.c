@@ -60,7 +60,8 @@ static int raise_named(lua_State *L) {
     else shortname = strrchr(full, '.') ? strrchr(full, '.') + 1 : full;
     while (shortname[0] == '_' && shortname[1] == '_') shortname++, shortname++; /* __add -> add */
     const char *msg = lua_tostring(L, -1);
-    msg += own_prefix(msg, full, shortname);
+    /* repeatedly: adept_lua_raise's "adept.train_step: " may precede the engine's own "train_step: " */
+    for (size_t k; (k = own_prefix(msg, full, shortname)) > 0;) msg += k;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addstring(&b, full);

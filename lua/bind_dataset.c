@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "adept/dataset.h"
+#include "adept/dist.h"
 #include "adept/tokenizer.h"
 #include "bind_tokenizer.h"
 #include "binding.h"
@@ -150,12 +151,14 @@ static void push_batch(lua_State *L, adept_tensor *x, adept_tensor *y) {
     lua_setfield(L, -2, "targets");
 }
 
-/* ds:next_batch([B]): the next full batch, crossing epochs (for training loops). */
+/* ds:next_batch([B]): the next full batch, crossing epochs (for training loops). Under several processes
+   (adept.dist) it is this rank's B rows of the global batch of world_size * B (adept_dataset_next_shard). */
 static int l_next_batch(lua_State *L) {
     dataset_box *b = check_box(L, 1);
     lua_Integer n = opt_batch_size(L, 2, b);
     adept_tensor *x, *y;
-    ADEPT_LUA_TRY(L, "next_batch", adept_dataset_next_batch(b->ds, n, 1, &x, &y));
+    adept_comm *w = adept_comm_world();
+    ADEPT_LUA_TRY(L, "next_batch", adept_dataset_next_shard(b->ds, n, adept_comm_rank(w), adept_comm_size(w), &x, &y));
     push_batch(L, x, y);
     return 1;
 }

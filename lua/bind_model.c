@@ -139,15 +139,15 @@ static int m_num_layers(lua_State *L) {
     return 1;
 }
 
-/* m:params() -> the parameter table as Lua rows {name=, layer=, kind=, shape=, numel=, dtype=, trainable=,
-   decay=}; layer is nil for the embeddings, the final norm and the head (DESIGN.md §4, issue 8 names). */
+/* m:params() -> the parameter table as Lua rows {name=, layer=, kind=, norm=, shape=, numel=, dtype=, trainable=,
+   decay=}; norm is true for the RMSNorm weights (the LR policies normalise them apart); layer is nil for the embeddings, the final norm and the head (DESIGN.md §4, issue 8 names). */
 static int m_params(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     size_t n = adept_model_num_params(m);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         const adept_param *p = adept_model_param(m, i);
-        lua_createtable(L, 0, 8);
+        lua_createtable(L, 0, 9);
         lua_pushstring(L, p->name);
         lua_setfield(L, -2, "name");
         if (p->layer >= 0) {
@@ -156,6 +156,8 @@ static int m_params(lua_State *L) {
         }
         lua_pushstring(L, adept_unit_kind_name(p->kind));
         lua_setfield(L, -2, "kind");
+        lua_pushboolean(L, adept_unit_kind_is_norm(p->kind));
+        lua_setfield(L, -2, "norm");
         lua_createtable(L, p->ndim, 0);
         for (int d = 0; d < p->ndim; d++) {
             lua_pushinteger(L, p->shape[d]);

@@ -126,7 +126,7 @@ static int l_load_weights(lua_State *L) {
 }
 
 /* adept.train_step(m, opt, micro_batches, {lr_factor=, clip=}) -> {loss=, tokens=, grad_norm=, nonfinite=,
-   reason=}: one optimizer step in the engine (adept/train.h): forward/backward over the micro-batches, the
+   reason=, comm_seconds=, comm_bytes=}: one optimizer step in the engine (adept/train.h): forward/backward over the micro-batches, the
    gradient all-reduce, clipping and AdamW. A non-finite loss or gradient is reported, not raised: gradients
    are zeroed and nothing is updated, and the caller decides (adept.train stops or skips). */
 static int l_train_step(lua_State *L) {
@@ -148,7 +148,7 @@ static int l_train_step(lua_State *L) {
     }
     adept_step_result r;
     ADEPT_LUA_TRY(L, "adept.train_step", adept_train_step(m, opt, NULL, mbs, (size_t)n, &o, &r));
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 7);
     lua_pushnumber(L, r.loss);
     lua_setfield(L, -2, "loss");
     lua_pushinteger(L, (lua_Integer)r.n_tokens);
@@ -157,6 +157,10 @@ static int l_train_step(lua_State *L) {
     lua_setfield(L, -2, "grad_norm");
     lua_pushboolean(L, r.nonfinite);
     lua_setfield(L, -2, "nonfinite");
+    lua_pushnumber(L, r.comm_seconds);
+    lua_setfield(L, -2, "comm_seconds");
+    lua_pushinteger(L, (lua_Integer)r.comm_bytes);
+    lua_setfield(L, -2, "comm_bytes");
     if (r.nonfinite) {
         lua_pushstring(L, r.reason);
         lua_setfield(L, -2, "reason");

@@ -136,6 +136,7 @@ void adept_open_dataset(lua_State *L);
 void adept_open_tokenizer(lua_State *L);
 void adept_open_adapt(lua_State *L);
 void adept_open_cuda(lua_State *L);
+void adept_open_dist(lua_State *L);
 
 int luaopen_adept(lua_State *L);
 

@@ -23,6 +23,7 @@ static const adept_binding_open bindings[] = {
     adept_open_tokenizer,
     adept_open_adapt,
     adept_open_cuda,
+    adept_open_dist,
 };
 
 static const adept_embedded_lua *find_embedded(const char *module) {

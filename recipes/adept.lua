@@ -68,7 +68,7 @@ local opt = adept.adamw(m, {lr = o.lr, weight_decay = o.weight_decay})
 local every = {[o.refresh] = function(ctx)
   if ctx.step >= o.steps then return end
   local units = adept.importance.units(m, probe)
-  opt:set_lr_scales((adept.lr.decoupled(units, {max_scale = o.max_scale, normalize = o.normalize, seed = o.seed})))
+  opt:set_lr_scales((adept.lr.decoupled(units, {max_scale = o.max_scale, normalize = o.normalize, model = m})))
 end}
 
 -- Training on the domain stream: seed s starts s x steps batches in, so seeds see disjoint data.

@@ -8,10 +8,13 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   liblua5.4-dev lua5.4 libopenblas-dev libarchive-dev libcjson-dev libpcre2-dev libutf8proc-dev libcairo2-dev libssl-dev fonts-dejavu-core
+  libopenmpi-dev openmpi-bin
 )
 if [[ "${1:-}" == "test" ]]; then
   # busted specs, PyTorch/NumPy references, libFuzzer and sanitizers
   packages+=(lua-busted python3-torch python3-numpy clang libclang-rt-14-dev)
+  # a one-node Slurm for the cluster-sweep test (tests/dist/slurm_sweep.sh starts it in a temp folder)
+  packages+=(slurm-wlm munge)
   # Node.js for the @huggingface/tokenizers reference: only when no node/npm is on the PATH, since a
   # Node.js from another source (NodeSource bundles npm) conflicts with Debian's npm package
   command -v node >/dev/null 2>&1 || packages+=(nodejs)

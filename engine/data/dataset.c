@@ -274,6 +274,31 @@ adept_status adept_dataset_next_batch(adept_dataset *ds, int64_t batch_size, int
     return adept_dataset_read_batch(ds, &ds->cur, batch_size, wrap, inputs, targets);
 }
 
+/* The cursor moved forward by n windows, crossing epochs. */
+static void advance(const adept_dataset *ds, adept_dataset_cursor *c, int64_t n) {
+    c->position += n;
+    if (c->position >= ds->nwin) c->epoch += c->position / ds->nwin, c->position %= ds->nwin;
+}
+
+adept_status adept_dataset_next_shard(adept_dataset *ds, int64_t batch_size, int rank, int world,
+                                      adept_tensor **inputs, adept_tensor **targets) {
+    *inputs = *targets = NULL;
+    if (world < 1 || rank < 0 || rank >= world)
+        return adept_fail(ADEPT_EINVAL, "dataset: rank %d of a world of %d processes is not a valid shard", rank, world);
+    if (batch_size < 1 || batch_size > INT64_MAX / world)
+        return adept_fail(ADEPT_EINVAL, "dataset: batch_size must be a positive integer, got %lld", (long long)batch_size);
+    if (ds->nwin == 0)
+        return adept_fail(ADEPT_ESTATE, "dataset: the %s split has no window of seq_len %lld (%lld tokens in %lld documents)",
+                          split_name(ds->kind), (long long)ds->seq_len, (long long)adept_dataset_num_tokens(ds), (long long)ds->ndocs);
+    /* the global batch is world * batch_size windows from the cursor; this rank's rows start rank * batch_size in */
+    adept_dataset_cursor cur = ds->cur, end = ds->cur;
+    advance(ds, &cur, (int64_t)rank * batch_size);
+    advance(ds, &end, (int64_t)world * batch_size);
+    ADEPT_TRY(make_batch(ds, &cur, batch_size, inputs, targets));
+    ds->cur = end;
+    return ADEPT_OK;
+}
+
 adept_status adept_dataset_peek_batch(const adept_dataset *ds, int64_t k, int64_t batch_size, adept_tensor **inputs,
                                       adept_tensor **targets) {
     *inputs = *targets = NULL;

@@ -1,6 +1,8 @@
 /* The single-process communicator: rank 0 of 1, where every collective leaves the data as it is. */
 #include "adept/dist.h"
 
+#include <stdlib.h>
+
 static int single_rank(const adept_comm *c) { (void)c; return 0; }
 static int single_size(const adept_comm *c) { (void)c; return 1; }
 
@@ -21,10 +23,11 @@ static adept_status single_broadcast(adept_comm *c, void *host, size_t nbytes, i
 }
 
 static adept_status single_barrier(adept_comm *c) { (void)c; return ADEPT_OK; }
+static void single_abort(adept_comm *c, int code) { (void)c; exit(code); }
 static void single_destroy(adept_comm *c) { (void)c; }
 
 static const adept_comm_ops single_ops = {"single", single_rank, single_size, single_reduce_f32, single_reduce_f64,
-                                          single_broadcast, single_barrier, single_destroy};
+                                          single_broadcast, single_barrier, single_abort, single_destroy};
 static adept_comm single = {&single_ops, 0};
 static adept_comm *world = &single;
 

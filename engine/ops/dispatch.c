@@ -1,24 +1,12 @@
 /* The ops dispatch layer: validates arguments once (devices, dtypes, shapes, dims, k), allocates outputs and
-   calls the backend registered for the tensors' device, so kernels stay simple and backends stay swappable. */
+   calls the tensor-op entry of the tensors' device backend (adept/backend.h), so kernels stay simple and
+   backends stay swappable. */
 #include "adept/ops.h"
+
+#include "adept/backend.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-static const adept_ops_backend *backends[2];
-
-void adept_ops_register(adept_device device, const adept_ops_backend *backend) {
-    if ((unsigned)device < sizeof backends / sizeof backends[0]) backends[device] = backend;
-}
-
-const adept_ops_backend *adept_ops_backend_for(adept_device device) {
-    if (device == ADEPT_CPU && !backends[ADEPT_CPU]) backends[ADEPT_CPU] = adept_ops_cpu_backend();
-    if ((unsigned)device >= sizeof backends / sizeof backends[0] || !backends[device]) {
-        adept_fail(ADEPT_EUNSUPPORTED, "no ops backend is registered for device %d in this build", (int)device);
-        return NULL;
-    }
-    return backends[device];
-}
 
 const char *adept_unary_op_name(adept_unary_op op) {
     static const char *names[] = {"abs", "square", "sqrt", "neg"};
@@ -38,14 +26,21 @@ const char *adept_reduce_op_name(adept_reduce_op op) {
 /* ---- validation helpers ---- */
 
 static adept_status backend_of(const char *op, const adept_tensor *a, const adept_tensor *b,
-                               const adept_ops_backend **out) {
+                               const adept_backend **out) {
     if (!a) return adept_fail(ADEPT_EINVAL, "%s: the input tensor is NULL", op);
     adept_device d = a->storage->device;
     if (b && b->storage->device != d)
         return adept_fail(ADEPT_ESHAPE, "%s: tensors live on different devices (%d and %d)", op, (int)d,
                           (int)b->storage->device);
-    *out = adept_ops_backend_for(d);
+    *out = adept_backend_for(d);
     return *out ? ADEPT_OK : adept_fail_context(ADEPT_EUNSUPPORTED, "%s", op);
+}
+
+/* The tensor-op entries are optional per device: a missing one is refused, naming the op and the device. */
+static adept_status entry_present(const char *op, const adept_backend *be, int present) {
+    if (present) return ADEPT_OK;
+    return adept_fail(ADEPT_EUNSUPPORTED, "%s: not implemented on the %s device (copy the tensor to the CPU with "
+                      ":to(\"cpu\") first)", op, be->name);
 }
 
 static adept_status dtype_unsupported(const char *op, adept_dtype dt, const char *supported) {
@@ -96,10 +91,11 @@ adept_status adept_ops_unary(adept_unary_op op, const adept_tensor *a, adept_ten
     if (!out || !a) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op >= ADEPT_UNARY_COUNT) return adept_fail(ADEPT_EINVAL, "unary op: invalid op %d", (int)op);
     const char *name = adept_unary_op_name(op);
-    const adept_ops_backend *be;
+    const adept_backend *be;
     ADEPT_TRY(backend_of(name, a, out, &be));
     ADEPT_TRY(check_dtype(name, a->dtype, op != ADEPT_OP_SQRT));
     ADEPT_TRY(check_same(name, a, out, "(input and output)"));
+    ADEPT_TRY(entry_present(name, be, be->unary != NULL));
     return be->unary(op, a, out);
 }
 
@@ -107,12 +103,13 @@ adept_status adept_ops_binary(adept_binary_op op, const adept_tensor *a, const a
     if (!out || !a || !b) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op > ADEPT_OP_DIV) return adept_fail(ADEPT_EINVAL, "binary op: invalid tensor-tensor op %d", (int)op);
     const char *name = adept_binary_op_name(op);
-    const adept_ops_backend *be;
+    const adept_backend *be;
     ADEPT_TRY(backend_of(name, a, b, &be));
     ADEPT_TRY(backend_of(name, a, out, &be));
     ADEPT_TRY(check_same(name, a, b, NULL));
     ADEPT_TRY(check_dtype(name, a->dtype, op != ADEPT_OP_DIV));
     ADEPT_TRY(check_same(name, a, out, "(input and output)"));
+    ADEPT_TRY(entry_present(name, be, be->binary != NULL));
     return be->binary(op, a, b, out);
 }
 
@@ -120,13 +117,14 @@ adept_status adept_ops_scalar(adept_binary_op op, const adept_tensor *a, double 
     if (!out || !a) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op >= ADEPT_BINARY_COUNT) return adept_fail(ADEPT_EINVAL, "scalar op: invalid op %d", (int)op);
     const char *name = adept_binary_op_name(op);
-    const adept_ops_backend *be;
+    const adept_backend *be;
     ADEPT_TRY(backend_of(name, a, out, &be));
     int int_ok = op != ADEPT_OP_DIV && op != ADEPT_OP_RDIV;
     ADEPT_TRY(check_dtype(name, a->dtype, int_ok));
     if (a->dtype == ADEPT_I32 && !(s == trunc(s) && s >= -2147483648.0 && s <= 2147483647.0))
         return adept_fail(ADEPT_EINVAL, "%s: an i32 tensor needs an integer scalar in the i32 range, got %g", name, s);
     ADEPT_TRY(check_same(name, a, out, "(input and output)"));
+    ADEPT_TRY(entry_present(name, be, be->scalar != NULL));
     return be->scalar(op, a, s, out);
 }
 
@@ -134,7 +132,7 @@ adept_status adept_ops_reduce(adept_reduce_op op, const adept_tensor *a, double 
     if (!out || !a) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op >= ADEPT_REDUCE_COUNT) return adept_fail(ADEPT_EINVAL, "reduce: invalid op %d", (int)op);
     const char *name = adept_reduce_op_name(op);
-    const adept_ops_backend *be;
+    const adept_backend *be;
     ADEPT_TRY(backend_of(name, a, NULL, &be));
     ADEPT_TRY(check_dtype(name, a->dtype, op != ADEPT_REDUCE_NORM));
     size_t n = adept_tensor_numel(a);
@@ -149,6 +147,7 @@ adept_status adept_ops_reduce(adept_reduce_op op, const adept_tensor *a, double 
                               op == ADEPT_REDUCE_MAX ? "maximum" : "minimum");
         }
     }
+    ADEPT_TRY(entry_present(name, be, be->reduce != NULL));
     return be->reduce(op, a, out);
 }
 
@@ -174,7 +173,7 @@ adept_status adept_ops_reduce_dim(adept_reduce_op op, const adept_tensor *a, int
         return adept_fail(ADEPT_EUNSUPPORTED, "%s: reducing along a dimension supports sum and mean only",
                           adept_reduce_op_name(op));
     const char *name = adept_reduce_op_name(op);
-    const adept_ops_backend *be;
+    const adept_backend *be;
     ADEPT_TRY(backend_of(name, a, out, &be));
     ADEPT_TRY(check_dtype(name, a->dtype, 0));
     ADEPT_TRY(check_dim(name, a, &dim));
@@ -183,11 +182,12 @@ adept_status adept_ops_reduce_dim(adept_reduce_op op, const adept_tensor *a, int
     adept_tensor expect = {.dtype = ADEPT_F32, .ndim = a->ndim - 1};
     for (int i = 0; i < expect.ndim; i++) expect.shape[i] = shape[i];
     ADEPT_TRY(check_same(name, &expect, out, "(expected and given output)"));
+    ADEPT_TRY(entry_present(name, be, be->reduce_dim != NULL));
     return be->reduce_dim(op, a, dim, out);
 }
 
 adept_status adept_ops_topk_into(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices) {
-    const adept_ops_backend *be;
+    const adept_backend *be;
     ADEPT_TRY(backend_of("topk", a, NULL, &be));
     ADEPT_TRY(check_dtype("topk", a->dtype, 1));
     size_t n = adept_tensor_numel(a);
@@ -202,6 +202,7 @@ adept_status adept_ops_topk_into(const adept_tensor *a, size_t k, adept_tensor *
     if (values->dtype != a->dtype || values->ndim != 1 || values->shape[0] != (int64_t)k)
         return adept_fail(ADEPT_ESHAPE, "topk: the values output must be a [%zu] %s tensor", k, adept_dtype_name(a->dtype));
     if (k == 0) return ADEPT_OK;
+    ADEPT_TRY(entry_present("topk", be, be->topk != NULL));
     return be->topk(a, k, values, indices);
 }
 
@@ -271,11 +272,12 @@ adept_status adept_ops_mean_dim(const adept_tensor *a, int dim, adept_tensor **o
 
 static adept_status dot3(const char *name, const adept_tensor *a, const adept_tensor *b, double r[3]) {
     if (!a || !b) return adept_fail(ADEPT_EINVAL, "%s: NULL tensor argument", name);
-    const adept_ops_backend *be;
+    const adept_backend *be;
     ADEPT_TRY(backend_of(name, a, b, &be));
     ADEPT_TRY(check_same(name, a, b, NULL));
     ADEPT_TRY(check_dtype(name, a->dtype, 0));
     if (adept_tensor_numel(a) == 0) { r[0] = r[1] = r[2] = 0; return ADEPT_OK; }
+    ADEPT_TRY(entry_present(name, be, be->dot3 != NULL));
     return be->dot3(a, b, r);
 }
 
@@ -308,10 +310,11 @@ adept_status adept_ops_topk(const adept_tensor *a, size_t k, adept_tensor **valu
 
 adept_status adept_ops_clone(const adept_tensor *a, adept_tensor **out) {
     if (!a || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
-    const adept_ops_backend *be;
+    const adept_backend *be;
     ADEPT_TRY(backend_of("clone", a, NULL, &be));
+    ADEPT_TRY(entry_present("clone", be, be->tensor_copy != NULL));
     ADEPT_TRY(new_on(a, a->dtype, a->ndim, a->shape, out));
-    adept_status st = be->copy(a, *out);
+    adept_status st = be->tensor_copy(a, *out);
     if (st != ADEPT_OK) { adept_tensor_free(*out); *out = NULL; }
     return st;
 }

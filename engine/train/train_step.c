@@ -2,6 +2,8 @@
    count N of the step, so k micro-batches on r ranks give the gradient of one batch k*r times the size. */
 #include "adept/train.h"
 
+#include "adept/log.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,7 +37,12 @@ adept_status adept_train_step(adept_model *m, adept_adamw *opt, adept_comm *comm
     ADEPT_TRY(comm->ops->all_reduce_f64(comm, &nll_sum, 1));
     size_t n;
     float *g = adept_model_grad_slab(m, &n);
-    if (n) ADEPT_TRY(comm->ops->all_reduce_f32(comm, adept_model_backend(m), g, n));
+    if (n && adept_comm_size(comm) > 1) {
+        double t0 = adept_now();
+        ADEPT_TRY(comm->ops->all_reduce_f32(comm, adept_model_backend(m), g, n));
+        r->comm_seconds = adept_now() - t0;
+        r->comm_bytes = (int64_t)(n * sizeof(float));
+    }
     r->n_tokens = (int64_t)tokens;
     r->loss = nll_sum / tokens;
     if (!isfinite(r->loss)) {

@@ -211,9 +211,9 @@ local function choose_layers(kind, n, o, scores)
   fail("unknown placement %q", tostring(kind))
 end
 
-local function lr_scales(policy, scores, o)
+local function lr_scales(policy, scores, o, m)
   if type(policy) == "function" then return policy(scores, o) end
-  local opts = {max_scale = o.max_scale, normalize = o.normalize, seed = o.seed}
+  local opts = {max_scale = o.max_scale, normalize = o.normalize, seed = o.seed, model = m}
   if policy == "decoupled" then return adept.lr.decoupled(scores, opts) end
   if policy == "uniform" then return adept.lr.uniform(scores) end
   if policy == "inverted" then return adept.lr.inverted(scores, opts) end
@@ -242,7 +242,9 @@ local function describe(v)
   return v
 end
 
-local function write_json(path, v) adept.json.write(path, v, {pretty = true}) end
+-- Only rank 0 writes files under several processes (adept.dist); the others compute the same values.
+local function is_main() return adept.dist.is_main() end
+local function write_json(path, v) if is_main() then adept.json.write(path, v, {pretty = true}) end end
 
 local function read_json(path)
   local ok, v = pcall(adept.json.read, path)
@@ -260,10 +262,13 @@ local function load_data(o, tok)
     progress = false, batch_size = o.batch_size, max_documents = o.max_documents, doc_split = o.general_doc_split}
   local domain = adept.dataset{path = o.domain, tokenizer = tok, seq_len = o.seq_len, holdout = 0.05, seed = 1,
     progress = false, batch_size = o.batch_size, max_documents = o.max_documents, doc_split = o.domain_doc_split}
+  -- eval and probe batches have the GLOBAL batch size (batch_size per process x processes), so N processes
+  -- measure on the windows one process with batch N x batch_size measures on
+  local gbs = o.batch_size * adept.dist.world_size()
   local d = {general = general, domain = domain,
-    eval = {general = general:holdout():take(o.eval_batches, o.batch_size),
-            domain = domain:holdout():take(o.eval_batches, o.batch_size)},
-    probe = general:train():take(o.probe_batches, o.batch_size)}
+    eval = {general = general:holdout():take(o.eval_batches, gbs),
+            domain = domain:holdout():take(o.eval_batches, gbs)},
+    probe = general:train():take(o.probe_batches, gbs)}
   data_cache[key] = d
   return d
 end
@@ -279,10 +284,10 @@ function M.run(o)
   local previous
   if o.force then
     for _, f in ipairs{"summary.json", "metrics.jsonl", "importance.json", "run.json", "report.md"} do
-      os.remove(o.out .. "/" .. f)
+      if is_main() then os.remove(o.out .. "/" .. f) end
     end
     for _, d in ipairs{"checkpoints", "model"} do
-      if adept.fs.exists(o.out .. "/" .. d) then adept.fs.remove_tree(o.out .. "/" .. d) end
+      if is_main() and adept.fs.exists(o.out .. "/" .. d) then adept.fs.remove_tree(o.out .. "/" .. d) end
     end
   else
     local has_results = adept.fs.exists(o.out .. "/summary.json") or adept.fs.exists(o.out .. "/checkpoints")
@@ -295,7 +300,9 @@ function M.run(o)
       return done
     end
   end
-  adept.fs.mkdir_p(o.out)
+  -- every rank has read out= as it was before rank 0 writes into it
+  adept.dist.barrier()
+  if is_main() then adept.fs.mkdir_p(o.out) end
   local t_start = adept.now()
   -- the model first: a wrong path is a model error, and the tokenizer is checked against it before any corpus
   if not adept.fs.exists(o.model) then fail("model: %s does not exist", o.model) end
@@ -307,9 +314,9 @@ function M.run(o)
     fail("tokenizer and model do not match: the tokenizer %s has %d tokens, the model %s a vocabulary of %d "
       .. "(ids past %d would index outside the embedding)", tok_path, tok:vocab_size(), model_path, vocab, vocab - 1)
   end
-  local rec = P.start{out = o.out, options = o, recipe = recipe, modules = modules, identity = id,
+  local rec = is_main() and P.start{out = o.out, options = o, recipe = recipe, modules = modules, identity = id,
     identity_parts = parts, inputs = {model_path, tok_path, o.general, o.domain}}
-  if previous then rec.first_started, rec.processes = previous.first_started or previous.started, (previous.processes or 1) + 1 end
+  if previous and rec then rec.first_started, rec.processes = previous.first_started or previous.started, (previous.processes or 1) + 1 end
   local data = load_data(o, tok)
   local base = adept.load(model_path, {allow_nonfinite = o.allow_nonfinite or nil})
   local n_orig = m:num_layers()
@@ -354,7 +361,7 @@ function M.run(o)
     every[o.refresh] = function(ctx)
       if ctx.step >= o.steps then return end -- a refresh after the last update would change nothing
       local units = adept.importance.units(m, data.probe)
-      opt:set_lr_scales((lr_scales(o.lr_policy, units, o)))
+      opt:set_lr_scales((lr_scales(o.lr_policy, units, o, m)))
     end
   end
 
@@ -390,11 +397,13 @@ function M.run(o)
   local shift_g = adept.eval.token_shift(base, m, {table.unpack(data.eval.general, 1, o.shift_batches)})
   local shift_d = adept.eval.token_shift(base, m, {table.unpack(data.eval.domain, 1, o.shift_batches)})
   -- before/after evals in adept.train's record format, so report.lua's curves see them
-  local f = assert(io.open(log, "a"))
-  f:write(adept.json.encode({type = "eval", step = 0, loss = before}), "\n")
-  f:write(adept.json.encode({type = "eval", step = res.steps, loss = after}), "\n")
-  f:close()
-  m:save(o.out .. "/model")
+  if is_main() then
+    local f = assert(io.open(log, "a"))
+    f:write(adept.json.encode({type = "eval", step = 0, loss = before}), "\n")
+    f:write(adept.json.encode({type = "eval", step = res.steps, loss = after}), "\n")
+    f:close()
+    m:save(o.out .. "/model")
+  end
 
   local summary = {
     name = o.name or o.out:match("([^/]+)$"), method = o.method, lr = o.lr, seed = o.seed,
@@ -417,8 +426,9 @@ function M.run(o)
     model = model_path, general = o.general, domain = o.domain,
   }
   write_json(o.out .. "/summary.json", summary)
-  P.finish(rec, summary)
-  if o.report then
+  if is_main() then P.finish(rec, summary) end
+  adept.dist.barrier() -- every rank returns once the run's files are complete
+  if o.report and is_main() then
     local ok, err = pcall(adept.report, {dir = o.out})
     if not ok then adept.log("warn", "adept.cpt: report: " .. tostring(err)) end
   end

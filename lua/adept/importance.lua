@@ -24,8 +24,12 @@ local function probe_batches(probe, opts, fname)
     fname, type(probe)), 3)
 end
 
-local function layer_of(name) return tonumber(name:match("^model%.layers%.(%d+)%.")) end
-local function kind_of(name) return name:match("^model%.layers%.%d+%.(.+)$") end
+-- name -> {layer=, kind=} from the model's parameter table (the engine's own fields, not the names)
+local function rows_by_name(m)
+  local rows = {}
+  for _, p in ipairs(m:params()) do rows[p.name] = p end
+  return rows
+end
 
 -- Runs fn with exactly the decoder-layer tensors trainable (embeddings, final norm and head stay frozen:
 -- no gradient memory for them), then restores the caller's trainable set (one engine call each way, from the
@@ -60,11 +64,11 @@ local function per_tensor_gradient_stat(m, batches, stat)
   return sums
 end
 
-local function sum_by_layer(per_tensor, n_layers)
-  local scores = {}
-  for l = 0, n_layers - 1 do scores[l] = 0 end
+local function sum_by_layer(m, per_tensor)
+  local scores, rows = {}, rows_by_name(m)
+  for l = 0, m:num_layers() - 1 do scores[l] = 0 end
   for name, s in pairs(per_tensor) do
-    local l = layer_of(name)
+    local l = rows[name].layer
     scores[l] = scores[l] + s
   end
   return scores
@@ -75,13 +79,26 @@ local metrics, formulas = {}, {}
 -- Loss increase when the layer is skipped (residual identity). m:mask_out keeps every layer's input from one
 -- full pass and resumes the forward pass at the skipped layer, so layers below it are not recomputed.
 formulas.mask_out = "I_l = NLL(model with layer l skipped) - NLL(model), token-weighted means over the probe"
+-- Under N processes (adept.dist) rank r scores the probe batches r+1, r+1+N, ... and the sums are reduced in
+-- rank order, so every rank gets the same scores (and selects the same layers).
 function metrics.mask_out(m, batches)
   local base, skipped, tokens, evals, naive = 0, {}, 0, 0, 0
-  for _, b in ipairs(batches) do
-    local r = m:mask_out(b)
-    base = base + r.base_nll
-    for l, v in pairs(r.skip_nll) do skipped[l] = (skipped[l] or 0) + v end
-    tokens, evals, naive = tokens + r.tokens, evals + r.layer_evals, naive + r.naive_evals
+  local L, rank, world = m:num_layers(), adept.dist.rank(), adept.dist.world_size()
+  for l = 0, L - 1 do skipped[l] = 0 end
+  for i, b in ipairs(batches) do
+    if (i - 1) % world == rank then
+      local r = m:mask_out(b)
+      base = base + r.base_nll
+      for l, v in pairs(r.skip_nll) do skipped[l] = skipped[l] + v end
+      tokens, evals, naive = tokens + r.tokens, evals + r.layer_evals, naive + r.naive_evals
+    end
+  end
+  if world > 1 then
+    local sums = {base, tokens, evals, naive}
+    for l = 0, L - 1 do sums[#sums + 1] = skipped[l] end
+    sums = adept.dist.sum(sums)
+    base, tokens, evals, naive = sums[1], sums[2], sums[3], sums[4]
+    for l = 0, L - 1 do skipped[l] = sums[5 + l] end
   end
   if tokens == 0 then error("adept.importance.layers: the probe has no counted target (all padding)", 3) end
   local scores = {}
@@ -94,7 +111,7 @@ end
 formulas.grad_weight = "I_l = sum over tensors p of layer l of (1/B) sum_batches sum_elements |dL_b/dθ * θ|"
 function metrics.grad_weight(m, batches)
   local per_tensor = per_tensor_gradient_stat(m, batches, function(g, p) return g:mul(p):abs():sum() end)
-  return sum_by_layer(per_tensor, m:num_layers()), {per_tensor = per_tensor}
+  return sum_by_layer(m, per_tensor), {per_tensor = per_tensor}
 end
 
 -- Rank aggregation over tensor types: rank the layers by each type's |g ⊙ θ| (1 = most important), then
@@ -103,11 +120,11 @@ formulas.rank = "I_l = 1 - mean over tensor types m of r_m(l)/L, r_m = rank of l
 function metrics.rank(m, batches)
   local per_tensor = per_tensor_gradient_stat(m, batches, function(g, p) return g:mul(p):abs():sum() end)
   local L = m:num_layers()
-  local by_kind = {}
+  local by_kind, rows = {}, rows_by_name(m)
   for name, s in pairs(per_tensor) do
-    local kind = kind_of(name)
+    local kind = rows[name].kind
     by_kind[kind] = by_kind[kind] or {}
-    table.insert(by_kind[kind], {layer = layer_of(name), score = s})
+    table.insert(by_kind[kind], {layer = rows[name].layer, score = s})
   end
   local rank_sum, n_kinds = {}, 0
   for l = 0, L - 1 do rank_sum[l] = 0 end
@@ -133,7 +150,7 @@ end
 formulas.fisher = "I_l = (1/B) sum_batches sum_{θ in layer l} (dL_b/dθ)^2, L_b = mean token NLL of probe batch b"
 function metrics.fisher(m, batches)
   local per_tensor = per_tensor_gradient_stat(m, batches, function(g) return g:square():sum() end)
-  return sum_by_layer(per_tensor, m:num_layers()), {per_tensor = per_tensor, variant = "squared batch gradients"}
+  return sum_by_layer(m, per_tensor), {per_tensor = per_tensor, variant = "squared batch gradients"}
 end
 
 -- ShortGPT block influence: 1 - cosine(layer input, layer output), averaged over counted (non-padding) tokens.
@@ -164,6 +181,7 @@ local function describe_probe(batches, opts)
 end
 
 local function write_json(path, record)
+  if not adept.dist.is_main() then return end -- one writer under several processes
   local f = assert(io.open(path, "w"))
   f:write(adept.json.encode(record), "\n")
   f:close()

@@ -5,18 +5,31 @@ local M = {}
 
 local function adept_tensor(values) return require("adept").tensor(values) end
 
-local function is_norm(name) return name:find("norm", 1, true) ~= nil end
-
-local function layer_of(name) return tonumber(name:match("%.layers%.(%d+)%.")) end
-
--- The normalisation group a unit falls into.
+-- The normalisation group a unit falls into, from the model's parameter table (m:params(): kind and layer come
+-- from the engine, never from the names). info maps a name to its row.
 local groupers = {
   all = function() return "all" end,
   -- norms apart from matrices: |theta| of a norm is ~1 against ~0.1 for a matrix, so with one group the
   -- norms take the whole range (the official DeepSpeed variant separates them the same way)
-  by_kind = function(name) return is_norm(name) and "norm" or "matrix" end,
-  by_layer = function(name) return "layer" .. tostring(layer_of(name)) end,
+  by_kind = function(name, info) return info[name].norm and "norm" or "matrix" end,
+  by_layer = function(name, info) return "layer" .. tostring(info[name].layer) end,
 }
+
+-- name -> parameter row of opts.model, checked to hold every scored unit; nil for normalize = "all"
+local function rows_of(scores, opts, normalize, fname)
+  if normalize == "all" then return nil end
+  local m = opts.model
+  if type(m) ~= "userdata" or type(m.params) ~= "function" then
+    error(("adept.lr.%s: normalize = %q needs opts.model (the model whose parameter table gives each unit's kind "
+      .. "and layer), got %s"):format(fname, normalize, type(m)), 3)
+  end
+  local info = {}
+  for _, p in ipairs(m:params()) do info[p.name] = p end
+  for name in pairs(scores) do
+    if not info[name] then error(("adept.lr.%s: %s is not a parameter of opts.model"):format(fname, name), 3) end
+  end
+  return info
+end
 
 local function is_tensor(v) return type(v) == "userdata" and type(v.table) == "function" end
 
@@ -58,9 +71,10 @@ function M.decoupled(scores, opts)
     error(("adept.lr.decoupled: normalize must be \"all\", \"by_kind\" or \"by_layer\", got %q"):format(
       tostring(normalize)), 2)
   end
+  local info = rows_of(scores, opts, normalize, "decoupled")
   local lo, hi, vals = {}, {}, {}
   for name, s in pairs(scores) do
-    local g = group_of(name)
+    local g = group_of(name, info)
     vals[name] = values_of(s)
     for i, v in ipairs(vals[name]) do
       -- math.min/max skip a NaN, which would then turn every scale of its group into NaN
@@ -72,7 +86,7 @@ function M.decoupled(scores, opts)
   local scales, near_zero, n_groups = {}, 0, 0
   for _ in pairs(lo) do n_groups = n_groups + 1 end
   for name, s in pairs(scores) do
-    local g = group_of(name)
+    local g = group_of(name, info)
     local ws = {}
     for i, v in ipairs(vals[name]) do
       local w = hi[g] > lo[g] and max_scale * (hi[g] - v) / (hi[g] - lo[g]) or 1
@@ -155,7 +169,8 @@ function M.refresher(m, opt, probe, opts)
   function r.fn(ctx)
     local t0 = adept.now()
     local scores = adept.importance.units(m, probe, {granularity = opts.granularity, batches = opts.batches})
-    local scales, info = policy(scores, {max_scale = opts.max_scale, normalize = opts.normalize, seed = opts.seed})
+    local scales, info = policy(scores, {max_scale = opts.max_scale, normalize = opts.normalize, seed = opts.seed,
+                                         model = m})
     opt:set_lr_scales(scales)
     local entry = {step = ctx and ctx.step, seconds = adept.now() - t0, near_zero = info and info.near_zero,
                    groups = info and info.groups, normalize = opts.normalize or "all", policy = opts.policy or "decoupled"}

@@ -130,12 +130,113 @@ local function write_tables(out, rows, param_keys)
   write_file(out .. "/results.csv", table.concat(lines, "\n") .. "\n")
 end
 
+-- ---- the Slurm launcher --------------------------------------------------------------------------
+-- The runs become one job array (sbatch --array=0-(n-1)): task i runs out/slurm/run_<i>.sh, which runs the same
+-- command the local launcher would, writes <run dir>/sweep.log and then <run dir>/exit_code. The sweep follows
+-- the array with squeue until it has left the queue (no accounting database is needed), then reads each run's
+-- exit code; a run without one did not finish (cancelled, out of time, node failure) and is reported failed
+-- with the tail of its logs. Finished runs are skipped on the next call exactly as with the local launcher.
+local SLURM_KEYS = {"partition", "time", "cpus_per_task", "gpus_per_task", "mem", "extra", "poll"}
+
+local function shell(cmd) -- stdout of a command and whether it succeeded
+  local p = io.popen(cmd .. " 2>&1")
+  local text = p:read("a")
+  local ok = p:close()
+  return text, ok
+end
+
+local function tail(path, n)
+  local lines = {}
+  local f = io.open(path, "r")
+  if not f then return "(no log)" end
+  for line in f:lines() do
+    lines[#lines + 1] = line
+    if #lines > n then table.remove(lines, 1) end
+  end
+  f:close()
+  return table.concat(lines, "\n")
+end
+
+local function check_slurm_options(o)
+  o = o or {}
+  if type(o) ~= "table" then argerr("slurm must be a table {partition=, time=, cpus_per_task=, gpus_per_task=, extra=}") end
+  require("adept.options").check_keys(o, SLURM_KEYS, "adept.sweep: slurm", 4)
+  for _, k in ipairs{"cpus_per_task", "gpus_per_task"} do
+    if o[k] ~= nil and (math.type(o[k]) ~= "integer" or o[k] < 0) then argerr(("slurm.%s must be an integer >= 0"):format(k)) end
+  end
+  if o.extra ~= nil and type(o.extra) ~= "table" then argerr("slurm.extra must be an array of sbatch arguments") end
+  return o
+end
+
+-- Submits the pending runs as one array, waits for it, and completes their rows; returns the number that failed.
+local function run_slurm(pending, opts, so, finish_run)
+  local dir = opts.out .. "/slurm"
+  adept.fs.mkdir_p(dir)
+  local cwd = os.getenv("PWD") or "."
+  for i, p in ipairs(pending) do
+    os.remove(p.dir .. "/exit_code")
+    write_file(("%s/run_%d.sh"):format(dir, i - 1), table.concat({
+      "#!/bin/sh", "cd " .. shell_quote(cwd),
+      p.line .. " > " .. shell_quote(p.dir .. "/sweep.log") .. " 2>&1",
+      "code=$?", "echo $code > " .. shell_quote(p.dir .. "/exit_code"), "exit $code", ""}, "\n"))
+  end
+  write_file(dir .. "/array.sh", "#!/bin/sh\nexec sh " .. shell_quote(dir) .. "/run_${SLURM_ARRAY_TASK_ID}.sh\n")
+  local args = {"sbatch", "--parsable", "--job-name=adept-sweep", ("--array=0-%d"):format(#pending - 1),
+                "--output=" .. shell_quote(dir .. "/task_%a.out")}
+  if so.partition then args[#args + 1] = "--partition=" .. shell_quote(so.partition) end
+  if so.time then args[#args + 1] = "--time=" .. shell_quote(so.time) end
+  if so.mem then args[#args + 1] = "--mem=" .. shell_quote(so.mem) end
+  if so.cpus_per_task then args[#args + 1] = "--cpus-per-task=" .. so.cpus_per_task end
+  if so.gpus_per_task and so.gpus_per_task > 0 then args[#args + 1] = "--gpus-per-task=" .. so.gpus_per_task end
+  for _, e in ipairs(so.extra or {}) do args[#args + 1] = shell_quote(e) end
+  args[#args + 1] = shell_quote(dir .. "/array.sh")
+  local cmd = table.concat(args, " ")
+  local text, ok = shell(cmd)
+  local job = text:match("^(%d+)")
+  if not ok or not job then
+    error(("adept.sweep: sbatch failed (%s): %s"):format(cmd, text), 0)
+  end
+  write_file(dir .. "/job_id", job .. "\n")
+  adept.log("info", ("adept.sweep: submitted %d runs as Slurm job array %s (%s)"):format(#pending, job, cmd))
+  local progress = adept.progress and adept.progress("slurm job " .. job, #pending) or nil
+  local poll = so.poll or 5
+  while true do
+    local q = shell("squeue -h -j " .. job .. " -o %i")
+    local done = 0
+    for _, p in ipairs(pending) do if exists(p.dir .. "/exit_code") then done = done + 1 end end
+    if progress then progress:update(done) end
+    if not q:match("%d") then break end
+    adept.sleep(poll)
+  end
+  if progress then progress:finish() end
+  local failed = 0
+  for i, p in ipairs(pending) do
+    local f = io.open(p.dir .. "/exit_code", "r")
+    local code = f and tonumber(f:read("l"))
+    if f then f:close() end
+    if not finish_run(p, code) then
+      failed = failed + 1
+      adept.log("warn", ("adept.sweep: run %s failed (%s); last lines of its logs:\n%s\n%s"):format(p.dir,
+        code and ("exit " .. code) or "no exit code: cancelled, out of time or lost",
+        tail(p.dir .. "/sweep.log", 5), tail(("%s/task_%d.out"):format(dir, i - 1), 3)))
+    end
+  end
+  return failed
+end
+
 -- rows = adept.sweep{recipe=, grid={key={values}}, seeds={...} (default {0}), out=, args={fixed overrides},
---                    host= (adeptlua path), threads=, dry_run=, force=, report=}
+--                    host= (adeptlua path), threads=, dry_run=, force=, report=,
+--                    launcher="local"|"slurm", slurm={partition=, time=, cpus_per_task=, gpus_per_task=, mem=,
+--                    extra={sbatch args}, poll=seconds}}
 return function(opts)
   if type(opts) ~= "table" then argerr("expects a table {recipe=, grid=, seeds=, out=}") end
   require("adept.options").check_keys(opts, {"recipe", "grid", "seeds", "out", "args", "host", "threads", "dry_run",
-    "force", "report", "title"}, "adept.sweep", 2)
+    "force", "report", "title", "launcher", "slurm"}, "adept.sweep", 2)
+  local launcher = opts.launcher or "local"
+  if launcher ~= "local" and launcher ~= "slurm" then
+    argerr(("launcher must be \"local\" or \"slurm\", got %q"):format(tostring(launcher)))
+  end
+  local slurm_opts = launcher == "slurm" and check_slurm_options(opts.slurm) or nil
   if type(opts.recipe) ~= "string" or not exists(opts.recipe) then
     argerr("recipe must name an existing recipe file, got " .. tostring(opts.recipe))
   end
@@ -188,7 +289,21 @@ return function(opts)
   end
   local host = opts.dry_run and (opts.host or "adeptlua") or find_host(opts.host)
   if not opts.dry_run then adept.fs.mkdir_p(opts.out) end
-  local rows, ran, skipped, failed = {}, 0, 0, 0
+  local rows, ran, skipped, failed, pending = {}, 0, 0, 0, {}
+  -- a run that ended with `code`: marks it done (SWEEP_DONE with its identity) or failed; returns success
+  local function finish_run(p, code)
+    local row = p.row
+    row.exit_code = code
+    if code == 0 then
+      local id, idparts = run_identity(p.combo, p.seed)
+      write_file(p.dir .. "/" .. MARKER, adept.json.encode({command = p.line, seconds = row.seconds, identity = id,
+        identity_parts = idparts, launcher = launcher}) .. "\n")
+      row.status = "done"
+      return true
+    end
+    row.status = "failed"
+    return false
+  end
   for _, combo in ipairs(combos) do
     for _, seed in ipairs(seeds) do
       local dir = run_dir(combo, seed)
@@ -215,32 +330,31 @@ return function(opts)
         row.command = line
         if opts.dry_run then
           row.status = "planned"
+        elseif launcher == "slurm" then
+          pending[#pending + 1] = {row = row, line = line, dir = dir, combo = combo, seed = seed}
+          ran = ran + 1
         else
           adept.log("info", "adept.sweep: " .. line)
           local t0 = adept.now()
           local ok, _, code = os.execute(line .. " > " .. shell_quote(dir .. "/sweep.log") .. " 2>&1")
           row.seconds = adept.now() - t0
-          row.exit_code = code
           ran = ran + 1
-          if ok then
-            local id, idparts = run_identity(combo, seed)
-            write_file(dir .. "/" .. MARKER, adept.json.encode({command = line, seconds = row.seconds, identity = id,
-              identity_parts = idparts}) .. "\n")
-            row.status = "done"
-          else
-            row.status = "failed"
+          if not finish_run({row = row, line = line, dir = dir, combo = combo, seed = seed}, ok and 0 or code) then
             failed = failed + 1
             adept.log("warn", ("adept.sweep: run failed (exit %s), see %s/sweep.log"):format(tostring(code), dir))
           end
         end
       end
-      local summary = read_json(dir .. "/summary.json")
-      if summary then
-        for k, v in pairs(flatten(summary, nil, {})) do
-          if row[k] == nil then row[k] = v end
-        end
-      end
       rows[#rows + 1] = row
+    end
+  end
+  if #pending > 0 then failed = failed + run_slurm(pending, opts, slurm_opts, finish_run) end
+  for _, row in ipairs(rows) do -- each run's summary.json, once every run has ended
+    local summary = read_json(row.dir .. "/summary.json")
+    if summary then
+      for k, v in pairs(flatten(summary, nil, {})) do
+        if row[k] == nil then row[k] = v end
+      end
     end
   end
   if not opts.dry_run then

@@ -22,21 +22,27 @@ local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge en
 --   an array of batches    (cycled; the cursor is the index)
 --   a dataset with :next_batch(bs) and :cursor()/:set_cursor(c) (adept.dataset views)
 --   any object with :batches(bs) returning an iterator (the cursor counts batches; resume replays)
+-- Under N processes (adept.dist) each source hands this rank its share of the global micro-batches, and the
+-- cursor is global (a run resumes from it with any number of processes): a function or an array gives rank r
+-- the global micro-batches r, r+N, r+2N, ... (N ranks = one process with N times the grad_accum); a dataset's
+-- :next_batch(bs) gives rank r its rows of a global batch of N*bs (N ranks with bs = one process with N*bs);
+-- an iterator source gives rank r every N-th batch.
 local function data_source(data, batch_size)
+  local rank, world = adept.dist.rank(), adept.dist.world_size()
   if type(data) == "function" then
-    local i = 0
+    local g = 0 -- global micro-batches handed out so far
     return {
-      next = function() local b = data(i); i = i + 1; return b end,
-      cursor = function() return {index = i} end,
-      set_cursor = function(c) i = assert(math.tointeger(c.index), "bad data cursor") end,
+      next = function() local b = data(g + rank); g = g + world; return b end,
+      cursor = function() return {index = g} end,
+      set_cursor = function(c) g = assert(math.tointeger(c.index), "bad data cursor") end,
     }
   end
   if type(data) == "table" and data[1] ~= nil then
-    local i, n = 0, #data
+    local g, n = 0, #data
     return {
-      next = function() local b = data[i % n + 1]; i = i + 1; return b end,
-      cursor = function() return {index = i} end,
-      set_cursor = function(c) i = assert(math.tointeger(c.index), "bad data cursor") end,
+      next = function() local b = data[(g + rank) % n + 1]; g = g + world; return b end,
+      cursor = function() return {index = g} end,
+      set_cursor = function(c) g = assert(math.tointeger(c.index), "bad data cursor") end,
     }
   end
   if data == nil then argerr("data is required (a dataset, an array of batches or a function(i) -> batch)") end
@@ -51,19 +57,27 @@ local function data_source(data, batch_size)
     local iter, consumed = nil, 0
     local function restart() iter = data:batches(batch_size) end
     local src = {}
-    function src.next()
+    local function pull()
       if not iter then restart() end
       local b = iter()
       if b == nil then restart(); b = iter() end -- next epoch
       consumed = consumed + 1
       return b
     end
+    function src.next()
+      local mine
+      for r = 0, world - 1 do
+        local b = pull()
+        if r == rank then mine = b end
+      end
+      return mine
+    end
     src.cursor = function() return {consumed = consumed} end
     function src.set_cursor(c)
       restart()
       local k = assert(math.tointeger(c.consumed), "bad data cursor")
       consumed = 0
-      for _ = 1, k do src.next() end
+      for _ = 1, k do pull() end
     end
     return src
   end
@@ -212,7 +226,8 @@ local function run(cfg)
   end
   if cfg.resume and not ck then adept.log("warn", "adept.train: resume=true without checkpoint={dir=...}: starting afresh") end
   local start_step = state.step
-  local logf = open_log(cfg.log, resumed_from and state.step or nil)
+  local main, world = adept.dist.is_main(), adept.dist.world_size()
+  local logf = main and open_log(cfg.log, resumed_from and state.step or nil) or nil
 
   local function trainer_state()
     return {version = 1, step = state.step, tokens_seen = state.tokens_seen, skipped = state.skipped,
@@ -220,15 +235,18 @@ local function run(cfg)
             schedule = tostring(cfg.schedule or "constant"), seed = adept.seed, steps_total = steps}
   end
   local last_ckpt = resumed_from
+  -- only rank 0 writes; every rank waits until the checkpoint is complete on disk before going on
   local function save_checkpoint()
     if not ck then return nil end
-    last_ckpt = ckpt.save(ck.dir, state.step, m, opt, trainer_state(), ck.keep)
+    local dir = main and ckpt.save(ck.dir, state.step, m, opt, trainer_state(), ck.keep) or nil
+    if world > 1 then dir = adept.dist.broadcast(dir) end
+    last_ckpt = dir
     return last_ckpt
   end
 
   adept.catch_signals(true)
   -- the progress line counts this process's steps, so its rate and ETA stay right after a resume
-  local progress = cfg.progress ~= false and
+  local progress = cfg.progress ~= false and main and
       adept.progress(start_step > 0 and ("train (from step %d)"):format(start_step) or "train", steps - start_step) or nil
   state.t0 = adept.now()
   local tokens_this_run, fpt, peak = 0, nil, cfg.peak_flops
@@ -306,7 +324,8 @@ local function run(cfg)
     if not bad and (state.step % log_every == 0 or state.step == steps) then
       log_line(logf, {type = "train", step = state.step, loss = loss, lr = lr, grad_norm = gnorm,
                       tokens_seen = state.tokens_seen, tokens_per_s = tps, elapsed = ctx.elapsed,
-                      skipped = state.skipped, mfu = mfu})
+                      skipped = state.skipped, mfu = mfu,
+                      allreduce_s = world > 1 and r.comm_seconds or nil, allreduce_bytes = world > 1 and r.comm_bytes or nil})
     end
     if progress then
       local extra = ("loss %.4f | lr %.2e | %.0f tok/s"):format(loss, lr, tps)
@@ -326,6 +345,10 @@ local function run(cfg)
     if ctx.stop then stopped = true end
     if #intervals > 0 then log_scales() end
     local interrupted = adept.interrupted()
+    if world > 1 then -- every rank stops at the same step, or the checkpoint's broadcast would wait forever
+      local any = adept.dist.all_reduce(adept.tensor({interrupted and 1 or 0})):table()[1]
+      if any > 0 then interrupted = interrupted or "SIGTERM" end
+    end
     if ck and ck.every and (state.step % ck.every == 0 or state.step == steps or stopped) then save_checkpoint()
     elseif ck and (stopped or interrupted) then save_checkpoint() end
     if interrupted then

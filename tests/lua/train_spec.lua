@@ -193,6 +193,10 @@ describe("adept.train", function()
                                         progress = false})
     assert.is_false(ok)
     assert.matches("built for another model", err, 1, true)
+    -- the binding names itself once: not "adept.train_step: train_step: ..."
+    local ok2, err2 = pcall(adept.train_step, m, adept.adamw(other), {micro(0)})
+    assert.is_false(ok2)
+    assert.matches("^adept%.train_step: the optimizer was built for another model", err2)
   end)
 
   it("stops on a non-finite loss by default and skips when skip_nonfinite=true", function()

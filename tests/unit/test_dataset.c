@@ -396,9 +396,48 @@ static void test_cache_and_text(void) {
     adept_tokenizer_free(tok);
 }
 
+/* Data parallelism: ranks 0..N-1 reading shards of b rows see, together and in rank order, the rows one reader
+   sees with batch N*b (crossing epochs, shuffled), and every rank's cursor ends where that reader's does. */
+static void test_shards(void) {
+    uint16_t t[64];
+    for (int i = 0; i < 64; i++) t[i] = (uint16_t)(i % 9 == 8 ? 0 : 1 + i % 50);
+    fx_write("shard.u16", t, sizeof t);
+    const char *paths[] = {fx_path("shard.u16")};
+    adept_dataset_options o = base(paths, 1);
+    o.eos_id = 0, o.seq_len = 4, o.holdout = 0, o.shuffle = 1, o.seed = 5, o.cache = 0;
+    enum { N = 3, B = 2, STEPS = 5 };
+    adept_dataset *one, *rank[N];
+    CHECK_OK(adept_dataset_open(&o, &one));
+    for (int r = 0; r < N; r++) CHECK_OK(adept_dataset_open(&o, &rank[r]));
+    if (!one) return;
+    for (int s = 0; s < STEPS; s++) { /* 5 global batches of 6 windows cross the epoch of 16 windows */
+        adept_tensor *x, *y;
+        CHECK_OK(adept_dataset_next_batch(one, N * B, 1, &x, &y));
+        for (int r = 0; r < N; r++) {
+            adept_tensor *xr, *yr;
+            CHECK_OK(adept_dataset_next_shard(rank[r], B, r, N, &xr, &yr));
+            CHECK(xr && xr->shape[0] == B);
+            if (xr && x) {
+                CHECK(!memcmp(adept_tensor_i32(xr), adept_tensor_i32(x) + r * B * 4, B * 4 * sizeof(int32_t)));
+                CHECK(!memcmp(adept_tensor_i32(yr), adept_tensor_i32(y) + r * B * 4, B * 4 * sizeof(int32_t)));
+            }
+            adept_tensor_free(xr), adept_tensor_free(yr);
+            adept_dataset_cursor a = adept_dataset_get_cursor(one), c = adept_dataset_get_cursor(rank[r]);
+            CHECK(a.epoch == c.epoch && a.position == c.position);
+        }
+        adept_tensor_free(x), adept_tensor_free(y);
+    }
+    adept_tensor *x, *y;
+    CHECK_FAILS(adept_dataset_next_shard(one, B, N, N, &x, &y), ADEPT_EINVAL); /* rank out of range */
+    CHECK_FAILS(adept_dataset_next_shard(one, 0, 0, N, &x, &y), ADEPT_EINVAL);
+    adept_dataset_free(one);
+    for (int r = 0; r < N; r++) adept_dataset_free(rank[r]);
+}
+
 int main(void) {
     fx_tmpdir();
     test_packing();
+    test_shards();
     test_holdout();
     test_shuffle_and_cursor();
     test_cache_and_text();

@@ -229,12 +229,12 @@ static const adept_backend test_device = {
     .sum_squares = t_sum_squares, .scale = t_scale, .row_cosine = t_row_cosine,
 };
 
-/* Every entry of both tables is filled: a NULL one would crash the model on the first device that lacks it, and
-   an entry added to adept_backend without a wrapper here fails this check. Every field after `device` is an
-   entry (a function pointer). */
+/* Every required entry of both tables is filled: a NULL one would crash the model on the first device that lacks
+   it, and an entry added to adept_backend without a wrapper here fails this check. The fields from `alloc` up to
+   the tensor ops (`unary` on, optional per device) are required entries (function pointers). */
 static void test_table_complete(void) {
     const void *const *slot = (const void *const *)&test_device.alloc;
-    const void *const *end = (const void *const *)(&test_device + 1);
+    const void *const *end = (const void *const *)&test_device.unary;
     const void *const *cslot = (const void *const *)&cpu->alloc;
     for (; slot < end; slot++, cslot++) {
         CHECK(*slot != NULL);

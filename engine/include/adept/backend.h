@@ -1,5 +1,5 @@
-/* The compute backend of a device: memory (allocation, host<->device copies) and every kernel the model,
-   the optimizer and the trainer run. engine/model/ and engine/train/ call only this table, so a new device
+/* The compute backend of a device, one table per device: memory (allocation, host<->device copies), every kernel
+   the model, the optimizer and the trainer run, and the tensor ops of the Lua API. engine/model/ and engine/train/ call only this table, so a new device
    (CUDA) is a new table, with no change above it (DESIGN.md §2.8). The CPU table (engine/ops/cpu/) is the
    reference; a test table (tests/unit) wraps it with protected "device" memory to prove the model never
    touches device memory from the host.
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "adept/error.h"
+#include "adept/ops.h"
 #include "adept/tensor.h"
 
 /* One contiguous range of the AdamW update: value, gradient and the two moments, with its own scalars
@@ -113,6 +114,22 @@ typedef struct adept_backend {
     /* host_cos[n] = cosine of rows n of x and y [N, C], accumulated in double (1 when both rows are zero, 0 when
        one is): block influence is 1 - cos between a layer's input and output. */
     adept_status (*row_cosine)(const float *x, const float *y, size_t N, size_t C, double *host_cos);
+
+    /* ---- tensor ops of the Lua API (t:abs(), t + u, t:sum(), t:topk(k), ...) ----
+       engine/ops/dispatch.c validates devices, dtypes and shapes and allocates outputs before calling these, so
+       an entry sees contiguous tensors of this device. The entries above are required; these are OPTIONAL: a
+       device without one is answered "<op>: not implemented on the <device> device" by the dispatcher. */
+    adept_status (*unary)(adept_unary_op op, const adept_tensor *a, adept_tensor *out);
+    adept_status (*binary)(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor *out);
+    adept_status (*scalar)(adept_binary_op op, const adept_tensor *a, double s, adept_tensor *out);
+    adept_status (*reduce)(adept_reduce_op op, const adept_tensor *a, double *out);
+    /* SUM or MEAN over dimension `dim` (0-based); out has the shape of a without that dimension, dtype f32. */
+    adept_status (*reduce_dim)(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor *out);
+    /* One pass over two f32 tensors of equal numel: sum a*b, sum a*a, sum b*b. */
+    adept_status (*dot3)(const adept_tensor *a, const adept_tensor *b, double out[3]);
+    /* values: [k] of a's dtype; indices: k caller-owned entries (0-based flat indices). */
+    adept_status (*topk)(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices);
+    adept_status (*tensor_copy)(const adept_tensor *src, adept_tensor *dst); /* same dtype and numel */
 } adept_backend;
 
 /* The built-in CPU backend (engine/ops/cpu/). */

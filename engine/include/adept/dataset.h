@@ -98,6 +98,12 @@ adept_status adept_dataset_set_cursor(adept_dataset *ds, adept_dataset_cursor c)
    end returns *inputs = *targets = NULL and moves the cursor to the start of the next epoch. */
 adept_status adept_dataset_next_batch(adept_dataset *ds, int64_t batch_size, int wrap, adept_tensor **inputs,
                                       adept_tensor **targets);
+/* Data parallelism: this rank's share of the next GLOBAL batch of world * batch_size windows (wrapping like
+   next_batch with wrap = 1): rows rank*batch_size .. +batch_size of it. Every rank's cursor moves past the whole
+   global batch, so N ranks with batch b read the windows one process reads with batch N*b, in the same order,
+   and the cursor is global (a job resumes from it with any world size). world = 1 is next_batch. */
+adept_status adept_dataset_next_shard(adept_dataset *ds, int64_t batch_size, int rank, int world,
+                                      adept_tensor **inputs, adept_tensor **targets);
 /* The same with a caller-owned cursor, which it advances; the view's own cursor is untouched (evaluation
    passes, several readers of one view). */
 adept_status adept_dataset_read_batch(const adept_dataset *ds, adept_dataset_cursor *cursor, int64_t batch_size,

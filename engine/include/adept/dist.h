@@ -25,6 +25,9 @@ typedef struct adept_comm_ops {
     /* Copies nbytes of host memory from rank `root` to every rank. */
     adept_status (*broadcast)(adept_comm *c, void *host, size_t nbytes, int root);
     adept_status (*barrier)(adept_comm *c);
+    /* Ends every process of the job now (an error on this rank must not leave the others waiting in a
+       collective); the single communicator exits this process. Does not return. */
+    void (*abort)(adept_comm *c, int code);
     void (*destroy)(adept_comm *c);
 } adept_comm_ops;
 
@@ -38,6 +41,20 @@ adept_comm *adept_comm_single(void);
 /* The process's communicator: the single one unless another was installed (an MPI launch installs its own). */
 adept_comm *adept_comm_world(void);
 void adept_comm_set_world(adept_comm *c);
+
+/* Joins the process group a launcher started: when the environment comes from mpirun/mpiexec (Open MPI's
+   OMPI_COMM_WORLD_SIZE, PMI's PMI_SIZE) or from srun (SLURM_STEP_ID with SLURM_NTASKS), it initialises MPI and
+   installs its communicator as the world; otherwise the world stays the single process. Fails with a message
+   when the environment asks for a process group and this build has no MPI. Call once, before anything else. */
+adept_status adept_dist_init(int *argc, char ***argv);
+/* Leaves the process group (MPI_Finalize) and restores the single communicator. */
+void adept_dist_finalize(void);
+/* Whether this build carries the MPI communicator. */
+int adept_dist_mpi_built(void);
+/* A communicator that reduces CUDA-resident slabs with NCCL (bootstrapped over `host`, which must outlive it)
+   and sends every other operation to `host`; ADEPT_EUNSUPPORTED in builds without NCCL. adept_dist_init installs
+   one over MPI for multi-process runs; tests wrap the single communicator to run NCCL with one rank. */
+adept_status adept_dist_nccl_wrap(adept_comm *host, adept_comm **out);
 
 static inline int adept_comm_rank(const adept_comm *c) { return c->ops->rank(c); }
 static inline int adept_comm_size(const adept_comm *c) { return c->ops->world_size(c); }

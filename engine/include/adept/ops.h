@@ -1,5 +1,5 @@
-/* Tensor operations of libadept: element-wise math, reductions, dot/cosine, topk and clone, routed through a
-   per-device dispatch table (CPU registered by default; a CUDA backend registers its own table later).
+/* Tensor operations of libadept: element-wise math, reductions, dot/cosine, topk and clone, validated here and
+   run by the tensors' device backend (its tensor-op entries, adept/backend.h).
    Semantics, shared by every backend:
    - f32 is the compute dtype. i32 works for abs, square, neg, add, sub, mul (wrapping on overflow, like C
      unsigned arithmetic) and for the whole-tensor sum, mean, max and min; clone works for every dtype. Any other
@@ -44,31 +44,6 @@ typedef enum adept_reduce_op {
 const char *adept_unary_op_name(adept_unary_op op);   /* "abs", ... */
 const char *adept_binary_op_name(adept_binary_op op); /* "add", ..., "rsub", "rdiv" */
 const char *adept_reduce_op_name(adept_reduce_op op); /* "sum", ... */
-
-/* ---- the dispatch table -------------------------------------------------------------------------------
-   Entries receive arguments that dispatch.c already validated (devices, dtypes, shapes, k, dim) and outputs
-   already allocated with the right shape and dtype; they may still fail (out of memory, say). */
-typedef struct adept_ops_backend {
-    const char *name; /* "cpu" */
-    adept_status (*unary)(adept_unary_op op, const adept_tensor *a, adept_tensor *out);
-    adept_status (*binary)(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor *out);
-    adept_status (*scalar)(adept_binary_op op, const adept_tensor *a, double s, adept_tensor *out);
-    adept_status (*reduce)(adept_reduce_op op, const adept_tensor *a, double *out);
-    /* SUM or MEAN over dimension `dim` (0-based); out has the shape of a without that dimension, dtype f32. */
-    adept_status (*reduce_dim)(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor *out);
-    /* One pass over two f32 tensors of equal numel: sum a*b, sum a*a, sum b*b. */
-    adept_status (*dot3)(const adept_tensor *a, const adept_tensor *b, double out[3]);
-    /* values: [k] of a's dtype; indices: k caller-owned entries (0-based flat indices). */
-    adept_status (*topk)(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices);
-    adept_status (*copy)(const adept_tensor *src, adept_tensor *dst); /* same dtype and numel */
-} adept_ops_backend;
-
-/* Installs the table for a device (a later call replaces it). The CPU table is built in. */
-void adept_ops_register(adept_device device, const adept_ops_backend *backend);
-/* The table for a device, or NULL (with a message) when none is registered. */
-const adept_ops_backend *adept_ops_backend_for(adept_device device);
-/* The built-in CPU table (engine/ops/cpu/). */
-const adept_ops_backend *adept_ops_cpu_backend(void);
 
 /* ---- validated entry points writing into caller-allocated outputs (out: same shape and dtype as a) ---- */
 adept_status adept_ops_unary(adept_unary_op op, const adept_tensor *a, adept_tensor *out);

@@ -22,6 +22,8 @@ typedef struct adept_step_result {
     int64_t n_tokens;   /* global counted targets */
     double grad_norm;   /* global norm before clipping */
     int nonfinite;      /* the loss or the gradient norm was not finite: gradients zeroed, no update */
+    double comm_seconds; /* wall time in the gradient all-reduce (0 in one process) */
+    int64_t comm_bytes;  /* bytes of the gradient slab all-reduced (0 in one process): ADEPT's is the copies' */
     char reason[256];   /* why, naming the tensor when one gradient is the cause */
 } adept_step_result;
 

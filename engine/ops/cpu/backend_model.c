@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "adept/cuda.h"
+#include "ops/cpu/cpu.h"
 #include "ops/cpu/layers.h"
 
 static void *cpu_alloc(size_t nbytes) {
@@ -166,6 +167,14 @@ static const adept_backend cpu_backend = {
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
     .row_cosine = cpu_row_cosine,
+    .unary = adept_cpu_unary,
+    .binary = adept_cpu_binary,
+    .scalar = adept_cpu_scalar,
+    .reduce = adept_cpu_reduce,
+    .reduce_dim = adept_cpu_reduce_dim,
+    .dot3 = adept_cpu_dot3,
+    .topk = adept_cpu_topk,
+    .tensor_copy = adept_cpu_copy,
 };
 
 static const adept_backend *registered[2];

@@ -1,6 +1,7 @@
 /* The CUDA backend's runtime side: device discovery, initialisation of device 0 (cuBLAS handle with fp32 math
    and TF32 off), the error bookkeeping every kernel shares, device memory and copies, and the backend table. */
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -266,9 +267,28 @@ extern "C" adept_status adept_cuda_rt_device_info(int index, adept_cuda_device *
     return st;
 }
 
+/* One GPU per process: ADEPT_CUDA_DEVICE when set, else the launcher's local rank (Open MPI, Slurm, MPICH) modulo
+   the devices of this node, else device 0. */
+static int chosen_device(int count) {
+    const char *vars[] = {"ADEPT_CUDA_DEVICE", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"};
+    for (const char *v : vars) {
+        const char *s = getenv(v);
+        if (s && *s) {
+            int i = atoi(s);
+            return count > 0 && i >= 0 ? i % count : 0;
+        }
+    }
+    return 0;
+}
+
 extern "C" const adept_backend *adept_cuda_rt_backend(void) {
     if (g.ready) return &table;
-    if (check("init (cudaSetDevice 0)", cudaSetDevice(0)) != ADEPT_OK) return NULL;
+    int count = 0;
+    if (check("init (cudaGetDeviceCount)", cudaGetDeviceCount(&count)) != ADEPT_OK) return NULL;
+    int dev = chosen_device(count);
+    char what[64];
+    snprintf(what, sizeof what, "init (cudaSetDevice %d)", dev);
+    if (check(what, cudaSetDevice(dev)) != ADEPT_OK) return NULL;
     if (load_cublas() != ADEPT_OK) return NULL;
     cublasStatus_t s = blas.create(&g.blas);
     if (s != CUBLAS_STATUS_SUCCESS) {
@@ -284,7 +304,7 @@ extern "C" const adept_backend *adept_cuda_rt_backend(void) {
         blas.destroy(g.blas);
         return NULL;
     }
-    g.device = 0;
+    g.device = dev;
     g.pending = ADEPT_OK;
     g.ready = 1;
     return &table;

@@ -1,0 +1,23 @@
+# The MPI communicator (engine/dist/mpi/), selected by ADEPT_MPI:
+#   AUTO (default)  build it when CMake finds MPI for C (Debian: libopenmpi-dev)
+#   ON              build it or stop with the reason
+#   OFF             never (a run started by mpirun/srun with more than one process then stops with a message)
+# Linking MPI costs nothing until adept_dist_init finds a launcher's environment: a plain run never calls MPI_Init.
+set(ADEPT_MPI AUTO CACHE STRING "Build the MPI communicator: AUTO, ON or OFF")
+set_property(CACHE ADEPT_MPI PROPERTY STRINGS AUTO ON OFF)
+string(TOUPPER "${ADEPT_MPI}" ADEPT_MPI)
+set(ADEPT_HAVE_MPI OFF)
+if(NOT ADEPT_MPI STREQUAL "OFF")
+  find_package(MPI COMPONENTS C QUIET)
+  if(MPI_C_FOUND)
+    set(ADEPT_HAVE_MPI ON)
+    target_sources(adept PRIVATE ${CMAKE_SOURCE_DIR}/engine/dist/mpi/mpi_comm.c)
+    target_compile_definitions(adept PRIVATE ADEPT_HAVE_MPI=1)
+    target_link_libraries(adept PUBLIC MPI::MPI_C)
+    message(STATUS "adeptlua: MPI communicator ON (MPI ${MPI_C_VERSION})")
+  elseif(ADEPT_MPI STREQUAL "ON")
+    message(FATAL_ERROR "ADEPT_MPI=ON but no MPI for C was found (install libopenmpi-dev)")
+  else()
+    message(STATUS "adeptlua: MPI communicator OFF: no MPI for C found (install libopenmpi-dev)")
+  endif()
+endif()

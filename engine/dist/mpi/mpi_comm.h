@@ -1,0 +1,12 @@
+/* The MPI communicator (engine/dist/mpi/mpi_comm.c), built when CMake finds MPI (ADEPT_HAVE_MPI). */
+#ifndef ADEPT_DIST_MPI_COMM_H
+#define ADEPT_DIST_MPI_COMM_H
+
+#include "adept/dist.h"
+
+#ifdef ADEPT_HAVE_MPI
+/* MPI_Init_thread (funneled: only the main thread calls MPI) and a communicator over MPI_COMM_WORLD. */
+adept_status adept_comm_mpi_create(int *argc, char ***argv, adept_comm **out);
+#endif
+
+#endif

@@ -1,0 +1,152 @@
+/* The NCCL communicator for GPU ranks: it wraps a host communicator (MPI across processes, or the single one)
+   and reduces gradient slabs that live in CUDA memory with ncclAllReduce, on the device, instead of staging
+   them through the host. Everything else (host scalars, host broadcasts, barriers, abort) goes to the host
+   communicator, which also bootstraps NCCL: rank 0's ncclUniqueId is broadcast over it.
+   NCCL is opened with dlopen at the first device reduction, as cuBLAS is (engine/ops/cuda/runtime.cu says why):
+   linking it would load 200 MB into every process. Where it is looked for: $ADEPT_NCCL_LIBRARY (a path), the
+   toolkit's directory found at build time, then the loader's search path.
+   Determinism: NCCL's ring and tree all-reduce give every rank the same result, and the same bits from run to
+   run for the same ranks, sizes and topology (NCCL_ALGO may be pinned for runs compared across machines).
+   One GPU per rank: the CUDA backend picks the device from the local rank (adept/cuda.h). */
+#include <dlfcn.h>
+#include <nccl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adept/dist.h"
+#include "dist/nccl/nccl_comm.h"
+
+typedef struct nccl_api {
+    void *lib;
+    ncclResult_t (*get_unique_id)(ncclUniqueId *);
+    ncclResult_t (*comm_init_rank)(ncclComm_t *, int, ncclUniqueId, int);
+    ncclResult_t (*all_reduce)(const void *, void *, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t);
+    ncclResult_t (*comm_destroy)(ncclComm_t);
+    const char *(*error_string)(ncclResult_t);
+    ncclResult_t (*get_version)(int *);
+} nccl_api;
+
+static nccl_api api;
+
+static adept_status load_nccl(void) {
+    if (api.lib) return ADEPT_OK;
+    char built[1024];
+    snprintf(built, sizeof built, "%s/libnccl.so.2", ADEPT_NCCL_DIR);
+    const char *candidates[3] = {getenv("ADEPT_NCCL_LIBRARY"), built, "libnccl.so.2"};
+    char errs[1024] = "";
+    for (int i = 0; i < 3 && !api.lib; i++) {
+        if (!candidates[i] || !candidates[i][0]) continue;
+        api.lib = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+        if (!api.lib) {
+            const char *e = dlerror();
+            size_t used = strlen(errs);
+            snprintf(errs + used, sizeof errs - used, "%s%.300s", used ? "; " : "", e ? e : candidates[i]);
+        }
+    }
+    if (!api.lib)
+        return adept_fail(ADEPT_EUNSUPPORTED, "dist (nccl): cannot open NCCL (set ADEPT_NCCL_LIBRARY to libnccl.so.2): %s",
+                          errs);
+    /* each symbol through a void pointer, as POSIX allows for dlsym */
+#define SYM(field, name)                                                                                     \
+    do {                                                                                                     \
+        void *s = dlsym(api.lib, name);                                                                      \
+        if (!s) {                                                                                            \
+            dlclose(api.lib), memset(&api, 0, sizeof api);                                                   \
+            return adept_fail(ADEPT_EUNSUPPORTED, "dist (nccl): the NCCL library has no %s", name);          \
+        }                                                                                                    \
+        memcpy(&api.field, &s, sizeof s);                                                                    \
+    } while (0)
+    SYM(get_unique_id, "ncclGetUniqueId");
+    SYM(comm_init_rank, "ncclCommInitRank");
+    SYM(all_reduce, "ncclAllReduce");
+    SYM(comm_destroy, "ncclCommDestroy");
+    SYM(error_string, "ncclGetErrorString");
+    SYM(get_version, "ncclGetVersion");
+#undef SYM
+    return ADEPT_OK;
+}
+
+static adept_status nccl_check(ncclResult_t r, const char *op) {
+    if (r == ncclSuccess) return ADEPT_OK;
+    return adept_fail(ADEPT_EIO, "dist (nccl): %s failed: %s", op, api.error_string ? api.error_string(r) : "error");
+}
+
+typedef struct nccl_impl {
+    adept_comm *host; /* rank, size and every host collective */
+    ncclComm_t comm;  /* created at the first device reduction */
+    int ready;
+} nccl_impl;
+
+static int n_rank(const adept_comm *c) { return adept_comm_rank(((const nccl_impl *)c->impl)->host); }
+static int n_size(const adept_comm *c) { return adept_comm_size(((const nccl_impl *)c->impl)->host); }
+
+/* NCCL's communicator over the host one's ranks: rank 0's unique id reaches every rank by the host broadcast */
+static adept_status ensure_comm(nccl_impl *p) {
+    if (p->ready) return ADEPT_OK;
+    ADEPT_TRY(load_nccl());
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    int rank = adept_comm_rank(p->host), size = adept_comm_size(p->host);
+    if (rank == 0) ADEPT_TRY(nccl_check(api.get_unique_id(&id), "ncclGetUniqueId"));
+    ADEPT_TRY(p->host->ops->broadcast(p->host, &id, sizeof id, 0));
+    ADEPT_TRY(nccl_check(api.comm_init_rank(&p->comm, size, id, rank), "ncclCommInitRank"));
+    p->ready = 1;
+    return ADEPT_OK;
+}
+
+static adept_status n_reduce_f32(adept_comm *c, const adept_backend *be, float *data, size_t n) {
+    nccl_impl *p = c->impl;
+    if (be->device != ADEPT_CUDA) return p->host->ops->all_reduce_f32(p->host, be, data, n);
+    if (n == 0) return ADEPT_OK;
+    ADEPT_TRY(be->synchronize()); /* the gradients are complete, and earlier kernel errors are reported first */
+    ADEPT_TRY(ensure_comm(p));
+    /* the legacy default stream, which every kernel of the CUDA backend uses: the reduction is ordered after
+       the backward pass and before the optimizer without a host wait */
+    ADEPT_TRY(nccl_check(api.all_reduce(data, data, n, ncclFloat32, ncclSum, p->comm, (cudaStream_t)0), "ncclAllReduce"));
+    return be->synchronize();
+}
+
+static adept_status n_reduce_f64(adept_comm *c, double *host, size_t n) {
+    nccl_impl *p = c->impl;
+    return p->host->ops->all_reduce_f64(p->host, host, n);
+}
+static adept_status n_broadcast(adept_comm *c, void *host, size_t nbytes, int root) {
+    nccl_impl *p = c->impl;
+    return p->host->ops->broadcast(p->host, host, nbytes, root);
+}
+static adept_status n_barrier(adept_comm *c) {
+    nccl_impl *p = c->impl;
+    return p->host->ops->barrier(p->host);
+}
+static void n_abort(adept_comm *c, int code) {
+    nccl_impl *p = c->impl;
+    p->host->ops->abort(p->host, code);
+}
+static void n_destroy(adept_comm *c) {
+    nccl_impl *p = c->impl;
+    if (p->ready) api.comm_destroy(p->comm);
+    free(p);
+    free(c);
+}
+
+static const adept_comm_ops nccl_ops = {"mpi+nccl", n_rank, n_size, n_reduce_f32, n_reduce_f64,
+                                        n_broadcast, n_barrier, n_abort, n_destroy};
+
+adept_status adept_comm_nccl_wrap(adept_comm *host, adept_comm **out) {
+    adept_comm *c = calloc(1, sizeof *c);
+    nccl_impl *p = calloc(1, sizeof *p);
+    if (!c || !p) {
+        free(c), free(p);
+        return adept_fail(ADEPT_ENOMEM, "dist (nccl): out of memory");
+    }
+    p->host = host;
+    c->ops = &nccl_ops, c->impl = p;
+    *out = c;
+    return ADEPT_OK;
+}
+
+adept_status adept_nccl_version(int *version) {
+    ADEPT_TRY(load_nccl());
+    return nccl_check(api.get_version(version), "ncclGetVersion");
+}
