@@ -28,7 +28,7 @@ set(ADEPT_KERNEL_TESTS
   lua/model_spec lua/train_spec lua/optim_spec lua/eval_spec lua/importance_spec lua/model_io_spec
   lua/adept_stage2_spec
   parity/test_model_parity parity/test_adamw_parity parity/test_expand_hf parity/test_hf_dir_format
-  parity/test_eval_kernels parity/test_stories260k
+  parity/test_eval_kernels parity/test_stories260k parity/test_attention_xent
   recipe/adept_smoke recipe/train_resume_dataset)
 set(ADEPT_KERNEL_CORES Haswell SkylakeX)
 
@@ -109,6 +109,11 @@ if(LUA54 AND BUSTED)
 else()
   message(WARNING "lua5.4 or busted not found: the Lua specs are not registered (make deps installs them)")
 endif()
+
+# The engine side of the kernel parity tests (tests/parity/test_attention_xent.py finds it in ADEPT_BUILD)
+add_executable(parity_kernel_driver ${CMAKE_SOURCE_DIR}/tests/parity/kernel_driver.c)
+target_include_directories(parity_kernel_driver PRIVATE ${CMAKE_SOURCE_DIR}/engine)
+target_link_libraries(parity_kernel_driver PRIVATE adept)
 
 file(GLOB parity_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/parity/test_*.py)
 foreach(script IN LISTS parity_tests)

@@ -172,8 +172,21 @@ static void add_json(lua_State *L, int idx, int depth, cJSON *parent, const char
     case LUA_TNIL: attach(parent, key, cJSON_CreateNull()); return;
     case LUA_TBOOLEAN: attach(parent, key, cJSON_CreateBool(lua_toboolean(L, idx))); return;
     case LUA_TNUMBER: {
-        double v = lua_tonumber(L, idx);
-        attach(parent, key, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+        /* written by us, not by cJSON: its printer keeps %.15g whenever that reads back within an epsilon, so a
+           double could change by an ulp or two through a file (a loss read back from summary.json). Integers
+           exactly; floats in the shortest of 15, 16 or 17 digits that reads back as the same double. */
+        char text[40];
+        if (lua_isinteger(L, idx)) {
+            snprintf(text, sizeof text, "%lld", (long long)lua_tointeger(L, idx));
+        } else {
+            double v = lua_tonumber(L, idx);
+            if (!isfinite(v)) { attach(parent, key, cJSON_CreateNull()); return; }
+            for (int digits = 15; digits <= 17; digits++) {
+                snprintf(text, sizeof text, "%.*g", digits, v);
+                if (strtod(text, NULL) == v) break;
+            }
+        }
+        attach(parent, key, cJSON_CreateRaw(text));
         return;
     }
     case LUA_TSTRING: attach(parent, key, cJSON_CreateString(lua_tostring(L, idx))); return;

@@ -5,10 +5,6 @@
 #include "adept/adapt.h"
 #include "model/model_internal.h"
 
-/* forward.c */
-void adept_model_forward_from(adept_model *m, int l0);
-adept_status adept_model_head_loss(adept_model *m, float grad_scale, int want_grad, double *nll_sum);
-
 static int64_t evaluated_layers(const adept_model *m, int l0) {
     int64_t n = 0;
     for (int l = l0; l < m->cfg.num_layers; l++) n += !m->skip[l];

@@ -1,9 +1,7 @@
-/* The backward pass: from the fused cross-entropy gradient (left in the logits buffer by the forward pass)
-   down the residual stream; frozen weights get no gradient and the pass stops at the lowest trainable layer.
+/* The backward pass: from d lnf (left in acts.dln by the classifier's chunks, adept_model_head, which also
+   accumulated the head's weight gradient) down the residual stream; frozen weights get no gradient and the pass stops at the lowest trainable layer.
    Kernels and buffer fills go through the model's backend (m->be). */
 #include "model/model_internal.h"
-
-float *adept_model_head_weight(adept_model *m, float **grad); /* forward.c */
 
 static int layer_trainable(const adept_model *m, int l) {
     for (int k = 0; k < ADEPT_UNIT_KIND_COUNT; k++) {
@@ -24,6 +22,18 @@ static int attn_trainable(const adept_model *m, int l) {
     return 0;
 }
 
+/* lowest layer whose input gradient is needed: below it nothing is trainable (L: none) */
+static int stop_layer(const adept_model *m) {
+    if (m->params[m->embed_idx].grad) return 0;
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        if (layer_trainable(m, l)) return l;
+    return m->cfg.num_layers;
+}
+
+int adept_model_needs_dln(const adept_model *m) {
+    return stop_layer(m) < m->cfg.num_layers || m->params[m->final_norm_idx].grad != NULL;
+}
+
 #define W(kind) adept_model_w(m, l, kind)
 #define G(kind) adept_model_g(m, l, kind)
 
@@ -31,22 +41,14 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
     const adept_config *c = &m->cfg;
     const adept_backend *be = m->be;
     adept_acts *a = &m->acts;
-    size_t B = a->B, T = a->T, N = B * T, C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    size_t B = a->B, T = a->T, N = B * T, C = c->hidden_size, F = c->intermediate_size;
     size_t H = c->num_heads, KH = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KH * D;
     int L = c->num_layers;
     int embed_train = m->params[m->embed_idx].grad != NULL;
-    /* lowest layer whose input gradient is needed: below it nothing is trainable */
-    int stop = L;
-    if (embed_train) stop = 0;
-    else
-        for (int l = 0; l < L; l++)
-            if (layer_trainable(m, l)) { stop = l; break; }
-    float *dhead, *head = adept_model_head_weight(m, &dhead);
+    int stop = stop_layer(m);
     float *fnorm_g = m->params[m->final_norm_idx].grad ? adept_tensor_f32(m->params[m->final_norm_idx].grad) : NULL;
     int need_resid = stop < L; /* gradient needed below the final norm */
-    /* LM head and final norm */
-    be->matmul_backward((need_resid || fnorm_g) ? a->dln : NULL, dhead, NULL, a->logits, a->lnf, head, N, C, V, 0);
-    if (!need_resid && !fnorm_g) return ADEPT_OK;
+    if (!need_resid && !fnorm_g) return ADEPT_OK; /* the head's gradient is all there is (adept_model_head) */
     be->fill_zero(a->dresid, N * C * sizeof(float));
     be->rmsnorm_backward(need_resid ? a->dresid : NULL, fnorm_g, a->dln, a->resid + (size_t)L * N * C,
                            adept_tensor_f32(m->params[m->final_norm_idx].value), a->lnf_rstd, N, C);
@@ -77,8 +79,7 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         be->fill_zero(a->dq, N * QD * sizeof(float));
         be->fill_zero(a->dk, N * KD * sizeof(float));
         be->fill_zero(a->dv, N * KD * sizeof(float));
-        be->attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, a->att + l * B * H * T * T, q, k, v, B, T, H,
-                                 KH, D);
+        be->attention_backward(a->dq, a->dk, a->dv, a->datty, y, a->lse + l * B * H * T, q, k, v, B, T, H, KH, D);
         be->rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D, 0);
         be->rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
         float *dqp = a->dq, *dkp = a->dk, *qin = q, *kin = k;

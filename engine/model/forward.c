@@ -1,5 +1,6 @@
-/* The forward pass over a batch: embedding, N decoder layers (RMSNorm, attention with RoPE and GQA, SwiGLU
-   MLP, residuals), final norm, LM head and the token-weighted cross-entropy; keeps activations for backward.
+/* The forward pass over a batch: embedding, N decoder layers (RMSNorm, flash-style attention with RoPE and
+   GQA, SwiGLU MLP, residuals), final norm, then the LM head and the token-weighted cross-entropy in chunks of
+   rows (no [N, V] logits buffer); keeps activations for backward.
    Every kernel and device buffer goes through the model's backend (m->be); only the batch ids, the loss and
    requested outputs cross between host and device. */
 
@@ -41,7 +42,8 @@ float *adept_model_head_weight(adept_model *m, float **grad) {
 }
 
 /* Runs layers l0.. from the residual input already in acts.resid[l0] (l0 = 0: from the embedding of the ids
-   in acts.ids), then the head; mask-out importance (engine/adapt) resumes here after a skipped layer. */
+   in acts.ids), then the final norm; mask-out importance (engine/adapt) resumes here after a skipped layer.
+   The classifier runs separately (adept_model_head), only when a loss or logits are asked for. */
 void adept_model_forward_from(adept_model *m, int l0) {
     const adept_config *c = &m->cfg;
     const adept_backend *be = m->be;
@@ -70,7 +72,7 @@ void adept_model_forward_from(adept_model *m, int l0) {
         be->matmul_forward(v, ln1, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), N, C, KD, 0);
         be->rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D, 0);
         be->rope_forward(k, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
-        be->attention_forward(y, a->att + l * B * H * T * T, q, k, v, B, T, H, KH, D);
+        be->attention_forward(y, a->lse + l * B * H * T, q, k, v, B, T, H, KH, D);
         be->copy(mid, x, N * C * sizeof(float)); /* residual fused into the o_proj product (beta = 1) */
         be->matmul_forward(mid, y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, N, QD, C, 1);
         be->rmsnorm_forward(ln2, a->ln2_rstd + l * N, mid, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), N, C, eps);
@@ -82,16 +84,36 @@ void adept_model_forward_from(adept_model *m, int l0) {
     }
     float *xl = a->resid + (size_t)c->num_layers * N * C;
     be->rmsnorm_forward(a->lnf, a->lnf_rstd, xl, adept_tensor_f32(m->params[m->final_norm_idx].value), N, C, eps);
-    be->matmul_forward(a->logits, a->lnf, adept_model_head_weight(m, NULL), NULL, N, C, c->vocab_size, 0);
 }
 
-/* The loss of the logits in the plan against acts.tgt: per-token NLL on the device, summed in a fixed order
-   (the reported loss; with want_grad the logits become the scaled softmax gradient). */
-adept_status adept_model_head_loss(adept_model *m, float grad_scale, int want_grad, double *nll_sum) {
+/* Chunk by chunk over the rows: logits = lnf W^T (rows x V), copied out when asked; the per-token losses
+   (xent in place: with want_grad the chunk becomes grad_scale (softmax - onehot)); then the head's gradient
+   dW += dlogits^T lnf and d lnf = dlogits W for those rows. The rows of a chunk are independent, so the losses
+   are those of the whole-batch computation up to the GEMM's blocking, and dW adds the chunks in row order. */
+adept_status adept_model_head(adept_model *m, int has_targets, float grad_scale, int want_grad, float *host_logits,
+                              double *nll_sum) {
+    const adept_backend *be = m->be;
     adept_acts *a = &m->acts;
-    size_t N = (size_t)a->B * a->T;
-    m->be->xent(a->logits, a->nll, a->tgt, N, m->cfg.vocab_size, grad_scale, want_grad);
-    return m->be->nll_sum(a->nll, a->tgt, N, nll_sum);
+    size_t N = (size_t)a->B * a->T, C = m->cfg.hidden_size, V = m->cfg.vocab_size, R = a->head_rows;
+    float *dhead, *head = adept_model_head_weight(m, &dhead);
+    float *dln = want_grad && adept_model_needs_dln(m) ? a->dln : NULL;
+    int grad = want_grad && has_targets && (dln || dhead);
+    for (size_t r0 = 0; r0 < N; r0 += R) {
+        size_t n = N - r0 < R ? N - r0 : R;
+        be->matmul_forward(a->logits, a->lnf + r0 * C, head, NULL, n, C, V, 0);
+        if (host_logits) ADEPT_TRY(be->to_host(host_logits + r0 * V, a->logits, n * V * sizeof(float)));
+        if (!has_targets) continue;
+        be->xent(a->logits, a->nll + r0, a->tgt + r0, n, V, grad_scale, grad);
+        if (grad) be->matmul_backward(dln ? dln + r0 * C : NULL, dhead, NULL, a->logits, a->lnf + r0 * C, head, n, C, V, 0);
+    }
+    double s = 0;
+    if (has_targets) ADEPT_TRY(be->nll_sum(a->nll, a->tgt, N, &s));
+    if (nll_sum) *nll_sum = s;
+    return ADEPT_OK;
+}
+
+adept_status adept_model_head_loss(adept_model *m, float grad_scale, int want_grad, double *nll_sum) {
+    return adept_model_head(m, 1, grad_scale, want_grad, NULL, nll_sum);
 }
 
 adept_status adept_model_forward(adept_model *m, const adept_batch *b, double *nll_sum, int64_t *n_tokens,
@@ -100,15 +122,13 @@ adept_status adept_model_forward(adept_model *m, const adept_batch *b, double *n
     const adept_backend *be = m->be;
     int blas = be->enter();
     adept_model_forward_from(m, 0);
-    be->exit(blas);
-    size_t N = (size_t)b->B * b->T, V = m->cfg.vocab_size;
-    if (logits_out) ADEPT_TRY(be->to_host(logits_out, m->acts.logits, N * V * sizeof(float)));
     double s = 0;
     int64_t n = 0;
-    if (b->targets) {
-        ADEPT_TRY(adept_model_head_loss(m, 0, 0, &s));
-        n = adept_batch_count_targets(b);
-    }
+    adept_status st = ADEPT_OK;
+    if (logits_out || b->targets) st = adept_model_head(m, b->targets != NULL, 0, 0, logits_out, &s);
+    be->exit(blas);
+    ADEPT_TRY(st);
+    if (b->targets) n = adept_batch_count_targets(b);
     if (nll_sum) *nll_sum = s;
     if (n_tokens) *n_tokens = n;
     return ADEPT_OK;
@@ -121,7 +141,7 @@ adept_status adept_model_forward_backward(adept_model *m, const adept_batch *b, 
     int blas = be->enter();
     adept_model_forward_from(m, 0);
     double s;
-    adept_status st = adept_model_head_loss(m, grad_scale, 1, &s);
+    adept_status st = adept_model_head(m, 1, grad_scale, 1, NULL, &s);
     if (st == ADEPT_OK) {
         if (nll_sum) *nll_sum = s;
         if (n_tokens) *n_tokens = adept_batch_count_targets(b);

@@ -7,36 +7,56 @@
 #include "adept/model.h"
 
 /* Activations kept by the forward pass for the backward pass, one plan per (B, T). Shapes in comments;
-   N = B*T, C = hidden, QD = heads*head_dim, KD = kv_heads*head_dim, F = intermediate, L = layers. */
+   N = B*T, C = hidden, QD = heads*head_dim, KD = kv_heads*head_dim, F = intermediate, L = layers, V = vocab.
+   Nothing is O(T^2): attention keeps one log-sum-exp per (row, head) and the classifier works on a chunk of
+   head_rows rows at a time. The plan's classes (plan.c, logged and documented in docs/model.md):
+   kept (per-layer activations read by backward), head (the classifier chunk), scratch (backward buffers shared
+   by the layers) and batch (ids, targets, per-token losses, rotary tables). */
 typedef struct adept_acts {
     int B, T;
     size_t bytes;                 /* total bytes of the planned buffers */
+    size_t kept_bytes, head_bytes, scratch_bytes, batch_bytes; /* the split of bytes by class */
+    size_t head_rows;             /* rows of the classifier chunk (<= N) */
     float *resid;                 /* (L+1, N, C) input of each layer; [L] = input of the final norm */
     float *resid_mid;             /* (L, N, C) after the attention residual */
     float *ln1, *ln1_rstd;        /* (L, N, C), (L, N) */
     float *q, *k, *v;             /* (L, N, QD), (L, N, KD), (L, N, KD): post bias/norm/RoPE */
     float *qpre, *kpre;           /* (L, N, QD), (L, N, KD) before q/k norm (qk_norm only) */
     float *q_rstd, *k_rstd;       /* (L, N, heads), (L, N, kv_heads) (qk_norm only) */
-    float *att;                   /* (L, B, heads, T, T) softmax probabilities (causal, upper part 0) */
+    float *lse;                   /* (L, B, heads, T) attention log-sum-exp per query row and head */
     float *atty;                  /* (L, N, QD) attention output before o_proj */
     float *ln2, *ln2_rstd;        /* (L, N, C), (L, N) */
     float *gate, *up, *hmlp;      /* (L, N, F) each; hmlp = silu(gate) * up */
     float *lnf, *lnf_rstd;        /* (N, C), (N) */
-    float *logits;                /* (N, V); becomes dlogits in forward_backward */
+    float *logits;                /* (head_rows, V) one chunk of logits; becomes its gradient in training */
     /* backward scratch, shared by layers */
     float *dresid;                /* (N, C) gradient flowing along the residual stream */
-    float *dln;                   /* (N, C) */
+    float *dln;                   /* (N, C); the classifier leaves d lnf here */
     float *dq, *dk, *dv, *datty;  /* (N, QD), (N, KD), (N, KD), (N, QD) */
     float *dgate, *dup;           /* (N, F) each */
     float *dhmlp;                 /* (N, F) */
     float *dqpre, *dkpre;         /* (N, QD), (N, KD) qk_norm only */
     double *nll;                  /* (N) per-token loss */
-    float *datt;                  /* (B, heads, T, T) */
     float *rope_cos, *rope_sin;   /* (T, head_dim/2) */
     int32_t *ids, *tgt;           /* (N) the batch's inputs and targets on the device */
     void *block;                  /* the single allocation all of the above point into */
     const adept_backend *be;      /* the backend that allocated block */
 } adept_acts;
+
+/* The classifier's chunk: rows x V logits of about this many bytes (8 MiB: a few MiB, as issue 11 asks, so no
+   [N, V] buffer exists), but never fewer than ADEPT_HEAD_MIN_ROWS rows, so each chunk's GEMM still reads the
+   [V, C] head weight once for at least 32 rows (fewer would make the head bandwidth-bound on large vocabularies:
+   Qwen3's 151,936 x 2048 weight is 1.2 GB in fp32). */
+#define ADEPT_HEAD_CHUNK_BYTES ((size_t)8 << 20)
+#define ADEPT_HEAD_MIN_ROWS 32
+/* Rows per classifier chunk for N rows of vocabulary V; override > 0 forces that many (tests). */
+size_t adept_model_head_rows(size_t N, size_t V, int override);
+/* The bytes of each class of the activation plan for (B, T) without allocating (plan.c); head_rows as above. */
+typedef struct adept_plan_split {
+    size_t kept, head, scratch, batch, total, head_rows;
+} adept_plan_split;
+adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override,
+                                    adept_plan_split *out);
 
 struct adept_model {
     adept_config cfg;
@@ -53,6 +73,7 @@ struct adept_model {
     unsigned char *skip, *expanded;          /* [L] */
     adept_acts acts;
     int plan_logged;
+    int head_rows_override;       /* > 0: rows per classifier chunk (tests exercise small chunks); 0: automatic */
 };
 
 /* Fills a table row's description (no memory: the slabs are laid afterwards); trainable, with a new uid. */
@@ -74,6 +95,18 @@ adept_status adept_model_reindex(adept_model *m);
 /* Plans (or reuses) the activation buffers for (B, T); logs the memory plan the first time. */
 adept_status adept_model_plan(adept_model *m, int B, int T);
 void adept_model_acts_free(adept_acts *a);
+/* forward.c: runs layers l0.. from acts.resid[l0] (0: from the embedding) and the final norm into acts.lnf */
+void adept_model_forward_from(adept_model *m, int l0);
+/* forward.c: the classifier and cross-entropy over acts.lnf in chunks of acts.head_rows rows: per-token losses
+   against acts.tgt (when targets), optionally the logits copied to host_logits [N, V], and with want_grad the
+   head's weight gradient and d lnf (into acts.dln, when backward needs it) accumulated chunk by chunk, scaled
+   by grad_scale. *nll_sum (may be NULL) gets the loss summed in token order. */
+adept_status adept_model_head(adept_model *m, int has_targets, float grad_scale, int want_grad, float *host_logits,
+                              double *nll_sum);
+/* The mask-out probe's entry: adept_model_head with targets and no logits. */
+adept_status adept_model_head_loss(adept_model *m, float grad_scale, int want_grad, double *nll_sum);
+/* backward.c: whether backward needs d lnf (something below the head is trainable) */
+int adept_model_needs_dln(const adept_model *m);
 
 static inline float *adept_model_w(adept_model *m, int layer, adept_unit_kind kind) {
     int i = m->layer_idx[layer][kind];

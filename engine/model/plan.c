@@ -46,41 +46,91 @@ adept_status adept_model_rope_tables(const adept_backend *be, const adept_config
     return st;
 }
 
+size_t adept_model_head_rows(size_t N, size_t V, int override) {
+    size_t rows = override > 0 ? (size_t)override : ADEPT_HEAD_CHUNK_BYTES / (sizeof(float) * (V ? V : 1));
+    if (override <= 0 && rows < ADEPT_HEAD_MIN_ROWS) rows = ADEPT_HEAD_MIN_ROWS;
+    return rows < N ? rows : N;
+}
+
+/* The plan's regions: where each pointer goes, its element count and its class. One table for the allocation
+   and for adept_model_plan_split, so the printed plan is the allocated one. */
+enum { KEPT, HEAD, SCRATCH, BATCH, N_CLASSES };
+typedef struct region { float **ptr; size_t n; int cls; } region;
+
+static size_t plan_regions(adept_acts *a, const adept_config *c, size_t B, size_t T, size_t head_rows, region *r) {
+    size_t L = (size_t)c->num_layers, N = B * T, C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
+    size_t H = (size_t)c->num_heads, KH = (size_t)c->num_kv_heads, D = (size_t)c->head_dim;
+    size_t QD = H * D, KD = KH * D, V = (size_t)c->vocab_size;
+    int qk = c->qk_norm;
+    region t[] = {
+        {&a->resid, (L + 1) * N * C, KEPT}, {&a->resid_mid, L * N * C, KEPT}, {&a->ln1, L * N * C, KEPT},
+        {&a->ln1_rstd, L * N, KEPT}, {&a->q, L * N * QD, KEPT}, {&a->k, L * N * KD, KEPT}, {&a->v, L * N * KD, KEPT},
+        {&a->qpre, qk ? L * N * QD : 0, KEPT}, {&a->kpre, qk ? L * N * KD : 0, KEPT},
+        {&a->q_rstd, qk ? L * N * H : 0, KEPT}, {&a->k_rstd, qk ? L * N * KH : 0, KEPT},
+        {&a->lse, L * B * H * T, KEPT}, {&a->atty, L * N * QD, KEPT}, {&a->ln2, L * N * C, KEPT},
+        {&a->ln2_rstd, L * N, KEPT}, {&a->gate, L * N * F, KEPT}, {&a->up, L * N * F, KEPT},
+        {&a->hmlp, L * N * F, KEPT}, {&a->lnf, N * C, KEPT}, {&a->lnf_rstd, N, KEPT},
+        {&a->logits, head_rows * V, HEAD},
+        {&a->dresid, N * C, SCRATCH}, {&a->dln, N * C, SCRATCH}, {&a->dq, N * QD, SCRATCH}, {&a->dk, N * KD, SCRATCH},
+        {&a->dv, N * KD, SCRATCH}, {&a->datty, N * QD, SCRATCH}, {&a->dgate, N * F, SCRATCH},
+        {&a->dup, N * F, SCRATCH}, {&a->dhmlp, N * F, SCRATCH}, {&a->dqpre, qk ? N * QD : 0, SCRATCH},
+        {&a->dkpre, qk ? N * KD : 0, SCRATCH},
+        {(float **)&a->nll, 2 * N, BATCH}, {&a->rope_cos, T * D / 2, BATCH}, {&a->rope_sin, T * D / 2, BATCH},
+        {(float **)&a->ids, N, BATCH}, {(float **)&a->tgt, N, BATCH}};
+    memcpy(r, t, sizeof t);
+    return sizeof t / sizeof t[0];
+}
+enum { MAX_REGIONS = 48 };
+
+/* elements of each class and in all, each region rounded up to 16 floats (64-byte aligned); 0 on overflow */
+static size_t plan_sizes(const region *r, size_t n, size_t cls_elems[N_CLASSES]) {
+    size_t total = 0;
+    for (int k = 0; k < N_CLASSES; k++) cls_elems[k] = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t e = (r[i].n + 15) / 16 * 16;
+        if (e < r[i].n || total + e < total) return 0;
+        cls_elems[r[i].cls] += e;
+        total += e;
+    }
+    return total > SIZE_MAX / 8 ? 0 : total;
+}
+
+adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override,
+                                    adept_plan_split *out) {
+    if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);
+    adept_acts scratch_acts = {0};
+    region r[MAX_REGIONS];
+    size_t rows = adept_model_head_rows((size_t)B * T, (size_t)c->vocab_size, head_rows_override);
+    size_t n = plan_regions(&scratch_acts, c, (size_t)B, (size_t)T, rows, r), e[N_CLASSES];
+    size_t total = plan_sizes(r, n, e);
+    if (!total) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
+    out->kept = e[KEPT] * sizeof(float), out->head = e[HEAD] * sizeof(float);
+    out->scratch = e[SCRATCH] * sizeof(float), out->batch = e[BATCH] * sizeof(float);
+    out->total = total * sizeof(float), out->head_rows = rows;
+    return ADEPT_OK;
+}
+
 adept_status adept_model_plan(adept_model *m, int B, int T) {
     adept_acts *a = &m->acts;
-    if (a->block && a->B == B && a->T == T && a->be == m->be) return ADEPT_OK;
+    size_t rows = adept_model_head_rows((size_t)B * T, (size_t)m->cfg.vocab_size, m->head_rows_override);
+    if (a->block && a->B == B && a->T == T && a->be == m->be && a->head_rows == rows) return ADEPT_OK;
     const adept_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);
     if (c->max_position_embeddings > 0 && T > c->max_position_embeddings)
         return adept_fail(ADEPT_EINVAL, "model: sequence length %d exceeds max_position_embeddings %d", T,
                           c->max_position_embeddings);
     adept_model_acts_free(a);
-    size_t L = (size_t)c->num_layers, N = (size_t)B * T, C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
-    size_t H = (size_t)c->num_heads, KH = (size_t)c->num_kv_heads, D = (size_t)c->head_dim;
-    size_t QD = H * D, KD = KH * D, V = (size_t)c->vocab_size, TT = (size_t)T * T;
-    int qk = c->qk_norm;
-    struct { float **ptr; size_t n; } r[] = {
-        {&a->resid, (L + 1) * N * C}, {&a->resid_mid, L * N * C}, {&a->ln1, L * N * C}, {&a->ln1_rstd, L * N},
-        {&a->q, L * N * QD}, {&a->k, L * N * KD}, {&a->v, L * N * KD},
-        {&a->qpre, qk ? L * N * QD : 0}, {&a->kpre, qk ? L * N * KD : 0},
-        {&a->q_rstd, qk ? L * N * H : 0}, {&a->k_rstd, qk ? L * N * KH : 0},
-        {&a->att, L * B * H * TT}, {&a->atty, L * N * QD}, {&a->ln2, L * N * C}, {&a->ln2_rstd, L * N},
-        {&a->gate, L * N * F}, {&a->up, L * N * F}, {&a->hmlp, L * N * F}, {&a->lnf, N * C}, {&a->lnf_rstd, N},
-        {&a->logits, N * V}, {&a->dresid, N * C}, {&a->dln, N * C}, {&a->dq, N * QD}, {&a->dk, N * KD},
-        {&a->dv, N * KD}, {&a->datty, N * QD}, {&a->dgate, N * F}, {&a->dup, N * F}, {&a->dhmlp, N * F},
-        {&a->datt, B * H * TT}, {&a->dqpre, qk ? N * QD : 0}, {&a->dkpre, qk ? N * KD : 0},
-        {(float **)&a->nll, 2 * N}, {&a->rope_cos, (size_t)T * D / 2}, {&a->rope_sin, (size_t)T * D / 2},
-        {(float **)&a->ids, N}, {(float **)&a->tgt, N}};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) total += (r[i].n + 15) / 16 * 16; /* 64-byte aligned */
-    if (total > SIZE_MAX / 8) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
+    region r[MAX_REGIONS];
+    size_t n = plan_regions(a, c, (size_t)B, (size_t)T, rows, r), e[N_CLASSES];
+    size_t total = plan_sizes(r, n, e);
+    if (!total) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
     const adept_backend *be = m->be;
     float *block = be->alloc(total * sizeof(float));
     if (!block)
         return adept_fail(ADEPT_ENOMEM, "model: cannot allocate %.1f MiB of activations for batch %d x %d on %s; "
                           "use a smaller batch or sequence length", total * 4.0 / 1048576, B, T, be->name);
     size_t off = 0;
-    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+    for (size_t i = 0; i < n; i++) {
         *r[i].ptr = r[i].n ? block + off : NULL;
         off += (r[i].n + 15) / 16 * 16;
     }
@@ -88,7 +138,10 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
     a->be = be;
     a->B = B;
     a->T = T;
+    a->head_rows = rows;
     a->bytes = total * sizeof(float);
+    a->kept_bytes = e[KEPT] * sizeof(float), a->head_bytes = e[HEAD] * sizeof(float);
+    a->scratch_bytes = e[SCRATCH] * sizeof(float), a->batch_bytes = e[BATCH] * sizeof(float);
     adept_status st = adept_model_rope_tables(be, c, T, a->rope_cos, a->rope_sin);
     if (st != ADEPT_OK) {
         adept_model_acts_free(a);
@@ -98,9 +151,12 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
     static int any_plan_logged;
     if (!m->plan_logged || adept_log_get_level() <= ADEPT_LOG_DEBUG) {
         adept_memory mem = adept_model_memory(m);
+        const double MiB = 1048576.0;
         adept_log(any_plan_logged ? ADEPT_LOG_DEBUG : ADEPT_LOG_INFO, "model memory plan (batch %d x %d): params %.1f MiB, grads %.1f MiB, "
-                  "activations %.1f MiB (%.1f MiB per sequence)", B, T, mem.params / 1048576.0,
-                  mem.grads / 1048576.0, a->bytes / 1048576.0, a->bytes / 1048576.0 / B);
+                  "activations %.1f MiB (%.1f MiB per sequence; by class: kept for backward %.1f, classifier chunk of %zu "
+                  "rows %.1f, backward scratch %.1f, batch %.1f)", B, T, mem.params / MiB, mem.grads / MiB, a->bytes / MiB,
+                  a->bytes / MiB / B, a->kept_bytes / MiB, rows, a->head_bytes / MiB, a->scratch_bytes / MiB,
+                  a->batch_bytes / MiB);
         m->plan_logged = 1;
         any_plan_logged = 1;
     }

@@ -148,7 +148,7 @@ static void test_error_reporting(void) {
 /* two runs of the reductions give the same bits */
 static void test_determinism(void) {
     const size_t B = 2, T = 130, H = 4, KH = 2, D = 32, N = 1000, C = 256;
-    size_t nq = B * T * H * D, nk = B * T * KH * D, na = B * H * T * T;
+    size_t nq = B * T * H * D, nk = B * T * KH * D, nl = B * H * T;
     float *q = host_rand(nq, 1), *k = host_rand(nk, 1), *v = host_rand(nk, 1), *dy = host_rand(nq, 1);
     float *x = host_rand(N * C, 1), *w = host_rand(C, 1), *dout = host_rand(N * C, 1);
     float *d_q = dev_from(q, nq * 4), *d_k = dev_from(k, nk * 4), *d_v = dev_from(v, nk * 4);
@@ -156,11 +156,11 @@ static void test_determinism(void) {
     float *d_dout = dev_from(dout, N * C * 4);
     void *first[4] = {0};
     for (int run = 0; run < 2; run++) {
-        float *d_y = dev_from(NULL, nq * 4), *d_att = dev_from(NULL, na * 4), *d_datt = dev_from(NULL, na * 4);
+        float *d_y = dev_from(NULL, nq * 4), *d_lse = dev_from(NULL, nl * 4);
         float *d_dq = dev_from(NULL, nq * 4), *d_dk = dev_from(NULL, nk * 4), *d_dv = dev_from(NULL, nk * 4);
         float *d_rstd = dev_from(NULL, N * 4), *d_o = dev_from(NULL, N * C * 4), *d_dw = dev_from(NULL, C * 4);
-        cuda_be->attention_forward(d_y, d_att, d_q, d_k, d_v, B, T, H, KH, D);
-        cuda_be->attention_backward(d_dq, d_dk, d_dv, d_datt, d_dy, d_att, d_q, d_k, d_v, B, T, H, KH, D);
+        cuda_be->attention_forward(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D);
+        cuda_be->attention_backward(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D);
         cuda_be->rmsnorm_forward(d_o, d_rstd, d_x, d_w, N, C, 1e-6);
         cuda_be->rmsnorm_backward(NULL, d_dw, d_dout, d_x, d_w, d_rstd, N, C);
         void *now[4] = {dev_back(d_dq, nq * 4), dev_back(d_dk, nk * 4), dev_back(d_dv, nk * 4), dev_back(d_dw, C * 4)};
@@ -172,7 +172,7 @@ static void test_determinism(void) {
             compare_bitwise("determinism rmsnorm dw", now[3], first[3], C * 4);
             for (int i = 0; i < 4; i++) free(now[i]), free(first[i]);
         }
-        cuda_be->free(d_y), cuda_be->free(d_att), cuda_be->free(d_datt), cuda_be->free(d_dq), cuda_be->free(d_dk);
+        cuda_be->free(d_y), cuda_be->free(d_lse), cuda_be->free(d_dq), cuda_be->free(d_dk);
         cuda_be->free(d_dv), cuda_be->free(d_rstd), cuda_be->free(d_o), cuda_be->free(d_dw);
     }
     free(q), free(k), free(v), free(dy), free(x), free(w), free(dout);

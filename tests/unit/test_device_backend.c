@@ -87,10 +87,11 @@ static void compare_grads(adept_model *cm, adept_model *dm) {
     CHECK(differ == 0);
 }
 
-static void compare_model(const char *label, adept_config cfg, int freeze_below) {
+static void compare_model(const char *label, adept_config cfg, int freeze_below, int head_rows) {
     printf("-- %s\n", label);
     CHECK_OK(adept_model_config_check(&cfg));
     adept_model *cm = model_on_cpu(&cfg, 7, freeze_below), *dm = model_on_device(&cfg, 7, freeze_below);
+    cm->head_rows_override = dm->head_rows_override = head_rows; /* the classifier in chunks of that many rows */
     enum { B = 2, T = 9, N = B * T };
     int32_t inputs[N], targets[N];
     for (int i = 0; i < N; i++) {
@@ -261,12 +262,12 @@ int main(void) {
     cfg.vocab_size = 48, cfg.hidden_size = 32, cfg.intermediate_size = 40, cfg.num_layers = 3;
     cfg.num_heads = 4, cfg.num_kv_heads = 2, cfg.max_position_embeddings = 64, cfg.attention_bias = 1;
     /* Llama with q/k/v biases and GQA, everything trainable (embedding backward included) */
-    compare_model("llama, biases, all trainable", cfg, 0);
+    compare_model("llama, biases, all trainable", cfg, 0, 0);
     /* Qwen3-style q/k norms, tied head; embedding and layer 0 frozen: backward stops at layer 1 */
     adept_config q3 = cfg;
     q3.arch = ADEPT_ARCH_QWEN3, q3.qk_norm = 1, q3.attention_bias = 0, q3.tie_word_embeddings = 1;
     q3.head_dim = 16; /* head_dim * heads != hidden, as Qwen3 allows */
-    compare_model("qwen3 qk-norm, tied head, bottom frozen", q3, 1);
+    compare_model("qwen3 qk-norm, tied head, bottom frozen, classifier in chunks of 5 rows", q3, 1, 5);
 
     adept_fake_device_stats st = adept_fake_device_stats_now();
     CHECK(st.foreign_ptrs == 0);

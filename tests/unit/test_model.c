@@ -1,10 +1,12 @@
 /* Model API: config checks, the parameter table, trainable flags and gradient memory, skip as identity,
    expansion bookkeeping and bitwise logits, KV-cache generation against the full forward, determinism. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "adept/model.h"
 #include "check.h"
+#include "model/model_internal.h"
 
 static adept_config tiny(void) {
     adept_config c;
@@ -200,6 +202,85 @@ static void test_determinism_threaded(void) {
     adept_model_free(m);
 }
 
+/* The classifier in chunks (model_internal.h: head_rows_override) against one chunk of all rows: loss, logits
+   and every gradient. Only the head's GEMMs see other row blockings (each logit a sum of C = 64 products either
+   way, within 64 u of the sum of their magnitudes on each side) and the head's weight gradient adds its
+   N = 210 rows in chunk order; the difference carried down the 2-layer chain (at most 2 x (9 + 1) products,
+   each summing at most max(N, C, F) = 210 terms) is within 20 * 2 * 210 u = 5e-4 of each tensor's largest
+   entry: the bound checked. A missing chunk, a row offset or an overwritten gradient is off by O(1). */
+static double max_rel(const float *a, const float *b, size_t n) {
+    double d = 0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        d = e > d || e != e ? e : d;
+        m = fabs(b[i]) > m ? fabs(b[i]) : m;
+    }
+    return d / m;
+}
+
+static void test_head_chunks(void) {
+    adept_config c = tiny();
+    c.vocab_size = 300; c.hidden_size = 64; c.intermediate_size = 160; c.num_layers = 2;
+    const double tol = 20.0 * 2 * 210 * 0x1p-24;
+    adept_model *m[2];
+    int32_t in[3 * 70], tg[3 * 70];
+    fill_batch(in, tg, 3 * 70, c.vocab_size);
+    tg[5] = -1; /* an ignored row inside a chunk */
+    adept_batch b = {3, 70, in, tg};
+    size_t N = 210, V = c.vocab_size;
+    double s[2], f[2];
+    float *lg[2];
+    for (int r = 0; r < 2; r++) {
+        CHECK_OK(adept_model_create(&c, 11, 0.1f, &m[r]));
+        m[r]->head_rows_override = r == 0 ? 0 : 16; /* 14 chunks, the last of 2 rows */
+        lg[r] = malloc(N * V * 4);
+        int64_t n;
+        CHECK_OK(adept_model_forward(m[r], &b, &f[r], &n, lg[r]));
+        CHECK_OK(adept_model_forward_backward(m[r], &b, 1.0f / 209, &s[r], &n));
+        CHECK(n == 209);
+    }
+    printf("head in chunks of 16 rows: loss %.9g against %.9g in one chunk\n", s[1], s[0]);
+    CHECK(fabs(s[1] - s[0]) <= tol * fabs(s[0]));
+    CHECK(f[0] == s[0] && f[1] == s[1]); /* forward and forward_backward compute the same loss */
+    CHECK(max_rel(lg[1], lg[0], N * V) <= tol);
+    double worst = 0;
+    for (size_t i = 0; i < adept_model_num_params(m[0]); i++) {
+        adept_param *p0 = adept_model_param(m[0], i), *p1 = adept_model_param(m[1], i);
+        size_t n = adept_tensor_numel(p0->grad);
+        double e = max_rel(adept_tensor_f32(p1->grad), adept_tensor_f32(p0->grad), n);
+        worst = e > worst || e != e ? e : worst;
+    }
+    printf("head in chunks of 16 rows: worst gradient difference %.2e (bound %.1e)\n", worst, tol);
+    CHECK(worst <= tol);
+    for (int r = 0; r < 2; r++) free(lg[r]), adept_model_free(m[r]);
+}
+
+/* The plan holds nothing quadratic in T and nothing of size N x V: for a Qwen3-1.7B shape (no allocation:
+   adept_model_plan_split) every class but the head is exactly linear in T (up to each region's 64-byte
+   rounding), and the head is one chunk of 32 rows x V (8 MiB of logits is under 32 rows at V = 151,936). */
+static void test_plan_linear(void) {
+    adept_config c;
+    adept_model_config_default(&c);
+    c.arch = ADEPT_ARCH_QWEN3, c.qk_norm = 1, c.tie_word_embeddings = 1;
+    c.vocab_size = 151936, c.hidden_size = 2048, c.intermediate_size = 6144, c.num_layers = 28;
+    c.num_heads = 16, c.num_kv_heads = 8, c.head_dim = 128, c.max_position_embeddings = 40960;
+    CHECK_OK(adept_model_config_check(&c));
+    adept_plan_split p1, p2, p4;
+    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, &p1));
+    CHECK_OK(adept_model_plan_split(&c, 1, 4096, 0, &p2));
+    CHECK_OK(adept_model_plan_split(&c, 2, 4096, 0, &p4));
+    printf("plan of a Qwen3-1.7B shape at 1 x 2048: %.1f MiB (kept %.1f, head %.1f in %zu rows, scratch %.1f, "
+           "batch %.1f)\n", p1.total / 1048576.0, p1.kept / 1048576.0, p1.head / 1048576.0, p1.head_rows,
+           p1.scratch / 1048576.0, p1.batch / 1048576.0);
+    CHECK(p1.head_rows == 32 && p2.head_rows == 32 && p1.head == (size_t)32 * 151936 * 4);
+    /* doubling T doubles kept and scratch to within the 64-byte rounding of each of the 37 regions */
+    CHECK(p2.kept >= 2 * p1.kept - 37 * 64 && p2.kept <= 2 * p1.kept + 37 * 64);
+    CHECK(p2.scratch >= 2 * p1.scratch - 37 * 64 && p2.scratch <= 2 * p1.scratch + 37 * 64);
+    CHECK(p4.kept >= 2 * p2.kept - 37 * 64 && p4.kept <= 2 * p2.kept + 37 * 64); /* and in B */
+    CHECK(p1.total == p1.kept + p1.head + p1.scratch + p1.batch);
+    CHECK_FAILS(adept_model_plan_split(&c, 0, 2048, 0, &p1), ADEPT_EINVAL);
+}
+
 int main(void) {
     test_determinism_threaded();
     test_config();
@@ -207,5 +288,7 @@ int main(void) {
     test_determinism_and_skip();
     test_expand();
     test_generate();
+    test_head_chunks();
+    test_plan_linear();
     return check_summary();
 }

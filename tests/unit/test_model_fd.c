@@ -1,8 +1,11 @@
 /* Finite-difference checks in double precision of every layer's backward (matmul, RMSNorm, RoPE, attention
-   with GQA, SwiGLU, cross-entropy, embedding): the fp64 build of the same kernel source the model runs in fp32. */
+   with GQA, SwiGLU, cross-entropy, embedding): the fp64 build of the same kernel source the model runs in fp32.
+   The blocked (flash-style) attention is also checked against the whole-row softmax formula. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "adept/threads.h"
 #include "check.h"
 #include "ops/cpu/layers.h"
 
@@ -119,28 +122,72 @@ static void test_rope(void) {
     fd_check("rope", rp_fwd, &k, n, proj, v, 1);
 }
 
-/* ---- attention (GQA: 4 query heads on 2 kv heads) ---- */
-typedef struct { double *q, *k, *v, *att; size_t B, T, H, KH, D; } at_ctx;
+/* ---- attention (GQA: 4 query heads on 2 kv heads), flash style: lse per row kept, backward recomputes ---- */
+typedef struct { double *q, *k, *v, *lse; size_t B, T, H, KH, D; } at_ctx;
 static void at_fwd(void *c, double *out) {
     at_ctx *k = c;
-    adept_attention_forward_f64(out, k->att, k->q, k->k, k->v, k->B, k->T, k->H, k->KH, k->D);
+    adept_attention_forward_f64(out, k->lse, k->q, k->k, k->v, k->B, k->T, k->H, k->KH, k->D);
+}
+/* The textbook formula, one row at a time with the whole score row (what the blocked kernel must equal):
+   y_i = sum_{j<=i} softmax_j(scale q_i . k_j) v_j and lse_i = log sum_{j<=i} exp(scale q_i . k_j). */
+static void attention_naive(double *y, double *lse, const double *q, const double *k, const double *v, size_t B,
+                            size_t T, size_t H, size_t KH, size_t D) {
+    size_t QD = H * D, KD = KH * D, grp = H / KH;
+    double *s = malloc(T * sizeof *s), scale = 1 / sqrt((double)D);
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < H; h++)
+            for (size_t i = 0; i < T; i++) {
+                const double *qi = q + (b * T + i) * QD + h * D;
+                double mx = -INFINITY, l = 0;
+                for (size_t j = 0; j <= i; j++) {
+                    const double *kj = k + (b * T + j) * KD + (h / grp) * D;
+                    double dot = 0;
+                    for (size_t d = 0; d < D; d++) dot += qi[d] * kj[d];
+                    s[j] = dot * scale;
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (size_t j = 0; j <= i; j++) l += exp(s[j] - mx);
+                double *yi = y + (b * T + i) * QD + h * D;
+                for (size_t d = 0; d < D; d++) yi[d] = 0;
+                for (size_t j = 0; j <= i; j++) {
+                    const double *vj = v + (b * T + j) * KD + (h / grp) * D;
+                    for (size_t d = 0; d < D; d++) yi[d] += exp(s[j] - mx) / l * vj[d];
+                }
+                lse[(b * H + h) * T + i] = mx + log(l);
+            }
+    free(s);
 }
 static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
-    size_t nq = B * T * H * D, nk = B * T * KH * D;
-    at_ctx k = {rnd(nq, 1, 0), rnd(nk, 1, 0), rnd(nk, 1, 0), zeros(B * H * T * T), B, T, H, KH, D};
+    size_t nq = B * T * H * D, nk = B * T * KH * D, nl = B * H * T;
+    at_ctx k = {rnd(nq, 1, 0), rnd(nk, 1, 0), rnd(nk, 1, 0), zeros(nl), B, T, H, KH, D};
     double *proj = rnd(nq, 1, 0), *out = zeros(nq), *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
-    double *datt = zeros(B * H * T * T);
     at_fwd(&k, out);
-    /* causality: the output at position 0 must not depend on later keys (checked by the FD too) */
-    adept_attention_backward_f64(dq, dk, dv, datt, proj, k.att, k.q, k.k, k.v, B, T, H, KH, D);
+    /* the blocked online softmax against the whole-row formula: both in double, so they differ by rounding
+       only (a few ulp of sums of <= T terms of size ~1: far below 1e-12) */
+    double *yref = zeros(nq), *lref = zeros(nl), worst = 0;
+    attention_naive(yref, lref, k.q, k.k, k.v, B, T, H, KH, D);
+    for (size_t i = 0; i < nq; i++) worst = check_max(worst, fabs(out[i] - yref[i]));
+    for (size_t i = 0; i < nl; i++) worst = check_max(worst, fabs(k.lse[i] - lref[i]));
+    printf("attention  T=%zu: blocked against whole-row formula, max |difference| %.2e\n", T, worst);
+    CHECK(worst < 1e-12);
+    /* backward from the forward's output and lse (causality: the FD also checks that the output at position 0
+       does not depend on later keys) */
+    adept_attention_backward_f64(dq, dk, dv, proj, out, k.lse, k.q, k.k, k.v, B, T, H, KH, D);
     fd_var v[] = {{"q", k.q, nq, dq}, {"k", k.k, nk, dk}, {"v", k.v, nk, dv}};
-    fd_check("attention", at_fwd, &k, nq, proj, v, 3);
-    for (size_t r = 0; r < B * H * T; r++) { /* probabilities: rows sum to one, zero above the diagonal */
-        double s = 0;
-        for (size_t j = 0; j < T; j++) s += k.att[r * T + j];
-        CHECK_NEAR(s, 1.0, 1e-12);
-        CHECK(r % T == T - 1 || k.att[r * T + T - 1] == 0);
+    if (T > 1) fd_check("attention", at_fwd, &k, nq, proj, v, 3);
+    else { /* one key: the softmax is 1 whatever q and k, so their gradients are exactly zero */
+        fd_check("attention", at_fwd, &k, nq, proj, v + 2, 1);
+        for (size_t i = 0; i < nq; i++) CHECK(dq[i] == 0);
+        for (size_t i = 0; i < nk; i++) CHECK(dk[i] == 0);
     }
+    /* NULL gradients are skipped and the others unchanged: dv alone, accumulated onto its previous value */
+    double *dv2 = zeros(nk);
+    at_fwd(&k, out); /* the FD's last evaluation left a perturbed lse */
+    for (size_t i = 0; i < nk; i++) dv2[i] = 1;
+    adept_attention_backward_f64(NULL, NULL, dv2, proj, out, k.lse, k.q, k.k, k.v, B, T, H, KH, D);
+    worst = 0;
+    for (size_t i = 0; i < nk; i++) worst = check_max(worst, fabs(dv2[i] - 1 - dv[i]));
+    CHECK(worst < 1e-12);
 }
 
 /* ---- SwiGLU ---- */
@@ -198,16 +245,42 @@ static void test_embedding(void) {
 /* fp32 and fp64 builds agree on the same inputs (the model runs the fp32 one) */
 static void test_f32_matches_f64(void) {
     size_t B = 1, T = 6, H = 2, KH = 1, D = 8, nq = B * T * H * D, nk = B * T * KH * D;
-    double *q = rnd(nq, 1, 0), *k = rnd(nk, 1, 0), *v = rnd(nk, 1, 0), *y = zeros(nq), *att = zeros(H * T * T);
+    double *q = rnd(nq, 1, 0), *k = rnd(nk, 1, 0), *v = rnd(nk, 1, 0), *y = zeros(nq), *lse = zeros(H * T);
     float *qf = own(malloc(nq * 4)), *kf = own(malloc(nk * 4)), *vf = own(malloc(nk * 4)), *yf = own(malloc(nq * 4)),
-          *af = own(malloc(H * T * T * 4));
+          *lf = own(malloc(H * T * 4));
     for (size_t i = 0; i < nq; i++) qf[i] = (float)q[i];
     for (size_t i = 0; i < nk; i++) { kf[i] = (float)k[i]; vf[i] = (float)v[i]; }
-    adept_attention_forward_f64(y, att, q, k, v, B, T, H, KH, D);
-    adept_attention_forward(yf, af, qf, kf, vf, B, T, H, KH, D);
+    adept_attention_forward_f64(y, lse, q, k, v, B, T, H, KH, D);
+    adept_attention_forward(yf, lf, qf, kf, vf, B, T, H, KH, D);
     double worst = 0;
     for (size_t i = 0; i < nq; i++) worst = check_max(worst, fabs(y[i] - yf[i]));
+    for (size_t i = 0; i < H * T; i++) worst = check_max(worst, fabs(lse[i] - lf[i]));
     CHECK(worst < 1e-5);
+}
+
+/* The fp32 kernels the model runs give the same bits for 1 and 3 threads: every output element has one owner
+   that sums in a fixed order (items are (batch, head, block); the schedule only picks the thread). T = 150
+   spans three blocks; the gradients accumulate onto nonzero contents. */
+static void test_attention_threads(void) {
+    size_t B = 2, T = 150, H = 4, KH = 2, D = 16, nq = B * T * H * D, nk = B * T * KH * D, nl = B * H * T;
+    float *in = own(malloc((2 * nq + 2 * nk) * 4));
+    for (size_t i = 0; i < 2 * nq + 2 * nk; i++) in[i] = (float)urand();
+    float *q = in, *dy = in + nq, *k = in + 2 * nq, *v = k + nk;
+    float *out[2];
+    int threads[2] = {1, 3};
+    size_t n_out = 2 * nq + nl + 2 * nk;
+    for (int r = 0; r < 2; r++) {
+        adept_set_threads(threads[r]);
+        float *o = out[r] = own(malloc(n_out * 4));
+        float *y = o, *lse = y + nq, *dq = lse + nl, *dk = dq + nq, *dv = dk + nk;
+        for (size_t i = nq + nl; i < n_out; i++) o[i] = 0.5f;
+        int blas = adept_model_blas_enter();
+        adept_attention_forward(y, lse, q, k, v, B, T, H, KH, D);
+        adept_attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D);
+        adept_model_blas_exit(blas);
+    }
+    adept_set_threads(0);
+    CHECK(memcmp(out[0], out[1], n_out * 4) == 0);
 }
 
 int main(void) {
@@ -215,11 +288,14 @@ int main(void) {
     test_rmsnorm();
     test_rope();
     test_attention(2, 5, 4, 2, 4);
-    test_attention(1, 67, 2, 1, 2); /* past one 64-row query block */
+    test_attention(1, 67, 2, 1, 2);  /* past one 64-row query block */
+    test_attention(1, 130, 2, 1, 2); /* three blocks, the last partial */
+    test_attention(1, 1, 2, 2, 3);   /* one row */
     test_swiglu();
     test_xent();
     test_embedding();
     test_f32_matches_f64();
+    test_attention_threads();
     free_owned();
     return check_summary();
 }

@@ -72,11 +72,14 @@ typedef struct adept_backend {
                          size_t pos0);
     void (*rope_backward)(float *dx, const float *cos_t, const float *sin_t, size_t B, size_t T, size_t H, size_t D,
                           size_t pos0);
-    /* causal GQA attention: y [B,T,H*D]; att [B,H,T,T] probabilities kept for backward; q [B,T,H*D],
-       k/v [B,T,KH*D]; scale 1/sqrt(D). Backward: datt is scratch [B,H,T,T]; dq, dk, dv accumulate. */
-    void (*attention_forward)(float *y, float *att, const float *q, const float *k, const float *v, size_t B,
+    /* Causal GQA attention, flash style (no T x T storage): y [B,T,H*D]; lse [B,H,T] (fp32) the log-sum-exp of
+       each query row's scaled scores, kept for backward instead of the probabilities; q [B,T,H*D], k/v
+       [B,T,KH*D]; scale 1/sqrt(D). Backward recomputes the probabilities block by block from q, k and lse, with
+       D_i = rowsum(dy * y) and dS = P (dP - D_i) scale; dq, dk, dv accumulate (each may be NULL). Any scratch is
+       the backend's own and O(block^2) (no argument); fixed blocks and summation orders, no atomics. */
+    void (*attention_forward)(float *y, float *lse, const float *q, const float *k, const float *v, size_t B,
                               size_t T, size_t H, size_t KH, size_t D);
-    void (*attention_backward)(float *dq, float *dk, float *dv, float *datt, const float *dy, const float *att,
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                                const float *q, const float *k, const float *v, size_t B, size_t T, size_t H,
                                size_t KH, size_t D);
     /* One query token against a KV cache (generation): y [H*D] = softmax(q k^T / sqrt(D)) v over the n cached

@@ -28,12 +28,12 @@
                                size_t pos0);                                                                      \
     void adept_rope_backward##S(R *dx, const R *cos_t, const R *sin_t, size_t B, size_t T, size_t H, size_t D,   \
                                 size_t pos0);                                                                     \
-    /* causal softmax attention with GQA: y [B,T,H*D]; att [B,H,T,T] probabilities; q [B,T,H*D],             \
-       k/v [B,T,KH*D]; scale 1/sqrt(D) */                                                                        \
-    void adept_attention_forward##S(R *y, R *att, const R *q, const R *k, const R *v, size_t B, size_t T,        \
+    /* causal softmax attention with GQA, flash style: y [B,T,H*D]; lse [B,H,T] log-sum-exp per query row and \
+       head; q [B,T,H*D], k/v [B,T,KH*D]; scale 1/sqrt(D). Blocks of ADEPT_ATT_BLOCK rows and keys.           \
+       Backward recomputes the probabilities from lse; dq, dk, dv accumulate (each may be NULL). */            \
+    void adept_attention_forward##S(R *y, R *lse, const R *q, const R *k, const R *v, size_t B, size_t T,        \
                                     size_t H, size_t KH, size_t D);                                               \
-    /* datt: scratch [B,H,T,T]; dq, dk, dv accumulate */                                                         \
-    void adept_attention_backward##S(R *dq, R *dk, R *dv, R *datt, const R *dy, const R *att, const R *q,        \
+    void adept_attention_backward##S(R *dq, R *dk, R *dv, const R *dy, const R *y, const R *lse, const R *q,     \
                                      const R *k, const R *v, size_t B, size_t T, size_t H, size_t KH, size_t D); \
     /* h = silu(gate) * up; backward OVERWRITES dgate and dup (they are never shared) */                                                                                    \
     void adept_swiglu_forward##S(R *h, const R *gate, const R *up, size_t n);                                    \
@@ -49,6 +49,9 @@
 /* The model's kernels parallelise with OpenMP and call BLAS single-threaded (two thread pools on the same cores
    spin against each other: measured 1.6x slower on 2 cores). enter returns the previous BLAS thread count. */
 int adept_model_blas_enter(void);
+/* Query rows and keys per block of the CPU attention kernels: a 64 x 64 score tile (16 KiB in fp32) stays in
+   L1/L2 next to the 64-row slices of q, k, v it is computed from. */
+#define ADEPT_ATT_BLOCK 64
 void adept_model_blas_exit(int saved);
 
 ADEPT_LAYER_DECLS(float, )

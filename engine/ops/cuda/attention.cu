@@ -1,133 +1,244 @@
-/* Causal grouped-query attention on the device, with the interface of adept/backend.h: the probabilities
-   att [B, H, T, T] are kept for backward (O(T^2) memory, like the CPU kernel today). Issue 11 changes the
-   interface to flash-style attention (online softmax, one log-sum-exp per row, backward by recompute); these
-   kernels are the exact first version that the flash kernels will be checked against.
-   Layouts: q [B, T, H*D], k/v [B, T, KH*D]; head h reads kv group h / (H / KH). One block per query row (or
-   per key row in the dk/dv kernel); every sum runs in a fixed order, with no atomics, so runs are bitwise equal. */
+/* Causal grouped-query attention on the device, flash style (adept/backend.h): no T x T buffer. The forward
+   kernel keeps the output and one log-sum-exp per (row, head); the backward kernels recompute the probabilities
+   tile by tile from q, k and lse (FlashAttention-2's backward: D_i = rowsum(dO O), dS = P (dP - D_i) scale).
+   Layouts: q [B, T, H*D], k/v [B, T, KH*D]; head h reads kv group h / (H / KH); lse [B, H, T].
+   Tiles of kTile = 32 query rows by 32 keys: the 32 keys of a tile are the 32 lanes of a warp, each of the 4 warps
+   of a block owns 8 query rows (or 8 keys for dk/dv), so row reductions are warp shuffles in a fixed tree.
+   Blocks: forward and dq, one per (batch, head, query tile) walking the key tiles up to its diagonal; dk/dv,
+   one per (batch, kv group, key tile) walking the group's heads and the query tiles from its diagonal down, so
+   every output element has a single owner that adds in a fixed order: no atomics, bitwise-repeatable runs.
+   fp32 throughout (no tensor cores); expf and division stay IEEE (no fast math). K and V tiles sit in shared
+   memory with rows padded to D + 1 floats, so lanes reading 32 different keys at one column hit 32 banks. */
 #include <math.h>
+#include <stdio.h>
 
 #include "common.cuh"
 
 namespace adept_cuda {
 
-constexpr unsigned kAttThreads = 128; /* 4 warps */
+constexpr unsigned kAttThreads = 128; /* 4 warps (the decode kernel uses the same block) */
+constexpr int kTile = 32;             /* query rows and keys per tile: one key per lane */
+constexpr int kWarps = kAttThreads / 32;
+constexpr int kRowsPerWarp = kTile / kWarps; /* 8 */
 
-/* scores, softmax and zeros above the diagonal for row (b, h, i); one warp per key j, lanes over D, so the
-   key rows are read contiguously */
-__global__ void att_softmax_kernel(float *att, const float *q, const float *k, size_t B, size_t T, size_t H,
-                                   size_t KH, size_t D, float scale) {
-    __shared__ float shm[32];
-    size_t QD = H * D, KD = KH * D, grp = H / KH;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    for (size_t row = blockIdx.x; row < B * H * T; row += gridDim.x) {
-        size_t i = row % T, bh = row / T, h = bh % H, b = bh / H;
-        const float *qi = q + (b * T + i) * QD + h * D;
-        const float *kb = k + b * T * KD + (h / grp) * D;
-        float *a = att + row * T;
-        for (size_t j = warp; j <= i; j += nw) {
-            const float *kj = kb + j * KD;
-            float s = 0;
-            for (size_t d = lane; d < D; d += 32) s += qi[d] * kj[d];
-            s = warp_sum(s);
-            if (lane == 0) a[j] = s * scale;
+/* the warp's sum (shuffle tree into lane 0) given to every lane, so all lanes hold the same bits */
+__device__ inline float warp_sum_all(float v) { return __shfl_sync(0xffffffffu, warp_sum(v), 0); }
+__device__ inline float warp_max_all(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+    return __shfl_sync(0xffffffffu, v, 0);
+}
+
+/* tile rows [r0, r0 + n) of a [T, ld] head slice into shared rows of `stride` floats, zeros past n (columns D) */
+__device__ inline void load_tile(float *dst, size_t stride, const float *src, size_t ld, size_t n, size_t D) {
+    for (size_t e = threadIdx.x; e < (size_t)kTile * D; e += blockDim.x) {
+        size_t r = e / D, d = e % D;
+        dst[r * stride + d] = r < n ? src[r * ld + d] : 0.0f;
+    }
+}
+
+/* forward: shared Q [kTile][D], O [kTile][D] (unnormalised accumulator), K [kTile][D+1], V [kTile][D],
+   P [kTile][kTile] */
+__global__ void flash_fwd_kernel(float *y, float *lse, const float *q, const float *k, const float *v, size_t B,
+                                 size_t T, size_t H, size_t KH, size_t D, float scale) {
+    extern __shared__ float smem[];
+    size_t Dp = D + 1, QD = H * D, KD = KH * D, grp = H / KH, nqt = (T + kTile - 1) / kTile;
+    float *Qs = smem, *Os = Qs + kTile * D, *Ks = Os + kTile * D, *Vs = Ks + kTile * Dp, *Ps = Vs + kTile * D;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (size_t item = blockIdx.x; item < B * H * nqt; item += gridDim.x) {
+        size_t qt = nqt - 1 - item % nqt, bh = item / nqt, h = bh % H, b = bh / H; /* longest tiles first */
+        size_t i0 = qt * kTile, nr = T - i0 < (size_t)kTile ? T - i0 : kTile;
+        const float *kh = k + b * T * KD + (h / grp) * D, *vh = v + b * T * KD + (h / grp) * D;
+        __syncthreads(); /* the previous item's readers are done with the tiles */
+        load_tile(Qs, D, q + (b * T + i0) * QD + h * D, QD, nr, D);
+        for (size_t e = threadIdx.x; e < (size_t)kTile * D; e += blockDim.x) Os[e] = 0.0f;
+        float m[kRowsPerWarp], l[kRowsPerWarp];
+        for (int rr = 0; rr < kRowsPerWarp; rr++) m[rr] = -INFINITY, l[rr] = 0.0f;
+        for (size_t j0 = 0; j0 < i0 + nr; j0 += kTile) {
+            size_t nc = T - j0 < (size_t)kTile ? T - j0 : kTile;
+            __syncthreads(); /* K/V of the previous key tile no longer read */
+            load_tile(Ks, Dp, kh + j0 * KD, KD, nc, D);
+            load_tile(Vs, D, vh + j0 * KD, KD, nc, D);
+            __syncthreads();
+            for (int rr = 0; rr < kRowsPerWarp; rr++) {
+                size_t r = (size_t)warp * kRowsPerWarp + rr;
+                if (r >= nr) break; /* warp-uniform */
+                size_t i = i0 + r, j = j0 + lane;
+                /* j0 <= i0 (aligned tiles), so lane 0's key is visible and the row max is finite */
+                bool vis = (size_t)lane < nc && j <= i;
+                float s = -INFINITY;
+                if (vis) {
+                    float acc = 0.0f;
+                    for (size_t d = 0; d < D; d++) acc += Qs[r * D + d] * Ks[lane * Dp + d];
+                    s = acc * scale;
+                }
+                float m_new = fmaxf(m[rr], warp_max_all(s));
+                float p = vis ? expf(s - m_new) : 0.0f;
+                float alpha = expf(m[rr] - m_new); /* 0 on the first tile (m = -inf) */
+                l[rr] = l[rr] * alpha + warp_sum_all(p);
+                m[rr] = m_new;
+                Ps[r * kTile + lane] = p;
+                __syncwarp();
+                for (size_t d = lane; d < D; d += 32) {
+                    float acc = Os[r * D + d] * alpha;
+                    for (size_t c = 0; c < nc; c++) acc += Ps[r * kTile + c] * Vs[c * D + d];
+                    Os[r * D + d] = acc;
+                }
+                __syncwarp();
+            }
         }
+        for (int rr = 0; rr < kRowsPerWarp; rr++) {
+            size_t r = (size_t)warp * kRowsPerWarp + rr;
+            if (r >= nr) break;
+            float inv = 1.0f / l[rr];
+            float *yi = y + (b * T + i0 + r) * QD + h * D;
+            for (size_t d = lane; d < D; d += 32) yi[d] = Os[r * D + d] * inv;
+            if (lane == 0) lse[(b * H + h) * T + i0 + r] = m[rr] + logf(l[rr]);
+        }
+    }
+}
+
+/* The probability and score gradient of (row r, key lane) of a tile, shared by both backward kernels:
+   p = exp(scale q_r . k_c - lse_r) where visible, ds = p (do_r . v_c - D_r) scale. Q/dO rows of D floats,
+   K/V rows of Dp. */
+__device__ inline void flash_pds(float *p_out, float *ds_out, const float *Qr, const float *dOr, const float *Kc,
+                                 const float *Vc, size_t D, bool vis, float lse_r, float Dr, float scale) {
+    float p = 0.0f, ds = 0.0f;
+    if (vis) {
+        float s = 0.0f, dp = 0.0f;
+        for (size_t d = 0; d < D; d++) {
+            s += Qr[d] * Kc[d];
+            dp += dOr[d] * Vc[d];
+        }
+        p = expf(s * scale - lse_r);
+        ds = p * (dp - Dr) * scale;
+    }
+    *p_out = p;
+    *ds_out = ds;
+}
+
+/* D_r = dO_r . O_r over D for the warp's rows of a query tile (lanes over d, warp tree), into Dsh[r] */
+__device__ inline void flash_rowdot(float *Dsh, const float *dOs, const float *y, size_t row0, size_t QD, size_t D,
+                                    size_t nr) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int rr = 0; rr < kRowsPerWarp; rr++) {
+        size_t r = (size_t)warp * kRowsPerWarp + rr;
+        float s = 0.0f;
+        if (r < nr)
+            for (size_t d = lane; d < D; d += 32) s += dOs[r * D + d] * y[(row0 + r) * QD + d];
+        s = warp_sum_all(s);
+        if (lane == 0) Dsh[r] = s;
+    }
+}
+
+/* dq: one block per (batch, head, query tile). Shared Q, dO, dQ [kTile][D], K, V [kTile][D+1], dS [kTile][kTile],
+   lse and D per row. */
+__global__ void flash_dq_kernel(float *dq, const float *dy, const float *y, const float *lse, const float *q,
+                                const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH, size_t D,
+                                float scale) {
+    extern __shared__ float smem[];
+    size_t Dp = D + 1, QD = H * D, KD = KH * D, grp = H / KH, nqt = (T + kTile - 1) / kTile;
+    float *Qs = smem, *dOs = Qs + kTile * D, *dQs = dOs + kTile * D, *Ks = dQs + kTile * D, *Vs = Ks + kTile * Dp;
+    float *dSs = Vs + kTile * Dp, *Ls = dSs + kTile * kTile, *Dsh = Ls + kTile;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (size_t item = blockIdx.x; item < B * H * nqt; item += gridDim.x) {
+        size_t qt = nqt - 1 - item % nqt, bh = item / nqt, h = bh % H, b = bh / H;
+        size_t i0 = qt * kTile, nr = T - i0 < (size_t)kTile ? T - i0 : kTile;
+        const float *kh = k + b * T * KD + (h / grp) * D, *vh = v + b * T * KD + (h / grp) * D;
         __syncthreads();
-        float mx = -INFINITY;
-        for (size_t j = threadIdx.x; j <= i; j += blockDim.x) mx = fmaxf(mx, a[j]);
-        mx = block_max(mx, shm);
-        float sum = 0;
-        for (size_t j = threadIdx.x; j <= i; j += blockDim.x) {
-            float e = expf(a[j] - mx);
-            a[j] = e;
-            sum += e;
-        }
-        sum = block_sum(sum, shm);
-        float inv = 1.0f / sum;
-        for (size_t j = threadIdx.x; j < T; j += blockDim.x) a[j] = j <= i ? a[j] * inv : 0.0f;
-        __syncthreads(); /* the next row of this block reuses shm */
-    }
-}
-
-/* y[b, i, h] = sum_{j <= i} P[i, j] v[b, j, g]: threads over D, keys in order */
-__global__ void att_values_kernel(float *y, const float *att, const float *v, size_t B, size_t T, size_t H,
-                                  size_t KH, size_t D) {
-    size_t QD = H * D, KD = KH * D, grp = H / KH;
-    for (size_t row = blockIdx.x; row < B * H * T; row += gridDim.x) {
-        size_t i = row % T, bh = row / T, h = bh % H, b = bh / H;
-        const float *p = att + row * T, *vb = v + b * T * KD + (h / grp) * D;
-        float *yi = y + (b * T + i) * QD + h * D;
-        for (size_t d = threadIdx.x; d < D; d += blockDim.x) {
-            float s = 0;
-            for (size_t j = 0; j <= i; j++) s += p[j] * vb[j * KD + d];
-            yi[d] = s;
-        }
-    }
-}
-
-/* datt[i, j] = P[i, j] (dP[i, j] - sum_j' P[i, j'] dP[i, j']) scale with dP = dY V^T; zeros above the diagonal */
-__global__ void att_dscores_kernel(float *datt, const float *att, const float *dy, const float *v, size_t B,
-                                   size_t T, size_t H, size_t KH, size_t D, float scale) {
-    __shared__ float shm[32];
-    size_t QD = H * D, KD = KH * D, grp = H / KH;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    for (size_t row = blockIdx.x; row < B * H * T; row += gridDim.x) {
-        size_t i = row % T, bh = row / T, h = bh % H, b = bh / H;
-        const float *dyi = dy + (b * T + i) * QD + h * D;
-        const float *vb = v + b * T * KD + (h / grp) * D;
-        const float *p = att + row * T;
-        float *d = datt + row * T;
-        for (size_t j = warp; j <= i; j += nw) {
-            const float *vj = vb + j * KD;
-            float s = 0;
-            for (size_t e = lane; e < D; e += 32) s += dyi[e] * vj[e];
-            s = warp_sum(s);
-            if (lane == 0) d[j] = s;
-        }
+        load_tile(Qs, D, q + (b * T + i0) * QD + h * D, QD, nr, D);
+        load_tile(dOs, D, dy + (b * T + i0) * QD + h * D, QD, nr, D);
+        for (size_t e = threadIdx.x; e < (size_t)kTile * D; e += blockDim.x) dQs[e] = 0.0f;
+        if (threadIdx.x < (unsigned)kTile)
+            Ls[threadIdx.x] = threadIdx.x < nr ? lse[(b * H + h) * T + i0 + threadIdx.x] : 0.0f;
         __syncthreads();
-        float dot = 0;
-        for (size_t j = threadIdx.x; j <= i; j += blockDim.x) dot += p[j] * d[j];
-        dot = block_sum(dot, shm);
-        for (size_t j = threadIdx.x; j < T; j += blockDim.x) d[j] = j <= i ? p[j] * (d[j] - dot) * scale : 0.0f;
-        __syncthreads();
-    }
-}
-
-/* dq[b, i, h] += sum_{j <= i} dS[i, j] k[b, j, g] */
-__global__ void att_dq_kernel(float *dq, const float *datt, const float *k, size_t B, size_t T, size_t H, size_t KH,
-                              size_t D) {
-    size_t QD = H * D, KD = KH * D, grp = H / KH;
-    for (size_t row = blockIdx.x; row < B * H * T; row += gridDim.x) {
-        size_t i = row % T, bh = row / T, h = bh % H, b = bh / H;
-        const float *ds = datt + row * T, *kb = k + b * T * KD + (h / grp) * D;
-        float *dqi = dq + (b * T + i) * QD + h * D;
-        for (size_t d = threadIdx.x; d < D; d += blockDim.x) {
-            float s = 0;
-            for (size_t j = 0; j <= i; j++) s += ds[j] * kb[j * KD + d];
-            dqi[d] += s;
+        flash_rowdot(Dsh, dOs, y + b * T * QD + h * D, i0, QD, D, nr);
+        for (size_t j0 = 0; j0 < i0 + nr; j0 += kTile) {
+            size_t nc = T - j0 < (size_t)kTile ? T - j0 : kTile;
+            __syncthreads();
+            load_tile(Ks, Dp, kh + j0 * KD, KD, nc, D);
+            load_tile(Vs, Dp, vh + j0 * KD, KD, nc, D);
+            __syncthreads();
+            for (int rr = 0; rr < kRowsPerWarp; rr++) {
+                size_t r = (size_t)warp * kRowsPerWarp + rr;
+                if (r >= nr) break;
+                bool vis = (size_t)lane < nc && j0 + lane <= i0 + r;
+                float p, ds;
+                flash_pds(&p, &ds, Qs + r * D, dOs + r * D, Ks + lane * Dp, Vs + lane * Dp, D, vis, Ls[r], Dsh[r],
+                          scale);
+                dSs[r * kTile + lane] = ds;
+                __syncwarp();
+                for (size_t d = lane; d < D; d += 32) { /* dQ_r += sum_c dS[r, c] K_c, keys in order */
+                    float acc = dQs[r * D + d];
+                    for (size_t c = 0; c < nc; c++) acc += dSs[r * kTile + c] * Ks[c * Dp + d];
+                    dQs[r * D + d] = acc;
+                }
+                __syncwarp();
+            }
+        }
+        for (int rr = 0; rr < kRowsPerWarp; rr++) {
+            size_t r = (size_t)warp * kRowsPerWarp + rr;
+            if (r >= nr) break;
+            float *dqi = dq + (b * T + i0 + r) * QD + h * D;
+            for (size_t d = lane; d < D; d += 32) dqi[d] += dQs[r * D + d];
         }
     }
 }
 
-/* key row j of group g: dk += sum_{h in g} sum_{i >= j} dS_h[i, j] q[b, i, h];
-   dv += sum_{h in g} sum_{i >= j} P_h[i, j] dy[b, i, h]. Heads and queries in order. */
-__global__ void att_dkv_kernel(float *dk, float *dv, const float *datt, const float *att, const float *q,
-                               const float *dy, size_t B, size_t T, size_t H, size_t KH, size_t D) {
-    size_t QD = H * D, KD = KH * D, grp = H / KH;
-    for (size_t row = blockIdx.x; row < B * KH * T; row += gridDim.x) {
-        size_t j = row % T, bg = row / T, gi = bg % KH, b = bg / KH;
-        for (size_t d = threadIdx.x; d < D; d += blockDim.x) {
-            float sk = 0, sv = 0;
-            for (size_t h = gi * grp; h < (gi + 1) * grp; h++) {
-                const float *dsh = datt + (b * H + h) * T * T, *ph = att + (b * H + h) * T * T;
-                for (size_t i = j; i < T; i++) {
-                    size_t qi = (b * T + i) * QD + h * D + d;
-                    if (dk) sk += dsh[i * T + j] * q[qi];
-                    if (dv) sv += ph[i * T + j] * dy[qi];
+/* dk, dv: one block per (batch, kv group, key tile). Shared K, V [kTile][D+1], Q, dO [kTile][D], P and dS
+   [kTile][kTile], lse and D per row. For each head of the group and each query tile from the diagonal down:
+   P and dS of the tile (warps over rows, lanes over keys), then warps over keys, lanes over d:
+   dV_c += sum_r P[r, c] dO_r and dK_c += sum_r dS[r, c] Q_r, rows in order, added to dv/dk per query tile. */
+__global__ void flash_dkv_kernel(float *dk, float *dv, const float *dy, const float *y, const float *lse,
+                                 const float *q, const float *k, const float *v, size_t B, size_t T, size_t H,
+                                 size_t KH, size_t D, float scale) {
+    extern __shared__ float smem[];
+    size_t Dp = D + 1, QD = H * D, KD = KH * D, grp = H / KH, nt = (T + kTile - 1) / kTile;
+    float *Ks = smem, *Vs = Ks + kTile * Dp, *Qs = Vs + kTile * Dp, *dOs = Qs + kTile * D, *Ps = dOs + kTile * D;
+    float *dSs = Ps + kTile * kTile, *Ls = dSs + kTile * kTile, *Dsh = Ls + kTile;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (size_t item = blockIdx.x; item < B * KH * nt; item += gridDim.x) {
+        size_t kt = item % nt, bg = item / nt, g = bg % KH, b = bg / KH;
+        size_t j0 = kt * kTile, nc = T - j0 < (size_t)kTile ? T - j0 : kTile;
+        __syncthreads();
+        load_tile(Ks, Dp, k + (b * T + j0) * KD + g * D, KD, nc, D);
+        load_tile(Vs, Dp, v + (b * T + j0) * KD + g * D, KD, nc, D);
+        for (size_t h = g * grp; h < (g + 1) * grp; h++)
+            for (size_t i0 = j0; i0 < T; i0 += kTile) {
+                size_t nr = T - i0 < (size_t)kTile ? T - i0 : kTile;
+                __syncthreads(); /* the previous query tile's readers are done */
+                load_tile(Qs, D, q + (b * T + i0) * QD + h * D, QD, nr, D);
+                load_tile(dOs, D, dy + (b * T + i0) * QD + h * D, QD, nr, D);
+                if (threadIdx.x < (unsigned)kTile)
+                    Ls[threadIdx.x] = threadIdx.x < nr ? lse[(b * H + h) * T + i0 + threadIdx.x] : 0.0f;
+                __syncthreads();
+                flash_rowdot(Dsh, dOs, y + b * T * QD + h * D, i0, QD, D, nr);
+                __syncwarp();
+                for (int rr = 0; rr < kRowsPerWarp; rr++) {
+                    size_t r = (size_t)warp * kRowsPerWarp + rr;
+                    bool vis = r < nr && (size_t)lane < nc && j0 + lane <= i0 + r;
+                    float p, ds;
+                    flash_pds(&p, &ds, Qs + r * D, dOs + r * D, Ks + lane * Dp, Vs + lane * Dp, D, vis, Ls[r],
+                              Dsh[r], scale);
+                    Ps[r * kTile + lane] = p;
+                    dSs[r * kTile + lane] = ds;
+                }
+                __syncthreads(); /* every row's P and dS written */
+                for (int cc = 0; cc < kRowsPerWarp; cc++) {
+                    size_t c = (size_t)warp * kRowsPerWarp + cc;
+                    if (c >= nc) break;
+                    float *dkc = dk ? dk + (b * T + j0 + c) * KD + g * D : NULL;
+                    float *dvc = dv ? dv + (b * T + j0 + c) * KD + g * D : NULL;
+                    for (size_t d = lane; d < D; d += 32) {
+                        float sk = 0.0f, sv = 0.0f;
+                        for (size_t r = 0; r < nr; r++) {
+                            sv += Ps[r * kTile + c] * dOs[r * D + d];
+                            sk += dSs[r * kTile + c] * Qs[r * D + d];
+                        }
+                        if (dvc) dvc[d] += sv;
+                        if (dkc) dkc[d] += sk;
+                    }
                 }
             }
-            if (dk) dk[(b * T + j) * KD + gi * D + d] += sk;
-            if (dv) dv[(b * T + j) * KD + gi * D + d] += sv;
-        }
     }
 }
 
@@ -139,32 +250,63 @@ static bool shape_ok(const char *op, size_t H, size_t KH) {
     return true;
 }
 
-void attention_forward(float *y, float *att, const float *q, const float *k, const float *v, size_t B, size_t T,
-                       size_t H, size_t KH, size_t D) {
-    size_t rows = B * H * T;
-    if (!rows || !shape_ok("attention_forward", H, KH)) return;
-    float scale = (float)(1.0 / sqrt((double)D));
-    att_softmax_kernel<<<grid_rows(rows), kAttThreads>>>(att, q, k, B, T, H, KH, D, scale);
-    launched("attention_forward (softmax)");
-    att_values_kernel<<<grid_rows(rows), kAttThreads>>>(y, att, v, B, T, H, KH, D);
-    launched("attention_forward (values)");
+/* Opts the kernel into `bytes` of dynamic shared memory (above the default 48 KiB); false, recorded, when the
+   device cannot give that much (head_dim too large for this GPU's shared memory). */
+template <typename K> static bool smem_ok(const char *op, K kernel, size_t bytes, size_t D) {
+    int dev = 0, max_optin = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e != cudaSuccess) {
+        record(op, e);
+        return false;
+    }
+    if (bytes > (size_t)max_optin) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "head_dim %zu needs %zu bytes of shared memory per block, the device allows %d", D,
+                 bytes, max_optin);
+        record_msg(op, ADEPT_EUNSUPPORTED, msg);
+        return false;
+    }
+    if (bytes > 48 * 1024) {
+        e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+        if (e != cudaSuccess) {
+            record(op, e);
+            return false;
+        }
+    }
+    return true;
 }
 
-void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dy, const float *att,
+void attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, size_t B, size_t T,
+                       size_t H, size_t KH, size_t D) {
+    size_t items = B * H * ((T + kTile - 1) / kTile);
+    if (!items || !D || !shape_ok("attention_forward", H, KH)) return;
+    size_t bytes = sizeof(float) * ((size_t)kTile * (3 * D + D + 1) + (size_t)kTile * kTile);
+    if (!smem_ok("attention_forward", flash_fwd_kernel, bytes, D)) return;
+    float scale = (float)(1.0 / sqrt((double)D));
+    flash_fwd_kernel<<<grid_rows(items), kAttThreads, bytes>>>(y, lse, q, k, v, B, T, H, KH, D, scale);
+    launched("attention_forward");
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                         const float *q, const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH,
                         size_t D) {
-    size_t rows = B * H * T;
-    if (!rows || !shape_ok("attention_backward", H, KH)) return;
+    size_t nt = (T + kTile - 1) / kTile;
+    if (!B || !nt || !D || !shape_ok("attention_backward", H, KH)) return;
     float scale = (float)(1.0 / sqrt((double)D));
-    att_dscores_kernel<<<grid_rows(rows), kAttThreads>>>(datt, att, dy, v, B, T, H, KH, D, scale);
-    launched("attention_backward (scores)");
-    if (dq) {
-        att_dq_kernel<<<grid_rows(rows), kAttThreads>>>(dq, datt, k, B, T, H, KH, D);
-        launched("attention_backward (dq)");
-    }
     if (dk || dv) {
-        att_dkv_kernel<<<grid_rows(B * KH * T), kAttThreads>>>(dk, dv, datt, att, q, dy, B, T, H, KH, D);
+        size_t bytes = sizeof(float) * ((size_t)kTile * (2 * (D + 1) + 2 * D) + 2 * (size_t)kTile * kTile + 2 * kTile);
+        if (!smem_ok("attention_backward (dk, dv)", flash_dkv_kernel, bytes, D)) return;
+        flash_dkv_kernel<<<grid_rows(B * KH * nt), kAttThreads, bytes>>>(dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D,
+                                                                          scale);
         launched("attention_backward (dk, dv)");
+    }
+    if (dq) {
+        size_t bytes = sizeof(float) * ((size_t)kTile * (3 * D + 2 * (D + 1)) + (size_t)kTile * kTile + 2 * kTile);
+        if (!smem_ok("attention_backward (dq)", flash_dq_kernel, bytes, D)) return;
+        flash_dq_kernel<<<grid_rows(B * H * nt), kAttThreads, bytes>>>(dq, dy, y, lse, q, k, v, B, T, H, KH, D,
+                                                                        scale);
+        launched("attention_backward (dq)");
     }
 }
 
