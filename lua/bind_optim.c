@@ -10,6 +10,7 @@
 #include "adept/model.h"
 #include "adept/optim.h"
 #include "adept/checkpoint.h"
+#include "adept/dist.h"
 #include "binding.h"
 
 #define OPTIM_MT "adept.Optimizer"
@@ -63,18 +64,45 @@ static void read_config(lua_State *L, int arg, adept_adamw_config *c) {
     lua_pop(L, 1);
 }
 
-/* adept.adamw(m, {lr=, betas={b1, b2}, eps=, weight_decay=}) */
+/* adept.adamw(m, {lr=, betas={b1, b2}, eps=, weight_decay=, shard_optimizer=false}); shard_optimizer: ZeRO-1
+   over the processes of adept.dist (each rank holds 1/N of the moments; adept/optim.h) */
 static int l_adamw(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     adept_adamw_config c = adept_adamw_defaults();
-    if (!lua_isnoneornil(L, 2)) read_config(L, 2, &c);
+    int shard = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        read_config(L, 2, &c);
+        shard = adept_lua_opt_bool_field(L, 2, "shard_optimizer", 0);
+    }
     optim_box *b = lua_newuserdatauv(L, sizeof *b, 1);
     b->opt = NULL;
     luaL_setmetatable(L, OPTIM_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
     ADEPT_LUA_TRY(L, "adept.adamw", adept_adamw_new(m, &c, &b->opt));
+    if (shard) {
+        adept_comm *w = adept_comm_world();
+        ADEPT_LUA_TRY(L, "adept.adamw", adept_adamw_set_shard(b->opt, adept_comm_rank(w), adept_comm_size(w)));
+    }
     return 1;
+}
+
+/* opt:sharded() -> whether the moments are split across ranks (shard_optimizer with 2 or more processes) */
+static int o_sharded(lua_State *L) {
+    size_t lo, hi;
+    lua_pushboolean(L, adept_adamw_sharded(check_opt(L, 1), &lo, &hi));
+    return 1;
+}
+
+/* opt:gather_state() / opt:scatter_state(): a sharded optimizer's moments whole on every rank (collective: every
+   rank calls it) for a checkpoint, and back to this rank's block afterwards. No-ops when not sharded. */
+static int o_gather_state(lua_State *L) {
+    ADEPT_LUA_TRY(L, "gather_state", adept_adamw_gather(check_opt(L, 1), adept_comm_world()));
+    return 0;
+}
+static int o_scatter_state(lua_State *L) {
+    ADEPT_LUA_TRY(L, "scatter_state", adept_adamw_scatter(check_opt(L, 1)));
+    return 0;
 }
 
 /* opt:step([lr_factor]) */
@@ -344,7 +372,7 @@ void adept_open_optim(lua_State *L) {
         {"step", o_step}, {"grad_norm", o_grad_norm}, {"clip_grad_norm", o_clip_grad_norm},
         {"set_lr_scales", o_set_lr_scales}, {"lr_scales", o_lr_scales}, {"lr", o_lr}, {"state", o_state},
         {"save_state", o_save_state}, {"load_state", o_load_state}, {"reset_state", o_reset_state},
-        {NULL, NULL}};
+        {"sharded", o_sharded}, {"gather_state", o_gather_state}, {"scatter_state", o_scatter_state}, {NULL, NULL}};
     static const adept_lua_class cls = {OPTIM_MT, methods, NULL, optim_gc, o_tostring, NULL};
     adept_lua_new_class(L, &cls);
     static const luaL_Reg fns[] = {{"adamw", l_adamw}, {NULL, NULL}};

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "adept/backend.h"
+#include "adept/dist.h"
 #include "model/model_internal.h"
 
 typedef struct row_state {
@@ -30,8 +31,12 @@ struct adept_adamw {
     int64_t steps;
     row_state *st;
     size_t n_st, cap_st;
-    float *m, *v;            /* device slabs, `elems` floats each, NULL until the first step */
-    size_t elems;
+    float *m, *v;            /* device slabs, NULL until the first step: the moments of gradient-slab elements
+                                [lo, hi) (all of them unless the optimizer is sharded across ranks) */
+    size_t elems;            /* hi - lo */
+    size_t lo, hi;
+    int shard_rank, shard_world; /* ZeRO-1: this rank updates only its block of the gradient slab; world 1: all */
+    int gathered;            /* sharded, with the full moments present for a checkpoint (adept_adamw_gather) */
     uint64_t layout;         /* the gradient layout the slabs follow */
     adept_adamw_segment *segs;
     size_t cap_segs;
@@ -68,8 +73,23 @@ adept_status adept_adamw_new(adept_model *m, const adept_adamw_config *cfg, adep
     o->cfg = c;
     o->model = m;
     o->be = m->be;
+    o->shard_world = 1;
     *out = o;
     return ADEPT_OK;
+}
+
+adept_status adept_adamw_set_shard(adept_adamw *o, int rank, int world) {
+    if (world < 1 || rank < 0 || rank >= world)
+        return adept_fail(ADEPT_EINVAL, "adamw: shard %d of %d is not a valid rank", rank, world);
+    if (o->m) return adept_fail(ADEPT_ESTATE, "adamw: shard the optimizer before its first step");
+    o->shard_rank = rank, o->shard_world = world;
+    return ADEPT_OK;
+}
+
+int adept_adamw_sharded(const adept_adamw *o, size_t *lo, size_t *hi) {
+    if (o->shard_world <= 1) return 0;
+    adept_comm_block(o->model->grad_elems, o->shard_rank, o->shard_world, lo, hi);
+    return 1;
 }
 
 static void free_slabs(adept_adamw *o) {
@@ -147,6 +167,31 @@ static adept_status sync_layout(adept_adamw *o) {
     adept_model *md = o->model;
     const adept_backend *be = md->be;
     if (o->m && o->layout == md->grad_layout) return ADEPT_OK;
+    if (o->shard_world > 1) {
+        /* a sharded optimizer's blocks depend on the layout: moving moments between ranks on a re-lay is not
+           done, so the trainable set is fixed once the moments exist */
+        if (o->m)
+            return adept_fail(ADEPT_ESTATE, "adamw: the trainable set changed after the first step of an optimizer "
+                              "sharded across ranks (shard_optimizer): create the optimizer after the surgery");
+        size_t lo, hi;
+        adept_comm_block(md->grad_elems, o->shard_rank, o->shard_world, &lo, &hi);
+        float *m = be->alloc((hi - lo) * sizeof(float)), *v = be->alloc((hi - lo) * sizeof(float));
+        if (!m || !v) {
+            be->free(m), be->free(v);
+            return adept_fail(ADEPT_ENOMEM, "adamw: cannot allocate the moments of this rank's shard (2 x %.1f MiB)",
+                              (hi - lo) * 4.0 / 1048576);
+        }
+        adept_status st = ADEPT_OK;
+        for (size_t i = 0; i < md->nparams && st == ADEPT_OK; i++) {
+            const adept_param *p = &md->params[i];
+            if (!p->trainable) continue;
+            row_state *s = find_state(o, p->uid);
+            if (!s) st = state_for(o, p->uid, &s);
+            if (st == ADEPT_OK) s->has_moments = 1, s->off = p->grad_offset;
+        }
+        o->m = m, o->v = v, o->lo = lo, o->hi = hi, o->elems = hi - lo, o->layout = md->grad_layout;
+        return st;
+    }
     size_t elems = md->grad_elems;
     float *m = be->alloc(elems * sizeof(float)), *v = be->alloc(elems * sizeof(float));
     if (!m || !v) {
@@ -191,6 +236,7 @@ static adept_status sync_layout(adept_adamw *o) {
     o->m = m;
     o->v = v;
     o->elems = elems;
+    o->lo = 0, o->hi = elems;
     o->layout = md->grad_layout;
     return st;
 }
@@ -266,8 +312,55 @@ int adept_adamw_get_scale(const adept_adamw *o, size_t row, double *scale, const
 
 /* ---- state access for checkpoints ---- */
 
+/* Per-row access to the moments needs them whole: a sharded optimizer must be gathered first. */
+static adept_status check_whole(const adept_adamw *o, const char *op) {
+    if (o->shard_world <= 1 || o->gathered || !o->m) return ADEPT_OK;
+    return adept_fail(ADEPT_ESTATE, "%s: the optimizer is sharded across ranks: gather its state first "
+                      "(opt:gather_state(), on every rank)", op);
+}
+
+adept_status adept_adamw_gather(adept_adamw *o, adept_comm *comm) {
+    if (o->shard_world <= 1 || o->gathered) return ADEPT_OK;
+    adept_model *md = o->model;
+    const adept_backend *be = md->be;
+    if (!o->m) ADEPT_TRY(sync_layout(o));
+    size_t n = md->grad_elems;
+    float *m = be->alloc(n * sizeof(float)), *v = be->alloc(n * sizeof(float));
+    adept_status st = m && v ? ADEPT_OK : adept_fail(ADEPT_ENOMEM, "adamw: out of memory to gather the moments");
+    if (st == ADEPT_OK) st = be->copy(m + o->lo, o->m, o->elems * sizeof(float));
+    if (st == ADEPT_OK) st = be->copy(v + o->lo, o->v, o->elems * sizeof(float));
+    if (st == ADEPT_OK) st = comm->ops->all_gather_f32(comm, be, m, n);
+    if (st == ADEPT_OK) st = comm->ops->all_gather_f32(comm, be, v, n);
+    if (st != ADEPT_OK) {
+        be->free(m), be->free(v);
+        return st;
+    }
+    be->free(o->m), be->free(o->v);
+    o->m = m, o->v = v, o->lo = 0, o->hi = n, o->elems = n, o->gathered = 1;
+    return ADEPT_OK;
+}
+
+adept_status adept_adamw_scatter(adept_adamw *o) {
+    if (o->shard_world <= 1 || !o->gathered) return ADEPT_OK;
+    const adept_backend *be = o->model->be;
+    size_t lo, hi;
+    adept_comm_block(o->model->grad_elems, o->shard_rank, o->shard_world, &lo, &hi);
+    float *m = be->alloc((hi - lo) * sizeof(float)), *v = be->alloc((hi - lo) * sizeof(float));
+    adept_status st = m && v ? ADEPT_OK : adept_fail(ADEPT_ENOMEM, "adamw: out of memory to re-shard the moments");
+    if (st == ADEPT_OK) st = be->copy(m, o->m + lo, (hi - lo) * sizeof(float));
+    if (st == ADEPT_OK) st = be->copy(v, o->v + lo, (hi - lo) * sizeof(float));
+    if (st != ADEPT_OK) {
+        be->free(m), be->free(v);
+        return st;
+    }
+    be->free(o->m), be->free(o->v);
+    o->m = m, o->v = v, o->lo = lo, o->hi = hi, o->elems = hi - lo, o->gathered = 0;
+    return ADEPT_OK;
+}
+
 adept_status adept_adamw_row_state(adept_adamw *o, size_t row, int64_t *step, float **m, float **v) {
     ADEPT_TRY(check_row(o, row, "adamw.state"));
+    ADEPT_TRY(check_whole(o, "adamw.state"));
     *step = 0;
     *m = *v = NULL;
     if (o->m) ADEPT_TRY(sync_layout(o)); /* moments exist: make them follow the current layout */
@@ -288,6 +381,7 @@ adept_status adept_adamw_load_row(adept_adamw *o, size_t row, int64_t step, cons
         return adept_fail(ADEPT_ESTATE, "adamw.load_state: %s is frozen: a frozen tensor has no optimizer state", p->name);
     if (step < 0) return adept_fail(ADEPT_EINVAL, "adamw.load_state: %s: negative step %lld", p->name, (long long)step);
     ADEPT_TRY(sync_layout(o));
+    ADEPT_TRY(check_whole(o, "adamw.load_state"));
     row_state *s = find_state(o, p->uid);
     const adept_backend *be = o->model->be;
     ADEPT_TRY(be->to_device(o->m + s->off, host_m, p->numel * sizeof(float)));
@@ -301,10 +395,13 @@ void adept_adamw_reset_row(adept_adamw *o, size_t row) {
     row_state *s = find_state(o, o->model->params[row].uid);
     if (!s) return;
     s->step = 0;
-    if (s->has_moments && o->m) {
+    if (s->has_moments && o->m) { /* the part of the row this optimizer holds (all of it unless sharded) */
         const adept_param *p = &o->model->params[row];
-        o->model->be->fill_zero(o->m + s->off, p->numel * sizeof(float));
-        o->model->be->fill_zero(o->v + s->off, p->numel * sizeof(float));
+        size_t a = s->off > o->lo ? s->off : o->lo, b = s->off + p->numel < o->hi ? s->off + p->numel : o->hi;
+        if (a < b) {
+            o->model->be->fill_zero(o->m + (a - o->lo), (b - a) * sizeof(float));
+            o->model->be->fill_zero(o->v + (a - o->lo), (b - a) * sizeof(float));
+        }
     }
 }
 
@@ -362,18 +459,17 @@ adept_status adept_adamw_step(adept_adamw *o, double lr_factor) {
         int64_t step = s->step + 1;
         double lr = o->cfg.lr * lr_factor * (s->has_scale ? s->scale : 1.0);
         float *pv = adept_tensor_f32(p->value), *pg = adept_tensor_f32(p->grad);
-        float *m = o->m + s->off, *v = o->v + s->off;
-        if (s->rows) {
-            size_t len = p->numel / (size_t)s->n_rows;
-            for (int64_t r = 0; r < s->n_rows; r++) {
-                size_t off = (size_t)r * len;
-                adept_adamw_segment seg = segment(pv + off, pg + off, m + off, v + off, len, lr * (double)s->rows[r],
-                                                  &o->cfg, p->decay, step);
-                ADEPT_TRY(push_seg(o, &nseg, &seg));
-            }
-        } else {
-            adept_adamw_segment seg = segment(pv, pg, m, v, p->numel, lr, &o->cfg, p->decay, step);
+        /* the row's elements [a, b) of the slab that this optimizer updates (all unless sharded) */
+        size_t base = s->off, a = base > o->lo ? base : o->lo, b = base + p->numel < o->hi ? base + p->numel : o->hi;
+        size_t len = s->rows ? p->numel / (size_t)s->n_rows : p->numel;
+        for (size_t at = a; at < b;) { /* one segment per LR-multiplier row, clipped to [a, b) */
+            size_t r = (at - base) / len, end = base + (r + 1) * len < b ? base + (r + 1) * len : b;
+            double lr_r = s->rows ? lr * (double)s->rows[r] : lr;
+            size_t in = at - base;
+            adept_adamw_segment seg = segment(pv + in, pg + in, o->m + (at - o->lo), o->v + (at - o->lo), end - at,
+                                              lr_r, &o->cfg, p->decay, step);
             ADEPT_TRY(push_seg(o, &nseg, &seg));
+            at = end;
         }
     }
     ADEPT_TRY(md->be->adamw(o->segs, nseg, o->cfg.beta1, o->cfg.beta2, o->cfg.eps));

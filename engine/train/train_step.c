@@ -3,10 +3,66 @@
 #include "adept/train.h"
 
 #include "adept/log.h"
+#include "adept/optim.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Copies the weights of the slab elements [lo, hi) between the value rows and `packed` (gradient-slab order):
+   to_packed 1 packs them, 0 unpacks every row from packed. */
+static adept_status pack_values(adept_model *m, float *packed, size_t lo, size_t hi, int to_packed) {
+    const adept_backend *be = adept_model_backend(m);
+    for (size_t i = 0; i < adept_model_num_params(m); i++) {
+        adept_param *p = adept_model_param(m, i);
+        if (!p->trainable) continue;
+        size_t a = p->grad_offset > lo ? p->grad_offset : lo;
+        size_t b = p->grad_offset + p->numel < hi ? p->grad_offset + p->numel : hi;
+        if (a >= b) continue;
+        float *v = adept_tensor_f32(p->value) + (a - p->grad_offset);
+        ADEPT_TRY(to_packed ? be->copy(packed + a, v, (b - a) * sizeof(float))
+                            : be->copy(v, packed + a, (b - a) * sizeof(float)));
+    }
+    return ADEPT_OK;
+}
+
+/* ZeRO-1 (adept_adamw_set_shard): the gradients are reduce-scattered, so this rank holds the sums of its block
+   [lo, hi) only; the global norm is the reduced sum of the blocks' squares; clipping and AdamW run on the block;
+   the updated weights are all-gathered through the gradient slab (free once the update has read it, and zeroed
+   afterwards). Every rank ends with the same weights as an unsharded step, within the rounding of the norm. */
+static adept_status sharded_update(adept_model *m, adept_adamw *opt, adept_comm *comm, const adept_step_options *o,
+                                   adept_step_result *r, size_t lo, size_t hi) {
+    const adept_backend *be = adept_model_backend(m);
+    size_t n;
+    float *g = adept_model_grad_slab(m, &n);
+    double t0 = adept_now();
+    ADEPT_TRY(comm->ops->reduce_scatter_f32(comm, be, g, n));
+    r->comm_seconds = adept_now() - t0;
+    r->comm_bytes = (int64_t)(n * sizeof(float));
+    double ss = 0;
+    if (hi > lo) ADEPT_TRY(be->sum_squares(g + lo, hi - lo, &ss));
+    ADEPT_TRY(comm->ops->all_reduce_f64(comm, &ss, 1));
+    r->grad_norm = sqrt(ss);
+    if (!isfinite(r->loss) || !isfinite(r->grad_norm)) {
+        r->nonfinite = 1;
+        snprintf(r->reason, sizeof r->reason, !isfinite(r->loss) ? "loss is not finite" :
+                 "gradient norm is %g (a gradient holds a NaN or an infinity)", r->grad_norm);
+        adept_model_zero_grad(m);
+        return ADEPT_OK;
+    }
+    if (o && o->clip > 0 && hi > lo) {
+        double coef = o->clip / (r->grad_norm + 1e-6); /* torch.nn.utils.clip_grad_norm_ */
+        if (coef < 1.0) be->scale(g + lo, hi - lo, (float)coef);
+    }
+    ADEPT_TRY(adept_adamw_step(opt, o ? o->lr_factor : 1.0));
+    t0 = adept_now();
+    ADEPT_TRY(pack_values(m, g, lo, hi, 1));
+    ADEPT_TRY(comm->ops->all_gather_f32(comm, be, g, n));
+    ADEPT_TRY(pack_values(m, g, 0, n, 0));
+    r->comm_seconds += adept_now() - t0;
+    adept_model_zero_grad(m);
+    return ADEPT_OK;
+}
 
 adept_status adept_train_step(adept_model *m, adept_adamw *opt, adept_comm *comm, const adept_batch *mbs,
                               size_t n_mb, const adept_step_options *o, adept_step_result *r) {
@@ -35,6 +91,10 @@ adept_status adept_train_step(adept_model *m, adept_adamw *opt, adept_comm *comm
         nll_sum += nll;
     }
     ADEPT_TRY(comm->ops->all_reduce_f64(comm, &nll_sum, 1));
+    r->n_tokens = (int64_t)tokens;
+    r->loss = nll_sum / tokens;
+    size_t lo, hi;
+    if (adept_adamw_sharded(opt, &lo, &hi)) return sharded_update(m, opt, comm, o, r, lo, hi);
     size_t n;
     float *g = adept_model_grad_slab(m, &n);
     if (n && adept_comm_size(comm) > 1) {
@@ -43,8 +103,6 @@ adept_status adept_train_step(adept_model *m, adept_adamw *opt, adept_comm *comm
         r->comm_seconds = adept_now() - t0;
         r->comm_bytes = (int64_t)(n * sizeof(float));
     }
-    r->n_tokens = (int64_t)tokens;
-    r->loss = nll_sum / tokens;
     if (!isfinite(r->loss)) {
         r->nonfinite = 1;
         snprintf(r->reason, sizeof r->reason, "loss is %s", isnan(r->loss) ? "nan" : r->loss > 0 ? "inf" : "-inf");

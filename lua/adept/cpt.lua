@@ -26,7 +26,7 @@ M.defaults = {
   seed = 0, normalize = "by_kind", warmup = 10, min_ratio = 0.1, weight_decay = 0.1, clip = 1.0,
   probe_batches = 4, eval_batches = 16, shift_batches = 4, replay = 0, max_scale = 2,
   checkpoint_every = 0, eval_every = 0, force = false, report = true, max_documents = 0,
-  general_doc_split = "blank_line", domain_doc_split = "blank_line", progress = true,
+  general_doc_split = "blank_line", domain_doc_split = "blank_line", progress = true, shard_optimizer = false,
 }
 
 -- The named methods: everything else about a run is shared.
@@ -93,6 +93,8 @@ local function declarations()
     {name = "eval_every", type = "integer", min = 0, help = "steps between evaluations (0: before and after)"},
     {name = "force", type = "boolean", help = "rerun even when out= holds this run, replace another run there"},
     {name = "report", type = "boolean", help = "write report.md"},
+    {name = "shard_optimizer", type = "boolean",
+     help = "ZeRO-1 under several processes: each rank holds 1/N of the Adam moments (docs/distributed.md)"},
     {name = "max_documents", type = "integer", min = 0, help = "documents read per corpus (0: all)"},
     {name = "general_doc_split", choices = {"blank_line", "line", "file"}, help = "general corpus document split"},
     {name = "domain_doc_split", choices = {"blank_line", "line", "file"}, help = "domain corpus document split"},
@@ -365,7 +367,7 @@ function M.run(o)
   local total = param_count(m)
 
   -- Stage 2 and the optimizer (created after surgery: state is keyed by name)
-  local opt = adept.adamw(m, {lr = o.lr, weight_decay = o.weight_decay})
+  local opt = adept.adamw(m, {lr = o.lr, weight_decay = o.weight_decay, shard_optimizer = o.shard_optimizer})
   local every = {}
   if o.lr_policy ~= "one" then
     every[o.refresh] = function(ctx)

@@ -238,7 +238,11 @@ local function run(cfg, held)
     -- the newest checkpoint that verifies (checksums, step, finite weights); newer ones that fail are named
     local dir = ckpt.resume_point(ck.dir, steps)
     if dir then
+      -- a sharded optimizer (shard_optimizer) reads the whole state on every rank, then keeps its block
+      local sharded = opt.sharded and opt:sharded()
+      if sharded then opt:gather_state() end
       local tr = ckpt.load(dir, m, opt)
+      if sharded then opt:scatter_state() end
       state.step, state.tokens_seen = tr.step, tr.tokens_seen
       state.elapsed_before, state.skipped = tr.elapsed or 0, tr.skipped or 0
       if tr.data_cursor ~= nil then src.set_cursor(tr.data_cursor) end
@@ -265,6 +269,8 @@ local function run(cfg, held)
   local function save_checkpoint()
     if not ck then return nil end
     local dir
+    local sharded = opt.sharded and opt:sharded()
+    if sharded then opt:gather_state() end -- every rank: the moments whole for rank 0 to write
     if main then
       local ok, path = pcall(ckpt.save, ck.dir, state.step, m, opt, trainer_state(), ck.keep)
       if not ok then
@@ -273,6 +279,7 @@ local function run(cfg, held)
       end
       dir = path
     end
+    if sharded then opt:scatter_state() end
     if world > 1 then dir = adept.dist.broadcast(dir) end
     last_ckpt = dir
     return last_ckpt

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Data parallelism over MPI (issue 13): 2 processes with grad_accum 1 train on the same tokens as 1 process with
 # grad_accum 2 (tests/dist/train_rank.lua), for a Llama and a Qwen3 config: the loss of every step within 1e-6
-# relative, the final weights within fp32 rounding; and two 2-process runs bitwise equal.
+# relative, the final weights within fp32 rounding; two 2-process runs bitwise equal; and ZeRO-1
+# (shard_optimizer) on 2 ranks: the unsharded run's losses and weights within fp32 rounding, with each rank
+# holding half of the moments.
 # Skips (77) without mpirun or without the MPI communicator in this build.
 set -uo pipefail
 exe=${ADEPTLUA:-$PWD/adeptlua}
@@ -46,5 +48,26 @@ for arch in llama qwen3; do
   " || fail=1
   cmp -s "$tmp/two_${arch}_a.losses" "$tmp/two_${arch}_b.losses" && cmp -s "$tmp/two_${arch}_a.model/model.safetensors" "$tmp/two_${arch}_b.model/model.safetensors" \
     && echo "$arch: two 2-process runs bitwise equal (losses and weights)" || { echo "FAIL: two 2-process runs differ ($arch)"; fail=1; }
+  # ZeRO-1: the same run with the moments sharded. Its global gradient norm adds the two blocks' sums of squares
+  # instead of fixed 32768-element chunks, so clipping can differ in the last bits: the same bounds as above.
+  "${mpi[@]}" "$exe" --threads 1 -q "$here/train_rank.lua" arch=$arch grad_accum=1 shard=true out="$tmp/zero_$arch" \
+    > "$tmp/log_zero" 2>&1 || { cat "$tmp/log_zero"; echo "FAIL: ZeRO-1 run ($arch)"; exit 1; }
+  "$exe" -e "
+    local function lines(p) local t = {} for l in io.lines(p) do t[#t + 1] = tonumber(l) end return t end
+    local a, b = lines('$tmp/two_${arch}_a.losses'), lines('$tmp/zero_$arch.losses')
+    for i = 1, 6 do assert(math.abs(a[i] - b[i]) <= 1e-6 * math.abs(a[i]), 'ZeRO-1 loss of step ' .. i) end
+    local m1, m2 = adept.load('$tmp/two_${arch}_a.model'), adept.load('$tmp/zero_$arch.model')
+    local num, den = 0, 0
+    for _, p in ipairs(m1:params()) do
+      local d = m1:param(p.name):sub(m2:param(p.name))
+      num, den = num + d:mul(d):sum(), den + m1:param(p.name):mul(m1:param(p.name)):sum()
+    end
+    assert(math.sqrt(num / den) <= 1e-5, 'ZeRO-1 weights')
+    local mine, total = io.open('$tmp/zero_$arch.optimizer_bytes'):read('n', 'n')
+    local full = io.open('$tmp/two_${arch}_a.optimizer_bytes'):read('n')
+    print(('$arch ZeRO-1: losses and weights as unsharded (weights %.1e); optimizer bytes on rank 0: %d of %d unsharded, %d over both ranks'):format(
+      math.sqrt(num / den), mine, full, total))
+    assert(mine <= full // 2 + 64 and total <= full + 64, 'each rank holds half of the moments')
+  " || fail=1
 done
 exit $fail

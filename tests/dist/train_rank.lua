@@ -22,7 +22,7 @@ local function batch(i) -- micro-batch i of the global stream: 2 rows of 16 toke
   end
   return {inputs = inputs, targets = targets}
 end
-local opt = adept.adamw(m, {lr = 3e-3})
+local opt = adept.adamw(m, {lr = 3e-3, shard_optimizer = a.shard == true})
 local losses = {}
 local steps = math.tointeger(a.steps or 6)
 local die_at = math.tointeger(a.die_at)
@@ -33,7 +33,13 @@ adept.train{model = m, optimizer = opt, data = batch, steps = steps,
             every = {[1] = function(ctx)
               if ctx.step == die_at and adept.dist.rank() == 1 then os.execute("kill -9 " .. adept.getpid()) end
             end}}
+-- the optimizer memory of every rank (ZeRO-1 holds 1/N of the moments per rank), summed on rank 0
+local mine = adept.memory(m, opt).optimizer_allocated
+local bytes = adept.dist.sum({mine})[1]
 if adept.dist.is_main() then -- rank 0 alone writes the log and the results
+  local f = assert(io.open(out .. ".optimizer_bytes", "w"))
+  f:write(("%d %d\n"):format(mine, math.tointeger(bytes)))
+  f:close()
   -- the losses of every step, from the metrics log (a resumed run keeps the lines of the steps before it)
   for line in io.lines(out .. ".metrics.jsonl") do
     local r = adept.json.decode(line)

@@ -94,6 +94,77 @@ static adept_status mpi_reduce_f32(adept_comm *c, const adept_backend *be, float
     return st;
 }
 
+/* A device slab staged through host memory for the duration of fn; a host slab as it is. */
+static adept_status with_host(mpi_impl *p, const adept_backend *be, float *data, size_t n,
+                              adept_status (*fn)(mpi_impl *, float *, size_t)) {
+    if (be->device == ADEPT_CPU) return fn(p, data, n);
+    float *host = adept_alloc(n * sizeof(float));
+    if (!host) return adept_fail(ADEPT_ENOMEM, "dist (mpi): out of host memory to stage %zu MiB", n * sizeof(float) >> 20);
+    adept_status st = be->to_host(host, data, n * sizeof(float));
+    if (st == ADEPT_OK) st = fn(p, host, n);
+    if (st == ADEPT_OK) st = be->to_device(data, host, n * sizeof(float));
+    adept_free(host);
+    return st;
+}
+
+/* ZeRO-1's reduce-scatter over the blocks of adept_comm_block, in rounds of at most CHUNK_FLOATS / N floats per
+   block: round k moves offsets [k*C, k*C + C) of every block to its owner, which adds the N copies in rank order. */
+static adept_status scatter_sum(mpi_impl *p, float *x, size_t n) {
+    size_t N = (size_t)p->size, B = (n + N - 1) / N, C = CHUNK_FLOATS / N ? CHUNK_FLOATS / N : 1;
+    size_t mylo, myhi;
+    adept_comm_block(n, p->rank, p->size, &mylo, &myhi);
+    ADEPT_TRY(ensure_stage(p, N * C));
+    for (size_t k = 0; k < B; k += C) {
+        size_t L = B - k < C ? B - k : C;
+        for (size_t j = 0; j < N; j++) { /* the piece of block j, zero-padded past n */
+            size_t lo = j * B + k;
+            size_t have = lo >= n ? 0 : (n - lo < L ? n - lo : L);
+            if (have) memcpy(p->stage + j * L, x + lo, have * sizeof(float));
+            memset(p->stage + j * L + have, 0, (L - have) * sizeof(float));
+        }
+        ADEPT_TRY(mpi_check(MPI_Alltoall(p->stage, (int)L, MPI_FLOAT, p->recv, (int)L, MPI_FLOAT, p->comm),
+                            "reduce_scatter (MPI_Alltoall)"));
+        size_t at = mylo + k;
+        for (size_t i = 0; i < L && at + i < myhi; i++) {
+            float s = p->recv[i];
+            for (size_t j = 1; j < N; j++) s += p->recv[j * L + i];
+            x[at + i] = s;
+        }
+    }
+    return ADEPT_OK;
+}
+
+/* ZeRO-1's all-gather: every block from its owner, in the same rounds. */
+static adept_status gather_blocks(mpi_impl *p, float *x, size_t n) {
+    size_t N = (size_t)p->size, B = (n + N - 1) / N, C = CHUNK_FLOATS / N ? CHUNK_FLOATS / N : 1;
+    ADEPT_TRY(ensure_stage(p, N * C));
+    for (size_t k = 0; k < B; k += C) {
+        size_t L = B - k < C ? B - k : C;
+        size_t lo = (size_t)p->rank * B + k, have = lo >= n ? 0 : (n - lo < L ? n - lo : L);
+        if (have) memcpy(p->recv, x + lo, have * sizeof(float));
+        memset(p->recv + have, 0, (L - have) * sizeof(float));
+        ADEPT_TRY(mpi_check(MPI_Allgather(p->recv, (int)L, MPI_FLOAT, p->stage, (int)L, MPI_FLOAT, p->comm),
+                            "all_gather (MPI_Allgather)"));
+        for (size_t j = 0; j < N; j++) {
+            size_t to = j * B + k, got = to >= n ? 0 : (n - to < L ? n - to : L);
+            if (got) memcpy(x + to, p->stage + j * L, got * sizeof(float));
+        }
+    }
+    return ADEPT_OK;
+}
+
+static adept_status mpi_reduce_scatter(adept_comm *c, const adept_backend *be, float *data, size_t n) {
+    mpi_impl *p = c->impl;
+    if (p->size == 1 || n == 0) return ADEPT_OK;
+    return with_host(p, be, data, n, scatter_sum);
+}
+
+static adept_status mpi_all_gather(adept_comm *c, const adept_backend *be, float *data, size_t n) {
+    mpi_impl *p = c->impl;
+    if (p->size == 1 || n == 0) return ADEPT_OK;
+    return with_host(p, be, data, n, gather_blocks);
+}
+
 static adept_status mpi_reduce_f64(adept_comm *c, double *host, size_t n) {
     mpi_impl *p = c->impl;
     if (p->size == 1 || n == 0) return ADEPT_OK;
@@ -143,7 +214,8 @@ static void mpi_destroy(adept_comm *c) {
 }
 
 static const adept_comm_ops mpi_ops = {"mpi", mpi_rank, mpi_size, mpi_reduce_f32, mpi_reduce_f64,
-                                       mpi_broadcast, mpi_barrier, mpi_abort, mpi_destroy};
+                                       mpi_broadcast, mpi_barrier, mpi_reduce_scatter, mpi_all_gather,
+                                       mpi_abort, mpi_destroy};
 
 adept_status adept_comm_mpi_create(int *argc, char ***argv, adept_comm **out) {
     int inited = 0, provided = 0;

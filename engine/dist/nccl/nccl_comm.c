@@ -119,6 +119,15 @@ static adept_status n_barrier(adept_comm *c) {
     nccl_impl *p = c->impl;
     return p->host->ops->barrier(p->host);
 }
+/* ZeRO-1's halves go through the host communicator (a device slab is staged through host memory there) */
+static adept_status n_reduce_scatter(adept_comm *c, const adept_backend *be, float *data, size_t n) {
+    nccl_impl *p = c->impl;
+    return p->host->ops->reduce_scatter_f32(p->host, be, data, n);
+}
+static adept_status n_all_gather(adept_comm *c, const adept_backend *be, float *data, size_t n) {
+    nccl_impl *p = c->impl;
+    return p->host->ops->all_gather_f32(p->host, be, data, n);
+}
 static void n_abort(adept_comm *c, int code) {
     nccl_impl *p = c->impl;
     p->host->ops->abort(p->host, code);
@@ -131,7 +140,7 @@ static void n_destroy(adept_comm *c) {
 }
 
 static const adept_comm_ops nccl_ops = {"mpi+nccl", n_rank, n_size, n_reduce_f32, n_reduce_f64,
-                                        n_broadcast, n_barrier, n_abort, n_destroy};
+                                        n_broadcast, n_barrier, n_reduce_scatter, n_all_gather, n_abort, n_destroy};
 
 adept_status adept_comm_nccl_wrap(adept_comm *host, adept_comm **out) {
     adept_comm *c = calloc(1, sizeof *c);

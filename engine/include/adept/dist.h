@@ -25,6 +25,11 @@ typedef struct adept_comm_ops {
     /* Copies nbytes of host memory from rank `root` to every rank. */
     adept_status (*broadcast)(adept_comm *c, void *host, size_t nbytes, int root);
     adept_status (*barrier)(adept_comm *c);
+    /* ZeRO-1's halves of an all-reduce over the blocks of adept_comm_block: reduce_scatter leaves in this rank's
+       block of data the sum over ranks (in rank order; the rest of data is left undefined); all_gather fills
+       every block of data from its owner. */
+    adept_status (*reduce_scatter_f32)(adept_comm *c, const adept_backend *be, float *data, size_t n);
+    adept_status (*all_gather_f32)(adept_comm *c, const adept_backend *be, float *data, size_t n);
     /* Ends every process of the job now (an error on this rank must not leave the others waiting in a
        collective); the single communicator exits this process. Does not return. */
     void (*abort)(adept_comm *c, int code);
@@ -55,6 +60,14 @@ int adept_dist_mpi_built(void);
    and sends every other operation to `host`; ADEPT_EUNSUPPORTED in builds without NCCL. adept_dist_init installs
    one over MPI for multi-process runs; tests wrap the single communicator to run NCCL with one rank. */
 adept_status adept_dist_nccl_wrap(adept_comm *host, adept_comm **out);
+
+/* The block [*lo, *hi) of n elements that `rank` of `world` owns in reduce_scatter / all_gather and in a sharded
+   optimizer: blocks of ceil(n / world), the last ones shorter or empty. */
+static inline void adept_comm_block(size_t n, int rank, int world, size_t *lo, size_t *hi) {
+    size_t b = world > 0 ? (n + (size_t)world - 1) / (size_t)world : n;
+    *lo = (size_t)rank * b < n ? (size_t)rank * b : n;
+    *hi = *lo + b < n ? *lo + b : n;
+}
 
 static inline int adept_comm_rank(const adept_comm *c) { return c->ops->rank(c); }
 static inline int adept_comm_size(const adept_comm *c) { return c->ops->world_size(c); }

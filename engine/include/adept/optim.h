@@ -45,6 +45,18 @@ adept_status adept_adamw_step(adept_adamw *opt, double lr_factor);
 int64_t adept_adamw_steps(const adept_adamw *opt);           /* calls to step that updated something */
 void adept_adamw_set_steps(adept_adamw *opt, int64_t steps); /* for resume */
 
+/* ZeRO stage 1: this optimizer holds the moments of, and updates, only the block of the gradient slab that `rank`
+   of `world` owns (adept_comm_block): optimizer memory / world. Call before the first step; the trainable set is
+   then fixed. adept_train_step reduce-scatters the gradients, updates the block and all-gathers the weights.
+   adept_adamw_sharded returns 1 and the block when sharded. */
+adept_status adept_adamw_set_shard(adept_adamw *opt, int rank, int world);
+int adept_adamw_sharded(const adept_adamw *opt, size_t *lo, size_t *hi);
+/* Checkpoints of a sharded optimizer: gather brings every rank's moments to every rank (collective: every rank
+   calls it), so the per-row state functions work; scatter goes back to this rank's block. No-ops unsharded. */
+typedef struct adept_comm adept_comm;
+adept_status adept_adamw_gather(adept_adamw *opt, adept_comm *comm);
+adept_status adept_adamw_scatter(adept_adamw *opt);
+
 /* LR multipliers of a row (by table index). A row without one has scale 1. set_scale replaces any previous
    scale or row vector of that row; set_row_scales gives one multiplier per row (dimension 0) of the tensor.
    Scales must be finite, >= 0 and representable in f32. */
