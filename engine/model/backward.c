@@ -23,7 +23,7 @@ static int attn_trainable(const adept_model *m, int l) {
 }
 
 /* lowest layer whose input gradient is needed: below it nothing is trainable (L: none) */
-static int stop_layer(const adept_model *m) {
+int adept_model_stop_layer(const adept_model *m) {
     if (m->params[m->embed_idx].grad) return 0;
     for (int l = 0; l < m->cfg.num_layers; l++)
         if (layer_trainable(m, l)) return l;
@@ -31,7 +31,7 @@ static int stop_layer(const adept_model *m) {
 }
 
 int adept_model_needs_dln(const adept_model *m) {
-    return stop_layer(m) < m->cfg.num_layers || m->params[m->final_norm_idx].grad != NULL;
+    return adept_model_stop_layer(m) < m->cfg.num_layers || m->params[m->final_norm_idx].grad != NULL;
 }
 
 #define W(kind) adept_model_w(m, l, kind)
@@ -45,7 +45,7 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
     size_t H = c->num_heads, KH = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KH * D;
     int L = c->num_layers;
     int embed_train = m->params[m->embed_idx].grad != NULL;
-    int stop = stop_layer(m);
+    int stop = adept_model_stop_layer(m);
     float *fnorm_g = m->params[m->final_norm_idx].grad ? adept_tensor_f32(m->params[m->final_norm_idx].grad) : NULL;
     int need_resid = stop < L; /* gradient needed below the final norm */
     if (!need_resid && !fnorm_g) return ADEPT_OK; /* the head's gradient is all there is (adept_model_head) */
@@ -55,9 +55,10 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
     for (int l = L - 1; l >= stop; l--) {
         if (m->skip[l]) continue; /* identity: the residual gradient passes unchanged */
         int below = l > stop || embed_train; /* propagate to this layer's input */
-        float *x = a->resid + l * N * C, *ln1 = a->ln1 + l * N * C, *q = a->q + l * N * QD, *k = a->k + l * N * KD;
-        float *v = a->v + l * N * KD, *mid = a->resid_mid + l * N * C, *ln2 = a->ln2 + l * N * C;
-        float *y = a->atty + l * N * QD, *gate = a->gate + l * N * F, *up = a->up + l * N * F, *h = a->hmlp + l * N * F;
+        size_t s = adept_acts_slot(a, l); /* the layer's kept buffers (the plan keeps them from `stop` up) */
+        float *x = a->resid + l * N * C, *ln1 = a->ln1 + s * N * C, *q = a->q + s * N * QD, *k = a->k + s * N * KD;
+        float *v = a->v + s * N * KD, *mid = a->resid_mid + s * N * C, *ln2 = a->ln2 + s * N * C;
+        float *y = a->atty + s * N * QD, *gate = a->gate + s * N * F, *up = a->up + s * N * F, *h = a->hmlp + s * N * F;
         /* MLP: resid_out = mid + down(h); dresid holds d resid_out = d mid (residual part). In the lowest
            trainable layer, the parts that only feed frozen tensors below are skipped. */
         int need_attn = below || attn_trainable(m, l);
@@ -72,26 +73,26 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         }
         if (dln2)
             be->rmsnorm_backward(need_attn ? a->dresid : NULL, G(ADEPT_UNIT_MLP_NORM), dln2, mid,
-                                   W(ADEPT_UNIT_MLP_NORM), a->ln2_rstd + l * N, N, C);
+                                   W(ADEPT_UNIT_MLP_NORM), a->ln2_rstd + s * N, N, C);
         if (!need_attn) break;
         /* attention: mid = x + o(y) */
         be->matmul_backward(a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, W(ADEPT_UNIT_O), N, QD, C, 0);
         be->fill_zero(a->dq, N * QD * sizeof(float));
         be->fill_zero(a->dk, N * KD * sizeof(float));
         be->fill_zero(a->dv, N * KD * sizeof(float));
-        be->attention_backward(a->dq, a->dk, a->dv, a->datty, y, a->lse + l * B * H * T, q, k, v, B, T, H, KH, D);
+        be->attention_backward(a->dq, a->dk, a->dv, a->datty, y, a->lse + s * B * H * T, q, k, v, B, T, H, KH, D);
         be->rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D, 0);
         be->rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
         float *dqp = a->dq, *dkp = a->dk, *qin = q, *kin = k;
         if (c->qk_norm) {
-            qin = a->qpre + l * N * QD;
-            kin = a->kpre + l * N * KD;
+            qin = a->qpre + s * N * QD;
+            kin = a->kpre + s * N * KD;
             be->fill_zero(a->dqpre, N * QD * sizeof(float));
             be->fill_zero(a->dkpre, N * KD * sizeof(float));
-            be->rmsnorm_backward(a->dqpre, G(ADEPT_UNIT_Q_NORM), a->dq, qin, W(ADEPT_UNIT_Q_NORM), a->q_rstd + l * N * H,
+            be->rmsnorm_backward(a->dqpre, G(ADEPT_UNIT_Q_NORM), a->dq, qin, W(ADEPT_UNIT_Q_NORM), a->q_rstd + s * N * H,
                                    N * H, D);
             be->rmsnorm_backward(a->dkpre, G(ADEPT_UNIT_K_NORM), a->dk, kin, W(ADEPT_UNIT_K_NORM),
-                                   a->k_rstd + l * N * KH, N * KH, D);
+                                   a->k_rstd + s * N * KH, N * KH, D);
             dqp = a->dqpre;
             dkp = a->dkpre;
         }
@@ -102,7 +103,7 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         be->matmul_backward(dln, G(ADEPT_UNIT_V), G(ADEPT_UNIT_V_BIAS), a->dv, ln1, W(ADEPT_UNIT_V), N, C, KD, 1);
         if (dln)
             be->rmsnorm_backward(below ? a->dresid : NULL, G(ADEPT_UNIT_ATTN_NORM), dln, x, W(ADEPT_UNIT_ATTN_NORM),
-                                   a->ln1_rstd + l * N, N, C);
+                                   a->ln1_rstd + s * N, N, C);
     }
     if (embed_train)
         be->embedding_backward(adept_tensor_f32(m->params[m->embed_idx].grad), a->ids, a->dresid, N, C);

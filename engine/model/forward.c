@@ -55,16 +55,17 @@ void adept_model_forward_from(adept_model *m, int l0) {
     for (int l = l0; l < c->num_layers; l++) {
         float *x = a->resid + l * N * C, *xout = a->resid + (l + 1) * N * C;
         if (m->skip[l]) { be->copy(xout, x, N * C * sizeof(float)); continue; }
-        float *ln1 = a->ln1 + l * N * C, *q = a->q + l * N * QD, *k = a->k + l * N * KD, *v = a->v + l * N * KD;
-        float *mid = a->resid_mid + l * N * C, *ln2 = a->ln2 + l * N * C, *y = a->atty + l * N * QD;
-        float *gate = a->gate + l * N * F, *up = a->up + l * N * F, *h = a->hmlp + l * N * F;
-        be->rmsnorm_forward(ln1, a->ln1_rstd + l * N, x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), N, C, eps);
+        size_t s = adept_acts_slot(a, l); /* below the lowest layer backward reaches, one shared slot */
+        float *ln1 = a->ln1 + s * N * C, *q = a->q + s * N * QD, *k = a->k + s * N * KD, *v = a->v + s * N * KD;
+        float *mid = a->resid_mid + s * N * C, *ln2 = a->ln2 + s * N * C, *y = a->atty + s * N * QD;
+        float *gate = a->gate + s * N * F, *up = a->up + s * N * F, *h = a->hmlp + s * N * F;
+        be->rmsnorm_forward(ln1, a->ln1_rstd + s * N, x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), N, C, eps);
         if (c->qk_norm) {
-            float *qp = a->qpre + l * N * QD, *kp = a->kpre + l * N * KD;
+            float *qp = a->qpre + s * N * QD, *kp = a->kpre + s * N * KD;
             be->matmul_forward(qp, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
             be->matmul_forward(kp, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
-            be->rmsnorm_forward(q, a->q_rstd + l * N * H, qp, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), N * H, D, eps);
-            be->rmsnorm_forward(k, a->k_rstd + l * N * KH, kp, adept_model_w(m, l, ADEPT_UNIT_K_NORM), N * KH, D, eps);
+            be->rmsnorm_forward(q, a->q_rstd + s * N * H, qp, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), N * H, D, eps);
+            be->rmsnorm_forward(k, a->k_rstd + s * N * KH, kp, adept_model_w(m, l, ADEPT_UNIT_K_NORM), N * KH, D, eps);
         } else {
             be->matmul_forward(q, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
             be->matmul_forward(k, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
@@ -72,10 +73,10 @@ void adept_model_forward_from(adept_model *m, int l0) {
         be->matmul_forward(v, ln1, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), N, C, KD, 0);
         be->rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D, 0);
         be->rope_forward(k, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
-        be->attention_forward(y, a->lse + l * B * H * T, q, k, v, B, T, H, KH, D);
+        be->attention_forward(y, a->lse + s * B * H * T, q, k, v, B, T, H, KH, D);
         be->copy(mid, x, N * C * sizeof(float)); /* residual fused into the o_proj product (beta = 1) */
         be->matmul_forward(mid, y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, N, QD, C, 1);
-        be->rmsnorm_forward(ln2, a->ln2_rstd + l * N, mid, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), N, C, eps);
+        be->rmsnorm_forward(ln2, a->ln2_rstd + s * N, mid, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), N, C, eps);
         be->matmul_forward(gate, ln2, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, N, C, F, 0);
         be->matmul_forward(up, ln2, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, N, C, F, 0);
         be->swiglu_forward(h, gate, up, N * F);

@@ -41,7 +41,18 @@ typedef struct adept_acts {
     int32_t *ids, *tgt;           /* (N) the batch's inputs and targets on the device */
     void *block;                  /* the single allocation all of the above point into */
     const adept_backend *be;      /* the backend that allocated block */
+    /* The trainable-aware plan: backward needs the per-layer buffers (all of the above marked (L, ...) except
+       resid) only from the lowest layer it reaches (first_kept) up; the layers below run forward-only through
+       one shared slot. Slot of layer l: adept_acts_slot. resid keeps every layer (mask-out resumes from it). */
+    int first_kept;               /* lowest layer whose buffers backward reads (L: none, nothing trains) */
+    int slots;                    /* per-layer slots planned: L - first_kept, plus 1 streaming slot when > 0 */
 } adept_acts;
+
+/* Where layer l's per-layer buffers live: its own slot from first_kept up, the shared streaming slot 0 below. */
+static inline size_t adept_acts_slot(const adept_acts *a, int l) {
+    if (a->first_kept == 0) return (size_t)l;
+    return l < a->first_kept ? 0 : (size_t)(l - a->first_kept + 1);
+}
 
 /* The classifier's chunk: rows x V logits of about this many bytes (8 MiB: a few MiB, as issue 11 asks, so no
    [N, V] buffer exists), but never fewer than ADEPT_HEAD_MIN_ROWS rows, so each chunk's GEMM still reads the
@@ -55,7 +66,11 @@ size_t adept_model_head_rows(size_t N, size_t V, int override);
 typedef struct adept_plan_split {
     size_t kept, head, scratch, batch, total, head_rows;
 } adept_plan_split;
-adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override,
+/* Lowest layer whose input gradient backward needs (0 when the embedding trains; L when nothing in the layers
+   does): the trainable-aware plan keeps per-layer buffers from there up. */
+int adept_model_stop_layer(const adept_model *m);
+/* first_kept: the lowest layer whose buffers are kept (0: every layer, the most a plan can need) */
+adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override, int first_kept,
                                     adept_plan_split *out);
 
 struct adept_model {

@@ -57,13 +57,22 @@ size_t adept_model_head_rows(size_t N, size_t V, int override) {
 enum { KEPT, HEAD, SCRATCH, BATCH, N_CLASSES };
 typedef struct region { float **ptr; size_t n; int cls; } region;
 
-static size_t plan_regions(adept_acts *a, const adept_config *c, size_t B, size_t T, size_t head_rows, region *r) {
-    size_t L = (size_t)c->num_layers, N = B * T, C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
+/* Per-layer slots for a plan whose lowest kept layer is first_kept (adept_acts_slot). */
+static size_t plan_slots(int L, int first_kept) {
+    if (first_kept <= 0) return (size_t)L;
+    if (first_kept > L) first_kept = L;
+    return (size_t)(L - first_kept) + 1;
+}
+
+static size_t plan_regions(adept_acts *a, const adept_config *c, size_t B, size_t T, size_t head_rows,
+                           int first_kept, region *r) {
+    size_t Lr = (size_t)c->num_layers, L = plan_slots(c->num_layers, first_kept);
+    size_t N = B * T, C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
     size_t H = (size_t)c->num_heads, KH = (size_t)c->num_kv_heads, D = (size_t)c->head_dim;
     size_t QD = H * D, KD = KH * D, V = (size_t)c->vocab_size;
     int qk = c->qk_norm;
     region t[] = {
-        {&a->resid, (L + 1) * N * C, KEPT}, {&a->resid_mid, L * N * C, KEPT}, {&a->ln1, L * N * C, KEPT},
+        {&a->resid, (Lr + 1) * N * C, KEPT}, {&a->resid_mid, L * N * C, KEPT}, {&a->ln1, L * N * C, KEPT},
         {&a->ln1_rstd, L * N, KEPT}, {&a->q, L * N * QD, KEPT}, {&a->k, L * N * KD, KEPT}, {&a->v, L * N * KD, KEPT},
         {&a->qpre, qk ? L * N * QD : 0, KEPT}, {&a->kpre, qk ? L * N * KD : 0, KEPT},
         {&a->q_rstd, qk ? L * N * H : 0, KEPT}, {&a->k_rstd, qk ? L * N * KH : 0, KEPT},
@@ -95,13 +104,13 @@ static size_t plan_sizes(const region *r, size_t n, size_t cls_elems[N_CLASSES])
     return total > SIZE_MAX / 8 ? 0 : total;
 }
 
-adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override,
+adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override, int first_kept,
                                     adept_plan_split *out) {
     if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);
     adept_acts scratch_acts = {0};
     region r[MAX_REGIONS];
     size_t rows = adept_model_head_rows((size_t)B * T, (size_t)c->vocab_size, head_rows_override);
-    size_t n = plan_regions(&scratch_acts, c, (size_t)B, (size_t)T, rows, r), e[N_CLASSES];
+    size_t n = plan_regions(&scratch_acts, c, (size_t)B, (size_t)T, rows, first_kept, r), e[N_CLASSES];
     size_t total = plan_sizes(r, n, e);
     if (!total) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
     out->kept = e[KEPT] * sizeof(float), out->head = e[HEAD] * sizeof(float);
@@ -113,7 +122,9 @@ adept_status adept_model_plan_split(const adept_config *c, int B, int T, int hea
 adept_status adept_model_plan(adept_model *m, int B, int T) {
     adept_acts *a = &m->acts;
     size_t rows = adept_model_head_rows((size_t)B * T, (size_t)m->cfg.vocab_size, m->head_rows_override);
-    if (a->block && a->B == B && a->T == T && a->be == m->be && a->head_rows == rows) return ADEPT_OK;
+    int first_kept = adept_model_stop_layer(m);
+    if (a->block && a->B == B && a->T == T && a->be == m->be && a->head_rows == rows && a->first_kept == first_kept)
+        return ADEPT_OK;
     const adept_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);
     if (c->max_position_embeddings > 0 && T > c->max_position_embeddings)
@@ -121,7 +132,7 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
                           c->max_position_embeddings);
     adept_model_acts_free(a);
     region r[MAX_REGIONS];
-    size_t n = plan_regions(a, c, (size_t)B, (size_t)T, rows, r), e[N_CLASSES];
+    size_t n = plan_regions(a, c, (size_t)B, (size_t)T, rows, first_kept, r), e[N_CLASSES];
     size_t total = plan_sizes(r, n, e);
     if (!total) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
     const adept_backend *be = m->be;
@@ -139,6 +150,8 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
     a->B = B;
     a->T = T;
     a->head_rows = rows;
+    a->first_kept = first_kept;
+    a->slots = (int)plan_slots(c->num_layers, first_kept);
     a->bytes = total * sizeof(float);
     a->kept_bytes = e[KEPT] * sizeof(float), a->head_bytes = e[HEAD] * sizeof(float);
     a->scratch_bytes = e[SCRATCH] * sizeof(float), a->batch_bytes = e[BATCH] * sizeof(float);
@@ -153,10 +166,10 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
         adept_memory mem = adept_model_memory(m);
         const double MiB = 1048576.0;
         adept_log(any_plan_logged ? ADEPT_LOG_DEBUG : ADEPT_LOG_INFO, "model memory plan (batch %d x %d): params %.1f MiB, grads %.1f MiB, "
-                  "activations %.1f MiB (%.1f MiB per sequence; by class: kept for backward %.1f, classifier chunk of %zu "
-                  "rows %.1f, backward scratch %.1f, batch %.1f)", B, T, mem.params / MiB, mem.grads / MiB, a->bytes / MiB,
-                  a->bytes / MiB / B, a->kept_bytes / MiB, rows, a->head_bytes / MiB, a->scratch_bytes / MiB,
-                  a->batch_bytes / MiB);
+                  "activations %.1f MiB (%.1f MiB per sequence; by class: kept for backward %.1f for layers %d.. (%d per-layer "
+                  "slots), classifier chunk of %zu rows %.1f, backward scratch %.1f, batch %.1f)", B, T, mem.params / MiB,
+                  mem.grads / MiB, a->bytes / MiB, a->bytes / MiB / B, a->kept_bytes / MiB, first_kept, a->slots, rows,
+                  a->head_bytes / MiB, a->scratch_bytes / MiB, a->batch_bytes / MiB);
         m->plan_logged = 1;
         any_plan_logged = 1;
     }

@@ -266,9 +266,9 @@ static void test_plan_linear(void) {
     c.num_heads = 16, c.num_kv_heads = 8, c.head_dim = 128, c.max_position_embeddings = 40960;
     CHECK_OK(adept_model_config_check(&c));
     adept_plan_split p1, p2, p4;
-    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, &p1));
-    CHECK_OK(adept_model_plan_split(&c, 1, 4096, 0, &p2));
-    CHECK_OK(adept_model_plan_split(&c, 2, 4096, 0, &p4));
+    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, 0, &p1));
+    CHECK_OK(adept_model_plan_split(&c, 1, 4096, 0, 0, &p2));
+    CHECK_OK(adept_model_plan_split(&c, 2, 4096, 0, 0, &p4));
     printf("plan of a Qwen3-1.7B shape at 1 x 2048: %.1f MiB (kept %.1f, head %.1f in %zu rows, scratch %.1f, "
            "batch %.1f)\n", p1.total / 1048576.0, p1.kept / 1048576.0, p1.head / 1048576.0, p1.head_rows,
            p1.scratch / 1048576.0, p1.batch / 1048576.0);
@@ -278,7 +278,20 @@ static void test_plan_linear(void) {
     CHECK(p2.scratch >= 2 * p1.scratch - 37 * 64 && p2.scratch <= 2 * p1.scratch + 37 * 64);
     CHECK(p4.kept >= 2 * p2.kept - 37 * 64 && p4.kept <= 2 * p2.kept + 37 * 64); /* and in B */
     CHECK(p1.total == p1.kept + p1.head + p1.scratch + p1.batch);
-    CHECK_FAILS(adept_model_plan_split(&c, 0, 2048, 0, &p1), ADEPT_EINVAL);
+    CHECK_FAILS(adept_model_plan_split(&c, 0, 2048, 0, 0, &p1), ADEPT_EINVAL);
+    /* trainable-aware: with the lowest trainable layer at k, layers below k share one slot, so the kept class
+       loses k - 1 of the 28 per-layer slots (the residual stream, (L + 1) x N x C, stays whole: mask-out resumes
+       from it) */
+    adept_plan_split pk, pn;
+    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, 7, &pk));  /* ADEPT's lowest copy near L/4 */
+    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, 28, &pn)); /* nothing trains: forward-only */
+    /* the kept class = resid (L + 1) x N x C + the final norm's input and rstd (N x C + N) + 28 per-layer slots */
+    size_t resid = (size_t)29 * 2048 * 2048 * 4, lnf = ((size_t)2048 * 2048 + 2048) * 4;
+    size_t per_layer = (p1.kept - resid - lnf) / 28;
+    printf("kept for backward at 1 x 2048: every layer %.1f MiB, from layer 7 %.1f MiB, forward-only %.1f MiB\n",
+           p1.kept / 1048576.0, pk.kept / 1048576.0, pn.kept / 1048576.0);
+    CHECK(pk.kept + 6 * per_layer >= p1.kept - 64 * 37 && pk.kept + 6 * per_layer <= p1.kept + 64 * 37);
+    CHECK(pn.kept + 27 * per_layer >= p1.kept - 64 * 37 && pn.kept + 27 * per_layer <= p1.kept + 64 * 37);
 }
 
 int main(void) {
