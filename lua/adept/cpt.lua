@@ -7,7 +7,7 @@
 --   lr_policy  per-unit LR multipliers: "one" | "decoupled" | "uniform" | "inverted" | "shuffled" (refreshed
 --              every `refresh` steps from general-probe unit importance; the first refresh at step `refresh`)
 --   replay     fraction r of general tokens mixed into every domain batch (token-level, deterministic)
--- Every run sees the same token budget: steps x batch_size x seq_len target tokens.
+-- Every run sees the same token budget: steps x batch_size x grad_accum x processes x seq_len target tokens.
 -- Choices: seeds change the order of the domain (and replay) data only -- the holdout split, the probe and
 -- the base model are fixed (dataset seed 1), so seeds measure data-order variance; "random" placement also
 -- uses the seed. Evaluations are token-weighted losses on fixed holdout batches, taken before and after
@@ -26,7 +26,7 @@ M.defaults = {
   seed = 0, normalize = "by_kind", warmup = 10, min_ratio = 0.1, weight_decay = 0.1, clip = 1.0,
   probe_batches = 4, eval_batches = 16, shift_batches = 4, replay = 0, max_scale = 2,
   checkpoint_every = 0, eval_every = 0, force = false, report = true, max_documents = 0,
-  general_doc_split = "blank_line", domain_doc_split = "blank_line", progress = true, shard_optimizer = false,
+  general_doc_split = "blank_line", domain_doc_split = "blank_line", progress = true, shard_optimizer = false, grad_accum = 1,
 }
 
 -- The named methods: everything else about a run is shared.
@@ -77,7 +77,9 @@ local function declarations()
     {name = "lr", type = "number", min = 0, help = "peak learning rate"},
     {name = "refresh", type = "integer", min = 1, help = "steps between LR-scale refreshes"},
     {name = "seq_len", type = "integer", min = 1, help = "tokens per sequence"},
-    {name = "batch_size", type = "integer", min = 1, help = "sequences per step"},
+    {name = "batch_size", type = "integer", min = 1, help = "sequences per micro-batch (per process)"},
+    {name = "grad_accum", type = "integer", min = 1,
+     help = "micro-batches per optimizer step (sequences per step: batch_size x grad_accum x processes)"},
     {name = "seed", type = "integer", min = 0, help = "data-order seed (default: --seed N)"},
     {name = "normalize", choices = {"all", "by_kind", "by_layer"}, help = "LR-scale normalisation groups"},
     {name = "warmup", type = "integer", min = 0, help = "warmup steps"},
@@ -264,20 +266,23 @@ end
 local data_cache = {}
 local function load_data(o, tok)
   local function name(p) return type(p) == "table" and table.concat(p, ",") or tostring(p) end
-  local key = table.concat({name(o.general), name(o.domain), o.seq_len, o.batch_size, o.eval_batches,
+  local key = table.concat({name(o.general), name(o.domain), o.seq_len, o.batch_size, o.grad_accum or 1, o.eval_batches,
     o.probe_batches, o.max_documents, o.general_doc_split or "", o.domain_doc_split or ""}, "|")
   if data_cache[key] then return data_cache[key] end
   local general = adept.dataset{path = o.general, tokenizer = tok, seq_len = o.seq_len, holdout = 0.1, seed = 1,
     progress = false, batch_size = o.batch_size, max_documents = o.max_documents, doc_split = o.general_doc_split}
   local domain = adept.dataset{path = o.domain, tokenizer = tok, seq_len = o.seq_len, holdout = 0.05, seed = 1,
     progress = false, batch_size = o.batch_size, max_documents = o.max_documents, doc_split = o.domain_doc_split}
-  -- eval and probe batches have the GLOBAL batch size (batch_size per process x processes), so N processes
-  -- measure on the windows one process with batch N x batch_size measures on
-  local gbs = o.batch_size * adept.dist.world_size()
+  -- Evaluation and probe cover the windows of eval_batches / probe_batches GLOBAL batches (batch_size x
+  -- grad_accum x processes sequences), so runs that differ only in how a step's sequences are split measure on
+  -- the same tokens. Evaluation is a token-weighted sum, so it reads them in micro-batches of batch_size; unit
+  -- importance averages |gradient of each batch|, which depends on how the rows are grouped, so the probe keeps
+  -- whole global batches (its memory is that of a global batch).
+  local per = adept.dist.world_size() * (o.grad_accum or 1)
   local d = {general = general, domain = domain,
-    eval = {general = general:holdout():take(o.eval_batches, gbs),
-            domain = domain:holdout():take(o.eval_batches, gbs)},
-    probe = general:train():take(o.probe_batches, gbs)}
+    eval = {general = general:holdout():take(o.eval_batches * per, o.batch_size),
+            domain = domain:holdout():take(o.eval_batches * per, o.batch_size)},
+    probe = general:train():take(o.probe_batches, o.batch_size * per)}
   data_cache[key] = d
   return d
 end
@@ -380,12 +385,12 @@ function M.run(o)
   -- data: the domain stream (seed s starts s x steps batches in, so seeds see disjoint data), optionally mixed
   local domain_view = data.domain:train()
   domain_view:set_cursor({epoch = 0, position = 0})
-  for _ = 1, o.seed * o.steps do domain_view:next_batch(o.batch_size) end
+  for _ = 1, o.seed * o.steps * o.grad_accum do domain_view:next_batch(o.batch_size) end
   local source, replay_stats = domain_view, nil
   if o.replay and o.replay > 0 then
     local gv = data.general:train()
     gv:set_cursor({epoch = 0, position = 0})
-    for _ = 1, o.seed * o.steps do gv:next_batch(o.batch_size) end
+    for _ = 1, o.seed * o.steps * o.grad_accum do gv:next_batch(o.batch_size) end
     source, replay_stats = replay_source(domain_view, gv, o.replay, o.batch_size)
   end
 
@@ -393,6 +398,7 @@ function M.run(o)
   local ckpt_every = o.checkpoint_every > 0 and o.checkpoint_every or o.steps
   local t0 = adept.now()
   local res = adept.train{model = m, optimizer = opt, data = source, steps = o.steps, batch_size = o.batch_size,
+    grad_accum = o.grad_accum,
     schedule = make_schedule(o), clip = o.clip, every = every,
     eval = o.eval_every > 0 and data.eval or nil, eval_every = o.eval_every > 0 and o.eval_every or nil,
     checkpoint = {dir = o.out .. "/checkpoints", every = ckpt_every, keep = 1}, resume = true,
@@ -429,7 +435,8 @@ function M.run(o)
     domain_before = before.domain, domain_after = after.domain,
     trainable_params = trainable, total_params = total, base_params = base_params,
     trainable_share = trainable / total,
-    steps = res.steps, batch_size = o.batch_size, seq_len = o.seq_len, tokens = res.tokens_seen,
+    steps = res.steps, batch_size = o.batch_size, grad_accum = o.grad_accum, processes = adept.dist.world_size(),
+    seq_len = o.seq_len, tokens = res.tokens_seen,
     replay_tokens = replay_stats and replay_stats.general_tokens or 0,
     train_seconds = train_seconds, step_seconds = train_seconds / math.max(1, res.steps),
     importance_seconds = importance_seconds, lr_refreshes = refreshes, refresh = o.lr_policy ~= "one" and o.refresh or nil,
