@@ -63,17 +63,16 @@ int main(int argc, char **argv) {
     if (adept_model_config_check(&cfg) != ADEPT_OK) return fail("config");
     if (adept_model_create_on(&cfg, dev, 0, 0.02f, &m) != ADEPT_OK) return fail("model");
     int adept = !strcmp(mode, "adept");
-    if (adept) { /* 4 copies, one after every L/4-th layer as ADEPT places them; only they train (bench.py puts
-                    its 4 at the top: the same work per step) */
-        int L = cfg.num_layers, layers[4], idx[4];
-        if (L < 4) { fprintf(stderr, "bench_cuda_step: the adept mode needs 4 layers or more\n"); return 2; }
-        for (int j = 0; j < 4; j++) layers[j] = (j + 1) * L / 4 - 1;
-        if (adept_model_expand(m, layers, 4, idx) != ADEPT_OK) return fail("expand");
+    if (adept) { /* 4 identity copies stacked on top, as bench.py adds its 4 layers; only they train (ADEPT places
+                    them after every L/4-th layer: the same work forward, a deeper backward) */
+        int L = cfg.num_layers, idx[4];
+        for (int j = 0; j < 4; j++) {
+            int top = L - 1 + j;
+            if (adept_model_expand(m, &top, 1, &idx[j]) != ADEPT_OK) return fail("expand");
+        }
         for (size_t i = 0; i < adept_model_num_params(m); i++) {
             adept_param *p = adept_model_param(m, i);
-            int copy = 0;
-            for (int j = 0; j < 4; j++) copy |= p->layer == idx[j];
-            if (adept_model_set_trainable(m, i, copy) != ADEPT_OK) return fail("freeze");
+            if (adept_model_set_trainable(m, i, p->layer >= L) != ADEPT_OK) return fail("freeze");
         }
     }
     size_t n_all = 0, n_train = 0;
