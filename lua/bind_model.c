@@ -36,7 +36,7 @@ static int model_gc(lua_State *L) {
 
 /* The table is written as JSON and read by adept_hf_config_parse, the config.json parser, so both accept and
    default exactly the same fields. Without architectures or model_type the family is Llama. */
-static void config_from_table(lua_State *L, int arg, adept_config *c) {
+static void config_from_table(lua_State *L, int arg, adept_config *c, const char *fname) {
     luaL_checktype(L, arg, LUA_TTABLE);
     lua_getfield(L, arg, "architectures");
     lua_getfield(L, arg, "model_type");
@@ -57,16 +57,76 @@ static void config_from_table(lua_State *L, int arg, adept_config *c) {
     lua_call(L, 1, 1);
     size_t len;
     const char *json = lua_tolstring(L, -1, &len);
-    if (adept_hf_config_parse(json, len, "config", c) != ADEPT_OK) adept_lua_raise(L, "adept.model");
+    if (adept_hf_config_parse(json, len, "config", c) != ADEPT_OK) adept_lua_raise(L, fname);
     lua_pop(L, 1);
     free(c->config_json); /* saved from the parsed fields, as before: the JSON text was only the carrier */
     c->config_json = NULL;
 }
 
+/* adept.plan(config_or_dir [, {batch_size=8, seq_len=256, copies=0, trainable="all"|"none"|"copies"|{layers...},
+   shards=1}]) -> {weights=, masters=, grads=, optimizer=, activations=, workspace=, total=, params=,
+   trainable_params=, first_kept=, layers=}: the bytes a run will take, without loading or allocating
+   (adept_plan_estimate). config_or_dir: a table of HF config fields or a model directory (its config.json). */
+static int l_plan(lua_State *L) {
+    adept_config c;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/config.json", lua_tostring(L, 1));
+        ADEPT_LUA_TRY(L, "adept.plan", adept_hf_config_read(path, &c));
+    } else {
+        config_from_table(L, 1, &c, "adept.plan");
+    }
+    adept_plan_request r = {.batch_size = 8, .seq_len = 256, .trainable = ADEPT_PLAN_ALL, .shards = 1};
+    int *layers = NULL;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        static const char *const keys[] = {"batch_size", "seq_len", "copies", "trainable", "shards", NULL};
+        adept_lua_check_keys(L, 2, keys, "adept.plan");
+        r.batch_size = (int)adept_lua_opt_int_field_range(L, 2, "batch_size", 8, 1, 1 << 20);
+        r.seq_len = (int)adept_lua_opt_int_field_range(L, 2, "seq_len", 256, 1, 1 << 24);
+        r.copies = (int)adept_lua_opt_int_field_range(L, 2, "copies", 0, 0, 1 << 16);
+        r.shards = (int)adept_lua_opt_int_field_range(L, 2, "shards", 1, 1, 1 << 20);
+        lua_getfield(L, 2, "trainable");
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_Integer n = luaL_len(L, -1);
+            if (n < 0 || n > 1 << 16) return luaL_error(L, "adept.plan: trainable lists %d layers", (int)n);
+            layers = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof(int), 0);
+            lua_insert(L, -2); /* keep the buffer below the list */
+            for (lua_Integer i = 1; i <= n; i++) {
+                lua_geti(L, -1, i);
+                if (!lua_isinteger(L, -1))
+                    return luaL_error(L, "adept.plan: trainable[%d] must be a layer index (an integer)", (int)i);
+                layers[i - 1] = (int)lua_tointeger(L, -1);
+                lua_pop(L, 1);
+            }
+            r.trainable = ADEPT_PLAN_LAYERS, r.layers = layers, r.n_layers = (int)n;
+        } else if (!lua_isnil(L, -1)) {
+            const char *t = lua_tostring(L, -1);
+            if (!t || !(strcmp(t, "all") == 0 || strcmp(t, "none") == 0 || strcmp(t, "copies") == 0))
+                return luaL_error(L, "adept.plan: trainable must be \"all\", \"none\", \"copies\" or a list of layers, got %s",
+                                  t ? t : luaL_typename(L, -1));
+            r.trainable = !strcmp(t, "all") ? ADEPT_PLAN_ALL : !strcmp(t, "none") ? ADEPT_PLAN_NONE : ADEPT_PLAN_COPIES;
+        }
+        lua_pop(L, 1);
+    }
+    adept_plan_bytes b;
+    adept_status st = adept_plan_estimate(&c, &r, &b);
+    adept_hf_config_clear(&c);
+    if (st != ADEPT_OK) return adept_lua_raise(L, "adept.plan");
+    lua_createtable(L, 0, 11);
+#define SET(k, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, k))
+    SET("weights", b.weights), SET("masters", b.masters), SET("grads", b.grads), SET("optimizer", b.optimizer);
+    SET("activations", b.activations), SET("workspace", b.workspace), SET("total", b.total);
+    SET("params", b.params), SET("trainable_params", b.trainable_params), SET("first_kept", b.first_kept);
+    SET("layers", b.layers);
+#undef SET
+    return 1;
+}
+
 /* adept.model(config [, {seed=, init_std=, device=}]): device defaults to adept.default_device */
 static int l_model(lua_State *L) {
     adept_config c;
-    config_from_table(L, 1, &c);
+    config_from_table(L, 1, &c, "adept.model");
     lua_Integer seed = 0;
     lua_Number std = 0.02;
     if (!lua_isnoneornil(L, 2)) {
@@ -448,6 +508,6 @@ void adept_open_model(lua_State *L) {
         {"hidden_states", adept_lua_model_hidden_states}, {"device", m_device}, {NULL, NULL}};
     static const adept_lua_class cls = {ADEPT_MODEL_MT, methods, NULL, model_gc, model_tostring, model_index};
     adept_lua_new_class(L, &cls);
-    static const luaL_Reg fns[] = {{"model", l_model}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"model", l_model}, {"plan", l_plan}, {NULL, NULL}};
     adept_lua_setfuncs(L, fns, "adept.");
 }

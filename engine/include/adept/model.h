@@ -173,6 +173,27 @@ adept_status adept_model_set_expanded(adept_model *m, int layer, int expanded);
 int adept_model_num_layers(const adept_model *m);
 
 /* Bytes held: parameters, gradients, activations (the planned buffers). */
+/* A run's memory before it starts (engine/model/estimate.c): weights of a config, plus `copies` identity copies
+   (ADEPT's uniform placement), trained as said, for batch_size x seq_len, the optimizer sharded over `shards`
+   processes (ZeRO-1; 1 otherwise). Bytes by class, as the engine allocates them (fp32 weights today). */
+typedef enum adept_plan_trainable {
+    ADEPT_PLAN_ALL = 0, ADEPT_PLAN_NONE, ADEPT_PLAN_COPIES, ADEPT_PLAN_LAYERS
+} adept_plan_trainable;
+typedef struct adept_plan_request {
+    int batch_size, seq_len;
+    int copies;                       /* layers added by expansion before training */
+    adept_plan_trainable trainable;   /* everything, nothing, only the copies, or the listed layers */
+    const int *layers;                /* ADEPT_PLAN_LAYERS: 0-based indices in the expanded model */
+    int n_layers;
+    int shards;
+} adept_plan_request;
+typedef struct adept_plan_bytes {
+    size_t weights, masters, grads, optimizer, activations, workspace, total;
+    size_t params, trainable_params;
+    int first_kept, layers;           /* lowest layer whose activations are kept; layers after expansion */
+} adept_plan_bytes;
+adept_status adept_plan_estimate(const adept_config *cfg, const adept_plan_request *r, adept_plan_bytes *out);
+
 typedef struct adept_memory {
     size_t params, grads, activations;
 } adept_memory;
