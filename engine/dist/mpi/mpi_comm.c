@@ -72,28 +72,6 @@ static adept_status reduce_chunk(mpi_impl *p, float *x, size_t n) {
     return ADEPT_OK;
 }
 
-static adept_status mpi_reduce_f32(adept_comm *c, const adept_backend *be, float *data, size_t n) {
-    mpi_impl *p = c->impl;
-    if (p->size == 1 || n == 0) return ADEPT_OK;
-    int on_host = be->device == ADEPT_CPU;
-    float *host = data;
-    if (!on_host) {
-        host = adept_alloc(n * sizeof(float));
-        if (!host) return adept_fail(ADEPT_ENOMEM, "dist (mpi): out of host memory to stage %zu MiB of gradients",
-                                     n * sizeof(float) >> 20);
-        adept_status st = be->to_host(host, data, n * sizeof(float));
-        if (st != ADEPT_OK) { adept_free(host); return st; }
-    }
-    adept_status st = ADEPT_OK;
-    for (size_t off = 0; st == ADEPT_OK && off < n; off += CHUNK_FLOATS)
-        st = reduce_chunk(p, host + off, n - off < CHUNK_FLOATS ? n - off : CHUNK_FLOATS);
-    if (!on_host) {
-        if (st == ADEPT_OK) st = be->to_device(data, host, n * sizeof(float));
-        adept_free(host);
-    }
-    return st;
-}
-
 /* A device slab staged through host memory for the duration of fn; a host slab as it is. */
 static adept_status with_host(mpi_impl *p, const adept_backend *be, float *data, size_t n,
                               adept_status (*fn)(mpi_impl *, float *, size_t)) {
@@ -105,6 +83,20 @@ static adept_status with_host(mpi_impl *p, const adept_backend *be, float *data,
     if (st == ADEPT_OK) st = be->to_device(data, host, n * sizeof(float));
     adept_free(host);
     return st;
+}
+
+/* the whole slab in chunks of at most CHUNK_FLOATS (bounded staging, int counts) */
+static adept_status reduce_all(mpi_impl *p, float *x, size_t n) {
+    adept_status st = ADEPT_OK;
+    for (size_t off = 0; st == ADEPT_OK && off < n; off += CHUNK_FLOATS)
+        st = reduce_chunk(p, x + off, n - off < CHUNK_FLOATS ? n - off : CHUNK_FLOATS);
+    return st;
+}
+
+static adept_status mpi_reduce_f32(adept_comm *c, const adept_backend *be, float *data, size_t n) {
+    mpi_impl *p = c->impl;
+    if (p->size == 1 || n == 0) return ADEPT_OK;
+    return with_host(p, be, data, n, reduce_all);
 }
 
 /* ZeRO-1's reduce-scatter over the blocks of adept_comm_block, in rounds of at most CHUNK_FLOATS / N floats per
