@@ -200,9 +200,21 @@ local function run(cfg, held)
       argerr("every must map step intervals (integers >= 1) to functions")
     end
   end
-  local eval_every = cfg.eval_every
-  local eval_n = cfg.eval_batches or 16
-  local log_every = cfg.log_every or 1
+  -- intervals are checked here, before step 1, so a bad value never surfaces later as a raw Lua error
+  local function interval(name, v, default)
+    if v == nil then return default end
+    if math.type(v) ~= "integer" or v < 1 then argerr("%s must be an integer >= 1, got %s", name, tostring(v)) end
+    return v
+  end
+  if math.type(batch_size) ~= "integer" or batch_size < 1 then
+    argerr("batch_size must be an integer >= 1, got %s", tostring(batch_size))
+  end
+  local eval_every = interval("eval_every", cfg.eval_every, nil)
+  local eval_n = interval("eval_batches", cfg.eval_batches, 16)
+  local log_every = interval("log_every", cfg.log_every, 1)
+  if cfg.eval ~= nil and type(cfg.eval) ~= "table" then
+    argerr("eval must be a table of name = dataset or array of batches, got %s", type(cfg.eval))
+  end
   local ck = cfg.checkpoint
   if ck ~= nil and (type(ck) ~= "table" or type(ck.dir) ~= "string") then argerr("checkpoint must be {dir=, every=, keep=}") end
   if ck then

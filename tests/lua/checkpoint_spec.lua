@@ -243,6 +243,28 @@ describe("checkpoint.keep", function()
     assert.same({}, adept.fs.exists(d .. "/ckpt") and steps_in(d .. "/ckpt") or {})
   end)
 
+  it("log_every, eval_every, eval_batches and batch_size below 1 are refused before step 1, naming the option", function()
+    local m = H.tiny_model()
+    local w0 = m:param("model.norm.weight"):get(1)
+    local cases = {
+      {log_every = 0}, {log_every = -2}, {eval_every = 0}, {eval_every = 2.5}, {eval_batches = 0}, {batch_size = 0},
+    }
+    for _, bad in ipairs(cases) do
+      local key, val = next(bad)
+      local cfg = {model = m, optimizer = adept.adamw(m), data = function() return {{1, 2, 3}} end, steps = 2,
+                   progress = false, eval = {held = {{{1, 2, 3}}}}}
+      cfg[key] = val
+      local ok, err = pcall(adept.train, cfg)
+      assert.is_false(ok)
+      assert.matches("adept.train: " .. key .. " must be an integer >= 1, got " .. tostring(val), err, 1, true)
+    end
+    local ok, err = pcall(adept.train, {model = m, optimizer = adept.adamw(m), data = function() return {{1, 2, 3}} end,
+                                        steps = 1, progress = false, eval = "held"})
+    assert.is_false(ok)
+    assert.matches("eval must be a table", err, 1, true)
+    assert.equal(w0, m:param("model.norm.weight"):get(1)) -- no step ran
+  end)
+
   it("never removes the checkpoint just written, even below a newer one that failed verification", function()
     local d = tmpdir()
     local out, ok = run("out=" .. d .. " steps=6 keep=3")
