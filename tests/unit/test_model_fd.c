@@ -260,7 +260,8 @@ static void test_f32_matches_f64(void) {
 
 /* The fp32 kernels the model runs give the same bits for 1 and 3 threads: every output element has one owner
    that sums in a fixed order (items are (batch, head, block); the schedule only picks the thread). T = 150
-   spans three blocks; the gradients accumulate onto nonzero contents. */
+   spans three blocks; the gradients accumulate onto nonzero contents. With B * KH = 4 items, 1 thread takes the
+   one-sweep backward and 3 threads the two-pass one (engine/ops/cpu/layers_impl.inc): they must agree bitwise. */
 static void test_attention_threads(void) {
     size_t B = 2, T = 150, H = 4, KH = 2, D = 16, nq = B * T * H * D, nk = B * T * KH * D, nl = B * H * T;
     float *in = own(malloc((2 * nq + 2 * nk) * 4));
