@@ -244,7 +244,9 @@ static void test_device_tensors(void) {
     CHECK(rd && adept_tensor_device(rd) == ADEPT_CUDA);
     CHECK_OK(adept_tensor_host(rd, &rdh));
     CHECK(rdh && !memcmp(adept_tensor_data(rdh), adept_tensor_data(rc), 15 * sizeof(float)));
-    CHECK_FAILS(adept_ops_scale_rows_new(d, w, &rdh), ADEPT_ESHAPE); /* weights on the host, tensor on the device */
+    adept_tensor *mixed = NULL;
+    CHECK_FAILS(adept_ops_scale_rows_new(d, w, &mixed), ADEPT_ESHAPE); /* weights on the host, tensor on the device */
+    CHECK(mixed == NULL);
     adept_tensor_free(w), adept_tensor_free(wd), adept_tensor_free(rc), adept_tensor_free(rd), adept_tensor_free(rdh);
     double sc = 0, sd = 1;
     CHECK_OK(adept_ops_norm(h, &sc));
