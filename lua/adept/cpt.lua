@@ -296,8 +296,7 @@ local function load_data(o, tok)
     eval = {general = general:holdout():take(o.eval_batches * per, o.batch_size),
             domain = domain:holdout():take(o.eval_batches * per, o.batch_size)},
     probe = general:train():take(o.probe_batches, o.batch_size * per),
-    -- TaSL's domain-side importance: the first batches of the domain training stream (take ignores the cursor)
-    probe_domain = domain:train():take(o.probe_batches, o.batch_size * per)}
+    probe_size = o.batch_size * per}
   data_cache[key] = d
   return d
 end
@@ -440,6 +439,8 @@ function M.run(o)
   local tasl_record
   if tasl then
     local t0 = adept.now()
+    -- the first probe_batches batches of the domain training stream (take ignores the cursor), read on first use
+    data.probe_domain = data.probe_domain or data.domain:train():take(o.probe_batches, data.probe_size)
     local new = adept.tasl.localize(m, data.probe_domain, tasl.opts)
     local r = adept.tasl.consolidate(m, tasl.before, tasl.old, new, {normalize = o.tasl_normalize, rule = o.tasl_rule})
     tasl_seconds = tasl_seconds + adept.now() - t0
