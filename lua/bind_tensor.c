@@ -390,6 +390,17 @@ static int l_sub(lua_State *L) { return method_binary(L, ADEPT_OP_SUB); }
 static int l_mul(lua_State *L) { return method_binary(L, ADEPT_OP_MUL); }
 static int l_div(lua_State *L) { return method_binary(L, ADEPT_OP_DIV); }
 
+/* t:scale_rows(w): row r of t times w[r] (adept_ops_scale_rows). */
+static int l_scale_rows(lua_State *L) {
+    adept_tensor *a = adept_lua_check_tensor(L, 1), *out;
+    check_nargs(L, 2);
+    adept_tensor *w = adept_lua_to_tensor(L, 2);
+    if (!w) return luaL_argerror(L, 2, lua_pushfstring(L, "tensor of row weights expected, got %s", type_name(L, 2)));
+    OP_TRY(L, adept_ops_scale_rows_new(a, w, &out));
+    push_new(L, out);
+    return 1;
+}
+
 /* Operators: either side may be a number (2 - t is rsub, 2 / t is rdiv). */
 static int meta_binary(lua_State *L, adept_binary_op op, adept_binary_op reversed) {
     if (lua_type(L, 1) == LUA_TNUMBER) {
@@ -518,7 +529,8 @@ void adept_lua_tensor_metatable(lua_State *L) {
         {"clone", l_clone}, {"table", l_table},   {"abs", l_abs},       {"square", l_square}, {"sqrt", l_sqrt},
         {"add", l_add},     {"sub", l_sub},       {"mul", l_mul},       {"div", l_div},     {"sum", l_sum},
         {"mean", l_mean},   {"max", l_max},       {"min", l_min},       {"norm", l_norm},   {"dot", l_dot},
-        {"cosine", l_cosine}, {"topk", l_topk},   {"to", l_to},         {"device", l_device}, {NULL, NULL}};
+        {"cosine", l_cosine}, {"topk", l_topk},   {"to", l_to},         {"device", l_device},
+        {"scale_rows", l_scale_rows}, {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__len", l_len},   {"__add", l_meta_add}, {"__sub", l_meta_sub}, {"__mul", l_meta_mul},
         {"__div", l_meta_div}, {"__unm", l_unm},  {NULL, NULL}};

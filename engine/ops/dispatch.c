@@ -333,3 +333,40 @@ adept_status adept_ops_clone(const adept_tensor *a, adept_tensor **out) {
     if (st != ADEPT_OK) { adept_tensor_free(*out); *out = NULL; }
     return st;
 }
+
+/* ---- row scaling ---- */
+
+static adept_status check_row_weights(const adept_tensor *a, const adept_tensor *w) {
+    char sa[128], sw[128];
+    if (a->ndim < 1)
+        return adept_fail(ADEPT_ESHAPE, "scale_rows: the tensor %s has no rows (it needs at least one dimension)",
+                          adept_shape_str(a->ndim, a->shape, sa, sizeof sa));
+    ADEPT_TRY(check_dtype("scale_rows", a->dtype, 0));
+    ADEPT_TRY(check_dtype("scale_rows", w->dtype, 0));
+    if (w->ndim != 1 || w->shape[0] != a->shape[0])
+        return adept_fail(ADEPT_ESHAPE, "scale_rows: the row weights %s must be [%lld], one per row of the tensor %s",
+                          adept_shape_str(w->ndim, w->shape, sw, sizeof sw), (long long)a->shape[0],
+                          adept_shape_str(a->ndim, a->shape, sa, sizeof sa));
+    return ADEPT_OK;
+}
+
+adept_status adept_ops_scale_rows(const adept_tensor *a, const adept_tensor *w, adept_tensor *out) {
+    if (!out || !a || !w) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
+    const adept_backend *be;
+    ADEPT_TRY(backend_of("scale_rows", a, w, &be));
+    ADEPT_TRY(backend_of("scale_rows", a, out, &be));
+    ADEPT_TRY(check_row_weights(a, w));
+    ADEPT_TRY(check_same("scale_rows", a, out, "(input and output)"));
+    if (staged(be, be->scale_rows != NULL)) return adept_staged_scale_rows(a, w, out);
+    ADEPT_TRY(entry_present("scale_rows", be, be->scale_rows != NULL));
+    return be->scale_rows(a, w, out);
+}
+
+adept_status adept_ops_scale_rows_new(const adept_tensor *a, const adept_tensor *w, adept_tensor **out) {
+    if (!a || !w || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
+    ADEPT_TRY(check_row_weights(a, w)); /* before allocating: the message names both shapes */
+    ADEPT_TRY(new_on(a, a->dtype, a->ndim, a->shape, out));
+    adept_status st = adept_ops_scale_rows(a, w, *out);
+    if (st != ADEPT_OK) { adept_tensor_free(*out); *out = NULL; }
+    return st;
+}

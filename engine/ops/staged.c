@@ -86,6 +86,17 @@ adept_status adept_staged_topk(const adept_tensor *a, size_t k, adept_tensor *va
     return st;
 }
 
+adept_status adept_staged_scale_rows(const adept_tensor *a, const adept_tensor *w, adept_tensor *out) {
+    adept_tensor *ha, *hw = NULL, *ho;
+    ADEPT_TRY(adept_tensor_host(a, &ha));
+    adept_status st = adept_tensor_host(w, &hw);
+    if (st == ADEPT_OK) st = host_like(out, &ho);
+    if (st == ADEPT_OK) st = put(out, ho, cpu()->scale_rows(ha, hw, ho));
+    adept_tensor_free(ha);
+    adept_tensor_free(hw);
+    return st;
+}
+
 /* clone on one device: a device-to-device copy, nothing crosses to the host */
 adept_status adept_staged_copy(const adept_tensor *src, adept_tensor *dst) {
     if (src->storage->device == dst->storage->device) {

@@ -12,6 +12,7 @@ adept_status adept_staged_reduce(adept_reduce_op op, const adept_tensor *a, doub
 adept_status adept_staged_reduce_dim(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor *out);
 adept_status adept_staged_dot3(const adept_tensor *a, const adept_tensor *b, double out[3]);
 adept_status adept_staged_topk(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices);
+adept_status adept_staged_scale_rows(const adept_tensor *a, const adept_tensor *w, adept_tensor *out);
 adept_status adept_staged_copy(const adept_tensor *src, adept_tensor *dst);
 
 #endif

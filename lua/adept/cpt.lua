@@ -7,6 +7,8 @@
 --   lr_policy  per-unit LR multipliers: "one" | "decoupled" | "uniform" | "inverted" | "shuffled" (refreshed
 --              every `refresh` steps from general-probe unit importance; the first refresh at step `refresh`)
 --   replay     fraction r of general tokens mixed into every domain batch (token-level, deterministic)
+--   consolidate  "tasl": after training, every skill unit becomes an importance-weighted average of its weights
+--              before and after (adept.tasl; units important on the general probe keep more of the old weights)
 -- Every run sees the same token budget: steps x batch_size x grad_accum x processes x seq_len target tokens.
 -- Choices: seeds change the order of the domain (and replay) data only -- the holdout split, the probe and
 -- the base model are fixed (dataset seed 1), so seeds measure data-order variance; "random" placement also
@@ -38,6 +40,7 @@ M.METHODS = {
   replay     = {placement = "none", train = "all", lr_policy = "one", replay = 0.25},
   no_stage1  = {placement = "none", train = "least_important", lr_policy = "decoupled"},
   no_stage2  = {placement = "importance", train = "copies", lr_policy = "one"},
+  tasl       = {placement = "none", train = "all", lr_policy = "one", consolidate = "tasl"},
 }
 
 local function fail(msg, ...) error("adept.cpt: " .. msg:format(...), 0) end
@@ -102,6 +105,16 @@ local function declarations()
     {name = "domain_doc_split", choices = {"blank_line", "line", "file"}, help = "domain corpus document split"},
     {name = "progress", type = "boolean", help = "progress line while training"},
     {name = "allow_nonfinite", type = "boolean", help = "load weights holding NaN or infinity"},
+    -- TaSL (adept.tasl, docs/adept.md): no defaults here, so the other methods' options stay as they were; unset
+    -- means adept.tasl.defaults
+    {name = "consolidate", choices = {"none", "tasl"},
+     help = "after training: \"tasl\" averages each skill unit's weights before and after by importance"},
+    {name = "tasl_granularity", choices = {"row", "tensor"}, help = "TaSL skill unit: a matrix row or a whole tensor"},
+    {name = "tasl_beta1", type = "number", min = 0, max = 0.999999, help = "TaSL sensitivity smoothing (EMA) factor"},
+    {name = "tasl_beta2", type = "number", min = 0, max = 0.999999, help = "TaSL uncertainty smoothing (EMA) factor"},
+    {name = "tasl_normalize", choices = {"minmax", "none"}, help = "TaSL unit scores: min-max over all units, or raw"},
+    {name = "tasl_rule", choices = {"ratio", "threshold"},
+     help = "TaSL share kept: old/(old+new), or the official code's top-20% threshold cases"},
   }, pos
 end
 M.declarations = declarations
@@ -282,7 +295,8 @@ local function load_data(o, tok)
   local d = {general = general, domain = domain,
     eval = {general = general:holdout():take(o.eval_batches * per, o.batch_size),
             domain = domain:holdout():take(o.eval_batches * per, o.batch_size)},
-    probe = general:train():take(o.probe_batches, o.batch_size * per)}
+    probe = general:train():take(o.probe_batches, o.batch_size * per),
+    probe_size = o.batch_size * per}
   data_cache[key] = d
   return d
 end
@@ -300,7 +314,7 @@ function M.run(o)
   local id, parts = P.identity(o, recipe, modules)
   local previous
   if o.force then
-    for _, f in ipairs{"summary.json", "metrics.jsonl", "importance.json", "run.json", "report.md"} do
+    for _, f in ipairs{"summary.json", "metrics.jsonl", "importance.json", "run.json", "report.md", "tasl.json"} do
       if is_main() then os.remove(o.out .. "/" .. f) end
     end
     for _, d in ipairs{"checkpoints", "model"} do
@@ -371,6 +385,17 @@ function M.run(o)
   local trainable = m:trainable_params()
   local total = param_count(m)
 
+  -- TaSL: the general-probe importance of every trainable unit and the weights to return to, before training.
+  -- Taken from the loaded weights, so a resumed run computes the same ones.
+  local tasl, tasl_seconds
+  if o.consolidate == "tasl" then
+    local t0 = adept.now()
+    tasl = {opts = {granularity = o.tasl_granularity, beta1 = o.tasl_beta1, beta2 = o.tasl_beta2}}
+    tasl.old = adept.tasl.localize(m, data.probe, tasl.opts)
+    tasl.before = adept.tasl.snapshot(m)
+    tasl_seconds = adept.now() - t0
+  end
+
   -- Stage 2 and the optimizer (created after surgery: state is keyed by name)
   local opt = adept.adamw(m, {lr = o.lr, weight_decay = o.weight_decay, shard_optimizer = o.shard_optimizer})
   local every = {}
@@ -410,6 +435,29 @@ function M.run(o)
   local refreshes = 0
   if o.lr_policy ~= "one" then refreshes = (math.max(0, res.steps - 1)) // o.refresh end
 
+  -- TaSL: domain importance with the trained weights, then consolidation in place (before the after-evaluation)
+  local tasl_record
+  if tasl then
+    local t0 = adept.now()
+    -- the first probe_batches batches of the domain training stream (take ignores the cursor), read on first use
+    data.probe_domain = data.probe_domain or data.domain:train():take(o.probe_batches, data.probe_size)
+    local new = adept.tasl.localize(m, data.probe_domain, tasl.opts)
+    local r = adept.tasl.consolidate(m, tasl.before, tasl.old, new, {normalize = o.tasl_normalize, rule = o.tasl_rule})
+    tasl_seconds = tasl_seconds + adept.now() - t0
+    local d = adept.tasl.defaults
+    tasl_record = {granularity = o.tasl_granularity or d.granularity, beta1 = o.tasl_beta1 or d.beta1,
+      beta2 = o.tasl_beta2 or d.beta2, normalize = o.tasl_normalize or d.normalize, rule = o.tasl_rule or d.rule,
+      units = r.units, mean_kept = r.mean_kept, kept_all = r.kept_all, took_new = r.took_new,
+      seconds = tasl_seconds, tensors = {}}
+    -- per tensor: the share kept (γ) and both unit scores, so a reader can check what moved less and why
+    for name, g in pairs(r.weights) do
+      local function plain(v) return type(v) == "number" and v or v:table() end
+      tasl_record.tensors[name] = {kept = plain(g), old = plain(tasl.old[name]), new = plain(new[name])}
+    end
+    write_json(o.out .. "/tasl.json", tasl_record)
+    tasl.before, tasl.old = nil, nil
+  end
+
   -- after
   local after = {general = eval_loss(m, data.eval.general), domain = eval_loss(m, data.eval.domain)}
   local shift_g = adept.eval.token_shift(base, m, {table.unpack(data.eval.general, 1, o.shift_batches)})
@@ -439,7 +487,9 @@ function M.run(o)
     seq_len = o.seq_len, tokens = res.tokens_seen,
     replay_tokens = replay_stats and replay_stats.general_tokens or 0,
     train_seconds = train_seconds, step_seconds = train_seconds / math.max(1, res.steps),
-    importance_seconds = importance_seconds, lr_refreshes = refreshes, refresh = o.lr_policy ~= "one" and o.refresh or nil,
+    importance_seconds = importance_seconds, tasl_seconds = tasl_seconds,
+    tasl_mean_kept = tasl_record and tasl_record.mean_kept or nil, consolidate = o.consolidate,
+    lr_refreshes = refreshes, refresh = o.lr_policy ~= "one" and o.refresh or nil,
     token_shift_general = shift_g.share, token_shift_domain = shift_d.share, kl_general = shift_g.kl,
     wall_time = adept.now() - t_start + earlier_seconds, threads = adept.threads and adept.threads() or nil,
     model = model_path, general = o.general, domain = o.domain,

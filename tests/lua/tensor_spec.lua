@@ -207,6 +207,20 @@ describe("adept tensors", function()
       assert.has_error(function() a:cosine(b) end, "adept.Tensor:cosine: shapes [2, 3] and [3, 2] differ")
       assert.has_error(function() a:add(adept.zeros({2, 3}, "i32")) end, "adept.Tensor:add: dtypes f32 and i32 differ")
     end)
+
+    it("scales rows by a vector: row r of t times w[r], exact f32 products", function()
+      local t = adept.tensor({{1, -2, 3}, {0.5, 4, -8}})
+      local w = adept.tensor({0.25, -3})
+      assert.same({{0.25, -0.5, 0.75}, {-1.5, -12, 24}}, t:scale_rows(w):table())
+      assert.same({-0.5, 12}, adept.tensor({-2, -4}):scale_rows(w):table()) -- a vector's rows are its elements
+      -- every element is one f32 multiplication: 0.1f * 3 rounded to f32, as adept's elementwise mul gives
+      local x = adept.tensor({{0.1, 0.2}})
+      assert.same(x:mul(3):table(), x:scale_rows(adept.tensor({3})):table())
+      assert.has_error(function() t:scale_rows(adept.tensor({1, 2, 3})) end,
+        "adept.Tensor:scale_rows: the row weights [3] must be [2], one per row of the tensor [2, 3]")
+      assert.has_error(function() t:scale_rows(2) end)
+      assert.has_error(function() adept.tensor(1):scale_rows(adept.tensor({1})) end)
+    end)
   end)
 
   describe("devices", function()

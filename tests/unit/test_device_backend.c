@@ -233,6 +233,21 @@ static void test_device_tensors(void) {
     CHECK(od && adept_tensor_device(od) == ADEPT_CUDA);
     CHECK_OK(adept_tensor_host(od, &odh));
     CHECK(odh && !memcmp(adept_tensor_data(odh), adept_tensor_data(oc), 15 * sizeof(float)));
+    /* row scaling staged through the host: bitwise the CPU's */
+    int64_t wshape[1] = {3};
+    adept_tensor *w = NULL, *wd = NULL, *rc = NULL, *rd = NULL, *rdh = NULL;
+    CHECK_OK(adept_tensor_new(ADEPT_F32, 1, wshape, &w));
+    for (int i = 0; i < 3; i++) adept_tensor_f32(w)[i] = 0.25f * (float)(i + 1) - 0.1f;
+    CHECK_OK(adept_tensor_copy_to(w, ADEPT_CUDA, &wd));
+    CHECK_OK(adept_ops_scale_rows_new(h, w, &rc));
+    CHECK_OK(adept_ops_scale_rows_new(d, wd, &rd));
+    CHECK(rd && adept_tensor_device(rd) == ADEPT_CUDA);
+    CHECK_OK(adept_tensor_host(rd, &rdh));
+    CHECK(rdh && !memcmp(adept_tensor_data(rdh), adept_tensor_data(rc), 15 * sizeof(float)));
+    adept_tensor *mixed = NULL;
+    CHECK_FAILS(adept_ops_scale_rows_new(d, w, &mixed), ADEPT_ESHAPE); /* weights on the host, tensor on the device */
+    CHECK(mixed == NULL);
+    adept_tensor_free(w), adept_tensor_free(wd), adept_tensor_free(rc), adept_tensor_free(rd), adept_tensor_free(rdh);
     double sc = 0, sd = 1;
     CHECK_OK(adept_ops_norm(h, &sc));
     CHECK_OK(adept_ops_norm(d, &sd));

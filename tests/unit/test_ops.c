@@ -304,6 +304,52 @@ static void test_reduce_dim(void) {
     }
 }
 
+/* scale_rows: every element is the single f32 product a[r, c] * w[r] (a product of two floats is exact in
+   double, so rounding it to float is the reference, bitwise); shape and dtype errors name what was wrong. */
+static void test_scale_rows(void) {
+    for (int s = 0; s < NSHAPES; s++) {
+        if (shapes[s].ndim == 0) continue;
+        adept_tensor *a = random_f32(&shapes[s], 700 + s, 0);
+        shape_t wsh = {1, {shapes[s].shape[0]}};
+        adept_tensor *w = random_f32(&wsh, 800 + s, 0);
+        size_t n = adept_tensor_numel(a), rows = (size_t)a->shape[0], cols = rows ? n / rows : 0;
+        adept_tensor *out = guarded(ADEPT_F32, a->ndim, a->shape);
+        CHECK_OK(adept_ops_scale_rows(a, w, out));
+        int bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            float ref = (float)((double)adept_tensor_f32(a)[i] * (double)adept_tensor_f32(w)[i / cols]);
+            if (memcmp(&adept_tensor_f32(out)[i], &ref, sizeof ref)) bad++;
+        }
+        CHECK(bad == 0);
+        CHECK(canary_intact(out));
+        adept_tensor *fresh = NULL;
+        CHECK_OK(adept_ops_scale_rows_new(a, w, &fresh));
+        CHECK(fresh && !memcmp(adept_tensor_data(fresh), adept_tensor_data(out), n * sizeof(float)));
+        adept_tensor_free(fresh);
+        adept_tensor_free(out);
+        adept_tensor_free(a);
+        adept_tensor_free(w);
+    }
+    int64_t s23[2] = {2, 3}, s3[1] = {3}, s2[1] = {2};
+    adept_tensor *a = NULL, *w3 = NULL, *w2 = NULL, *wi = NULL, *scalar = NULL, *out = NULL;
+    CHECK_OK(adept_tensor_new(ADEPT_F32, 2, s23, &a));
+    CHECK_OK(adept_tensor_new(ADEPT_F32, 1, s3, &w3));
+    CHECK_OK(adept_tensor_new(ADEPT_F32, 1, s2, &w2));
+    CHECK_OK(adept_tensor_new(ADEPT_I32, 1, s2, &wi));
+    CHECK_OK(adept_tensor_new(ADEPT_F32, 0, s2, &scalar));
+    CHECK_FAILS(adept_ops_scale_rows_new(a, w3, &out), ADEPT_ESHAPE);
+    CHECK(strstr(adept_last_error(), "scale_rows: the row weights [3] must be [2], one per row of the tensor [2, 3]"));
+    CHECK_FAILS(adept_ops_scale_rows_new(a, a, &out), ADEPT_ESHAPE);
+    CHECK_FAILS(adept_ops_scale_rows_new(a, wi, &out), ADEPT_EUNSUPPORTED);
+    CHECK(strstr(adept_last_error(), "scale_rows: dtype i32"));
+    CHECK_FAILS(adept_ops_scale_rows_new(scalar, w2, &out), ADEPT_ESHAPE);
+    CHECK(strstr(adept_last_error(), "has no rows"));
+    CHECK(out == NULL);
+    CHECK_FAILS(adept_ops_scale_rows(a, w2, w3), ADEPT_ESHAPE); /* output of another shape */
+    adept_tensor_free(a), adept_tensor_free(w3), adept_tensor_free(w2), adept_tensor_free(wi);
+    adept_tensor_free(scalar);
+}
+
 static const float *ref_data;
 
 /* NaN first, then larger values, ties by the lower index. */
@@ -475,6 +521,7 @@ int main(void) {
     test_errors();
     test_reductions();
     test_reduce_dim();
+    test_scale_rows();
     test_topk();
     test_clone();
     test_dispatch();

@@ -130,6 +130,8 @@ typedef struct adept_backend {
     /* values: [k] of a's dtype; indices: k caller-owned entries (0-based flat indices). */
     adept_status (*topk)(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices);
     adept_status (*tensor_copy)(const adept_tensor *src, adept_tensor *dst); /* same dtype and numel */
+    /* out[r, ...] = a[r, ...] * w[r]: f32, w is [rows of a] (a's first dimension), out has a's shape. */
+    adept_status (*scale_rows)(const adept_tensor *a, const adept_tensor *w, adept_tensor *out);
 } adept_backend;
 
 /* The built-in CPU backend (engine/ops/cpu/). */

@@ -82,4 +82,11 @@ adept_status adept_ops_cosine(const adept_tensor *a, const adept_tensor *b, doub
 adept_status adept_ops_topk(const adept_tensor *a, size_t k, adept_tensor **values, int64_t *indices);
 adept_status adept_ops_clone(const adept_tensor *a, adept_tensor **out);
 
+/* Row scaling, the one broadcast the ops have: out[r, ...] = a[r, ...] * w[r] for an f32 tensor a of at least
+   one dimension and an f32 vector w with one entry per row (a's first dimension; a 1-D tensor's rows are its
+   elements). Each element is one float multiplication, so the result is exactly a * w[r] rounded to f32.
+   Used to blend weights row by row with per-row coefficients (adept.tasl). */
+adept_status adept_ops_scale_rows(const adept_tensor *a, const adept_tensor *w, adept_tensor *out);
+adept_status adept_ops_scale_rows_new(const adept_tensor *a, const adept_tensor *w, adept_tensor **out);
+
 #endif

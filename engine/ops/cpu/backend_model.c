@@ -175,6 +175,7 @@ static const adept_backend cpu_backend = {
     .dot3 = adept_cpu_dot3,
     .topk = adept_cpu_topk,
     .tensor_copy = adept_cpu_copy,
+    .scale_rows = adept_cpu_scale_rows,
 };
 
 static const adept_backend *registered[2];

@@ -15,6 +15,7 @@ adept_status adept_cpu_unary(adept_unary_op op, const adept_tensor *a, adept_ten
 adept_status adept_cpu_binary(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor *out);
 adept_status adept_cpu_scalar(adept_binary_op op, const adept_tensor *a, double s, adept_tensor *out);
 adept_status adept_cpu_copy(const adept_tensor *src, adept_tensor *dst);
+adept_status adept_cpu_scale_rows(const adept_tensor *a, const adept_tensor *w, adept_tensor *out);
 adept_status adept_cpu_reduce(adept_reduce_op op, const adept_tensor *a, double *out);
 adept_status adept_cpu_reduce_dim(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor *out);
 adept_status adept_cpu_dot3(const adept_tensor *a, const adept_tensor *b, double out[3]);

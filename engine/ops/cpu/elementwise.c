@@ -95,6 +95,17 @@ adept_status adept_cpu_scalar(adept_binary_op op, const adept_tensor *a, double 
     return ADEPT_OK;
 }
 
+/* out[r, c] = a[r, c] * w[r] over rows of `cols` elements (dispatch.c checked the shapes). */
+adept_status adept_cpu_scale_rows(const adept_tensor *a, const adept_tensor *w, adept_tensor *out) {
+    size_t n = adept_tensor_numel(a), rows = (size_t)a->shape[0];
+    size_t cols = rows ? n / rows : 0;
+    const float *x = adept_tensor_f32(a), *s = adept_tensor_f32(w);
+    float *y = adept_tensor_f32(out);
+    if (!cols) return ADEPT_OK;
+    EACH(y[i] = x[i] * s[i / cols]);
+    return ADEPT_OK;
+}
+
 adept_status adept_cpu_copy(const adept_tensor *src, adept_tensor *dst) {
     size_t nbytes = adept_tensor_nbytes(src);
     if (nbytes != adept_tensor_nbytes(dst) || src->dtype != dst->dtype)
