@@ -25,7 +25,7 @@ M.defaults = {
   general = shared .. "/corpora/tinystories_val.txt",
   domain = shared .. "/corpora/medquad.txt.gz",
   k = 2, metric = "mask_out", steps = 150, lr = 1e-3, refresh = 50, seq_len = 64, batch_size = 8,
-  seed = 0, normalize = "by_kind", warmup = 10, min_ratio = 0.1, weight_decay = 0.1, clip = 1.0,
+  seed = 0, normalize = "by_kind", warmup = 10, min_ratio = 0.1, weight_decay = 0.1, betas = {0.9, 0.95}, clip = 1.0,
   probe_batches = 4, eval_batches = 16, shift_batches = 4, replay = 0, max_scale = 2,
   checkpoint_every = 0, eval_every = 0, force = false, report = true, max_documents = 0,
   general_doc_split = "blank_line", domain_doc_split = "blank_line", progress = true, shard_optimizer = false, grad_accum = 1,
@@ -46,7 +46,7 @@ M.METHODS = {
 local function fail(msg, ...) error("adept.cpt: " .. msg:format(...), 0) end
 
 -- The declared options (adept.options): every key a recipe or the command line may set, with its type and range.
-local METRIC_NAMES = {"mask_out", "grad_weight", "rank", "fisher", "block_influence"}
+local METRIC_NAMES = {"mask_out", "mask_out_batches", "grad_weight", "rank", "fisher", "block_influence"}
 local function declarations()
   local metrics = {}
   for _, n in ipairs(METRIC_NAMES) do metrics[#metrics + 1] = n end
@@ -88,6 +88,7 @@ local function declarations()
     {name = "warmup", type = "integer", min = 0, help = "warmup steps"},
     {name = "min_ratio", type = "number", min = 0, max = 1, help = "final LR as a fraction of the peak"},
     {name = "weight_decay", type = "number", min = 0, help = "AdamW weight decay"},
+    {name = "betas", type = "list", help = "AdamW beta1,beta2 (default 0.9,0.95; HF Trainer's are 0.9,0.999)"},
     {name = "clip", type = "number", min = 0, help = "gradient-norm clip (0: none)"},
     {name = "probe_batches", type = "integer", min = 1, help = "general probe batches for importance"},
     {name = "eval_batches", type = "integer", min = 1, help = "held-out batches per evaluation"},
@@ -135,6 +136,12 @@ function M.options(method, spec, args)
     arg and arg[0] and (arg[0] .. " (adept.cpt options)"))
   if not ok then error(o, 2) end
   o.method = o.method or method
+  local b = o.betas
+  if #b ~= 2 or type(b[1]) ~= "number" or type(b[2]) ~= "number" or not (b[1] >= 0 and b[1] < 1 and b[2] >= 0 and b[2] < 1) then
+    local shown = {}
+    for i, x in ipairs(b) do shown[i] = tostring(x) end
+    error(("adept.cpt: betas must be two numbers in [0, 1) (beta1,beta2), got %s"):format(table.concat(shown, ",")), 2)
+  end
   return o
 end
 
@@ -397,7 +404,8 @@ function M.run(o)
   end
 
   -- Stage 2 and the optimizer (created after surgery: state is keyed by name)
-  local opt = adept.adamw(m, {lr = o.lr, weight_decay = o.weight_decay, shard_optimizer = o.shard_optimizer})
+  local opt = adept.adamw(m, {lr = o.lr, betas = o.betas, weight_decay = o.weight_decay,
+    shard_optimizer = o.shard_optimizer})
   local every = {}
   if o.lr_policy ~= "one" then
     every[o.refresh] = function(ctx)
@@ -477,7 +485,7 @@ function M.run(o)
     train = describe(o.train), lr_policy = describe(o.lr_policy), normalize = o.lr_policy ~= "one" and o.normalize or nil,
     metric = needs and describe(o.metric) or nil, k = o.k, replay = o.replay,
     schedule = tostring(describe(make_schedule(o))), warmup = o.warmup, min_ratio = o.min_ratio,
-    weight_decay = o.weight_decay, clip = o.clip, probe_batches = o.probe_batches, max_scale = o.max_scale,
+    weight_decay = o.weight_decay, betas = o.betas, clip = o.clip, probe_batches = o.probe_batches, max_scale = o.max_scale,
     expanded_layers = expanded, expanded_from = o.expanded_from, trained_layers = trained_layers,
     general_before = before.general, general_after = after.general,
     domain_before = before.domain, domain_after = after.domain,

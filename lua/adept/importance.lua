@@ -107,6 +107,31 @@ function metrics.mask_out(m, batches)
                   saving = naive > 0 and 1 - evals / naive or 0}
 end
 
+-- The official ADEPT code's averaging of the same loss increase: the mean over probe batches of each batch's
+-- mean NLL (PruningImportanceAnalyzer), so a batch with few counted targets weighs as much as a full one.
+-- recipes/ablations/official.lua uses it; mask_out (token-weighted) is the default because it is the mean
+-- loss over the probe's tokens whatever the batching.
+formulas.mask_out_batches = "I_l = mean_b NLL_b(model with layer l skipped) - mean_b NLL_b(model), NLL_b = mean over batch b's targets"
+function metrics.mask_out_batches(m, batches)
+  local L, rank, world = m:num_layers(), adept.dist.rank(), adept.dist.world_size()
+  local sums = {0, 0} -- base, counted batches, then one per layer
+  for l = 0, L - 1 do sums[3 + l] = 0 end
+  for i, b in ipairs(batches) do
+    if (i - 1) % world == rank then
+      local r = m:mask_out(b)
+      if r.tokens > 0 then
+        sums[1], sums[2] = sums[1] + r.base_nll / r.tokens, sums[2] + 1
+        for l, v in pairs(r.skip_nll) do sums[3 + l] = sums[3 + l] + v / r.tokens end
+      end
+    end
+  end
+  if world > 1 then sums = adept.dist.sum(sums) end
+  if sums[2] == 0 then error("adept.importance.layers: the probe has no counted target (all padding)", 3) end
+  local scores = {}
+  for l = 0, L - 1 do scores[l] = (sums[3 + l] - sums[1]) / sums[2] end
+  return scores, {base_loss = sums[1] / sums[2], batches = sums[2]}
+end
+
 -- Cumulative importance: sum over the layer's tensors of sum |dL/dθ ⊙ θ| (batch-averaged).
 formulas.grad_weight = "I_l = sum over tensors p of layer l of (1/B) sum_batches sum_elements |dL_b/dθ * θ|"
 function metrics.grad_weight(m, batches)

@@ -49,6 +49,29 @@ describe("adept.importance.layers", function()
     assert.is_false(adept.importance.layers(m, PROBE, {metric = "mask_out"})[0] ~= scores[0])
   end)
 
+  it("mask_out_batches is the official code's mean over batches of each batch's mean loss increase", function()
+    local m = model()
+    -- PROBE's batches count 16 and 10 targets: the two averages differ
+    local base, skip = 0, {}
+    for _, b in ipairs(PROBE) do base = base + m:loss(b) / #PROBE end
+    for l = 0, 3 do
+      skip[l] = 0
+      m:with_layers_skipped({l}, function()
+        for _, b in ipairs(PROBE) do skip[l] = skip[l] + m:loss(b) / #PROBE end
+      end)
+    end
+    local scores, rec = adept.importance.layers(m, PROBE, {metric = "mask_out_batches"})
+    local token_weighted = adept.importance.layers(m, PROBE, {metric = "mask_out"})
+    local differs = false
+    for l = 0, 3 do
+      assert.near(skip[l] - base, scores[l], 1e-12)
+      differs = differs or math.abs(scores[l] - token_weighted[l]) > 1e-9
+    end
+    assert.is_true(differs, "with unequal batches the two averages should differ")
+    assert.near(base, rec.details.base_loss, 1e-12)
+    assert.matches("mean_b NLL_b", rec.formula, 1, true)
+  end)
+
   it("padding never counts: padded targets do not change any metric", function()
     local m = model()
     local short = {{inputs = {{3, 4, 5}}, targets = {{4, 5, 6}}}}

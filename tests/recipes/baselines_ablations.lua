@@ -8,6 +8,7 @@
 --   placement   each variant's copies where its rule puts them; expansion_ratio: k copies for each k
 --   importance_metrics  five metrics scored, each downstream run expands its metric's least important layers
 --   lr_policy   uniform scales are 1, inverted = max_scale - decoupled (same scores), shuffled a permutation
+--   official    the official code's metric averaging, normalisation, refresh interval and AdamW settings
 -- (The baselines added by issue 15 — pt_lora, tasl — have their own recipe tests.) 77 without ../shared.
 local adept = require "adept"
 local shared = os.getenv("ADEPT_SHARED") or "../shared"
@@ -224,6 +225,22 @@ do -- LR policies: the multipliers each policy set at the first refresh (step 1:
   for name, w in pairs(dec) do a[#a + 1] = w; b[#b + 1] = shuf[name] end
   table.sort(a); table.sort(b)
   same_list(b, a, "shuffled is a permutation of decoupled")
+end
+
+do -- official: the official code's choices, against adeptlua's defaults in the same sweep
+  local out = tmp .. "/official"
+  run_recipe("ablations/official.lua", out)
+  local mine, off, offr = variant(out, "adeptlua"), variant(out, "official"), variant(out, "official_refresh")
+  assert(mine.metric == "mask_out" and mine.normalize == "by_kind" and mine.weight_decay == 0.1, "adeptlua defaults")
+  same_list(mine.betas, {0.9, 0.95}, "adeptlua betas")
+  for _, s in ipairs{off, offr} do
+    assert(s.metric == "mask_out_batches" and s.normalize == "all" and s.weight_decay == 0, "official choices")
+    same_list(s.betas, {0.9, 0.999}, "official betas")
+  end
+  assert(off.refresh == 500 and off.lr_refreshes == 0, "official: a refresh every 500 steps, none in 3")
+  assert(offr.lr_refreshes == 2, "official_refresh: refreshes " .. tostring(offr.lr_refreshes))
+  local imp = read_json(out .. "/official-s0/importance.json")
+  assert(imp.metric == "mask_out_batches", "official importance metric " .. tostring(imp.metric))
 end
 
 adept.fs.remove_tree(tmp)
