@@ -1,6 +1,7 @@
 -- The real demonstration: continual pretraining of stories260K (general: TinyStories) on MedQuAD, every
 -- method at the same token budget, base-LR sweep x seeds; then trade-off frontiers (docs/results.md).
 -- Usage: adeptlua --threads 1 recipes/demo/medquad.lua methods=adept,full_cpt lrs=1e-4,3e-4 seeds=0,1,2 shard=0/2
+--        [domain=.../math_docs.txt.gz root=runs/math_docs] (another target domain, same protocol)
 --        then: adeptlua recipes/demo/analyze.lua   (tables, frontiers, chart, report)
 -- Finished runs (summary.json present) are skipped, so the sweep resumes where it stopped.
 local adept = require "adept"
@@ -19,6 +20,8 @@ local seeds = list(a.seeds or "0,1,2", math.tointeger)
 -- the shared budget: steps x batch_size x seq_len target tokens per run
 local common = {steps = a.steps or 100, batch_size = a.batch_size or 8, seq_len = a.seq_len or 64,
   refresh = a.refresh or 25, k = a.k or 2, report = false}
+-- another domain (or general corpus) for the same protocol: domain=$ADEPT_SHARED/corpora/math_docs.txt.gz
+for _, key in ipairs{"domain", "general", "model"} do common[key] = a[key] end
 
 local function run_dir(method, lr, seed) return ("%s/%s/lr%g-s%d"):format(root, method, lr, seed) end
 
