@@ -49,18 +49,36 @@ local function with_layers_trainable(m, fn)
 end
 
 -- Per-tensor mean over probe batches of stat(gradient of the batch mean loss, value), decoder layers only.
+-- Under N processes (adept.dist) every probe pass is split: rank r takes batches r+1, r+1+N, ... and the sums
+-- are reduced in rank order (adept.dist.sum / all_reduce), so every rank ends with the same scores.
+local function my_batch(i)
+  return (i - 1) % adept.dist.world_size() == adept.dist.rank()
+end
+
+-- Sums a list of numbers over the ranks (one process: the list itself).
+local function sum_over_ranks(values)
+  if adept.dist.world_size() == 1 then return values end
+  return adept.dist.sum(values)
+end
+
 local function per_tensor_gradient_stat(m, batches, stat)
-  local sums = {}
+  local sums, names = {}, {}
+  for _, p in ipairs(m:params()) do
+    if p.layer then names[#names + 1] = p.name; sums[p.name] = 0 end
+  end
   with_layers_trainable(m, function()
-    for _, b in ipairs(batches) do
-      m:zero_grad()
-      m:loss_and_grad(b)
-      for _, p in ipairs(m:params()) do
-        if p.layer then sums[p.name] = (sums[p.name] or 0) + stat(m:grad(p.name), m:param(p.name)) end
+    for i, b in ipairs(batches) do
+      if my_batch(i) then
+        m:zero_grad()
+        m:loss_and_grad(b)
+        for _, name in ipairs(names) do sums[name] = sums[name] + stat(m:grad(name), m:param(name)) end
       end
     end
   end)
-  for name, s in pairs(sums) do sums[name] = s / #batches end
+  local list = {}
+  for i, name in ipairs(names) do list[i] = sums[name] end
+  list = sum_over_ranks(list)
+  for i, name in ipairs(names) do sums[name] = list[i] / #batches end
   return sums
 end
 
@@ -181,14 +199,20 @@ end
 -- ShortGPT block influence: 1 - cosine(layer input, layer output), averaged over counted (non-padding) tokens.
 formulas.block_influence = "I_l = mean over non-padding tokens t of 1 - cos(h_l[t], h_{l+1}[t]) (residual stream)"
 function metrics.block_influence(m, batches)
-  local sums, count = {}, 0
-  for _, b in ipairs(batches) do
-    local bi, n = m:block_influence(b)
-    for l, v in pairs(bi) do sums[l] = (sums[l] or 0) + v * n end
-    count = count + n
+  local L = m:num_layers()
+  local list = {0} -- counted tokens, then one weighted sum per layer
+  for l = 0, L - 1 do list[2 + l] = 0 end
+  for i, b in ipairs(batches) do
+    if my_batch(i) then
+      local bi, n = m:block_influence(b)
+      for l, v in pairs(bi) do list[2 + l] = list[2 + l] + v * n end
+      list[1] = list[1] + n
+    end
   end
+  list = sum_over_ranks(list)
+  local count, sums = list[1], {}
   if count == 0 then error("adept.importance.layers: the probe has no counted target (all padding)", 3) end
-  for l, v in pairs(sums) do sums[l] = v / count end
+  for l = 0, L - 1 do sums[l] = list[2 + l] / count end
   return sums, {tokens = count}
 end
 
@@ -273,13 +297,21 @@ function M.units(m, probe, opts)
   local abs_grad = {}
   m:zero_grad()
   local ok, err = pcall(function()
-    for _, b in ipairs(batches) do
-      m:loss_and_grad(b)
-      for _, name in ipairs(names) do
-        local g = m:grad(name):abs()
-        abs_grad[name] = abs_grad[name] and abs_grad[name]:add(g) or g
+    for i, b in ipairs(batches) do
+      if my_batch(i) then
+        m:loss_and_grad(b)
+        for _, name in ipairs(names) do
+          local g = m:grad(name):abs()
+          abs_grad[name] = abs_grad[name] and abs_grad[name]:add(g) or g
+        end
+        m:zero_grad()
       end
-      m:zero_grad()
+    end
+    if adept.dist.world_size() > 1 then -- the sums of |gradient| over every rank's batches, in rank order
+      for _, name in ipairs(names) do
+        abs_grad[name] = abs_grad[name] or m:grad(name):abs() -- zeros on the model's device (no batch here)
+        adept.dist.all_reduce(abs_grad[name])
+      end
     end
   end)
   m:zero_grad()
