@@ -127,19 +127,22 @@ static int l_load_weights(lua_State *L) {
     return 0;
 }
 
-/* adept.train_step(m, opt, micro_batches, {lr_factor=, clip=}) -> {loss=, tokens=, grad_norm=, nonfinite=,
-   reason=, comm_seconds=, comm_bytes=}: one optimizer step in the engine (adept/train.h): forward/backward over the micro-batches, the
+/* adept.train_step(m, opt, micro_batches, {lr_factor=, clip=, bucket_mb=}) -> {loss=, tokens=, grad_norm=,
+   nonfinite=, reason=, comm_seconds=, comm_wait_seconds=, comm_calls=, comm_bytes=}: one optimizer step in the engine (adept/train.h): forward/backward over the micro-batches, the
    gradient all-reduce, clipping and AdamW. A non-finite loss or gradient is reported, not raised: gradients
    are zeroed and nothing is updated, and the caller decides (adept.train stops or skips). */
 static int l_train_step(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     adept_adamw *opt = adept_lua_check_optimizer(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
-    adept_step_options o = {1.0, 0.0};
+    adept_step_options o = {1.0, 0.0, 0};
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
         o.lr_factor = adept_lua_opt_num_field(L, 4, "lr_factor", 1.0);
         o.clip = adept_lua_opt_num_field(L, 4, "clip", 0.0);
+        double mb = adept_lua_opt_num_field(L, 4, "bucket_mb", 0.0);
+        if (!(mb >= 0 && mb <= 1 << 20)) return luaL_argerror(L, 4, "bucket_mb must be a number in [0, 1048576]");
+        o.bucket_bytes = (size_t)(mb * (1 << 20));
     }
     lua_Integer n = luaL_len(L, 3);
     if (n < 1 || n > 1 << 20) return luaL_argerror(L, 3, "an array of 1 or more micro-batches expected");
@@ -163,6 +166,10 @@ static int l_train_step(lua_State *L) {
     lua_setfield(L, -2, "comm_seconds");
     lua_pushinteger(L, (lua_Integer)r.comm_bytes);
     lua_setfield(L, -2, "comm_bytes");
+    lua_pushnumber(L, r.comm_wait_seconds);
+    lua_setfield(L, -2, "comm_wait_seconds");
+    lua_pushinteger(L, r.comm_calls);
+    lua_setfield(L, -2, "comm_calls");
     if (r.nonfinite) {
         lua_pushstring(L, r.reason);
         lua_setfield(L, -2, "reason");

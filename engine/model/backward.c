@@ -48,12 +48,17 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
     int stop = adept_model_stop_layer(m);
     float *fnorm_g = m->params[m->final_norm_idx].grad ? adept_tensor_f32(m->params[m->final_norm_idx].grad) : NULL;
     int need_resid = stop < L; /* gradient needed below the final norm */
-    if (!need_resid && !fnorm_g) return ADEPT_OK; /* the head's gradient is all there is (adept_model_head) */
+    if (!need_resid && !fnorm_g) { /* the head's gradient is all there is (adept_model_head) */
+        adept_model_grad_ready(m, L);
+        if (embed_train) adept_model_grad_ready(m, -1); /* a tied head: the embedding row */
+        return ADEPT_OK;
+    }
     be->fill_zero(a->dresid, N * C * sizeof(float));
     be->rmsnorm_backward(need_resid ? a->dresid : NULL, fnorm_g, a->dln, a->resid + (size_t)L * N * C,
                            adept_tensor_f32(m->params[m->final_norm_idx].value), a->lnf_rstd, N, C);
+    adept_model_grad_ready(m, L);
     for (int l = L - 1; l >= stop; l--) {
-        if (m->skip[l]) continue; /* identity: the residual gradient passes unchanged */
+        if (m->skip[l]) { adept_model_grad_ready(m, l); continue; } /* identity: the residual gradient passes unchanged */
         int below = l > stop || embed_train; /* propagate to this layer's input */
         size_t s = adept_acts_slot(a, l); /* the layer's kept buffers (the plan keeps them from `stop` up) */
         float *x = a->resid + l * N * C, *ln1 = a->ln1 + s * N * C, *q = a->q + s * N * QD, *k = a->k + s * N * KD;
@@ -74,7 +79,7 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         if (dln2)
             be->rmsnorm_backward(need_attn ? a->dresid : NULL, G(ADEPT_UNIT_MLP_NORM), dln2, mid,
                                    W(ADEPT_UNIT_MLP_NORM), a->ln2_rstd + s * N, N, C);
-        if (!need_attn) break;
+        if (!need_attn) { adept_model_grad_ready(m, l); break; }
         /* attention: mid = x + o(y) */
         be->matmul_backward(a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, W(ADEPT_UNIT_O), N, QD, C, 0);
         be->fill_zero(a->dq, N * QD * sizeof(float));
@@ -104,8 +109,11 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         if (dln)
             be->rmsnorm_backward(below ? a->dresid : NULL, G(ADEPT_UNIT_ATTN_NORM), dln, x, W(ADEPT_UNIT_ATTN_NORM),
                                    a->ln1_rstd + s * N, N, C);
+        adept_model_grad_ready(m, l);
     }
-    if (embed_train)
+    if (embed_train) {
         be->embedding_backward(adept_tensor_f32(m->params[m->embed_idx].grad), a->ids, a->dresid, N, C);
+        adept_model_grad_ready(m, -1);
+    }
     return ADEPT_OK;
 }

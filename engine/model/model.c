@@ -1,12 +1,14 @@
 /* The model's lifecycle and parameter table: config defaults and checks, creation with random init,
    lookup by HF name, trainable flags (frozen rows own no gradient), skip/expanded flags, memory report. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "adept/log.h"
 #include "adept/rng.h"
+
 #include "model/model_internal.h"
 
 static const char *const kind_names[ADEPT_UNIT_KIND_COUNT] = {
@@ -233,6 +235,26 @@ adept_status adept_model_set_skip(adept_model *m, int layer, int skip) {
         return adept_fail(ADEPT_EINVAL, "set_skip: layer %d out of range [0, %d)", layer, m->cfg.num_layers);
     m->skip[layer] = skip ? 1 : 0;
     return ADEPT_OK;
+}
+
+void adept_model_set_grad_hook(adept_model *m, adept_grad_ready_fn fn, void *ctx) {
+    m->grad_hook = fn;
+    m->grad_hook_ctx = fn ? ctx : NULL;
+}
+
+void adept_model_grad_group_range(const adept_model *m, int group, size_t *lo, size_t *hi) {
+    int L = m->cfg.num_layers;
+    size_t a = SIZE_MAX, b = 0;
+    for (size_t i = 0; i < m->nparams; i++) {
+        const adept_param *p = &m->params[i];
+        if (!p->trainable) continue;
+        int g = p->layer >= 0 ? p->layer : (p->kind == ADEPT_UNIT_EMBED ? -1 : L);
+        if (g != group) continue;
+        if (p->grad_offset < a) a = p->grad_offset;
+        if (p->grad_offset + p->numel > b) b = p->grad_offset + p->numel;
+    }
+    *lo = a == SIZE_MAX ? 0 : a;
+    *hi = a == SIZE_MAX ? 0 : b;
 }
 
 int adept_model_is_skipped(const adept_model *m, int layer) {

@@ -89,7 +89,14 @@ struct adept_model {
     adept_acts acts;
     int plan_logged;
     int head_rows_override;       /* > 0: rows per classifier chunk (tests exercise small chunks); 0: automatic */
+    adept_grad_ready_fn grad_hook; /* adept_model_set_grad_hook; NULL: none */
+    void *grad_hook_ctx;
 };
+
+/* Announces that a group's gradients are final (adept_model_set_grad_hook). */
+static inline void adept_model_grad_ready(adept_model *m, int group) {
+    if (m->grad_hook) m->grad_hook(m->grad_hook_ctx, group);
+}
 
 /* Fills a table row's description (no memory: the slabs are laid afterwards); trainable, with a new uid. */
 void adept_model_row_init(adept_model *m, adept_param *p, const char *name, int layer, adept_unit_kind kind, int ndim,

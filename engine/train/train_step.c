@@ -4,6 +4,7 @@
 
 #include "adept/log.h"
 #include "adept/optim.h"
+#include "train/grad_sync.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ static adept_status sharded_update(adept_model *m, adept_adamw *opt, adept_comm 
     ADEPT_TRY(comm->ops->reduce_scatter_f32(comm, be, g, n));
     r->comm_seconds = adept_now() - t0;
     r->comm_bytes = (int64_t)(n * sizeof(float));
+    r->comm_calls = 1;
     double ss = 0;
     if (hi > lo) ADEPT_TRY(be->sum_squares(g + lo, hi - lo, &ss));
     ADEPT_TRY(comm->ops->all_reduce_f64(comm, &ss, 1));
@@ -60,6 +62,7 @@ static adept_status sharded_update(adept_model *m, adept_adamw *opt, adept_comm 
     ADEPT_TRY(comm->ops->all_gather_f32(comm, be, g, n));
     ADEPT_TRY(pack_values(m, g, 0, n, 0));
     r->comm_seconds += adept_now() - t0;
+    r->comm_wait_seconds = r->comm_seconds;
     adept_model_zero_grad(m);
     return ADEPT_OK;
 }
@@ -85,22 +88,40 @@ adept_status adept_train_step(adept_model *m, adept_adamw *opt, adept_comm *comm
                           "target is -1)", n_mb);
     adept_model_zero_grad(m);
     float scale = (float)(1.0 / tokens);
+    size_t lo, hi, n;
+    int sharded = adept_adamw_sharded(opt, &lo, &hi);
+    float *g = adept_model_grad_slab(m, &n);
+    /* the all-reduce overlapped with the last micro-batch's backward, in buckets (grad_sync.h) */
+    size_t bucket = o ? o->bucket_bytes : 0;
+    adept_grad_sync *sync = NULL;
+    int overlap = !sharded && adept_comm_size(comm) > 1 && comm->concurrent && bucket > 0 &&
+                  adept_model_device(m) == ADEPT_CPU && n * sizeof(float) > bucket;
     for (size_t k = 0; k < n_mb; k++) {
         double nll = 0;
-        ADEPT_TRY(adept_model_forward_backward(m, &mbs[k], scale, &nll, NULL));
+        if (overlap && k + 1 == n_mb) ADEPT_TRY(adept_grad_sync_begin(m, comm, bucket, &sync));
+        adept_status st = adept_model_forward_backward(m, &mbs[k], scale, &nll, NULL);
+        if (st != ADEPT_OK) {
+            if (!sync) return st;
+            char msg[512]; /* the thread's error, if any, must not replace the pass's own */
+            snprintf(msg, sizeof msg, "%s", adept_last_error());
+            (void)adept_grad_sync_end(sync, NULL, NULL, NULL);
+            return adept_fail(st, "%s", msg);
+        }
         nll_sum += nll;
+    }
+    if (sync) {
+        ADEPT_TRY(adept_grad_sync_end(sync, &r->comm_seconds, &r->comm_wait_seconds, &r->comm_calls));
+        r->comm_bytes = (int64_t)(n * sizeof(float));
     }
     ADEPT_TRY(comm->ops->all_reduce_f64(comm, &nll_sum, 1));
     r->n_tokens = (int64_t)tokens;
     r->loss = nll_sum / tokens;
-    size_t lo, hi;
-    if (adept_adamw_sharded(opt, &lo, &hi)) return sharded_update(m, opt, comm, o, r, lo, hi);
-    size_t n;
-    float *g = adept_model_grad_slab(m, &n);
-    if (n && adept_comm_size(comm) > 1) {
+    if (sharded) return sharded_update(m, opt, comm, o, r, lo, hi);
+    if (!sync && n && adept_comm_size(comm) > 1) {
         double t0 = adept_now();
         ADEPT_TRY(comm->ops->all_reduce_f32(comm, adept_model_backend(m), g, n));
-        r->comm_seconds = adept_now() - t0;
+        r->comm_seconds = r->comm_wait_seconds = adept_now() - t0;
+        r->comm_calls = 1;
         r->comm_bytes = (int64_t)(n * sizeof(float));
     }
     if (!isfinite(r->loss)) {

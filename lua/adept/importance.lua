@@ -82,12 +82,14 @@ local function per_tensor_gradient_stat(m, batches, stat)
   return sums
 end
 
+-- Sums in the parameter table's order: pairs() order varies between Lua states (string hashes are seeded per
+-- process), and a sum in another order would give ranks (or two runs) different bits.
 local function sum_by_layer(m, per_tensor)
-  local scores, rows = {}, rows_by_name(m)
+  local scores = {}
   for l = 0, m:num_layers() - 1 do scores[l] = 0 end
-  for name, s in pairs(per_tensor) do
-    local l = rows[name].layer
-    scores[l] = scores[l] + s
+  for _, p in ipairs(m:params()) do
+    local s = per_tensor[p.name]
+    if s then scores[p.layer] = scores[p.layer] + s end
   end
   return scores
 end

@@ -9,7 +9,7 @@ local KNOWN = {
   model = true, optimizer = true, data = true, steps = true, batch_size = true, grad_accum = true,
   schedule = true, clip = true, every = true, eval = true, eval_every = true, eval_batches = true,
   checkpoint = true, resume = true, log = true, log_every = true, progress = true, skip_nonfinite = true,
-  peak_flops = true, eval_at_start = true,
+  peak_flops = true, eval_at_start = true, bucket_mb = true,
 }
 
 local function argerr(msg, ...) error("adept.train: " .. msg:format(...), 0) end
@@ -209,6 +209,12 @@ local function run(cfg, held)
   if math.type(batch_size) ~= "integer" or batch_size < 1 then
     argerr("batch_size must be an integer >= 1, got %s", tostring(batch_size))
   end
+  -- all-reduce buckets under several processes (PyTorch DDP's bucket_cap_mb, 25 by default): the gradient
+  -- slab is reduced in buckets of this size while backward goes on; 0 reduces it once after backward
+  local bucket_mb = cfg.bucket_mb == nil and 25 or cfg.bucket_mb
+  if type(bucket_mb) ~= "number" or not (bucket_mb >= 0 and bucket_mb <= 1048576) then
+    argerr("bucket_mb must be a number of MiB in [0, 1048576] (0: one all-reduce after backward), got %s", tostring(cfg.bucket_mb))
+  end
   local eval_every = interval("eval_every", cfg.eval_every, nil)
   local eval_n = interval("eval_batches", cfg.eval_batches, 16)
   local log_every = interval("log_every", cfg.log_every, 1)
@@ -346,7 +352,7 @@ local function run(cfg, held)
     end
     local factor = sched(step, steps)
     local lr = opt:lr() * factor
-    local ok, r = pcall(adept.train_step, m, opt, mbs, {lr_factor = factor, clip = clip})
+    local ok, r = pcall(adept.train_step, m, opt, mbs, {lr_factor = factor, clip = clip, bucket_mb = bucket_mb})
     if not ok then error(("adept.train: step %d: %s"):format(step + 1, r), 0) end
     local loss, gnorm, ntok = r.loss, r.grad_norm, r.tokens
     local bad = r.nonfinite and r.reason or nil
@@ -376,7 +382,9 @@ local function run(cfg, held)
       log_line(logf, {type = "train", step = state.step, loss = loss, lr = lr, grad_norm = gnorm,
                       tokens_seen = state.tokens_seen, tokens_per_s = tps, elapsed = ctx.elapsed,
                       skipped = state.skipped, mfu = mfu,
-                      allreduce_s = world > 1 and r.comm_seconds or nil, allreduce_bytes = world > 1 and r.comm_bytes or nil})
+                      allreduce_s = world > 1 and r.comm_seconds or nil, allreduce_bytes = world > 1 and r.comm_bytes or nil,
+                      allreduce_wait_s = world > 1 and r.comm_wait_seconds or nil,
+                      allreduce_calls = world > 1 and r.comm_calls or nil})
     end
     if progress then
       local extra = ("loss %.4f | lr %.2e | %.0f tok/s"):format(loss, lr, tps)

@@ -27,7 +27,7 @@ local losses = {}
 local steps = math.tointeger(a.steps or 6)
 local die_at = math.tointeger(a.die_at)
 adept.train{model = m, optimizer = opt, data = batch, steps = steps,
-            grad_accum = math.tointeger(a.grad_accum or 1), clip = 1.0, progress = false,
+            grad_accum = math.tointeger(a.grad_accum or 1), clip = 1.0, progress = false, bucket_mb = a.bucket_mb,
             checkpoint = a.ckpt and {dir = a.ckpt, every = 1, keep = 2} or nil, resume = a.ckpt ~= nil,
             log = out .. ".metrics.jsonl",
             every = {[1] = function(ctx)

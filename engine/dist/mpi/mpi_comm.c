@@ -212,7 +212,10 @@ static const adept_comm_ops mpi_ops = {"mpi", mpi_rank, mpi_size, mpi_reduce_f32
 adept_status adept_comm_mpi_create(int *argc, char ***argv, adept_comm **out) {
     int inited = 0, provided = 0;
     MPI_Initialized(&inited);
-    if (!inited) ADEPT_TRY(mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread"));
+    /* serialized: the trainer's all-reduce thread (engine/train/grad_sync.c) calls MPI while the main thread
+       does not; with less, every call stays on the main thread */
+    if (!inited) ADEPT_TRY(mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread"));
+    else MPI_Query_thread(&provided);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     adept_comm *c = calloc(1, sizeof *c);
     mpi_impl *p = calloc(1, sizeof *p);
@@ -228,6 +231,7 @@ adept_status adept_comm_mpi_create(int *argc, char ***argv, adept_comm **out) {
         return st;
     }
     c->ops = &mpi_ops, c->impl = p;
+    c->concurrent = provided >= MPI_THREAD_SERIALIZED;
     *out = c;
     return ADEPT_OK;
 }

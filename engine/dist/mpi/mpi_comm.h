@@ -5,7 +5,8 @@
 #include "adept/dist.h"
 
 #ifdef ADEPT_HAVE_MPI
-/* MPI_Init_thread (funneled: only the main thread calls MPI) and a communicator over MPI_COMM_WORLD. */
+/* MPI_Init_thread (serialized: one thread at a time calls MPI, the trainer's all-reduce thread included) and a
+   communicator over MPI_COMM_WORLD. */
 adept_status adept_comm_mpi_create(int *argc, char ***argv, adept_comm **out);
 #endif
 

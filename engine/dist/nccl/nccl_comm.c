@@ -151,6 +151,7 @@ adept_status adept_comm_nccl_wrap(adept_comm *host, adept_comm **out) {
     }
     p->host = host;
     c->ops = &nccl_ops, c->impl = p;
+    c->concurrent = host->concurrent; /* host slabs go to the host communicator (device ones are never overlapped) */
     *out = c;
     return ADEPT_OK;
 }

@@ -39,6 +39,9 @@ typedef struct adept_comm_ops {
 struct adept_comm {
     const adept_comm_ops *ops;
     void *impl;
+    /* all_reduce_f32 may run on a helper thread while the calling thread makes no other call (MPI initialised
+       with MPI_THREAD_SERIALIZED): the trainer then overlaps the gradient all-reduce with backward */
+    int concurrent;
 };
 
 /* The single-process communicator (a static object; destroy is a no-op). */

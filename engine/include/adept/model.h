@@ -151,6 +151,17 @@ adept_status adept_model_forward(adept_model *m, const adept_batch *batch, doubl
    norm; HF's output_hidden_states applies the norm to its last entry). For block-influence metrics. */
 adept_status adept_model_hidden_states(adept_model *m, const adept_batch *batch, float *out);
 
+/* Gradient readiness, for an all-reduce that overlaps the backward pass (engine/train/grad_sync.c): while a hook
+   is set, adept_model_forward_backward calls it as each group of rows has its final gradient for the batch —
+   group L (the final norm and an untied head) first, then the layers from the top down to the lowest one
+   backward reaches, then group -1 (the embeddings, which a tied head shares) last. Groups no backward reaches
+   are never announced. NULL removes the hook. */
+typedef void (*adept_grad_ready_fn)(void *ctx, int group);
+void adept_model_set_grad_hook(adept_model *m, adept_grad_ready_fn fn, void *ctx);
+/* The [lo, hi) element range of the gradient slab spanned by the trainable rows of a group (a layer 0..L-1,
+   L for the rows after the layers, -1 for those before); lo == hi when it has none. */
+void adept_model_grad_group_range(const adept_model *m, int group, size_t *lo, size_t *hi);
+
 /* Layers skipped in forward passes (residual identity), for mask-out importance; 0/1 per layer. */
 adept_status adept_model_set_skip(adept_model *m, int layer, int skip);
 int adept_model_is_skipped(const adept_model *m, int layer);

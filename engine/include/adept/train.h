@@ -15,6 +15,11 @@
 typedef struct adept_step_options {
     double lr_factor; /* the schedule's factor for this step */
     double clip;      /* max gradient norm; <= 0: no clipping (the norm is still measured) */
+    /* Under several processes: the gradient all-reduce runs in buckets of this many bytes on a helper thread
+       while the last micro-batch's backward goes on (engine/train/grad_sync.c), when the communicator allows
+       it, the slab is host memory and spans more than one bucket; 0: one all-reduce after backward. The
+       result is bitwise the same either way. */
+    size_t bucket_bytes;
 } adept_step_options;
 
 typedef struct adept_step_result {
@@ -23,6 +28,8 @@ typedef struct adept_step_result {
     double grad_norm;   /* global norm before clipping */
     int nonfinite;      /* the loss or the gradient norm was not finite: gradients zeroed, no update */
     double comm_seconds; /* wall time in the gradient all-reduce (0 in one process) */
+    double comm_wait_seconds; /* of which the step waited for after backward (= comm_seconds without overlap) */
+    int comm_calls;      /* gradient all-reduce calls: 1, or the buckets of an overlapped all-reduce */
     int64_t comm_bytes;  /* bytes of the gradient slab all-reduced (0 in one process): ADEPT's is the copies' */
     char reason[256];   /* why, naming the tensor when one gradient is the cause */
 } adept_step_result;
