@@ -181,7 +181,7 @@ local function param_count(m, only_trainable)
 end
 
 -- Token-weighted loss over fixed batches.
-local function eval_loss(m, batches) return adept.eval.perplexity(m, batches).loss end
+local function eval_loss(m, batches) return adept.eval.perplexity(m, batches, {split_ranks = true}).loss end
 
 -- Token-level replay: micro-batch i takes its first g_i tokens (row-major) from a general batch and the rest
 -- from a domain batch, g_i chosen so that the cumulative general share is round(r * tokens so far).

@@ -70,14 +70,21 @@ function M.perplexity(m, data, opts)
   check_model(m, 1, "perplexity")
   opts = opts_table(opts, 3, "perplexity")
   local batches = batches_of(data, opts, "perplexity")
+  -- split_ranks: under N processes rank r evaluates batches r+1, r+1+N, ... and the sums are reduced; every rank
+  -- must then call it (a collective), which is why it is asked for, not the default
+  local world, rank = 1, 0
+  if opts.split_ranks then world, rank = adept.dist.world_size(), adept.dist.rank() end
   local nll, tokens = 0, 0
-  for _, b in ipairs(batches) do
-    local loss, n = m:loss(b)
-    if n > 0 then
-      nll = nll + loss * n
-      tokens = tokens + n
+  for i, b in ipairs(batches) do
+    if (i - 1) % world == rank then
+      local loss, n = m:loss(b)
+      if n > 0 then
+        nll = nll + loss * n
+        tokens = tokens + n
+      end
     end
   end
+  if world > 1 then nll, tokens = table.unpack(adept.dist.sum({nll, tokens})) end
   if tokens == 0 then fail("perplexity", "no target tokens to evaluate (%d batches)", #batches) end
   local loss = nll / tokens
   return {loss = loss, ppl = math.exp(loss), tokens = tokens, batches = #batches}

@@ -103,14 +103,22 @@ local function eval_batches(ds, n, batch_size)
 end
 
 local function evaluate(m, sets, cache, n, batch_size)
-  local loss, ppl = {}, {}
-  for name, ds in pairs(sets) do
+  local loss, ppl, names = {}, {}, {}
+  for name in pairs(sets) do names[#names + 1] = name end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end) -- one order on every rank: the sums are collectives
+  for _, name in ipairs(names) do
+    local ds = sets[name]
     cache[name] = cache[name] or eval_batches(ds, n, batch_size)
+    -- under N processes rank r evaluates batches r+1, r+1+N, ... and the sums are reduced (every rank is here)
+    local world, rank = adept.dist.world_size(), adept.dist.rank()
     local nll, tok = 0, 0
-    for _, b in ipairs(cache[name]) do
-      local s, k = adept.nll(m, b)
-      nll, tok = nll + s, tok + k
+    for i, b in ipairs(cache[name]) do
+      if (i - 1) % world == rank then
+        local s, k = adept.nll(m, b)
+        nll, tok = nll + s, tok + k
+      end
     end
+    if world > 1 then nll, tok = table.unpack(adept.dist.sum({nll, tok})) end
     loss[name] = tok > 0 and nll / tok or 0 / 0
     ppl[name] = math.exp(loss[name])
   end

@@ -45,6 +45,25 @@ for arch in llama qwen3; do
     local rel = math.sqrt(num / den)
     print(('$arch final weights: normwise relative difference %.2e (bound 1e-5)'):format(rel))
     assert(rel <= 1e-5)
+    -- evaluations (at the start, steps 3 and 6; two sets): split across the ranks and reduced, as one process measures them
+    -- (the same per-batch sums added in another order, on weights equal within the bound above: 1e-5)
+    local function evals(p)
+      local t = {}
+      for line in io.lines(p) do
+        local r = adept.json.decode(line)
+        if r.type == 'eval' then t[#t + 1] = r end
+      end
+      return t
+    end
+    local e1, e2 = evals('$tmp/one_$arch.metrics.jsonl'), evals('$tmp/two_${arch}_a.metrics.jsonl')
+    assert(#e1 == 3 and #e2 == 3, 'three evaluations each (start, 3, 6), got ' .. #e1 .. ' and ' .. #e2)
+    for i = 1, 3 do
+      for _, set in ipairs{'held', 'other'} do
+        local a, b = e1[i].loss[set], e2[i].loss[set]
+        assert(math.abs(a - b) <= 1e-5 * math.abs(a), ('eval %d %s: %.9g vs %.9g'):format(i, set, a, b))
+      end
+    end
+    print('$arch evaluations: 2 processes (batches split) = 1 process within 1e-5')
   " || fail=1
   cmp -s "$tmp/two_${arch}_a.losses" "$tmp/two_${arch}_b.losses" && cmp -s "$tmp/two_${arch}_a.model/model.safetensors" "$tmp/two_${arch}_b.model/model.safetensors" \
     && echo "$arch: two 2-process runs bitwise equal (losses and weights)" || { echo "FAIL: two 2-process runs differ ($arch)"; fail=1; }

@@ -29,7 +29,8 @@ local die_at = math.tointeger(a.die_at)
 adept.train{model = m, optimizer = opt, data = batch, steps = steps,
             grad_accum = math.tointeger(a.grad_accum or 1), clip = 1.0, progress = false, bucket_mb = a.bucket_mb,
             checkpoint = a.ckpt and {dir = a.ckpt, every = 1, keep = 2} or nil, resume = a.ckpt ~= nil,
-            log = out .. ".metrics.jsonl",
+            log = out .. ".metrics.jsonl", eval_every = 3, eval_batches = 3,
+            eval = {held = {batch(1000), batch(1001), batch(1002)}, other = {batch(2000)}},
             every = {[1] = function(ctx)
               if ctx.step == die_at and adept.dist.rank() == 1 then os.execute("kill -9 " .. adept.getpid()) end
             end}}

@@ -4,6 +4,7 @@
 -- of ADEPT). Rank 0 prints the best step time, tokens/s, the all-reduce share and bytes per step.
 local a = adept.args
 local mode, steps = a.mode or "full", math.tointeger(a.steps or 4)
+local bucket_mb = a.bucket_mb or 25 -- 0: one all-reduce after backward; else buckets overlapped with backward
 local world, rank = adept.dist.world_size(), adept.dist.rank()
 local B, T = 8 // world, 256
 local m = adept.model({vocab_size = 8192, hidden_size = 512, intermediate_size = 1408, num_hidden_layers = 8,
@@ -27,18 +28,19 @@ local function batch(s) -- this rank's rows of global batch s (LCG tokens)
 end
 local opt = adept.adamw(m, {lr = 1e-4})
 adept.train_step(m, opt, {batch(0)}) -- warm-up: plans buffers, allocates the moments
-local best, comm, bytes, loss = math.huge, 0, 0, 0
+local best, comm, wait, calls, bytes, loss = math.huge, 0, 0, 0, 0, 0
 for s = 1, steps do
   adept.dist.barrier()
   local t0 = adept.now()
-  local r = adept.train_step(m, opt, {batch(s)})
+  local r = adept.train_step(m, opt, {batch(s)}, {bucket_mb = bucket_mb})
   local dt = adept.now() - t0
-  if dt < best then best, comm, bytes = dt, r.comm_seconds, r.comm_bytes end
+  if dt < best then best, comm, wait, calls, bytes = dt, r.comm_seconds, r.comm_wait_seconds, r.comm_calls, r.comm_bytes end
   loss = r.loss
 end
 -- the slowest rank's time is the step's
 best = adept.dist.sum({best})[1] / world
 if adept.dist.is_main() then
-  print(("RESULT processes=%d threads=%d mode=%s step_s=%.3f tokens_per_s=%.0f allreduce_share=%.3f allreduce_mib=%.2f trainable_mib=%.2f loss=%.4f"):format(
-    world, adept.threads(), mode, best, 8 * T / best, comm / best, bytes / 2^20, adept.memory(m).trainable_params * 4 / 2^20, loss))
+  print(("RESULT processes=%d threads=%d mode=%s bucket_mb=%g step_s=%.3f tokens_per_s=%.0f allreduce_share=%.3f exposed_share=%.3f calls=%d allreduce_mib=%.2f trainable_mib=%.2f loss=%.4f"):format(
+    world, adept.threads(), mode, bucket_mb, best, 8 * T / best, comm / best, wait / best, calls, bytes / 2^20,
+    adept.memory(m).trainable_params * 4 / 2^20, loss))
 end
