@@ -64,7 +64,7 @@ static void config_from_table(lua_State *L, int arg, adept_config *c, const char
 }
 
 /* adept.plan(config_or_dir [, {batch_size=8, seq_len=256, copies=0, trainable="all"|"none"|"copies"|{layers...},
-   shards=1}]) -> {weights=, masters=, grads=, optimizer=, activations=, workspace=, total=, params=,
+   shards=1, recompute=false}]) -> {weights=, masters=, grads=, optimizer=, activations=, workspace=, total=, params=,
    trainable_params=, first_kept=, layers=}: the bytes a run will take, without loading or allocating
    (adept_plan_estimate). config_or_dir: a table of HF config fields or a model directory (its config.json). */
 static int l_plan(lua_State *L) {
@@ -80,12 +80,13 @@ static int l_plan(lua_State *L) {
     int *layers = NULL;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        static const char *const keys[] = {"batch_size", "seq_len", "copies", "trainable", "shards", NULL};
+        static const char *const keys[] = {"batch_size", "seq_len", "copies", "trainable", "shards", "recompute", NULL};
         adept_lua_check_keys(L, 2, keys, "adept.plan");
         r.batch_size = (int)adept_lua_opt_int_field_range(L, 2, "batch_size", 8, 1, 1 << 20);
         r.seq_len = (int)adept_lua_opt_int_field_range(L, 2, "seq_len", 256, 1, 1 << 24);
         r.copies = (int)adept_lua_opt_int_field_range(L, 2, "copies", 0, 0, 1 << 16);
         r.shards = (int)adept_lua_opt_int_field_range(L, 2, "shards", 1, 1, 1 << 20);
+        r.recompute = adept_lua_opt_bool_field(L, 2, "recompute", 0);
         lua_getfield(L, 2, "trainable");
         if (lua_type(L, -1) == LUA_TTABLE) {
             lua_Integer n = luaL_len(L, -1);
@@ -208,6 +209,20 @@ static int m_param_names(lua_State *L) {
         lua_pushstring(L, adept_model_param(m, i)->name);
         lua_seti(L, -2, (lua_Integer)i + 1);
     }
+    return 1;
+}
+
+/* m:set_recompute(bool): backward recomputes each layer instead of keeping its buffers (adept_model_set_recompute);
+   m:recompute() -> bool */
+static int m_set_recompute(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
+    adept_model_set_recompute(m, lua_toboolean(L, 2));
+    return 0;
+}
+
+static int m_recompute(lua_State *L) {
+    lua_pushboolean(L, adept_model_recompute(adept_lua_check_model(L, 1)));
     return 1;
 }
 
@@ -502,6 +517,7 @@ void adept_open_model(lua_State *L) {
         {"param", m_param}, {"set_param", m_set_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
         {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"params", m_params}, {"set_trainable", m_set_trainable}, {"trainable_params", m_trainable_params},
         {"zero_grad", m_zero_grad}, {"memory", m_memory}, {"expand", m_expand},
+        {"set_recompute", m_set_recompute}, {"recompute", m_recompute},
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
         {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},
         {"logits", adept_lua_model_logits}, {"generate", adept_lua_model_generate},

@@ -5,16 +5,17 @@
 #include "adept/model.h"
 #include "binding.h"
 
-/* adept.load(path [, {allow_nonfinite=false, device=}]): weights holding NaN or infinity are refused, naming the
-   tensor, unless allow_nonfinite is set (inspecting a diverged checkpoint). device ("cpu" | "cuda") defaults to
-   adept.default_device (`adeptlua --device`). */
+/* adept.load(path [, {allow_nonfinite=false, device=, recompute=false}]): weights holding NaN or infinity are
+   refused, naming the tensor, unless allow_nonfinite is set (inspecting a diverged checkpoint). device ("cpu" |
+   "cuda") defaults to adept.default_device (`adeptlua --device`). recompute: m:set_recompute(true). */
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.load");
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-    static const char *const known[] = {"allow_nonfinite", "device", NULL};
+    static const char *const known[] = {"allow_nonfinite", "device", "recompute", NULL};
     adept_lua_check_keys(L, 2, known, "adept.load");
     int allow_nonfinite = adept_lua_opt_bool_field(L, 2, "allow_nonfinite", 0);
+    int recompute = adept_lua_opt_bool_field(L, 2, "recompute", 0);
     adept_device device = (adept_device)adept_lua_opt_device(L, 2, "adept.load");
     adept_model *m;
     ADEPT_LUA_TRY(L, "adept.load", adept_model_load_on(path, device, &m));
@@ -22,6 +23,7 @@ static int l_load(lua_State *L) {
         adept_model_free(m);
         return luaL_error(L, "adept.load: %s: %s", path, adept_last_error());
     }
+    adept_model_set_recompute(m, recompute);
     adept_lua_push_model(L, m);
     return 1;
 }

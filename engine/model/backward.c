@@ -59,6 +59,7 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
     adept_model_grad_ready(m, L);
     for (int l = L - 1; l >= stop; l--) {
         if (m->skip[l]) { adept_model_grad_ready(m, l); continue; } /* identity: the residual gradient passes unchanged */
+        if (a->recompute) adept_model_layer_forward(m, l); /* the layer's buffers again, into the one slot */
         int below = l > stop || embed_train; /* propagate to this layer's input */
         size_t s = adept_acts_slot(a, l); /* the layer's kept buffers (the plan keeps them from `stop` up) */
         float *x = a->resid + l * N * C, *ln1 = a->ln1 + s * N * C, *q = a->q + s * N * QD, *k = a->k + s * N * KD;

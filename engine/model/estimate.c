@@ -54,7 +54,7 @@ adept_status adept_plan_estimate(const adept_config *cfg, const adept_plan_reque
     default: return adept_fail(ADEPT_EINVAL, "plan: unknown trainable set %d", (int)r->trainable);
     }
     adept_plan_split split;
-    ADEPT_TRY(adept_model_plan_split(&c, r->batch_size, r->seq_len, 0, first_kept, &split));
+    ADEPT_TRY(adept_model_plan_split(&c, r->batch_size, r->seq_len, 0, first_kept, r->recompute, &split));
     out->weights = params * sizeof(float);
     out->masters = 0; /* trainable rows are f32 weights already: no separate master copy */
     out->grads = trainable * sizeof(float);

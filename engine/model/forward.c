@@ -41,6 +41,46 @@ float *adept_model_head_weight(adept_model *m, float **grad) {
     return adept_tensor_f32(p->value);
 }
 
+/* One decoder layer: from its input acts.resid[l] into resid[l + 1], keeping what backward reads in the layer's
+   slot (adept_acts_slot). A skipped layer is the identity. */
+void adept_model_layer_forward(adept_model *m, int l) {
+    const adept_config *c = &m->cfg;
+    const adept_backend *be = m->be;
+    adept_acts *a = &m->acts;
+    size_t B = a->B, T = a->T, N = B * T, C = c->hidden_size, F = c->intermediate_size;
+    size_t H = c->num_heads, KH = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KH * D;
+    double eps = c->rms_norm_eps;
+    float *x = a->resid + l * N * C, *xout = a->resid + (l + 1) * N * C;
+    if (m->skip[l]) { be->copy(xout, x, N * C * sizeof(float)); return; }
+    size_t s = adept_acts_slot(a, l); /* below the lowest layer backward reaches, one shared slot */
+    float *ln1 = a->ln1 + s * N * C, *q = a->q + s * N * QD, *k = a->k + s * N * KD, *v = a->v + s * N * KD;
+    float *mid = a->resid_mid + s * N * C, *ln2 = a->ln2 + s * N * C, *y = a->atty + s * N * QD;
+    float *gate = a->gate + s * N * F, *up = a->up + s * N * F, *h = a->hmlp + s * N * F;
+    be->rmsnorm_forward(ln1, a->ln1_rstd + s * N, x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), N, C, eps);
+    if (c->qk_norm) {
+        float *qp = a->qpre + s * N * QD, *kp = a->kpre + s * N * KD;
+        be->matmul_forward(qp, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
+        be->matmul_forward(kp, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
+        be->rmsnorm_forward(q, a->q_rstd + s * N * H, qp, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), N * H, D, eps);
+        be->rmsnorm_forward(k, a->k_rstd + s * N * KH, kp, adept_model_w(m, l, ADEPT_UNIT_K_NORM), N * KH, D, eps);
+    } else {
+        be->matmul_forward(q, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
+        be->matmul_forward(k, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
+    }
+    be->matmul_forward(v, ln1, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), N, C, KD, 0);
+    be->rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D, 0);
+    be->rope_forward(k, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
+    be->attention_forward(y, a->lse + s * B * H * T, q, k, v, B, T, H, KH, D);
+    be->copy(mid, x, N * C * sizeof(float)); /* residual fused into the o_proj product (beta = 1) */
+    be->matmul_forward(mid, y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, N, QD, C, 1);
+    be->rmsnorm_forward(ln2, a->ln2_rstd + s * N, mid, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), N, C, eps);
+    be->matmul_forward(gate, ln2, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, N, C, F, 0);
+    be->matmul_forward(up, ln2, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, N, C, F, 0);
+    be->swiglu_forward(h, gate, up, N * F);
+    be->copy(xout, mid, N * C * sizeof(float));
+    be->matmul_forward(xout, h, adept_model_w(m, l, ADEPT_UNIT_DOWN), NULL, N, F, C, 1);
+}
+
 /* Runs layers l0.. from the residual input already in acts.resid[l0] (l0 = 0: from the embedding of the ids
    in acts.ids), then the final norm; mask-out importance (engine/adapt) resumes here after a skipped layer.
    The classifier runs separately (adept_model_head), only when a loss or logits are asked for. */
@@ -48,43 +88,12 @@ void adept_model_forward_from(adept_model *m, int l0) {
     const adept_config *c = &m->cfg;
     const adept_backend *be = m->be;
     adept_acts *a = &m->acts;
-    size_t B = a->B, T = a->T, N = B * T, C = c->hidden_size, F = c->intermediate_size;
-    size_t H = c->num_heads, KH = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KH * D;
-    double eps = c->rms_norm_eps;
+    size_t N = a->B * a->T, C = c->hidden_size;
     if (l0 == 0) be->embedding_forward(a->resid, a->ids, adept_tensor_f32(m->params[m->embed_idx].value), N, C);
-    for (int l = l0; l < c->num_layers; l++) {
-        float *x = a->resid + l * N * C, *xout = a->resid + (l + 1) * N * C;
-        if (m->skip[l]) { be->copy(xout, x, N * C * sizeof(float)); continue; }
-        size_t s = adept_acts_slot(a, l); /* below the lowest layer backward reaches, one shared slot */
-        float *ln1 = a->ln1 + s * N * C, *q = a->q + s * N * QD, *k = a->k + s * N * KD, *v = a->v + s * N * KD;
-        float *mid = a->resid_mid + s * N * C, *ln2 = a->ln2 + s * N * C, *y = a->atty + s * N * QD;
-        float *gate = a->gate + s * N * F, *up = a->up + s * N * F, *h = a->hmlp + s * N * F;
-        be->rmsnorm_forward(ln1, a->ln1_rstd + s * N, x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), N, C, eps);
-        if (c->qk_norm) {
-            float *qp = a->qpre + s * N * QD, *kp = a->kpre + s * N * KD;
-            be->matmul_forward(qp, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
-            be->matmul_forward(kp, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
-            be->rmsnorm_forward(q, a->q_rstd + s * N * H, qp, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), N * H, D, eps);
-            be->rmsnorm_forward(k, a->k_rstd + s * N * KH, kp, adept_model_w(m, l, ADEPT_UNIT_K_NORM), N * KH, D, eps);
-        } else {
-            be->matmul_forward(q, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
-            be->matmul_forward(k, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
-        }
-        be->matmul_forward(v, ln1, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), N, C, KD, 0);
-        be->rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D, 0);
-        be->rope_forward(k, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
-        be->attention_forward(y, a->lse + s * B * H * T, q, k, v, B, T, H, KH, D);
-        be->copy(mid, x, N * C * sizeof(float)); /* residual fused into the o_proj product (beta = 1) */
-        be->matmul_forward(mid, y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, N, QD, C, 1);
-        be->rmsnorm_forward(ln2, a->ln2_rstd + s * N, mid, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), N, C, eps);
-        be->matmul_forward(gate, ln2, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, N, C, F, 0);
-        be->matmul_forward(up, ln2, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, N, C, F, 0);
-        be->swiglu_forward(h, gate, up, N * F);
-        be->copy(xout, mid, N * C * sizeof(float));
-        be->matmul_forward(xout, h, adept_model_w(m, l, ADEPT_UNIT_DOWN), NULL, N, F, C, 1);
-    }
+    for (int l = l0; l < c->num_layers; l++) adept_model_layer_forward(m, l);
     float *xl = a->resid + (size_t)c->num_layers * N * C;
-    be->rmsnorm_forward(a->lnf, a->lnf_rstd, xl, adept_tensor_f32(m->params[m->final_norm_idx].value), N, C, eps);
+    be->rmsnorm_forward(a->lnf, a->lnf_rstd, xl, adept_tensor_f32(m->params[m->final_norm_idx].value), N, C,
+                        c->rms_norm_eps);
 }
 
 /* Chunk by chunk over the rows: logits = lnf W^T (rows x V), copied out when asked; the per-token losses

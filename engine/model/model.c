@@ -237,6 +237,9 @@ adept_status adept_model_set_skip(adept_model *m, int layer, int skip) {
     return ADEPT_OK;
 }
 
+void adept_model_set_recompute(adept_model *m, int on) { m->recompute = on != 0; }
+int adept_model_recompute(const adept_model *m) { return m->recompute; }
+
 void adept_model_set_grad_hook(adept_model *m, adept_grad_ready_fn fn, void *ctx) {
     m->grad_hook = fn;
     m->grad_hook_ctx = fn ? ctx : NULL;

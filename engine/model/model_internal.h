@@ -46,10 +46,16 @@ typedef struct adept_acts {
        one shared slot. Slot of layer l: adept_acts_slot. resid keeps every layer (mask-out resumes from it). */
     int first_kept;               /* lowest layer whose buffers backward reads (L: none, nothing trains) */
     int slots;                    /* per-layer slots planned: L - first_kept, plus 1 streaming slot when > 0 */
+    /* Recompute (adept_model_set_recompute): one slot for every layer; backward reruns layer l's forward from
+       resid[l] into it before the layer's backward, with the same kernels, so the gradients are bitwise those
+       of the kept plan. Memory: resid for every layer plus one layer's buffers. */
+    int recompute;
 } adept_acts;
 
-/* Where layer l's per-layer buffers live: its own slot from first_kept up, the shared streaming slot 0 below. */
+/* Where layer l's per-layer buffers live: its own slot from first_kept up, the shared streaming slot 0 below
+   (every layer in slot 0 under recompute). */
 static inline size_t adept_acts_slot(const adept_acts *a, int l) {
+    if (a->recompute) return 0;
     if (a->first_kept == 0) return (size_t)l;
     return l < a->first_kept ? 0 : (size_t)(l - a->first_kept + 1);
 }
@@ -71,7 +77,10 @@ typedef struct adept_plan_split {
 int adept_model_stop_layer(const adept_model *m);
 /* first_kept: the lowest layer whose buffers are kept (0: every layer, the most a plan can need) */
 adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override, int first_kept,
-                                    adept_plan_split *out);
+                                    int recompute, adept_plan_split *out);
+/* forward.c: one decoder layer's forward from acts.resid[l] into resid[l + 1] and the layer's slot (forward_from
+   runs it for each layer; backward reruns it under recompute) */
+void adept_model_layer_forward(adept_model *m, int l);
 
 struct adept_model {
     adept_config cfg;
@@ -89,6 +98,7 @@ struct adept_model {
     adept_acts acts;
     int plan_logged;
     int head_rows_override;       /* > 0: rows per classifier chunk (tests exercise small chunks); 0: automatic */
+    int recompute;                /* adept_model_set_recompute: the next plan recomputes layers in backward */
     adept_grad_ready_fn grad_hook; /* adept_model_set_grad_hook; NULL: none */
     void *grad_hook_ctx;
 };

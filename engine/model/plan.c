@@ -58,15 +58,16 @@ enum { KEPT, HEAD, SCRATCH, BATCH, N_CLASSES };
 typedef struct region { float **ptr; size_t n; int cls; } region;
 
 /* Per-layer slots for a plan whose lowest kept layer is first_kept (adept_acts_slot). */
-static size_t plan_slots(int L, int first_kept) {
+static size_t plan_slots(int L, int first_kept, int recompute) {
+    if (recompute) return 1;
     if (first_kept <= 0) return (size_t)L;
     if (first_kept > L) first_kept = L;
     return (size_t)(L - first_kept) + 1;
 }
 
 static size_t plan_regions(adept_acts *a, const adept_config *c, size_t B, size_t T, size_t head_rows,
-                           int first_kept, region *r) {
-    size_t Lr = (size_t)c->num_layers, L = plan_slots(c->num_layers, first_kept);
+                           int first_kept, int recompute, region *r) {
+    size_t Lr = (size_t)c->num_layers, L = plan_slots(c->num_layers, first_kept, recompute);
     size_t N = B * T, C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
     size_t H = (size_t)c->num_heads, KH = (size_t)c->num_kv_heads, D = (size_t)c->head_dim;
     size_t QD = H * D, KD = KH * D, V = (size_t)c->vocab_size;
@@ -105,12 +106,12 @@ static size_t plan_sizes(const region *r, size_t n, size_t cls_elems[N_CLASSES])
 }
 
 adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override, int first_kept,
-                                    adept_plan_split *out) {
+                                    int recompute, adept_plan_split *out) {
     if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);
     adept_acts scratch_acts = {0};
     region r[MAX_REGIONS];
     size_t rows = adept_model_head_rows((size_t)B * T, (size_t)c->vocab_size, head_rows_override);
-    size_t n = plan_regions(&scratch_acts, c, (size_t)B, (size_t)T, rows, first_kept, r), e[N_CLASSES];
+    size_t n = plan_regions(&scratch_acts, c, (size_t)B, (size_t)T, rows, first_kept, recompute, r), e[N_CLASSES];
     size_t total = plan_sizes(r, n, e);
     if (!total) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
     out->kept = e[KEPT] * sizeof(float), out->head = e[HEAD] * sizeof(float);
@@ -123,7 +124,8 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
     adept_acts *a = &m->acts;
     size_t rows = adept_model_head_rows((size_t)B * T, (size_t)m->cfg.vocab_size, m->head_rows_override);
     int first_kept = adept_model_stop_layer(m);
-    if (a->block && a->B == B && a->T == T && a->be == m->be && a->head_rows == rows && a->first_kept == first_kept)
+    if (a->block && a->B == B && a->T == T && a->be == m->be && a->head_rows == rows && a->first_kept == first_kept &&
+        a->recompute == m->recompute)
         return ADEPT_OK;
     const adept_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);
@@ -132,7 +134,7 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
                           c->max_position_embeddings);
     adept_model_acts_free(a);
     region r[MAX_REGIONS];
-    size_t n = plan_regions(a, c, (size_t)B, (size_t)T, rows, first_kept, r), e[N_CLASSES];
+    size_t n = plan_regions(a, c, (size_t)B, (size_t)T, rows, first_kept, m->recompute, r), e[N_CLASSES];
     size_t total = plan_sizes(r, n, e);
     if (!total) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
     const adept_backend *be = m->be;
@@ -151,7 +153,8 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
     a->T = T;
     a->head_rows = rows;
     a->first_kept = first_kept;
-    a->slots = (int)plan_slots(c->num_layers, first_kept);
+    a->recompute = m->recompute;
+    a->slots = (int)plan_slots(c->num_layers, first_kept, m->recompute);
     a->bytes = total * sizeof(float);
     a->kept_bytes = e[KEPT] * sizeof(float), a->head_bytes = e[HEAD] * sizeof(float);
     a->scratch_bytes = e[SCRATCH] * sizeof(float), a->batch_bytes = e[BATCH] * sizeof(float);
@@ -167,8 +170,9 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
         const double MiB = 1048576.0;
         adept_log(any_plan_logged ? ADEPT_LOG_DEBUG : ADEPT_LOG_INFO, "model memory plan (batch %d x %d): params %.1f MiB, grads %.1f MiB, "
                   "activations %.1f MiB (%.1f MiB per sequence; by class: kept for backward %.1f for layers %d.. (%d per-layer "
-                  "slots), classifier chunk of %zu rows %.1f, backward scratch %.1f, batch %.1f)", B, T, mem.params / MiB,
-                  mem.grads / MiB, a->bytes / MiB, a->bytes / MiB / B, a->kept_bytes / MiB, first_kept, a->slots, rows,
+                  "slots%s), classifier chunk of %zu rows %.1f, backward scratch %.1f, batch %.1f)", B, T, mem.params / MiB,
+                  mem.grads / MiB, a->bytes / MiB, a->bytes / MiB / B, a->kept_bytes / MiB, first_kept, a->slots,
+                  a->recompute ? ", layers recomputed in backward" : "", rows,
                   a->head_bytes / MiB, a->scratch_bytes / MiB, a->batch_bytes / MiB);
         m->plan_logged = 1;
         any_plan_logged = 1;

@@ -5,8 +5,9 @@ local CFG = {vocab_size = 96, hidden_size = 32, intermediate_size = 48, num_hidd
              num_attention_heads = 4, num_key_value_heads = 2, max_position_embeddings = 64}
 
 -- the run the plan describes: 2 uniform copies trained, the rest frozen, one step of batch 2 x 16
-local function measured(copies, trainable)
+local function measured(copies, trainable, recompute)
   local m = adept.model(CFG, {seed = 1})
+  if recompute then m:set_recompute(true) end
   local made = copies > 0 and m:expand(adept.select.uniform(8, copies)) or {}
   if trainable == "copies" then
     local names = {}
@@ -23,10 +24,11 @@ local function measured(copies, trainable)
 end
 
 describe("adept.plan", function()
-  for _, case in ipairs{{0, "all"}, {2, "copies"}} do
-    it(("matches the engine's allocation (%d copies, %s trainable)"):format(case[1], case[2]), function()
-      local p = adept.plan(CFG, {batch_size = 2, seq_len = 16, copies = case[1], trainable = case[2]})
-      local got = measured(case[1], case[2])
+  for _, case in ipairs{{0, "all"}, {2, "copies"}, {0, "all", true}, {2, "copies", true}} do
+    it(("matches the engine's allocation (%d copies, %s trainable%s)"):format(case[1], case[2],
+        case[3] and ", recompute" or ""), function()
+      local p = adept.plan(CFG, {batch_size = 2, seq_len = 16, copies = case[1], trainable = case[2], recompute = case[3]})
+      local got = measured(case[1], case[2], case[3])
       assert.equals(got.params, p.weights)
       assert.equals(got.grads, p.grads)
       assert.equals(got.optimizer_allocated, p.optimizer)
@@ -44,6 +46,10 @@ describe("adept.plan", function()
     assert.is_true(none.activations < top.activations and top.activations < all.activations)
     assert.equals(0, none.grads + none.optimizer)
     assert.equals(all.optimizer // 4, adept.plan(CFG, {batch_size = 2, seq_len = 16, shards = 4}).optimizer)
+    -- recompute keeps one layer's buffers whatever trains (plus every layer's input)
+    local rc = adept.plan(CFG, {batch_size = 2, seq_len = 16, recompute = true})
+    assert.is_true(rc.activations < top.activations)
+    assert.equals(rc.activations, adept.plan(CFG, {batch_size = 2, seq_len = 16, trainable = {6, 7}, recompute = true}).activations)
   end)
 
   it("refuses what it cannot plan, naming it", function()

@@ -266,9 +266,9 @@ static void test_plan_linear(void) {
     c.num_heads = 16, c.num_kv_heads = 8, c.head_dim = 128, c.max_position_embeddings = 40960;
     CHECK_OK(adept_model_config_check(&c));
     adept_plan_split p1, p2, p4;
-    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, 0, &p1));
-    CHECK_OK(adept_model_plan_split(&c, 1, 4096, 0, 0, &p2));
-    CHECK_OK(adept_model_plan_split(&c, 2, 4096, 0, 0, &p4));
+    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, 0, 0, &p1));
+    CHECK_OK(adept_model_plan_split(&c, 1, 4096, 0, 0, 0, &p2));
+    CHECK_OK(adept_model_plan_split(&c, 2, 4096, 0, 0, 0, &p4));
     printf("plan of a Qwen3-1.7B shape at 1 x 2048: %.1f MiB (kept %.1f, head %.1f in %zu rows, scratch %.1f, "
            "batch %.1f)\n", p1.total / 1048576.0, p1.kept / 1048576.0, p1.head / 1048576.0, p1.head_rows,
            p1.scratch / 1048576.0, p1.batch / 1048576.0);
@@ -278,13 +278,13 @@ static void test_plan_linear(void) {
     CHECK(p2.scratch >= 2 * p1.scratch - 37 * 64 && p2.scratch <= 2 * p1.scratch + 37 * 64);
     CHECK(p4.kept >= 2 * p2.kept - 37 * 64 && p4.kept <= 2 * p2.kept + 37 * 64); /* and in B */
     CHECK(p1.total == p1.kept + p1.head + p1.scratch + p1.batch);
-    CHECK_FAILS(adept_model_plan_split(&c, 0, 2048, 0, 0, &p1), ADEPT_EINVAL);
+    CHECK_FAILS(adept_model_plan_split(&c, 0, 2048, 0, 0, 0, &p1), ADEPT_EINVAL);
     /* trainable-aware: with the lowest trainable layer at k, layers below k share one slot, so the kept class
        loses k - 1 of the 28 per-layer slots (the residual stream, (L + 1) x N x C, stays whole: mask-out resumes
        from it) */
     adept_plan_split pk, pn;
-    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, 7, &pk));  /* ADEPT's lowest copy near L/4 */
-    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, 28, &pn)); /* nothing trains: forward-only */
+    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, 7, 0, &pk));  /* ADEPT's lowest copy near L/4 */
+    CHECK_OK(adept_model_plan_split(&c, 1, 2048, 0, 28, 0, &pn)); /* nothing trains: forward-only */
     /* the kept class = resid (L + 1) x N x C + the final norm's input and rstd (N x C + N) + 28 per-layer slots */
     size_t resid = (size_t)29 * 2048 * 2048 * 4, lnf = ((size_t)2048 * 2048 + 2048) * 4;
     size_t per_layer = (p1.kept - resid - lnf) / 28;
@@ -292,6 +292,48 @@ static void test_plan_linear(void) {
            p1.kept / 1048576.0, pk.kept / 1048576.0, pn.kept / 1048576.0);
     CHECK(pk.kept + 6 * per_layer >= p1.kept - 64 * 37 && pk.kept + 6 * per_layer <= p1.kept + 64 * 37);
     CHECK(pn.kept + 27 * per_layer >= p1.kept - 64 * 37 && pn.kept + 27 * per_layer <= p1.kept + 64 * 37);
+}
+
+/* Recompute: backward reruns each layer's forward from its kept input; the gradients and loss are bitwise those of
+   the kept plan (the same kernels on the same inputs), for a Llama with biases and a Qwen3 with qk-norm, training
+   everything or only layer 2 (the pass then stops there), and the plan keeps one layer's buffers instead of L. */
+static void test_recompute(void) {
+    for (int variant = 0; variant < 4; variant++) {
+        adept_config c = tiny();
+        c.num_layers = 4;
+        if (variant & 1) c.attention_bias = 1;
+        else c.arch = ADEPT_ARCH_QWEN3, c.qk_norm = 1;
+        adept_model *m[2];
+        int32_t in[2 * 37], tg[2 * 37];
+        fill_batch(in, tg, 2 * 37, c.vocab_size);
+        tg[3] = -1;
+        adept_batch b = {2, 37, in, tg};
+        double s[2];
+        for (int r = 0; r < 2; r++) {
+            CHECK_OK(adept_model_create(&c, 5, 0.3f, &m[r]));
+            if (variant >= 2) /* only layer 2 trains */
+                for (size_t i = 0; i < adept_model_num_params(m[r]); i++)
+                    CHECK_OK(adept_model_set_trainable(m[r], i, adept_model_param(m[r], i)->layer == 2));
+            adept_model_set_recompute(m[r], r == 1);
+            int64_t n;
+            CHECK_OK(adept_model_forward_backward(m[r], &b, 1.0f / 73, &s[r], &n));
+            CHECK_OK(adept_model_forward_backward(m[r], &b, 1.0f / 73, &s[r], &n)); /* accumulate onto nonzero */
+        }
+        CHECK(m[1]->acts.slots == 1 && m[0]->acts.slots == (variant >= 2 ? 3 : 4));
+        CHECK(m[1]->acts.kept_bytes < m[0]->acts.kept_bytes);
+        CHECK(s[0] == s[1]);
+        int same = 1;
+        for (size_t i = 0; i < adept_model_num_params(m[0]); i++) {
+            adept_param *p0 = adept_model_param(m[0], i), *p1 = adept_model_param(m[1], i);
+            if (!p0->grad) { same &= p1->grad == NULL; continue; }
+            same &= memcmp(adept_tensor_f32(p0->grad), adept_tensor_f32(p1->grad), p0->numel * sizeof(float)) == 0;
+        }
+        printf("recompute (%s, %s): gradients %s, kept %zu against %zu bytes\n", variant & 1 ? "llama+bias" : "qwen3",
+               variant >= 2 ? "layer 2 trains" : "all train", same ? "bitwise equal" : "DIFFER",
+               m[1]->acts.kept_bytes, m[0]->acts.kept_bytes);
+        CHECK(same);
+        for (int r = 0; r < 2; r++) adept_model_free(m[r]);
+    }
 }
 
 int main(void) {
@@ -303,5 +345,6 @@ int main(void) {
     test_generate();
     test_head_chunks();
     test_plan_linear();
+    test_recompute();
     return check_summary();
 }

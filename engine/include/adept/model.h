@@ -162,6 +162,12 @@ void adept_model_set_grad_hook(adept_model *m, adept_grad_ready_fn fn, void *ctx
    L for the rows after the layers, -1 for those before); lo == hi when it has none. */
 void adept_model_grad_group_range(const adept_model *m, int group, size_t *lo, size_t *hi);
 
+/* Recompute: backward reruns each layer's forward from its kept input instead of keeping the layer's buffers
+   (memory: every layer's input plus one layer's buffers), with bitwise the same gradients. Takes effect at the
+   next pass (the plan is re-laid). */
+void adept_model_set_recompute(adept_model *m, int on);
+int adept_model_recompute(const adept_model *m);
+
 /* Layers skipped in forward passes (residual identity), for mask-out importance; 0/1 per layer. */
 adept_status adept_model_set_skip(adept_model *m, int layer, int skip);
 int adept_model_is_skipped(const adept_model *m, int layer);
@@ -197,6 +203,7 @@ typedef struct adept_plan_request {
     const int *layers;                /* ADEPT_PLAN_LAYERS: 0-based indices in the expanded model */
     int n_layers;
     int shards;
+    int recompute;                    /* adept_model_set_recompute: one layer's buffers, recomputed in backward */
 } adept_plan_request;
 typedef struct adept_plan_bytes {
     size_t weights, masters, grads, optimizer, activations, workspace, total;
