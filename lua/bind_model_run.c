@@ -1,9 +1,8 @@
 /* Model compute bindings: batches from int32 tensors or Lua arrays, m:loss, m:loss_and_grad, m:logits,
    m:generate, m:generate_batch. Buffers are Lua userdata so an error raised half-way leaks nothing. */
 #include <math.h>
-#include <string.h>
-
 #include <stdio.h>
+#include <string.h>
 
 #include "adept/model.h"
 #include "bind_tokenizer.h"
@@ -134,7 +133,8 @@ int adept_lua_model_generate_batch(lua_State *L) {
         o.max_tokens = (int)adept_lua_opt_int_field_range(L, 3, "max_tokens", 32, ADEPT_NONNEG_INT32);
         lua_getfield(L, 3, "stop");
         if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) o.stop_id = -1;
-        else if (!lua_isnil(L, -1)) o.stop_id = (int)adept_lua_int_value(L, -1, "field 'stop' (a token id, or false)", ADEPT_INT32_RANGE);
+        else if (!lua_isnil(L, -1))
+            o.stop_id = (int)adept_lua_int_value(L, -1, "field 'stop' (a token id, or false)", ADEPT_INT32_RANGE);
         lua_pop(L, 1);
         lua_getfield(L, 3, "stop_strings");
         if (!lua_isnil(L, -1)) {

@@ -106,9 +106,9 @@ static adept_status check_request(const adept_model *m, const int32_t *prompts, 
         off += (size_t)n_prompt[r];
         if (n_prompt[r] > *max_prompt) *max_prompt = n_prompt[r];
         if (c->max_position_embeddings > 0 && n_prompt[r] + o->max_tokens > c->max_position_embeddings)
-            return adept_fail(ADEPT_EINVAL,
-                              "generate_batch: prompt %d (%d tokens) + max_tokens (%d) exceeds max_position_embeddings %d",
-                              r + 1, n_prompt[r], o->max_tokens, c->max_position_embeddings);
+            return adept_fail(ADEPT_EINVAL, "generate_batch: prompt %d (%d tokens) + max_tokens (%d) exceeds "
+                              "max_position_embeddings %d", r + 1, n_prompt[r], o->max_tokens,
+                              c->max_position_embeddings);
     }
     return ADEPT_OK;
 }
@@ -134,8 +134,8 @@ adept_status adept_model_generate_batch(adept_model *m, const int32_t *prompts, 
     size_t *start = malloc(NB * sizeof *start);
     if (!blk || !host_logits || !feed || !row || !pos || !start) {
         be->free(blk), free(host_logits), free(feed), free(row), free(pos), free(start);
-        return adept_fail(ADEPT_ENOMEM, "generate_batch: out of memory for the KV cache of %d rows x %d positions on %s",
-                          B, maxT, be->name);
+        return adept_fail(ADEPT_ENOMEM, "generate_batch: out of memory for the KV cache of %d rows x %d positions "
+                          "on %s", B, maxT, be->name);
     }
     batch_state s;
     float *p = blk;

@@ -183,8 +183,11 @@ describe("adept.eval.generate_match", function()
     -- an extractor that answers right for two of the items: accuracy 1/2, and those two records say correct
     local answers = {["What is one plus one?"] = "2", ["How many legs has a cat?"] = "4"}
     local i = 0
-    r = adept.eval.generate_match(m, items, {tokenizer = tok, max_new_tokens = 4, bos = true,
-                                             extract = function() i = i + 1; return answers[items[i].question] or "x" end})
+    local function extract()
+      i = i + 1
+      return answers[items[i].question] or "x"
+    end
+    r = adept.eval.generate_match(m, items, {tokenizer = tok, max_new_tokens = 4, bos = true, extract = extract})
     assert.equals(0.5, r.accuracy)
     assert.same({true, false, true, false}, {r.records[1].correct, r.records[2].correct, r.records[3].correct,
                                              r.records[4].correct})
