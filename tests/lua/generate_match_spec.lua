@@ -365,3 +365,35 @@ describe("generate_match on a synthetic arithmetic set", function()
     assert.matches("^ #### %d", r.generation)
   end)
 end)
+
+describe("generate_match on stories260K", function()
+  local H = require "spec_helpers"
+  local model_path = H.shared("models/stories260K/stories260K.bin")
+  local tok_path = H.shared("models/stories260K/tok512.bin")
+  if not (model_path and tok_path) then
+    it("needs ADEPT_SHARED", function() pending("stories260K not found under ADEPT_SHARED") end)
+    return
+  end
+  local m = adept.load(model_path)
+  local tk = adept.tokenizer(tok_path)
+
+  it("generates each prompt's m:generate tokens in a batch, cut at the first stop string", function()
+    local texts = {"Once upon a time", "Lily and Tom went to the park. They", "The cat", "One day, a big dog saw"}
+    local prompts = {}
+    for i, t in ipairs(texts) do prompts[i] = tk:encode(t, {bos = true}) end
+    local got = m:generate_batch(prompts, {max_tokens = 40})
+    for i, p in ipairs(prompts) do assert.same(m:generate(p, {max_tokens = 40}), got[i]) end
+    -- stop at "." : each row's text ends at its first sentence end, and the batch agrees with m:generate's
+    local items = {}
+    for i, t in ipairs(texts) do items[i] = {question = t, answer = "x"} end
+    local r = adept.eval.generate_match(m, tk, items, {template = "%s", max_new_tokens = 40, stop = {"."}, bos = true})
+    local with_dot = 0
+    for i, rec in ipairs(r.records) do
+      local full = tk:decode(m:generate(prompts[i], {max_tokens = 40}), {skip_special = true})
+      local at = full:find(".", 1, true)
+      assert.equals(at and full:sub(1, at - 1) or full, rec.generation)
+      if at then with_dot = with_dot + 1 end
+    end
+    assert.is_true(with_dot >= 3, "stories260K should end most sentences within 40 tokens")
+  end)
+end)
