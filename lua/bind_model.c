@@ -474,6 +474,7 @@ int adept_lua_model_loss(lua_State *L);
 int adept_lua_model_loss_and_grad(lua_State *L);
 int adept_lua_model_logits(lua_State *L);
 int adept_lua_model_generate(lua_State *L);
+int adept_lua_model_generate_batch(lua_State *L);
 int adept_lua_model_hidden_states(lua_State *L);
 
 static int model_index(lua_State *L) {
@@ -521,6 +522,7 @@ void adept_open_model(lua_State *L) {
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
         {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},
         {"logits", adept_lua_model_logits}, {"generate", adept_lua_model_generate},
+        {"generate_batch", adept_lua_model_generate_batch},
         {"hidden_states", adept_lua_model_hidden_states}, {"device", m_device}, {NULL, NULL}};
     static const adept_lua_class cls = {ADEPT_MODEL_MT, methods, NULL, model_gc, model_tostring, model_index};
     adept_lua_new_class(L, &cls);

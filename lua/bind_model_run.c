@@ -1,9 +1,11 @@
 /* Model compute bindings: batches from int32 tensors or Lua arrays, m:loss, m:loss_and_grad, m:logits,
-   m:generate. Buffers are Lua userdata so an error raised half-way leaks nothing. */
+   m:generate, m:generate_batch. Buffers are Lua userdata so an error raised half-way leaks nothing. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "adept/model.h"
+#include "bind_tokenizer.h"
 #include "binding.h"
 
 /* A mean over no tokens is NaN: say why instead of computing it. (m:loss keeps returning NaN, 0 for such a
@@ -111,6 +113,91 @@ int adept_lua_model_generate(lua_State *L) {
     for (int i = 0; i < n; i++) {
         lua_pushinteger(L, out[i]);
         lua_seti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* m:generate_batch({ids, ids, ...} [, {max_tokens=, stop=, stop_strings=, tokenizer=}]) -> {{ids}, {ids}, ...}:
+   greedy generation for prompts of any lengths at once (adept_model_generate_batch). */
+int adept_lua_model_generate_batch(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int B = (int)luaL_len(L, 2);
+    if (B < 0 || B > 1 << 20) return luaL_argerror(L, 2, "between 0 and 2^20 prompts expected");
+    static const char *const known[] = {"max_tokens", "stop", "stop_strings", "tokenizer", NULL};
+    adept_generate_batch_opts o = {.max_tokens = 32, .stop_id = adept_model_config(m)->eos_token_id};
+    int n_stop = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        adept_lua_check_keys(L, 3, known, "generate_batch");
+        o.max_tokens = (int)adept_lua_opt_int_field_range(L, 3, "max_tokens", 32, ADEPT_NONNEG_INT32);
+        lua_getfield(L, 3, "stop");
+        if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) o.stop_id = -1;
+        else if (!lua_isnil(L, -1))
+            o.stop_id = (int)adept_lua_int_value(L, -1, "field 'stop' (a token id, or false)", ADEPT_INT32_RANGE);
+        lua_pop(L, 1);
+        lua_getfield(L, 3, "stop_strings");
+        if (!lua_isnil(L, -1)) {
+            if (!lua_istable(L, -1)) return luaL_argerror(L, 3, "field 'stop_strings' must be an array of strings");
+            n_stop = (int)luaL_len(L, -1);
+            if (n_stop < 0 || n_stop > 1024) return luaL_argerror(L, 3, "field 'stop_strings' holds too many strings");
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, 3, "tokenizer");
+        if (!lua_isnil(L, -1)) o.tok = adept_lua_check_tokenizer(L, lua_gettop(L));
+        lua_pop(L, 1);
+        if (n_stop > 0 && !o.tok) return luaL_argerror(L, 3, "field 'stop_strings' needs field 'tokenizer'");
+    }
+    const char **stops = lua_newuserdatauv(L, (size_t)n_stop * sizeof *stops + 1, 0);
+    if (n_stop > 0) {
+        lua_getfield(L, 3, "stop_strings");
+        lua_newtable(L); /* keeps the strings alive while the engine reads them */
+        for (int i = 0; i < n_stop; i++) {
+            if (lua_geti(L, -2, i + 1) != LUA_TSTRING)
+                return luaL_error(L, "generate_batch: stop_strings[%d] must be a string, got %s", i + 1,
+                                  luaL_typename(L, -1));
+            stops[i] = lua_tostring(L, -1);
+            lua_seti(L, -2, i + 1);
+        }
+        o.stop = stops;
+        o.n_stop = n_stop;
+    }
+    /* the prompts, concatenated */
+    size_t total = 0;
+    for (int r = 0; r < B; r++) {
+        if (lua_geti(L, 2, r + 1) != LUA_TTABLE)
+            return luaL_error(L, "generate_batch: prompt %d must be an array of token ids, got %s", r + 1,
+                              luaL_typename(L, -1));
+        total += (size_t)luaL_len(L, -1);
+        lua_pop(L, 1);
+    }
+    int32_t *ids = lua_newuserdatauv(L, total * sizeof *ids + 1, 0);
+    int *len = lua_newuserdatauv(L, (size_t)B * sizeof *len + 1, 0);
+    size_t off = 0;
+    for (int r = 0; r < B; r++) {
+        lua_geti(L, 2, r + 1);
+        lua_Integer n = luaL_len(L, -1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, -1, i);
+            char what[64];
+            snprintf(what, sizeof what, "prompt %d id %lld", r + 1, (long long)i);
+            ids[off++] = (int32_t)adept_lua_int_value(L, -1, what, ADEPT_INT32_RANGE);
+            lua_pop(L, 1);
+        }
+        len[r] = (int)n;
+        lua_pop(L, 1);
+    }
+    int32_t *out = lua_newuserdatauv(L, (size_t)B * (size_t)o.max_tokens * sizeof *out + 1, 0);
+    int *n_out = lua_newuserdatauv(L, (size_t)B * sizeof *n_out + 1, 0);
+    ADEPT_LUA_TRY(L, "generate_batch", adept_model_generate_batch(m, ids, len, B, &o, out, n_out));
+    lua_createtable(L, B, 0);
+    for (int r = 0; r < B; r++) {
+        lua_createtable(L, n_out[r], 0);
+        for (int i = 0; i < n_out[r]; i++) {
+            lua_pushinteger(L, out[(size_t)r * o.max_tokens + i]);
+            lua_seti(L, -2, i + 1);
+        }
+        lua_seti(L, -2, r + 1);
     }
     return 1;
 }

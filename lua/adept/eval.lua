@@ -2,6 +2,8 @@
 -- forgetting diagnostic between a base and a tuned model. Choices are written down in docs/eval.md.
 local adept = require "adept"
 local K = adept._eval
+local fewshot = require "adept.fewshot"
+local generate = require "adept.eval_generate"
 
 local M = {}
 
@@ -191,8 +193,8 @@ local function argmax(xs)
 end
 
 -- Summed log-likelihood of each choice's continuation tokens, one forward pass over all choices of an item.
-local function score_item(m, tok, item, opts, max_len)
-  local context = (opts.template or "Question: %s\nAnswer:"):format(item.question)
+local function score_item(m, tok, item, opts, max_len, prefix)
+  local context = prefix .. (opts.template or "Question: %s\nAnswer:"):format(item.question)
   local rows, starts = {}, {}
   local T = 0
   for k, choice in ipairs(item.choices) do
@@ -234,10 +236,12 @@ local function score_item(m, tok, item, opts, max_len)
   return ll, all_greedy, ntok
 end
 
--- choices(m, tok, path [, {limit=, details=false, bos=, template=}]) ->
---   {acc=, acc_norm=, n=, correct=, correct_norm=, items={...} when details}
+-- choices(m, tok, path [, {limit=, details=false, bos=, template=, shots=, shots_from=}]) ->
+--   {acc=, acc_norm=, n=, correct=, correct_norm=, excluded=, shots=, items={...} when details}
 -- acc: the choice with the highest summed log-likelihood is the answer; acc_norm: highest log-likelihood per
 -- character of the choice text (lm-evaluation-harness). Ties go to the first choice (numpy argmax).
+-- shots = k: k solved exemplars "Question: ...\nAnswer: <correct choice>\n\n" before every context, from
+-- shots_from (a JSON Lines path) or the first k items, which are then not scored (adept.fewshot).
 function M.choices(m, tok, path, opts)
   check_model(m, 1, "choices")
   local ok_tok, enc = pcall(function() return tok.encode end)
@@ -248,14 +252,29 @@ function M.choices(m, tok, path, opts)
     error(("bad argument #3 to 'choices' (path of a JSON Lines file expected, got %s)"):format(type(path)), 2)
   end
   opts = opts_table(opts, 4, "choices")
+  require("adept.options").check_keys(opts, {"limit", "details", "bos", "template", "shots", "shots_from"},
+                                      "adept.eval.choices", 2)
   local limit = positive_int(opts.limit, "limit", "choices") or 0
-  local items = K.read_choices(path, limit)
-  if #items == 0 then fail("choices", "%s holds no items", path) end
+  local shots = fewshot.count(opts.shots, "choices")
+  local all = K.read_choices(path, limit)
+  if #all == 0 then fail("choices", "%s holds no items", path) end
+  local pool
+  if opts.shots_from ~= nil then
+    if type(opts.shots_from) ~= "string" then
+      fail("choices", "shots_from must be the path of a JSON Lines file, got %s", type(opts.shots_from))
+    end
+    pool = K.read_choices(opts.shots_from, 0)
+  end
+  local exemplars, items, excluded = fewshot.split(all, shots, pool, "choices")
+  if #items == 0 then fail("choices", "%s: no items left to score after %d exemplars", path, shots) end
+  local template = opts.template or "Question: %s\nAnswer:"
+  local prefix = fewshot.prefix(exemplars, function(e) return template:format(e.question) end,
+                                function(e) return e.choices[e.answer + 1] end)
   local max_len = m.config.max_position_embeddings
   if not max_len or max_len <= 0 then max_len = nil end
   local correct, correct_norm, details = 0, 0, {}
   for i, item in ipairs(items) do
-    local ok, ll, greedy, ntok = pcall(score_item, m, tok, item, opts, max_len)
+    local ok, ll, greedy, ntok = pcall(score_item, m, tok, item, opts, max_len, prefix)
     if not ok then error(("adept.eval.choices: %s:%d: %s"):format(path, item.line, tostring(ll)), 2) end
     local norm = {}
     for k, choice in ipairs(item.choices) do norm[k] = ll[k] / math.max(1, char_len(choice)) end
@@ -269,7 +288,13 @@ function M.choices(m, tok, path, opts)
   end
   local n = #items
   return {acc = correct / n, acc_norm = correct_norm / n, n = n, correct = correct, correct_norm = correct_norm,
-          items = opts.details and details or nil}
+          excluded = excluded, shots = shots, items = opts.details and details or nil}
 end
+
+-- generate_match(m, [tok,] items [, opts]): generative evaluation scored by the extracted final answer
+-- (lua/adept/eval_generate.lua); extract_answer / normalize_number are its default extractor and normaliser.
+M.generate_match = generate.generate_match
+M.extract_answer = generate.extract_answer
+M.normalize_number = generate.normalize_number
 
 return M

@@ -118,6 +118,12 @@ return {
    code = [[adept.dataset{path = T .. "/data/input.txt", tokenizer = T .. "/secret/secret.txt", seq_len = 4}]]},
   {name = "adept.report into a folder outside", code = [[adept.report{dir = T .. "/secret", runs = {}}]]},
   {name = "adept.eval.choices outside", code = [[adept.eval.choices(TINY(), {encode = function() return {} end}, "/etc/passwd")]]},
+  {name = "adept.eval.generate_match reading outside",
+   code = [[adept.eval.generate_match(TINY(), {encode = function() return {1} end}, "/etc/passwd")]]},
+  {name = "adept.eval.generate_match writing outside", code = [[
+     local tok = {encode = function() return {1} end, decode = function() return "" end}
+     adept.eval.generate_match(TINY(), tok, {{question = "q", answer = "1"}},
+                               {max_new_tokens = 1, out = T .. "/secret/records.jsonl"})]]},
   {name = "adept._bundle.write outside", code = [[adept._bundle.write(T .. "/secret/x.adept", {{name = "a", data = "b"}})]]},
   {name = "adept._bundle.write packing an undeclared file",
    code = [[adept._bundle.write(T .. "/out/x.adept", {{name = "a", file = T .. "/secret/secret.txt"}})]]},

@@ -124,6 +124,20 @@ static void compare_model(const char *label, adept_config cfg, int freeze_below)
     for (int i = 0; same && i < noc; i++) same = oc[i] == og[i];
     printf("cuda-check %-36s tokens=%-6d %s\n", "generate (greedy, KV cache)", noc, same ? "same tokens" : "FAIL (tokens differ)");
     CHECK(same);
+    /* batched greedy generation on the GPU: each row the CPU's single-sequence tokens (row 0 is the prompt above) */
+    int32_t prompts[6] = {1, 5, 9, 2, 7, 3}, bgen[3 * 16];
+    int lens[3] = {3, 1, 2}, nbg[3];
+    adept_generate_batch_opts go = {.max_tokens = 16, .stop_id = -1};
+    CHECK_OK(adept_model_generate_batch(gm, prompts, lens, 3, &go, bgen, nbg));
+    int bsame = 1, off = 0;
+    for (int r = 0; r < 3; r++) {
+        CHECK_OK(adept_model_generate(cm, prompts + off, lens[r], 16, 0.0f, 0, 0, -1, oc, &noc));
+        bsame &= nbg[r] == noc && !memcmp(bgen + r * 16, oc, (size_t)noc * sizeof(int32_t));
+        off += lens[r];
+    }
+    printf("cuda-check %-36s rows=%-8d %s\n", "generate_batch (greedy, KV caches)", 3,
+           bsame ? "same tokens" : "FAIL (tokens differ)");
+    CHECK(bsame);
 
     /* expansion (identity copies) on both, then three training steps of the copies */
     int layers[1] = {1}, idx_c[1], idx_g[1];

@@ -2,9 +2,9 @@
    arena kept PROT_NONE except while one of its entries runs (each entry unprotects, calls the CPU kernel and
    protects again). A host read or write of device memory anywhere in engine/model or engine/adapt faults, and
    every pointer a kernel receives must lie in the arena. A tiny model (weights, gradients, activations, KV cache
-   all on the device) runs forward, forward_backward, hidden_states, generate, mask_out and block influence, and
-   must agree BITWISE with the same model on the CPU backend: both run the same CPU kernels on the same inputs
-   with the same thread count, so any difference means the model computed something outside the seam. */
+   all on the device) runs forward, forward_backward, hidden_states, generate, generate_batch, mask_out and block
+   influence, and must agree BITWISE with the same model on the CPU backend: both run the same CPU kernels on the
+   same inputs with the same thread count, so any difference means the model computed something outside the seam. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -155,6 +155,15 @@ static void compare_model(const char *label, adept_config cfg, int freeze_below,
     CHECK_OK(adept_model_generate(cm, prompt, 3, 12, 0.9f, 5, 42, -1, gc, &nc_out));
     CHECK_OK(adept_model_generate(dm, prompt, 3, 12, 0.9f, 5, 42, -1, gd, &nd_out));
     CHECK(nc_out == nd_out && same_bits(gc, gd, (size_t)nd_out * sizeof(int32_t)));
+    /* batched greedy generation: two prompts of different lengths, the same tokens on both devices */
+    int32_t prompts[5] = {1, 5, 9, 2, 7}, bc_out[2 * 10], bd_out[2 * 10];
+    int lens[2] = {3, 2}, nbc[2], nbd[2];
+    adept_generate_batch_opts go = {.max_tokens = 10, .stop_id = -1};
+    CHECK_OK(adept_model_generate_batch(cm, prompts, lens, 2, &go, bc_out, nbc));
+    CHECK_OK(adept_model_generate_batch(dm, prompts, lens, 2, &go, bd_out, nbd));
+    CHECK(nbc[0] == 10 && nbd[0] == 10 && nbc[1] == 10 && nbd[1] == 10 && same_bits(bc_out, bd_out, sizeof bc_out));
+    CHECK_OK(adept_model_generate(cm, prompt, 3, 10, 0.0f, 0, 0, -1, gc, &nc_out));
+    CHECK(same_bits(bc_out, gc, 10 * sizeof(int32_t)));
 
     free(lc), free(ld), free(hc), free(hd);
     adept_model_free(cm);

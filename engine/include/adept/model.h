@@ -180,6 +180,24 @@ adept_status adept_model_generate(adept_model *m, const int32_t *prompt, int n_p
                                   float temperature, int top_k, uint64_t seed, int stop_id, int32_t *out,
                                   int *n_out);
 
+/* Batched greedy generation (engine/model/generate_batch.c): B prompts, concatenated in `prompts` with lengths
+   n_prompt[B], advance together with a KV cache per row, each row at its own positions (no padding reaches any
+   computation). Row r's generated ids go to out + r * max_tokens (capacity max_tokens) and n_out[r] receives
+   their number. A row stops after producing stop_id (>= 0; it is written), after max_tokens ids, or, with stop
+   strings, once adept_tokenizer_decode(tok, its ids so far, skip_special = 1) contains one of them (the ids
+   that completed it are written). Greedy is argmax with the lowest id on ties, as adept_model_generate, whose
+   token sequence each row reproduces up to where it stops. */
+struct adept_tokenizer;
+typedef struct adept_generate_batch_opts {
+    int max_tokens;
+    int stop_id;                        /* -1: none */
+    const struct adept_tokenizer *tok;  /* needed when n_stop > 0 */
+    const char *const *stop;            /* n_stop non-empty strings */
+    int n_stop;
+} adept_generate_batch_opts;
+adept_status adept_model_generate_batch(adept_model *m, const int32_t *prompts, const int *n_prompt, int B,
+                                        const adept_generate_batch_opts *o, int32_t *out, int *n_out);
+
 /* Layer surgery: inserts an identity copy after each listed layer (o_proj, down_proj and their biases
    zeroed), shifting later layers, and records the copies as expanded. new_indices receives the copies'
    new 0-based indices (n entries). */
