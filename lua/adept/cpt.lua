@@ -356,7 +356,12 @@ function M.run(o)
     identity_parts = parts, inputs = {model_path, tok_path, o.general, o.domain}}
   if previous and rec then rec.first_started, rec.processes = previous.first_started or previous.started, (previous.processes or 1) + 1 end
   local data = load_data(o, tok)
-  local base = adept.load(model_path, {allow_nonfinite = o.allow_nonfinite or nil})
+  -- the base model's predictions for the token-shift measure, taken now (the model is still the base), so the
+  -- base is never loaded a second time
+  local shift_ref = {
+    general = adept.eval.token_shift_reference(m, {table.unpack(data.eval.general, 1, o.shift_batches)}),
+    domain = adept.eval.token_shift_reference(m, {table.unpack(data.eval.domain, 1, o.shift_batches)}),
+  }
   local n_orig = m:num_layers()
   local base_params = param_count(m)
 
@@ -468,8 +473,8 @@ function M.run(o)
 
   -- after
   local after = {general = eval_loss(m, data.eval.general), domain = eval_loss(m, data.eval.domain)}
-  local shift_g = adept.eval.token_shift(base, m, {table.unpack(data.eval.general, 1, o.shift_batches)})
-  local shift_d = adept.eval.token_shift(base, m, {table.unpack(data.eval.domain, 1, o.shift_batches)})
+  local shift_g = adept.eval.token_shift(shift_ref.general, m)
+  local shift_d = adept.eval.token_shift(shift_ref.domain, m)
   -- before/after evals in adept.train's record format, so report.lua's curves see them
   if is_main() then
     local f = assert(io.open(log, "a"))

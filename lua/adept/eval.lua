@@ -119,7 +119,58 @@ end
 -- lost); marginal / shifted: fractions whose tuned top-1 ranks 2nd-3rd / below 3rd under the base model (the
 -- token-distribution-shift classes of Lin et al., "The Unlocking Spell on Base LLMs", which the ADEPT paper's
 -- Fig. 5 follows). Positions are those with a target >= 0.
+local REFERENCE = {} -- metatable of token_shift_reference's results
+
+-- The chunks token_shift compares: rows of inputs and their flat targets, at most `budget` logits per chunk.
+local function shift_chunks(data, opts, V, fname)
+  local chunks = {}
+  local budget = 1 << 24 -- logits floats per model per forward pass (64 MB), whatever B*T*V is
+  for _, b in ipairs(batches_of(data, opts, fname)) do
+    local inputs, targets = batch_rows(b, fname)
+    local T = #inputs[1]
+    local chunk = math.max(1, budget // math.max(1, T * V))
+    for r0 = 1, #inputs, chunk do
+      local rows, flat = {}, {}
+      for r = r0, math.min(#inputs, r0 + chunk - 1) do
+        rows[#rows + 1] = inputs[r]
+        for t = 1, T do flat[#flat + 1] = targets[r][t] end
+      end
+      chunks[#chunks + 1] = {rows = rows, flat = flat}
+    end
+  end
+  return chunks
+end
+
+-- token_shift_reference(base, data [, opts]) -> a reference holding the base model's logits over data (B x T x V
+-- floats per batch), so token_shift(reference, tuned) needs no second model in memory: adept.cpt takes it before
+-- training instead of loading the base twice. The comparison is bitwise the one against the base model.
+function M.token_shift_reference(base, data, opts)
+  check_model(base, 1, "token_shift_reference")
+  opts = opts_table(opts, 3, "token_shift_reference")
+  local V = base.config.vocab_size
+  local chunks = shift_chunks(data, opts, V, "token_shift_reference")
+  for _, c in ipairs(chunks) do c.logits = base:logits(c.rows) end
+  return setmetatable({vocab = V, chunks = chunks}, REFERENCE)
+end
+
 function M.token_shift(base, tuned, data, opts)
+  if getmetatable(base) == REFERENCE then -- base logits taken before: data and opts were given then
+    check_model(tuned, 2, "token_shift")
+    if data ~= nil then fail("token_shift", "the data is the reference's: pass token_shift(reference, tuned)") end
+    if tuned.config.vocab_size ~= base.vocab then
+      fail("token_shift", "the vocabularies differ (%d in the reference, %d in the model)", base.vocab,
+        tuned.config.vocab_size)
+    end
+    local acc = {positions = 0, changed = 0, marginal = 0, shifted = 0, kl_sum = 0}
+    for _, c in ipairs(base.chunks) do
+      local lt <close> = tuned:logits(c.rows)
+      for k, v in pairs(K.token_shift(c.logits, lt, c.flat)) do acc[k] = acc[k] + v end
+    end
+    local n = acc.positions
+    if n == 0 then fail("token_shift", "no target tokens to compare") end
+    return {share = acc.changed / n, kl = acc.kl_sum / n, tokens = n, changed = acc.changed,
+            marginal = acc.marginal / n, shifted = acc.shifted / n}
+  end
   check_model(base, 1, "token_shift")
   check_model(tuned, 2, "token_shift")
   opts = opts_table(opts, 4, "token_shift")

@@ -342,6 +342,21 @@ describe("adept.eval.token_shift", function()
     assert.equals(36, again.tokens)
   end)
 
+  it("against a reference taken from the base equals the comparison with the base itself, bitwise", function()
+    local base, tuned = model(4), model(4)
+    local ref = adept.eval.token_shift_reference(base, {rows})
+    for _, name in ipairs(tuned:param_names()) do
+      local p = tuned:param(name)
+      tuned:set_param(name, p + adept.randn(p:shape(), 7) * 0.3)
+    end
+    local direct = adept.eval.token_shift(base, tuned, {rows})
+    local via = adept.eval.token_shift(ref, tuned)
+    assert.is_true(direct.share > 0)
+    assert.same(direct, via)
+    assert.has_error(function() adept.eval.token_shift(ref, tuned, {rows}) end,
+      "adept.eval.token_shift: the data is the reference's: pass token_shift(reference, tuned)")
+  end)
+
   it("rejects models with different vocabularies", function()
     local other = {}
     for k, v in pairs(CFG) do other[k] = v end
