@@ -259,7 +259,7 @@ static adept_status check_rope(const parser *p, adept_config *c) {
     return ADEPT_OK;
 }
 
-/* Sliding-window attention only changes results when the window is shorter than the longest sequence. */
+/* Sliding-window attention only changes results when the window is shorter than the sequence. */
 static adept_status check_sliding(const parser *p, adept_config *c) {
     int active = 0, window = 0;
     const cJSON *sw = field(p, "sliding_window");
@@ -274,10 +274,9 @@ static adept_status check_sliding(const parser *p, adept_config *c) {
         active = 1; /* a Llama config with a window: treat like the others rather than ignore it */
     }
     if (present(sw)) ADEPT_TRY(get_int(p, "sliding_window", 1, 0x7fffffffL, 0, "a positive integer or null", &window));
-    if (active && window < c->max_position_embeddings)
-        return adept_fail(ADEPT_EUNSUPPORTED, "%s: sliding_window %d (< max_position_embeddings %d) is not "
-                          "supported: sliding-window attention is not implemented", p->label, window,
-                          c->max_position_embeddings);
+    /* recorded, and honoured by refusing sequences longer than the window (adept_model_plan): up to it every key
+       is inside the window, so attention is exact */
+    c->sliding_window = active && window < c->max_position_embeddings ? window : 0;
     return ADEPT_OK;
 }
 
@@ -505,9 +504,17 @@ static cJSON *config_from_fields(const adept_config *c) {
     cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tie_word_embeddings);
     if (c->arch != ADEPT_ARCH_QWEN2) cJSON_AddBoolToObject(root, "attention_bias", 0);
     if (c->arch == ADEPT_ARCH_LLAMA) cJSON_AddBoolToObject(root, "mlp_bias", 0);
-    /* absent, MistralConfig would default to a 4096-token window: say explicitly that there is none */
-    if (c->arch == ADEPT_ARCH_MISTRAL) cJSON_AddNullToObject(root, "sliding_window");
-    if (c->arch == ADEPT_ARCH_QWEN2 || c->arch == ADEPT_ARCH_QWEN3) cJSON_AddBoolToObject(root, "use_sliding_window", 0);
+    /* absent, MistralConfig would default to a 4096-token window: say explicitly whether there is one */
+    if (c->arch == ADEPT_ARCH_MISTRAL) {
+        if (c->sliding_window > 0) cJSON_AddNumberToObject(root, "sliding_window", c->sliding_window);
+        else cJSON_AddNullToObject(root, "sliding_window");
+    }
+    if (c->arch == ADEPT_ARCH_QWEN2 || c->arch == ADEPT_ARCH_QWEN3) {
+        cJSON_AddBoolToObject(root, "use_sliding_window", c->sliding_window > 0);
+        if (c->sliding_window > 0) cJSON_AddNumberToObject(root, "sliding_window", c->sliding_window);
+    }
+    if (c->arch == ADEPT_ARCH_LLAMA && c->sliding_window > 0)
+        cJSON_AddNumberToObject(root, "sliding_window", c->sliding_window);
     if (c->bos_token_id >= 0) cJSON_AddNumberToObject(root, "bos_token_id", c->bos_token_id);
     if (c->eos_token_id >= 0) cJSON_AddNumberToObject(root, "eos_token_id", c->eos_token_id);
     if (c->rope_scaling == ADEPT_ROPE_DEFAULT) {

@@ -98,6 +98,7 @@ adept_status adept_model_generate(adept_model *m, const int32_t *prompt, int n_p
     if (c->max_position_embeddings > 0 && maxT > c->max_position_embeddings)
         return adept_fail(ADEPT_EINVAL, "generate: prompt (%d) + max_tokens (%d) exceeds max_position_embeddings %d",
                           n_prompt, max_tokens, c->max_position_embeddings);
+    ADEPT_TRY(adept_model_check_window(c, maxT, "generate"));
     size_t C = c->hidden_size, F = c->intermediate_size, D = c->head_dim, H = (size_t)c->num_heads, QD = H * D;
     size_t KD = (size_t)c->num_kv_heads * D, V = c->vocab_size, L = c->num_layers;
     size_t qmax = QD > C ? QD : C;

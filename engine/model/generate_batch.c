@@ -109,6 +109,7 @@ static adept_status check_request(const adept_model *m, const int32_t *prompts, 
             return adept_fail(ADEPT_EINVAL, "generate_batch: prompt %d (%d tokens) + max_tokens (%d) exceeds "
                               "max_position_embeddings %d", r + 1, n_prompt[r], o->max_tokens,
                               c->max_position_embeddings);
+        ADEPT_TRY(adept_model_check_window(c, n_prompt[r] + o->max_tokens, "generate_batch"));
     }
     return ADEPT_OK;
 }

@@ -71,6 +71,8 @@ adept_status adept_model_config_check(adept_config *cfg) {
     POSITIVE(head_dim);
     if (cfg->head_dim % 2)
         return adept_fail(ADEPT_EINVAL, "config: head_dim must be even for rotary embeddings, got %d", cfg->head_dim);
+    if (cfg->sliding_window < 0)
+        return adept_fail(ADEPT_EINVAL, "config: sliding_window must be >= 0 (0: none), got %d", cfg->sliding_window);
     if (cfg->max_position_embeddings < 0)
         return adept_fail(ADEPT_EINVAL, "config: max_position_embeddings must be >= 0, got %d",
                           cfg->max_position_embeddings);

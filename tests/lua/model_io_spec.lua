@@ -88,6 +88,22 @@ describe("adept.load / m:save", function()
     assert.matches("^adept.load: .*No such file", err)
   end)
 
+  it("keeps a sliding window across save and load, and refuses sequences longer than it", function()
+    local m = adept.model({architectures = {"MistralForCausalLM"}, model_type = "mistral", vocab_size = 37,
+      hidden_size = 16, intermediate_size = 32, num_hidden_layers = 2, num_attention_heads = 4,
+      num_key_value_heads = 2, max_position_embeddings = 64, sliding_window = 8}, {seed = 2})
+    local dir = tmpdir()
+    m:save(dir)
+    assert.equals(8, adept.json.read(dir .. "/config.json").sliding_window)
+    local m2 = adept.load(dir)
+    local row = {1, 2, 3, 4, 5, 6, 7, 8, 9}
+    assert.equals(m:loss({row}), m2:loss({row})) -- 8 positions: inside the window
+    local ok, err = pcall(m2.loss, m2, {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}})
+    assert.is_false(ok)
+    assert.matches("sequence length 9 exceeds the config's sliding_window 8", err, 1, true)
+    rm(dir)
+  end)
+
   it("checks its arguments", function()
     local m = model()
     assert.has_error(function() adept.load() end)

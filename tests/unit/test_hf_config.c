@@ -106,6 +106,7 @@ static void test_variants(void) {
     CHECK(c.arch == ADEPT_ARCH_MISTRAL);
     adept_hf_config_clear(&c);
     CHECK_OK(parse(make("model_type", "architectures", "[\"MistralForCausalLM\"]", "sliding_window", "512"), &c));
+    CHECK(c.sliding_window == 0); /* as long as the context: no effect */
     adept_hf_config_clear(&c);
     /* Qwen2 with a window that is not used */
     CHECK_OK(parse(make("model_type", "architectures", "[\"Qwen2ForCausalLM\"]", "sliding_window", "4"), &c));
@@ -116,6 +117,7 @@ static void test_variants(void) {
 }
 
 static void test_errors(void) {
+    adept_config c;
     expect_error("{\"hidden_size\": ", ADEPT_EFORMAT, "not valid JSON");
     expect_error("[1, 2]", ADEPT_EFORMAT, "top level");
     expect_error(make(NULL, "hidden_size", "-3", NULL, NULL), ADEPT_EFORMAT,
@@ -175,10 +177,14 @@ static void test_errors(void) {
     expect_error(make(NULL, "rope_scaling", "\"dynamic\"", NULL, NULL), ADEPT_EFORMAT, "rope_scaling must be an object");
     expect_error(make(NULL, "rope_parameters", "{\"rope_type\": \"dynamic\"}", NULL, NULL), ADEPT_EUNSUPPORTED,
                  "rope_parameters");
-    expect_error(make("model_type", "architectures", "[\"MistralForCausalLM\"]", "sliding_window", "128"),
-                 ADEPT_EUNSUPPORTED, "sliding_window 128");
-    expect_error(make("model_type", "architectures", "[\"MistralForCausalLM\"]", "max_position_embeddings", "32768"),
-                 ADEPT_EUNSUPPORTED, "sliding_window 4096"); /* MistralConfig's default window */
+    /* a window shorter than the context is recorded (sequences up to it are exact; longer ones are refused when
+       planned, test_hf_model) */
+    CHECK_OK(parse(make("model_type", "architectures", "[\"MistralForCausalLM\"]", "sliding_window", "128"), &c));
+    CHECK(c.sliding_window == 128);
+    adept_hf_config_clear(&c);
+    CHECK_OK(parse(make("model_type", "architectures", "[\"MistralForCausalLM\"]", "max_position_embeddings", "32768"), &c));
+    CHECK(c.sliding_window == 4096); /* MistralConfig's default window */
+    adept_hf_config_clear(&c);
     {
         /* Qwen2 with use_sliding_window true and a short window */
         char buf[8192];
@@ -186,8 +192,12 @@ static void test_errors(void) {
                                              "use_sliding_window", "true"));
         buf[strlen(buf) - 1] = '\0';
         strcat(buf, ", \"sliding_window\": 64}");
-        expect_error(buf, ADEPT_EUNSUPPORTED, "sliding_window 64");
+        CHECK_OK(parse(buf, &c));
+        CHECK(c.sliding_window == 64);
+        adept_hf_config_clear(&c);
     }
+    expect_error(make("model_type", "architectures", "[\"MistralForCausalLM\"]", "sliding_window", "0"),
+                 ADEPT_EFORMAT, "sliding_window");
     expect_error(make(NULL, "mlp_bias", "true", NULL, NULL), ADEPT_EUNSUPPORTED, "mlp_bias");
     expect_error(make(NULL, "mlp_bias", "\"no\"", NULL, NULL), ADEPT_EFORMAT, "mlp_bias must be true or false");
     expect_error(make(NULL, "attention_bias", "true", NULL, NULL), ADEPT_EUNSUPPORTED, "attention_bias");

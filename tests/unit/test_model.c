@@ -336,6 +336,28 @@ static void test_recompute(void) {
     }
 }
 
+/* A sliding window shorter than the context: sequences up to it run (every key is inside the window, so the
+   result is exact), a longer one is refused when planned or generated, naming the field. */
+static void test_sliding_window(void) {
+    adept_config c = tiny();
+    c.max_position_embeddings = 64, c.sliding_window = 8;
+    adept_model *m;
+    CHECK_OK(adept_model_create(&c, 3, 0.1f, &m));
+    int32_t in[9], tg[9], out[4];
+    fill_batch(in, tg, 9, c.vocab_size);
+    adept_batch ok = {1, 8, in, tg}, bad = {1, 9, in, tg};
+    double s;
+    int64_t n;
+    int n_out;
+    CHECK_OK(adept_model_forward(m, &ok, &s, &n, NULL));
+    CHECK_FAILS(adept_model_forward(m, &bad, &s, &n, NULL), ADEPT_EUNSUPPORTED);
+    CHECK(strstr(adept_last_error(), "sequence length 9 exceeds the config's sliding_window 8") != NULL);
+    CHECK_OK(adept_model_generate(m, in, 4, 4, 0, 0, 1, -1, out, &n_out));
+    CHECK_FAILS(adept_model_generate(m, in, 5, 4, 0, 0, 1, -1, out, &n_out), ADEPT_EUNSUPPORTED);
+    CHECK(strstr(adept_last_error(), "sliding_window 8") != NULL);
+    adept_model_free(m);
+}
+
 int main(void) {
     test_determinism_threaded();
     test_config();
@@ -346,5 +368,6 @@ int main(void) {
     test_head_chunks();
     test_plan_linear();
     test_recompute();
+    test_sliding_window();
     return check_summary();
 }

@@ -36,6 +36,10 @@ typedef struct adept_config {
     int attention_bias;      /* q/k/v biases (Qwen2 always; Llama when attention_bias) */
     int qk_norm;             /* Qwen3 per-head RMSNorm on q and k before RoPE */
     int bos_token_id, eos_token_id; /* -1 when absent */
+    /* Sliding-window attention (Mistral's sliding_window, Qwen2/3 with use_sliding_window): 0 when none or when
+       the window spans the whole context. Sequences up to the window are exact (no key is ever out of it); a
+       longer one is refused when planned (attention beyond the window is not implemented). */
+    int sliding_window;
     adept_dtype dtype;       /* dtype the weights were loaded with; saving writes it unless told otherwise */
     char *config_json;       /* the original config.json text (NULL for llama2.c imports): unknown fields
                                 are preserved on save */
