@@ -5,11 +5,12 @@
 --       best domain losses, so every frontier reaches it),
 -- both read off the piecewise-linear frontier (points joined in LR order, crossings interpolated), per seed,
 -- then mean +- sd over seeds (adept.report.frontier). Writes <root>/results.md, results.json and adept.report's charts of seed means.
--- Usage: adeptlua recipes/demo/analyze.lua [root=runs/medquad] [budget=0.3] [target=3.0]
+-- Usage: adeptlua recipes/demo/analyze.lua [root=runs/medquad] [budget=0.3] [target=3.0] [domain_name=MedQuAD]
 local adept = require "adept"
 local a = adept.args
 local root = a.root or "runs/medquad"
 local budget = a.budget or 0.3
+local domain_name = a.domain_name or "MedQuAD" -- for titles: root=runs/math_docs domain_name=math_docs
 
 local function read_json(path)
   local ok, v = pcall(adept.json.read, path) -- a run still being written has no summary yet
@@ -62,9 +63,10 @@ for _, method in ipairs(order) do
   end
 end
 adept.report{dir = root .. "/report", runs = specs,
-  title = ("stories260K on MedQuAD: seed means (%d seeds)"):format(rows[1] and rows[1].seeds or 0)}
+  title = ("stories260K on %s: seed means (%d seeds)"):format(domain_name, rows[1] and rows[1].seeds or 0)}
 
 -- the frontiers as analysed: seed means joined in LR order from the base model, the budget and target lines
 adept.fs.mkdir_p(root .. "/report")
-adept.report.frontier_chart(res, root .. "/report/frontier.png", "stories260K -> MedQuAD: LR-sweep frontiers (seed means)")
+adept.report.frontier_chart(res, root .. "/report/frontier.png",
+  ("stories260K -> %s: LR-sweep frontiers (seed means)"):format(domain_name))
 print("report: " .. root .. "/report/report.md, frontier chart: " .. root .. "/report/frontier.png")
