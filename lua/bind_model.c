@@ -167,6 +167,7 @@ static int m_param(lua_State *L) {
 static int m_grad(lua_State *L) {
     adept_model *m = adept_lua_check_model(L, 1);
     adept_param *p = check_param(L, m, 2, "grad");
+    if (p->trainable) ADEPT_LUA_TRY(L, "adept.Model:grad", adept_model_grads_materialize(m));
     if (!p->grad) { lua_pushnil(L); return 1; } /* frozen: no gradient memory */
     push_view(L, p->grad, "grad");
     return 1;

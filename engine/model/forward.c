@@ -146,6 +146,7 @@ adept_status adept_model_forward(adept_model *m, const adept_batch *b, double *n
 
 adept_status adept_model_forward_backward(adept_model *m, const adept_batch *b, float grad_scale, double *nll_sum,
                                           int64_t *n_tokens) {
+    ADEPT_TRY(adept_model_grads_materialize(m));
     ADEPT_TRY(prepare(m, b, "forward_backward", 1));
     const adept_backend *be = m->be;
     int blas = be->enter();

@@ -179,6 +179,7 @@ adept_status adept_model_create_on(const adept_config *cfg_in, adept_device devi
     if (!cfg.tie_word_embeddings)
         adept_model_row_init(m, &m->params[m->nparams++], "lm_head.weight", -1, ADEPT_UNIT_LM_HEAD, 2, cfg.vocab_size,
                              cfg.hidden_size);
+    m->grads_deferred = 1; /* the gradient slab waits for its first use (adept_model_grads_materialize) */
     if ((st = adept_model_reindex(m)) != ADEPT_OK || (st = adept_model_relay_values(m)) != ADEPT_OK) goto fail;
     /* initial values are drawn on the host and uploaded row by row (norms one, matrices normal(0, std)) */
     for (size_t i = 0; i < m->nparams && st == ADEPT_OK; i++) {

@@ -101,6 +101,7 @@ struct adept_model {
     int plan_logged;
     int head_rows_override;       /* > 0: rows per classifier chunk (tests exercise small chunks); 0: automatic */
     int recompute;                /* adept_model_set_recompute: the next plan recomputes layers in backward */
+    int grads_deferred;           /* no gradient slab yet: laid at the first need (adept_model_grads_materialize) */
     adept_grad_ready_fn grad_hook; /* adept_model_set_grad_hook; NULL: none */
     void *grad_hook_ctx;
 };

@@ -43,6 +43,7 @@ static adept_status make_views(adept_param *rows, size_t n, adept_storage *slab,
 /* The shared re-lay: rows selected by `want` (all, or the trainable ones) get a place in a new slab; the
    old contents of `old_of(row)` are copied in. grads = 0: value slab, 1: gradient slab. */
 static adept_status relay(adept_model *m, int grads) {
+    if (grads && m->grads_deferred) return ADEPT_OK; /* laid at the first need (adept_model_grads_materialize) */
     size_t n = m->nparams, total = 0;
     size_t *off = malloc((n ? n : 1) * sizeof *off);
     adept_tensor **views = calloc(n ? n : 1, sizeof *views);
@@ -114,6 +115,14 @@ adept_status adept_model_relay_values(adept_model *m) {
 }
 
 adept_status adept_model_relay_grads(adept_model *m) { return relay(m, 1); }
+
+adept_status adept_model_grads_materialize(adept_model *m) {
+    if (!m->grads_deferred) return ADEPT_OK;
+    m->grads_deferred = 0;
+    adept_status st = relay(m, 1);
+    if (st != ADEPT_OK) m->grads_deferred = 1;
+    return st;
+}
 
 void adept_model_slabs_free(adept_model *m) {
     for (size_t i = 0; i < m->nparams; i++) {

@@ -68,6 +68,7 @@ adept_status adept_adamw_new(adept_model *m, const adept_adamw_config *cfg, adep
     if (!m) return adept_fail(ADEPT_EINVAL, "adamw: no model");
     adept_adamw_config c = cfg ? *cfg : adept_adamw_defaults();
     ADEPT_TRY(check_config(&c));
+    ADEPT_TRY(adept_model_grads_materialize(m)); /* the moments are laid parallel to the gradient slab */
     adept_adamw *o = calloc(1, sizeof *o);
     if (!o) return adept_fail(ADEPT_ENOMEM, "adamw: out of memory");
     o->cfg = c;

@@ -45,6 +45,9 @@ static void test_table(void) {
     CHECK(adept_model_find(m, "model.layers.3.mlp.up_proj.weight") == NULL);
     CHECK(!strcmp(adept_unit_kind_name(ADEPT_UNIT_DOWN), "down_proj"));
     CHECK(adept_unit_kind_is_norm(ADEPT_UNIT_Q_NORM) && !adept_unit_kind_is_norm(ADEPT_UNIT_Q));
+    /* no gradient memory until something needs it (a backward pass, an optimizer, m:grad) */
+    CHECK(adept_model_memory(m).grads == 0 && adept_model_param(m, 0)->grad == NULL);
+    CHECK_OK(adept_model_grads_materialize(m));
     adept_memory before = adept_model_memory(m);
     CHECK(before.grads == before.params);
     CHECK_OK(adept_model_set_trainable(m, 0, 0));
@@ -190,9 +193,9 @@ static void test_determinism_threaded(void) {
     double s1, s2;
     int64_t n;
     adept_param *p = adept_model_find(m, "model.layers.0.self_attn.q_proj.weight");
+    CHECK_OK(adept_model_forward_backward(m, &b, 1.0f / 210, &s1, &n)); /* lays the gradient slab */
     size_t nb = adept_tensor_nbytes(p->grad);
     float *g1 = malloc(nb);
-    CHECK_OK(adept_model_forward_backward(m, &b, 1.0f / 210, &s1, &n));
     memcpy(g1, adept_tensor_data(p->grad), nb);
     adept_model_zero_grad(m);
     CHECK_OK(adept_model_forward_backward(m, &b, 1.0f / 210, &s2, &n));

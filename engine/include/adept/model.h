@@ -126,6 +126,11 @@ adept_status adept_model_set_trainable(adept_model *m, size_t i, int trainable);
 /* Every row at once: trainable[i] != 0 makes row i trainable; one re-lay, O(rows). */
 adept_status adept_model_set_trainable_mask(adept_model *m, const unsigned char *trainable);
 void adept_model_zero_grad(adept_model *m); /* one fill of the gradient slab */
+/* A new or loaded model has no gradient slab until something needs one (a backward pass, an optimizer, a Lua
+   m:grad), as PyTorch allocates .grad at the first backward: loading a model for evaluation, or freezing most of
+   it before training, never holds gradients for the frozen rows. This lays it now (idempotent); trainable flags
+   set before are honoured. */
+adept_status adept_model_grads_materialize(adept_model *m);
 /* The gradient slab (device memory of the model's backend): *n floats, NULL/0 when nothing trains. The
    all-reduce of data parallelism and the gradient norm run over it in one call. */
 float *adept_model_grad_slab(adept_model *m, size_t *n);
