@@ -5,9 +5,10 @@
 #include "adept/instruct.h"
 #include "check.h"
 
-static adept_status parse(const char *json, adept_instr_item *it) {
-    return adept_instr_item_parse("items.jsonl", 7, json, strlen(json), it);
+static adept_status parse_with(const char *json, adept_instr_template t, adept_instr_item *it) {
+    return adept_instr_item_parse("items.jsonl", 7, json, strlen(json), t, "<|begin_of_text|>", it);
 }
+static adept_status parse(const char *json, adept_instr_item *it) { return parse_with(json, ADEPT_INSTR_PLAIN, it); }
 
 /* Concatenates the segments with the given mark; -1 for all of them. */
 static void joined(const adept_instr_item *it, int mark, char *buf, size_t cap) {
@@ -80,10 +81,50 @@ static void test_malformed(void) {
     fails_with("{\"messages\":{}}", "must be an array");
     fails_with("{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}", "no non-empty assistant turn");
     fails_with("{\"messages\":[{\"role\":\"tool\",\"content\":\"a\"}]}", "messages[1]: role 'tool'");
-    fails_with("{\"messages\":[{\"role\":\"user\"}]}", "messages[1] needs string");
+    fails_with("{\"messages\":[{\"role\":\"user\"}]}", "messages[1] must be an object with string");
+    fails_with("{\"messages\":[]}", "'messages' is empty");
+}
+
+/* The chat families (their parity with the real Jinja templates is tests/parity/test_chat_templates.py). */
+static void test_chat_families(void) {
+    adept_instr_item it;
+    char buf[1024];
+    const char *alpaca = "{\"instruction\":\"Add.\",\"input\":\"2 3\",\"output\":\"\\n5\"}";
+    CHECK_OK(parse_with(alpaca, ADEPT_INSTR_QWEN3, &it));
+    joined(&it, -1, buf, sizeof buf);
+    CHECK(strcmp(buf, "<|im_start|>user\nAdd.\n\n2 3<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+                      "5<|im_end|>\n") == 0);
+    joined(&it, 1, buf, sizeof buf);
+    CHECK(strcmp(buf, "5<|im_end|>") == 0); /* the last turn's leading newlines are stripped, as the template does */
+    adept_instr_item_free(&it);
+    CHECK_OK(parse_with(alpaca, ADEPT_INSTR_LLAMA3, &it));
+    joined(&it, -1, buf, sizeof buf);
+    CHECK(strcmp(buf, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nAdd.\n\n2 3<|eot_id|>"
+                      "<|start_header_id|>assistant<|end_header_id|>\n\n5<|eot_id|>"
+                      "<|start_header_id|>assistant<|end_header_id|>\n\n") == 0);
+    joined(&it, 1, buf, sizeof buf);
+    CHECK(strcmp(buf, "5<|eot_id|>") == 0);
+    adept_instr_item_free(&it);
+    CHECK_FAILS(parse_with("{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\","
+                           "\"content\":\"<think>x</think>b\"}]}", ADEPT_INSTR_QWEN3, &it), ADEPT_EFORMAT);
+    CHECK(strstr(adept_last_error(), "template = \"plain\"") != NULL);
+}
+
+static void test_detect(void) {
+    adept_instr_template t = ADEPT_INSTR_PLAIN;
+    CHECK_FAILS(adept_instr_template_detect("x/tokenizer_config.json", "{% for m in messages %}{{ m.content }}{% endfor %}",
+                                            &t), ADEPT_EUNSUPPORTED);
+    CHECK(strstr(adept_last_error(), "x/tokenizer_config.json") && strstr(adept_last_error(), "template = \"plain\""));
+    CHECK_OK(adept_instr_template_detect("t", "{{ '<|start_header_id|>' + m['content'] | trim + '<|eot_id|>' }}"
+                                              "<|end_header_id|>", &t));
+    CHECK(t == ADEPT_INSTR_LLAMA3);
+    CHECK_FAILS(adept_instr_template_detect("t", "<|start_header_id|><|end_header_id|><|eot_id|>| trim Cutting Knowledge",
+                                            &t), ADEPT_EUNSUPPORTED);
 }
 
 int main(void) {
+    test_chat_families();
+    test_detect();
     test_alpaca();
     test_prompt_completion();
     test_messages();

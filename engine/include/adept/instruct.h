@@ -1,13 +1,21 @@
-/* Instruction items (issue 15 point 3, first piece): one JSON object in any of the supported layouts
-   ({instruction, input, output}, {prompt, completion}, {messages: [{role, content}]}) rendered with the
-   plain template into text segments, each marked whether its tokens carry loss (the response) or not
-   (the prompt and the template). Tokenising segments and setting prompt targets to -1 is the dataset's job. */
+/* Instruction items (issue 15 point 3): one JSON object in any of the supported layouts
+   ({instruction, input, output}, {prompt, completion}, {messages: [{role, content}]}) rendered with a
+   template into text segments, each marked whether its tokens carry loss (the response) or not (the prompt
+   and the template text). Tokenising segments and setting prompt targets to -1 is the dataset's job.
+   Templates: the documented plain template, or one of the chat-template families recognised from a
+   tokenizer_config.json's `chat_template` text (docs/dataset.md "Instruction data"). */
 #ifndef ADEPT_INSTRUCT_H
 #define ADEPT_INSTRUCT_H
 
 #include <stddef.h>
 
 #include "adept/error.h"
+
+typedef enum adept_instr_template {
+    ADEPT_INSTR_PLAIN = 0, /* "### Instruction:\n...\n\n### Response:\n" */
+    ADEPT_INSTR_QWEN3,     /* ChatML as Qwen3's template writes it (empty <think> block on the last turn) */
+    ADEPT_INSTR_LLAMA3     /* Llama 3's header format (<|start_header_id|>role<|end_header_id|>) */
+} adept_instr_template;
 
 typedef struct adept_instr_segment {
     char *text;   /* NUL-terminated, owned */
@@ -19,10 +27,16 @@ typedef struct adept_instr_item {
     int n;
 } adept_instr_item;
 
-/* Parses one JSON Lines record (`json`, `len` bytes) and renders it with the plain template (docs/dataset.md).
+/* Recognises the family of a Jinja chat template (`source` names the file for messages). A template of no
+   supported family fails with ADEPT_EUNSUPPORTED naming `source` and the way to choose the plain template. */
+adept_status adept_instr_template_detect(const char *source, const char *chat_template, adept_instr_template *out);
+const char *adept_instr_template_name(adept_instr_template t);
+
+/* Parses one JSON Lines record (`json`, `len` bytes) and renders it with template `t`; `bos` is the text of
+   the tokenizer's BOS token where the template writes it (Llama 3), may be NULL otherwise.
    Errors name `name`:`line` and the field at fault. */
 adept_status adept_instr_item_parse(const char *name, size_t line, const char *json, size_t len,
-                                    adept_instr_item *out);
+                                    adept_instr_template t, const char *bos, adept_instr_item *out);
 void adept_instr_item_free(adept_instr_item *item);
 
 #endif
