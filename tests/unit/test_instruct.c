@@ -2,7 +2,10 @@
    trained, and malformed items fail naming the file, the line and the field. */
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "adept/instruct.h"
+#include "adept/tokenizer.h"
 #include "check.h"
 
 static adept_status parse_with(const char *json, adept_instr_template t, adept_instr_item *it) {
@@ -122,7 +125,58 @@ static void test_detect(void) {
                                             &t), ADEPT_EUNSUPPORTED);
 }
 
+/* Encoding into a row, on the real Qwen3 tokenizer (skipped without ../shared): targets are -1 exactly where
+   the next token is prompt text or padding, the trained targets decode to the response and EOS, and an
+   over-long item is cut at the end with the flag set. */
+static void test_encode(void) {
+    const char *shared = getenv("ADEPT_SHARED");
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizers/qwen3/tokenizer.json", shared ? shared : "../../shared");
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("skipping the encoding part: %s not found (set ADEPT_SHARED)\n", path);
+        return;
+    }
+    fclose(f);
+    adept_tokenizer *tok = NULL;
+    CHECK_OK(adept_tokenizer_load(path, &tok));
+    if (!tok) return;
+    adept_instr_item it;
+    CHECK_OK(parse("{\"instruction\":\"Add two and three.\",\"output\":\"The sum is five.\"}", &it));
+    adept_ids prompt = {0}, resp = {0};
+    CHECK_OK(adept_tokenizer_encode(tok, it.segs[0].text, strlen(it.segs[0].text), 0, 0, &prompt));
+    CHECK_OK(adept_tokenizer_encode(tok, it.segs[1].text, strlen(it.segs[1].text), 0, 0, &resp));
+    size_t np = prompt.n, nr = resp.n + 1; /* + EOS */
+    enum { T = 64 };
+    int32_t in[T], tg[T];
+    int trunc = -1;
+    size_t trained = 0;
+    CHECK_OK(adept_instr_encode(tok, &it, 0, 1, T, 7, in, tg, &trunc, &trained));
+    CHECK(trunc == 0 && trained == nr && np + nr <= T);
+    int layout_ok = 1;
+    for (size_t i = 0; i < T; i++) {
+        int32_t want_in = i < np ? prompt.ids[i] : i < np + resp.n ? resp.ids[i - np]
+                          : i == np + resp.n ? adept_tokenizer_eos_id(tok) : 7;
+        int32_t want_tg = (i + 1 >= np && i + 1 < np + resp.n) ? resp.ids[i + 1 - np]
+                          : i + 1 == np + resp.n ? adept_tokenizer_eos_id(tok) : -1;
+        layout_ok &= in[i] == want_in && tg[i] == want_tg;
+    }
+    CHECK(layout_ok);
+    /* cut: the row holds the prompt and part of the response */
+    size_t short_len = np + 1;
+    CHECK_OK(adept_instr_encode(tok, &it, 0, 1, short_len, 7, in, tg, &trunc, &trained));
+    CHECK(trunc == 1 && trained == 2 && tg[np - 1] == resp.ids[0] && tg[np] == resp.ids[1]);
+    /* the prompt alone fills the row: nothing to train on, reported through trained == 0 */
+    CHECK_OK(adept_instr_encode(tok, &it, 0, 1, np - 2, 7, in, tg, &trunc, &trained));
+    CHECK(trunc == 1 && trained == 0);
+    adept_ids_free(&prompt);
+    adept_ids_free(&resp);
+    adept_instr_item_free(&it);
+    adept_tokenizer_free(tok);
+}
+
 int main(void) {
+    test_encode();
     test_chat_families();
     test_detect();
     test_alpaca();

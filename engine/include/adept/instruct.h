@@ -8,6 +8,7 @@
 #define ADEPT_INSTRUCT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "adept/error.h"
 
@@ -38,5 +39,19 @@ const char *adept_instr_template_name(adept_instr_template t);
 adept_status adept_instr_item_parse(const char *name, size_t line, const char *json, size_t len,
                                     adept_instr_template t, const char *bos, adept_instr_item *out);
 void adept_instr_item_free(adept_instr_item *item);
+
+struct adept_tokenizer;
+
+/* One rendered item as a training row of `seq_len` positions (engine/data/instruct_encode.c).
+   Each segment is encoded on its own (prompt tokens never merge with response tokens); the first segment gets
+   the tokenizer's BOS when add_bos (-1: the tokenizer's default, 0: no, 1: yes); add_eos appends EOS to the
+   item as response (trained) text. With tokens t_0..t_{n-1}: inputs[i] = t_i, targets[i] = t_{i+1} when
+   t_{i+1} is response text, else -1; positions past the item hold inputs `pad_id` and targets -1.
+   Over-length policy: an item longer than seq_len + 1 tokens is cut at the end (the response's tail is lost)
+   and *truncated is set to 1; *trained counts the targets that are not -1 (0 when the prompt alone fills the
+   row: the caller drops such an item and reports it). Nothing is packed across items. */
+adept_status adept_instr_encode(const struct adept_tokenizer *tok, const adept_instr_item *item, int add_bos,
+                                int add_eos, size_t seq_len, int32_t pad_id, int32_t *inputs, int32_t *targets,
+                                int *truncated, size_t *trained);
 
 #endif
