@@ -120,7 +120,6 @@ void adept_lua_read_batch(lua_State *L, int arg, struct adept_batch *b, const ch
 /* Each binding file registers its functions into the module table at the top of the stack. */
 typedef void (*adept_binding_open)(lua_State *L);
 void adept_open_eval(lua_State *L);
-void adept_open_instruct(lua_State *L);
 void adept_open_tensor(lua_State *L);
 void adept_open_util(lua_State *L);
 void adept_open_fs(lua_State *L);

@@ -9,7 +9,6 @@
 /* One entry per binding file. Add new binding files here. */
 static const adept_binding_open bindings[] = {
     adept_open_eval,
-    adept_open_instruct,
     adept_open_util,
     adept_open_tensor,
     adept_open_model,

@@ -12,7 +12,7 @@ packages=(
 )
 if [[ "${1:-}" == "test" ]]; then
   # busted specs, PyTorch/NumPy references, libFuzzer and sanitizers
-  packages+=(lua-busted python3-torch python3-numpy python3-jinja2 clang libclang-rt-14-dev)
+  packages+=(lua-busted python3-torch python3-numpy clang libclang-rt-14-dev)
   # a one-node Slurm for the cluster-sweep test (tests/dist/slurm_sweep.sh starts it in a temp folder)
   packages+=(slurm-wlm munge)
   # Node.js for the @huggingface/tokenizers reference: only when no node/npm is on the PATH, since a

@@ -1,12 +1,9 @@
 /* Fuzz target: documents read from a buffer — JSON Lines first (line splitting, cJSON parsing, field lookup,
    error locations), then the same bytes as blank-line text and as 16/32-bit token shards — with and without
-   skipping bad records. Every handed-out document must lie inside sane bounds. Each line is also read as an
-   instruction item with every template: a success has non-empty segments, alternating marks and some response
-   text; a failure leaves nothing behind and names the file and line. */
+   skipping bad records. Every handed-out document must lie inside sane bounds. */
 #include <stdint.h>
 #include <string.h>
 
-#include "adept/instruct.h"
 #include "data/corpus_internal.h"
 
 static adept_status check_doc(void *ctx, const adept_doc *d) {
@@ -35,35 +32,7 @@ static void run(const uint8_t *data, size_t size, adept_corpus_format f, int bit
     adept_clear_error();
 }
 
-static void run_instruction_lines(const uint8_t *data, size_t size) {
-    static const adept_instr_template templates[] = {ADEPT_INSTR_PLAIN, ADEPT_INSTR_QWEN3, ADEPT_INSTR_LLAMA3};
-    const char *p = (const char *)data, *end = p + size;
-    for (size_t line = 1; p < end; line++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        for (int t = 0; t < 3; t++) {
-            adept_instr_item it;
-            adept_status st = adept_instr_item_parse("fuzz.in", line, p, len, templates[t], "<bos>", &it);
-            if (st != ADEPT_OK) {
-                if (it.n != 0 || it.segs || strncmp(adept_last_error(), "fuzz.in:", 8) != 0) __builtin_trap();
-                adept_clear_error();
-                continue;
-            }
-            int any_trained = 0;
-            for (int k = 0; k < it.n; k++) {
-                if (!it.segs[k].text[0]) __builtin_trap();                                 /* no empty segment */
-                if (k > 0 && it.segs[k].trained == it.segs[k - 1].trained) __builtin_trap(); /* merged runs */
-                any_trained |= it.segs[k].trained;
-            }
-            if (!any_trained) __builtin_trap();
-            adept_instr_item_free(&it);
-        }
-        p += len + 1;
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    run_instruction_lines(data, size);
     for (int skip = 0; skip < 2; skip++) run(data, size, ADEPT_FORMAT_JSONL, 0, skip);
     run(data, size, ADEPT_FORMAT_TEXT, 0, 0);
     run(data, size, ADEPT_FORMAT_TOKENS, 16, 1);
