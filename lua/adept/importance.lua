@@ -319,7 +319,7 @@ function M.layers(m, probe, opts)
   local batches = probe_batches(probe, opts, "layers")
   local t0 = adept.now()
   local scores, extra
-  if is_mixed(batches) and (type(metric) == "function" or combined_by_parts[metric]) then
+  if is_mixed(batches) and (type(metric) == "function" or combined_by_parts[metric] or batches.combine == "scores") then
     scores, extra = mixed_layer_scores(fn, m, batches)
   else
     scores, extra = fn(m, batches)
@@ -360,6 +360,28 @@ function M.units(m, probe, opts)
       tostring(granularity)), 2)
   end
   local batches = probe_batches(probe, opts, "units")
+  if is_mixed(batches) and batches.combine == "scores" then
+    -- the official code's mix: each part's unit scores, weighted (tensors for granularity "row")
+    local mixed
+    for _, part in ipairs(batches.parts) do
+      local s = M.units(m, part.batches, {granularity = granularity})
+      if not mixed then
+        mixed = {}
+        for name, v in pairs(s) do mixed[name] = type(v) == "number" and part.weight * v or v:mul(part.weight) end
+      else
+        for name, v in pairs(s) do
+          mixed[name] = type(v) == "number" and mixed[name] + part.weight * v or mixed[name]:add(v:mul(part.weight))
+        end
+      end
+    end
+    if opts.out then
+      local rec = {granularity = granularity, probe = describe_probe(batches, opts), combine = "scores",
+                   formula = "I_u = mix * I_u(text) + (1 - mix) * I_u(instructions)", scores = {}}
+      for name, v in pairs(mixed) do rec.scores[name] = type(v) == "number" and v or v:table() end
+      write_json(opts.out, rec)
+    end
+    return mixed
+  end
   local names = {}
   for _, p in ipairs(m:params()) do
     if p.trainable then names[#names + 1] = p.name end

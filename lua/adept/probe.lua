@@ -5,6 +5,8 @@
 -- Every importance measurement (adept.importance.layers with any metric, adept.importance.units) accepts it;
 -- see docs/adept.md for how each metric combines the parts. A part whose weight is 0 is never evaluated, so
 -- mix = 1 is exactly the text-only probe and mix = 0 exactly the instruction-only one.
+-- combine = "loss" (default): gradient metrics and units use the gradient of the mixed loss; "scores": every
+-- metric and units score each part on its own and mix the scores (the official code's units: 0.5 I_pt + 0.5 I_sft).
 local M = {}
 
 local PROBE_MT = {__name = "adept.Probe"}
@@ -24,7 +26,11 @@ end
 
 local function new(opts)
   if type(opts) ~= "table" then error("adept.probe: expected an option table {text =, instructions =, mix =}", 2) end
-  require("adept.options").check_keys(opts, {"text", "instructions", "mix", "batches"}, "adept.probe")
+  require("adept.options").check_keys(opts, {"text", "instructions", "mix", "batches", "combine"}, "adept.probe")
+  local combine = opts.combine or "loss"
+  if combine ~= "loss" and combine ~= "scores" then
+    error(('adept.probe: \'combine\' must be "loss" or "scores", got %s'):format(tostring(combine)), 2)
+  end
   if opts.text == nil or opts.instructions == nil then
     error("adept.probe: both 'text' and 'instructions' are required (a dataset or an array of batches each)", 2)
   end
@@ -36,7 +42,7 @@ local function new(opts)
   if math.type(n) ~= "integer" or n < 1 then
     error(("adept.probe: 'batches' must be a positive integer, got %s"):format(tostring(n)), 2)
   end
-  local p = setmetatable({mix = mix, parts = {
+  local p = setmetatable({mix = mix, combine = combine, parts = {
     {name = "text", weight = mix, batches = resolve("text", opts.text, n)},
     {name = "instructions", weight = 1 - mix, batches = resolve("instructions", opts.instructions, n)}}}, PROBE_MT)
   return p

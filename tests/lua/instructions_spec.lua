@@ -182,6 +182,23 @@ describe("adept.probe", function()
     for l = 0, CFG.num_hidden_layers - 1 do assert.near(want[l] / #INSTR, fisher[l], 1e-6 * want[l]) end
   end)
 
+  it("with combine = \"scores\" mixes each part's scores, as the official code mixes unit importance", function()
+    local m = model()
+    local p = adept.probe{text = TEXT, instructions = INSTR, mix = 0.25, combine = "scores"}
+    local t, i = adept.importance.units(m, TEXT), adept.importance.units(m, INSTR)
+    for name, v in pairs(adept.importance.units(m, p)) do
+      assert.near(0.25 * t[name] + 0.75 * i[name], v, 1e-12 * math.abs(v))
+    end
+    local rt, ri = adept.importance.units(m, TEXT, {granularity = "row"}), adept.importance.units(m, INSTR, {granularity = "row"})
+    for name, v in pairs(adept.importance.units(m, p, {granularity = "row"})) do
+      local want = rt[name]:mul(0.25):add(ri[name]:mul(0.75)):table()
+      for k, x in ipairs(v:table()) do assert.near(want[k], x, 1e-12 * math.abs(x)) end
+    end
+    local lt, li = adept.importance.layers(m, TEXT, {metric = "grad_weight"}), adept.importance.layers(m, INSTR, {metric = "grad_weight"})
+    local mixed = adept.importance.layers(m, p, {metric = "grad_weight"})
+    for l = 0, CFG.num_hidden_layers - 1 do assert.near(0.25 * lt[l] + 0.75 * li[l], mixed[l], 1e-12 * mixed[l]) end
+  end)
+
   it("refuses bad options", function()
     assert.has_error(function() adept.probe{text = TEXT} end)
     assert.has_error(function() adept.probe{text = TEXT, instructions = INSTR, mix = 1.5} end)
@@ -189,5 +206,6 @@ describe("adept.probe", function()
     assert.is_false(ok)
     assert.matches("unknown option 'mixx'", err)
     assert.has_error(function() adept.probe{text = {}, instructions = INSTR} end)
+    assert.has_error(function() adept.probe{text = TEXT, instructions = INSTR, combine = "mean"} end)
   end)
 end)
