@@ -1,8 +1,10 @@
 /* Instruction datasets: adept.dataset{format = "instructions", ...} and the adept.InstructionDataset userdata
    (one row per item, loss on the response only). Argument checking only; the rules live in
    engine/data/instruction_items.c. */
+#include <stdlib.h>
 #include <string.h>
 
+#include "adept/chat_template.h"
 #include "adept/instructions.h"
 #include "adept/tokenizer.h"
 #include "bind_tokenizer.h"
@@ -140,10 +142,56 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
+/* adept.chat_render(tokenizer_config_path, {{role =, content =}, ...}) -> text, {{text =, target =}, ...}:
+   the chat template of the config rendered by adeptlua's own renderer (for the parity test and for inspection). */
+static int l_chat_render(lua_State *L) {
+    const char *config = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    adept_lua_check_path(L, config, ADEPT_SANDBOX_READ, "adept.chat_render");
+    lua_Integer n = luaL_len(L, 2);
+    if (n < 1 || n > 100000) return luaL_argerror(L, 2, "expected an array of 1 to 100000 messages");
+    const char **roles = lua_newuserdatauv(L, 2 * (size_t)n * sizeof *roles, 0); /* freed by the GC */
+    const char **contents = roles + n;
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        if (!lua_istable(L, -1)) return luaL_argerror(L, 2, lua_pushfstring(L, "message %I must be a table", i));
+        lua_getfield(L, -1, "role");
+        lua_getfield(L, -2, "content");
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "message %I needs string 'role' and 'content'", i));
+        roles[i - 1] = lua_tostring(L, -2), contents[i - 1] = lua_tostring(L, -1); /* alive in the messages table */
+        lua_pop(L, 3);
+    }
+    adept_chat_template t;
+    ADEPT_LUA_TRY(L, "adept.chat_render", adept_chat_template_load(config, &t));
+    adept_chat_render r;
+    ADEPT_LUA_TRY(L, "adept.chat_render", adept_chat_render_messages(&t, roles, contents, (size_t)n, &r));
+    char *joined = adept_chat_render_join(&r);
+    if (!joined) {
+        adept_chat_render_free(&r);
+        return luaL_error(L, "adept.chat_render: out of memory");
+    }
+    lua_pushstring(L, joined);
+    free(joined);
+    lua_createtable(L, (int)r.n, 0);
+    for (size_t i = 0; i < r.n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, r.seg[i].text);
+        lua_setfield(L, -2, "text");
+        lua_pushboolean(L, r.seg[i].target);
+        lua_setfield(L, -2, "target");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    adept_chat_render_free(&r);
+    return 2;
+}
+
 void adept_open_instructions(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"take", l_take}, {"next_batch", l_next_batch}, {"num_rows", l_num_rows}, {"seq_len", l_seq_len},
         {"dropped", l_dropped}, {"truncated", l_truncated}, {"response_tokens", l_response_tokens}, {NULL, NULL}};
     static const adept_lua_class cls = {INSTRUCTIONS_MT, methods, NULL, l_gc, l_tostring, NULL};
     adept_lua_new_class(L, &cls);
+    static const luaL_Reg fns[] = {{"chat_render", l_chat_render}, {NULL, NULL}};
+    adept_lua_setfuncs(L, fns, "adept.");
 }
