@@ -38,11 +38,47 @@ static adept_status string_field(const char *name, size_t line, const cJSON *j, 
     return ADEPT_OK;
 }
 
-static adept_status build_item(const char *name, size_t line, const cJSON *j, adept_instruction_item *it) {
+/* {"messages": [{"role": ..., "content": ...}, ...]} (no other keys), rendered with the chat template. */
+static adept_status build_chat_item(const char *name, size_t line, const cJSON *j, const adept_chat_template *chat,
+                                    adept_instruction_item *it) {
+    if (!chat)
+        return adept_fail(ADEPT_EFORMAT, "%s:%zu: chat 'messages' items need a chat template: give adept.dataset "
+                          "chat_template = <tokenizer_config.json> (or a tokenizer directory that has one)", name, line);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    if (cJSON_GetArraySize(j) != 1)
+        return adept_fail(ADEPT_EFORMAT, "%s:%zu: a chat item holds only 'messages'", name, line);
+    int n = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : 0;
+    if (n < 1) return adept_fail(ADEPT_EFORMAT, "%s:%zu: 'messages' must be a non-empty array", name, line);
+    const char **roles = calloc((size_t)n * 2, sizeof *roles);
+    if (!roles) return adept_fail(ADEPT_ENOMEM, "%s:%zu: out of memory", name, line);
+    const char **contents = roles + n;
+    int k = 0, assistant = 0;
+    for (const cJSON *m = msgs->child; m; m = m->next, k++) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role"), *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!cJSON_IsObject(m) || !cJSON_IsString(r) || !cJSON_IsString(c)) {
+            free(roles);
+            return adept_fail(ADEPT_EFORMAT, "%s:%zu: message %d must be {\"role\": string, \"content\": string}",
+                              name, line, k + 1);
+        }
+        roles[k] = r->valuestring, contents[k] = c->valuestring;
+        assistant += !strcmp(r->valuestring, "assistant");
+    }
+    adept_status st = assistant ? adept_chat_render_messages(chat, roles, contents, (size_t)n, &it->chat)
+                                : adept_fail(ADEPT_EFORMAT, "%s:%zu: no assistant message: nothing to learn", name, line);
+    free(roles);
+    if (st != ADEPT_OK && assistant) { /* the renderer's message, placed at the item (copied: the buffer is reused) */
+        char why[512];
+        snprintf(why, sizeof why, "%s", adept_last_error());
+        return adept_fail(st, "%s:%zu: %s", name, line, why);
+    }
+    it->line = line;
+    return st;
+}
+
+static adept_status build_item(const char *name, size_t line, const cJSON *j, const adept_chat_template *chat,
+                               adept_instruction_item *it) {
     if (!cJSON_IsObject(j)) return adept_fail(ADEPT_EFORMAT, "%s:%zu: an item must be a JSON object", name, line);
-    if (cJSON_GetObjectItemCaseSensitive(j, "messages"))
-        return adept_fail(ADEPT_EFORMAT, "%s:%zu: chat 'messages' items are not supported yet (use "
-                          "{instruction, input, output} or {prompt, completion})", name, line);
+    if (cJSON_GetObjectItemCaseSensitive(j, "messages")) return build_chat_item(name, line, j, chat, it);
     const char *instruction, *input, *output, *prompt, *completion;
     ADEPT_TRY(string_field(name, line, j, "instruction", &instruction));
     ADEPT_TRY(string_field(name, line, j, "input", &input));
@@ -88,7 +124,10 @@ static adept_status build_item(const char *name, size_t line, const cJSON *j, ad
 
 void adept_instruction_set_free(adept_instruction_set *set) {
     if (!set) return;
-    for (size_t i = 0; i < set->n; i++) free(set->items[i].prompt), free(set->items[i].response);
+    for (size_t i = 0; i < set->n; i++) {
+        free(set->items[i].prompt), free(set->items[i].response);
+        adept_chat_render_free(&set->items[i].chat);
+    }
     free(set->items);
     set->items = NULL;
     set->n = 0;
@@ -102,6 +141,11 @@ static int blank(const char *s, size_t n) {
 
 adept_status adept_instruction_items_parse(const char *name, const char *text, size_t len, size_t limit,
                                            adept_instruction_set *out) {
+    return adept_instruction_items_parse_chat(name, text, len, limit, NULL, out);
+}
+
+adept_status adept_instruction_items_parse_chat(const char *name, const char *text, size_t len, size_t limit,
+                                                const adept_chat_template *chat, adept_instruction_set *out) {
     if (!out) return adept_fail(ADEPT_EINVAL, "instruction items: NULL output");
     out->items = NULL;
     out->n = 0;
@@ -145,8 +189,8 @@ adept_status adept_instruction_items_parse(const char *name, const char *text, s
             out->items = grown;
             cap = nc;
         }
-        out->items[out->n].prompt = out->items[out->n].response = NULL;
-        st = build_item(name, line, j, &out->items[out->n]);
+        memset(&out->items[out->n], 0, sizeof out->items[out->n]);
+        st = build_item(name, line, j, chat, &out->items[out->n]);
         cJSON_Delete(j);
         if (st != ADEPT_OK) break;
         out->n++;
@@ -157,13 +201,18 @@ adept_status adept_instruction_items_parse(const char *name, const char *text, s
 }
 
 adept_status adept_instruction_items_read(const char *path, size_t limit, adept_instruction_set *out) {
+    return adept_instruction_items_read_chat(path, limit, NULL, out);
+}
+
+adept_status adept_instruction_items_read_chat(const char *path, size_t limit, const adept_chat_template *chat,
+                                               adept_instruction_set *out) {
     if (!path || !out) return adept_fail(ADEPT_EINVAL, "instruction items: NULL path or output");
     out->items = NULL;
     out->n = 0;
     char *buf;
     size_t len;
     ADEPT_TRY(adept_input_read(path, "instruction items", (size_t)1 << 32, &buf, &len));
-    adept_status st = adept_instruction_items_parse(path, buf, len, limit, out);
+    adept_status st = adept_instruction_items_parse_chat(path, buf, len, limit, chat, out);
     free(buf);
     return st;
 }
@@ -174,16 +223,36 @@ void adept_instruction_rows_free(adept_instruction_rows *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Writes one row from the item's tokens s[0..n) (prompt_n of them the prompt); returns the counted targets. */
-static int64_t fill_row(const int32_t *s, int64_t n, int64_t prompt_n, int64_t T, int32_t pad, int32_t *x,
+/* Writes one row from the item's tokens s[0..n) (learn[k]: token k is learnable); returns the counted targets. */
+static int64_t fill_row(const int32_t *s, const uint8_t *learn, int64_t n, int64_t T, int32_t pad, int32_t *x,
                         int32_t *y) {
     int64_t counted = 0;
     for (int64_t t = 0; t < T; t++) {
         x[t] = t < n ? s[t] : pad;
-        y[t] = t + 1 < n && t + 1 >= prompt_n ? s[t + 1] : -1;
+        y[t] = t + 1 < n && learn[t + 1] ? s[t + 1] : -1;
         counted += y[t] >= 0;
     }
     return counted;
+}
+
+/* Gives the ids appended since `before` the learnable flag, growing the flag buffer to the ids. */
+static adept_status mark(const adept_ids *s, size_t before, uint8_t flag, uint8_t **learn, size_t *cap) {
+    if (s->n > *cap) {
+        size_t nc = s->n * 2;
+        uint8_t *g = realloc(*learn, nc);
+        if (!g) return adept_fail(ADEPT_ENOMEM, "instruction rows: out of memory");
+        *learn = g, *cap = nc;
+    }
+    memset(*learn + before, flag, s->n - before);
+    return ADEPT_OK;
+}
+
+/* Appends the ids of text with the given learnable flag. */
+static adept_status append(const adept_tokenizer *tok, const char *text, int add_bos, uint8_t flag, adept_ids *s,
+                           uint8_t **learn, size_t *cap) {
+    size_t before = s->n;
+    ADEPT_TRY(adept_tokenizer_encode(tok, text, strlen(text), add_bos, 0, s));
+    return mark(s, before, flag, learn, cap);
 }
 
 adept_status adept_instruction_rows_build(const adept_tokenizer *tok, const adept_instruction_set *set,
@@ -198,26 +267,38 @@ adept_status adept_instruction_rows_build(const adept_tokenizer *tok, const adep
     out->targets = malloc(cap * (size_t)seq_len * sizeof(int32_t));
     out->seq_len = seq_len;
     adept_ids s = {0};
+    uint8_t *learn = NULL;
+    size_t learn_cap = 0;
     adept_status st = out->inputs && out->targets ? ADEPT_OK : adept_fail(ADEPT_ENOMEM, "instruction rows: out of memory");
     for (size_t i = 0; st == ADEPT_OK && i < set->n; i++) {
         const adept_instruction_item *it = &set->items[i];
         s.n = 0;
-        st = adept_tokenizer_encode(tok, it->prompt, strlen(it->prompt), -1, 0, &s);
+        if (it->chat.n) { /* the template holds its own BOS/end-of-turn text */
+            for (size_t k = 0; st == ADEPT_OK && k < it->chat.n; k++)
+                st = append(tok, it->chat.seg[k].text, 0, (uint8_t)it->chat.seg[k].target, &s, &learn, &learn_cap);
+        } else {
+            st = append(tok, it->prompt, -1, 0, &s, &learn, &learn_cap);
+            if (st == ADEPT_OK) st = append(tok, it->response, 0, 1, &s, &learn, &learn_cap);
+            if (st == ADEPT_OK && eos_id >= 0) {
+                size_t before = s.n;
+                st = adept_ids_push(&s, eos_id);
+                if (st == ADEPT_OK) st = mark(&s, before, 1, &learn, &learn_cap);
+            }
+        }
         if (st != ADEPT_OK) break;
-        int64_t prompt_n = (int64_t)s.n;
-        st = adept_tokenizer_encode(tok, it->response, strlen(it->response), 0, 0, &s);
-        if (st == ADEPT_OK && eos_id >= 0) st = adept_ids_push(&s, eos_id);
-        if (st != ADEPT_OK) break;
-        if (prompt_n > seq_len) { /* no response token could be a target */
+        int64_t first = 1; /* the first learnable token after position 0 (position 0 is never a target) */
+        while (first < (int64_t)s.n && !learn[first]) first++;
+        if (first > seq_len) { /* no learnable token fits: the prompt alone fills the row */
             out->dropped++;
             continue;
         }
         int64_t n = (int64_t)s.n;
         if (n > seq_len + 1) out->truncated++, n = seq_len + 1;
-        out->response_tokens += fill_row(s.ids, n, prompt_n, seq_len, pad, out->inputs + out->n * seq_len,
+        out->response_tokens += fill_row(s.ids, learn, n, seq_len, pad, out->inputs + out->n * seq_len,
                                          out->targets + out->n * seq_len);
         out->n++;
     }
+    free(learn);
     adept_ids_free(&s);
     if (st == ADEPT_OK && out->n == 0)
         st = adept_fail(ADEPT_EFORMAT, "instruction rows: all %zu items were dropped (every prompt is longer than "

@@ -43,7 +43,7 @@ static void test_errors(void) {
         {"{\"instruction\": \"a\", \"output\": \"\"}", "bad.jsonl:1: the response ('output') is empty"},
         {"{\"text\": \"a\"}", "bad.jsonl:1: not an instruction item"},
         {"[1, 2]", "bad.jsonl:1: an item must be a JSON object"},
-        {"{\"messages\": []}", "bad.jsonl:1: chat 'messages' items are not supported yet"},
+        {"{\"messages\": []}", "bad.jsonl:1: chat 'messages' items need a chat template"},
         {"{\"prompt\": \"a\", \"completion\": \"b\"} x", "bad.jsonl:1: text after the JSON value"},
         {"{\"prompt\": \"a\", \"prompt\": \"b\", \"completion\": \"c\"}", "bad.jsonl:1"},
         {"\n  \n", "bad.jsonl: no instruction items"},
@@ -108,13 +108,67 @@ static void test_rows(adept_tokenizer *tok) {
     adept_instruction_set_free(&s);
 }
 
+/* Chat items: rendered with the template, targets on the assistant turn only; detection refuses unknown templates. */
+static void test_chat(adept_tokenizer *tok) {
+    static const char LLAMA3[] =
+        "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+        "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+        "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{{ '<|start_header_id|>assistant"
+        "<|end_header_id|>\n\n' }}";
+    adept_chat_template t;
+    CHECK_FAILS(adept_chat_template_detect("cfg.json", "{{ messages }}", NULL, &t), ADEPT_EUNSUPPORTED);
+    CHECK(strstr(adept_last_error(), "cfg.json: chat template not recognised") && strstr(adept_last_error(), "\"plain\""));
+    CHECK_OK(adept_chat_template_detect("cfg.json", LLAMA3, "", &t));
+    CHECK(t.family == ADEPT_CHAT_LLAMA3);
+    const char *text = "{\"messages\": [{\"role\": \"user\", \"content\": \" Hi \"}, "
+                       "{\"role\": \"assistant\", \"content\": \"Yo\"}]}\n";
+    adept_instruction_set s;
+    CHECK_OK(adept_instruction_items_parse_chat("c.jsonl", text, strlen(text), 0, &t, &s));
+    if (s.n != 1) return;
+    const char *prompt = "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant"
+                         "<|end_header_id|>\n\n";
+    const char *learn = "Yo<|eot_id|>";
+    char *joined = adept_chat_render_join(&s.items[0].chat);
+    CHECK(joined && !strncmp(joined, prompt, strlen(prompt)) && !strncmp(joined + strlen(prompt), learn, strlen(learn)));
+    free(joined);
+    adept_instruction_rows r;
+    CHECK_OK(adept_instruction_rows_build(tok, &s, 128, -1, &r));
+    adept_instruction_set_free(&s);
+    if (r.n != 1) return;
+    /* byte tokens, no BOS: the last prompt byte predicts 'Y'; the assistant turn's bytes are the only targets */
+    int64_t P = (int64_t)strlen(prompt), L = (int64_t)strlen(learn);
+    CHECK(r.response_tokens == L);
+    int ok = 1;
+    for (int64_t k = 0; k < 128; k++) {
+        int32_t want = k >= P - 1 && k < P - 1 + L ? (int32_t)(unsigned char)learn[k - (P - 1)] + 3 : -1;
+        ok &= r.targets[k] == want;
+    }
+    CHECK(ok);
+    adept_instruction_rows_free(&r);
+
+    static const struct { const char *text, *want; } bad[] = {
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}", "c.jsonl:1: no assistant message"},
+        {"{\"messages\": [{\"role\": \"user\"}]}", "c.jsonl:1: message 1 must be"},
+        {"{\"messages\": []}", "c.jsonl:1: 'messages' must be a non-empty array"},
+        {"{\"messages\": [{\"role\": \"tool\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}",
+         "c.jsonl:1: message 1: role \"tool\" is not supported"},
+        {"{\"messages\": [{\"role\": \"assistant\", \"content\": \"b\"}], \"x\": 1}", "c.jsonl:1: a chat item holds only"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_FAILS(adept_instruction_items_parse_chat("c.jsonl", bad[i].text, strlen(bad[i].text), 0, &t, &s),
+                    ADEPT_EFORMAT);
+        if (!strstr(adept_last_error(), bad[i].want)) fprintf(stderr, "chat case %zu: %s\n", i, adept_last_error());
+        CHECK(strstr(adept_last_error(), bad[i].want) != NULL);
+    }
+}
+
 int main(void) {
     fx_tmpdir();
     test_parse();
     test_errors();
     adept_tokenizer *tok = NULL;
     CHECK_OK(adept_tokenizer_load(fx_byte_tokenizer(), &tok));
-    if (tok) test_rows(tok);
+    if (tok) test_rows(tok), test_chat(tok);
     adept_tokenizer_free(tok);
     fx_rm_rf(fx_dir);
     return check_summary();

@@ -7,14 +7,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adept/chat_template.h"
 #include "adept/error.h"
 #include "adept/tensor.h"
 #include "adept/tokenizer.h"
 
-/* One item, rendered: the model reads `prompt` then learns `response`. */
+/* One item, rendered: the model reads `prompt` then learns `response` (plain template), or, for a chat item
+   ({"messages": [...]}), prompt = response = NULL and `chat` holds the rendered turns (its learnable segments
+   are the assistant turns). */
 typedef struct adept_instruction_item {
     char *prompt;
     char *response;
+    adept_chat_render chat;
     size_t line; /* 1-based line in its file */
 } adept_instruction_item;
 
@@ -31,10 +35,17 @@ typedef struct adept_instruction_set {
 adept_status adept_instruction_items_parse(const char *name, const char *text, size_t len, size_t limit,
                                            adept_instruction_set *out);
 adept_status adept_instruction_items_read(const char *path, size_t limit, adept_instruction_set *out);
+/* The same, accepting chat items {"messages": [{"role", "content"}, ...]} rendered with `chat` (NULL: chat items
+   are refused, saying a chat template is needed). A chat item needs at least one assistant turn. */
+adept_status adept_instruction_items_parse_chat(const char *name, const char *text, size_t len, size_t limit,
+                                                const adept_chat_template *chat, adept_instruction_set *out);
+adept_status adept_instruction_items_read_chat(const char *path, size_t limit, const adept_chat_template *chat,
+                                               adept_instruction_set *out);
 void adept_instruction_set_free(adept_instruction_set *set);
 
 /* Tokenized rows: row i is item kept[i]'s prompt (with the tokenizer's default BOS) ++ response ++ EOS, cut to
-   seq_len + 1 tokens; inputs [n, T] are its first T tokens (padded with the EOS id, 0 without one), targets
+   seq_len + 1 tokens (a chat item: its rendered segments, each encoded without BOS or EOS, the template holding
+   its own special tokens; targets on the assistant segments); inputs [n, T] are its first T tokens (padded with the EOS id, 0 without one), targets
    [n, T] the next tokens where they belong to the response or its EOS, else -1. An item whose prompt leaves no
    room for one response token (more than T prompt tokens) is dropped and counted; a longer one keeps
    its prompt and loses the end of its response (counted as truncated). Items never share a row. */
