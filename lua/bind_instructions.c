@@ -1,6 +1,7 @@
 /* Instruction datasets: adept.dataset{format = "instructions", ...} and the adept.InstructionDataset userdata
    (one row per item, loss on the response only). Argument checking only; the rules live in
    engine/data/instruction_items.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,11 +45,11 @@ static adept_tokenizer *opt_tokenizer(lua_State *L, int *owned) {
 }
 
 /* adept.dataset{format = "instructions", path = "items.jsonl", tokenizer = tok, seq_len = 256,
-   template = "plain", max_documents = 0, eos = nil, batch_size = 8} (called by adept.dataset). */
+   template = "auto", chat_template = nil, max_documents = 0, eos = nil, batch_size = 8} (called by adept.dataset). */
 int adept_lua_instruction_dataset(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    static const char *const known[] = {"path", "tokenizer", "seq_len", "format", "template", "max_documents", "eos",
-                                        "batch_size", NULL};
+    static const char *const known[] = {"path", "tokenizer", "seq_len", "format", "template", "chat_template",
+                                        "max_documents", "eos", "batch_size", NULL};
     adept_lua_check_keys(L, 1, known, "adept.dataset (format \"instructions\")");
     lua_getfield(L, 1, "path");
     if (lua_type(L, -1) != LUA_TSTRING)
@@ -57,10 +58,37 @@ int adept_lua_instruction_dataset(lua_State *L) {
     const char *path = lua_tostring(L, -1); /* stays alive in the options table */
     lua_pop(L, 1);
     adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.dataset");
-    const char *tmpl = adept_lua_opt_str_field(L, 1, "template", "plain");
-    if (strcmp(tmpl, "plain"))
-        return luaL_argerror(L, 1, lua_pushfstring(L, "field 'template' must be \"plain\" (chat templates are not "
-                                                      "supported yet), got \"%s\"", tmpl));
+    const char *tmpl = adept_lua_opt_str_field(L, 1, "template", "auto");
+    if (strcmp(tmpl, "plain") && strcmp(tmpl, "auto"))
+        return luaL_argerror(L, 1, lua_pushfstring(L, "field 'template' must be \"auto\" or \"plain\", got \"%s\"", tmpl));
+    /* the chat template for {"messages"} items: chat_template = tokenizer_config.json, else the one beside a
+       tokenizer given as a directory; template = "plain" uses none (chat items are then refused) */
+    const char *config = adept_lua_opt_str_field(L, 1, "chat_template", NULL);
+    char beside[4096];
+    int explicit_config = config != NULL;
+    if (!config) {
+        lua_getfield(L, 1, "tokenizer");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            snprintf(beside, sizeof beside, "%s/tokenizer_config.json", lua_tostring(L, -1));
+            FILE *f = fopen(beside, "rb");
+            if (f) fclose(f), config = beside;
+        }
+        lua_pop(L, 1);
+    }
+    if (!strcmp(tmpl, "plain")) {
+        if (explicit_config)
+            return luaL_argerror(L, 1, "field 'chat_template' cannot be used with template = \"plain\"");
+        config = NULL;
+    }
+    adept_chat_template chat;
+    int have_chat = 0;
+    if (config) {
+        adept_lua_check_path(L, config, ADEPT_SANDBOX_READ, "adept.dataset (chat_template)");
+        if (adept_chat_template_load(config, &chat) == ADEPT_OK) have_chat = 1;
+        else if (explicit_config || !strstr(adept_last_error(), "no chat_template"))
+            return adept_lua_raise(L, "adept.dataset");
+        else adept_clear_error(); /* a tokenizer directory without a chat template: plain only */
+    }
     int64_t seq_len = adept_lua_opt_int_field_range(L, 1, "seq_len", 256, 1, INT32_MAX);
     lua_Integer limit = adept_lua_opt_int_field_range(L, 1, "max_documents", 0, 0, LUA_MAXINTEGER);
     int32_t eos = (int32_t)adept_lua_opt_int_field_range(L, 1, "eos", -1, -1, INT32_MAX);
@@ -71,7 +99,7 @@ int adept_lua_instruction_dataset(lua_State *L) {
     memset(b, 0, sizeof *b);
     luaL_setmetatable(L, INSTRUCTIONS_MT);
     adept_instruction_set set;
-    adept_status st = adept_instruction_items_read(path, (size_t)limit, &set);
+    adept_status st = adept_instruction_items_read_chat(path, (size_t)limit, have_chat ? &chat : NULL, &set);
     if (st == ADEPT_OK) {
         st = adept_instruction_rows_build(tok, &set, seq_len, eos, &b->rows);
         adept_instruction_set_free(&set);

@@ -81,6 +81,39 @@ describe("adept.dataset{format = \"instructions\"}", function()
     assert.is_false(ok)
     assert.matches("tokenizer", err)
   end)
+
+  it("renders chat items with the tokenizer's chat template, learning only the assistant turns", function()
+    local cfg = require("spec_helpers").shared("tokenizers/qwen3/tokenizer_config.json")
+    if not cfg then
+      print("skipped: no ../shared/tokenizers/qwen3 (set ADEPT_SHARED)")
+      return
+    end
+    local dir = cfg:gsub("/tokenizer_config.json$", "")
+    local items = spit("chat.jsonl", '{"messages": [{"role": "user", "content": "Hi"}, ' ..
+      '{"role": "assistant", "content": "Hello there"}, {"role": "user", "content": "Bye"}, ' ..
+      '{"role": "assistant", "content": "Bye!"}]}\n')
+    local ds = adept.dataset{format = "instructions", path = items, tokenizer = dir, seq_len = 64}
+    local b = ds:take(1, 1)[1]
+    local t = adept.tokenizer(dir)
+    local learned = {}
+    for _, id in ipairs(b.targets:table()[1]) do if id >= 0 then learned[#learned + 1] = id end end
+    -- the targets are the two assistant turns (the last one with Qwen3's empty think block), nothing else
+    assert.are.equal("Hello there<|im_end|><think>\n\n</think>\n\nBye!<|im_end|>", t:decode(learned))
+    local text = adept.chat_render(cfg, {{role = "user", content = "Hi"}, {role = "assistant", content = "Hello there"},
+      {role = "user", content = "Bye"}, {role = "assistant", content = "Bye!"}})
+    local inputs = {}
+    for _, id in ipairs(b.inputs:table()[1]) do inputs[#inputs + 1] = id end
+    assert.are.equal(text, t:decode({table.unpack(inputs, 1, #t:encode(text, {bos = false, eos = false}))}))
+    -- plain refuses chat items; an unrecognised template is refused naming the file and the way out
+    local ok, err = pcall(adept.dataset, {format = "instructions", path = items, tokenizer = dir, template = "plain"})
+    assert.is_false(ok)
+    assert.matches("need a chat template", err)
+    local bad = spit("tokenizer_config.json", '{"chat_template": "{{ messages }}"}')
+    ok, err = pcall(adept.dataset, {format = "instructions", path = items, tokenizer = dir, chat_template = bad})
+    assert.is_false(ok)
+    assert.matches(bad .. ": chat template not recognised", err, 1, true)
+    assert.matches('template = "plain"', err, 1, true)
+  end)
 end)
 
 local CFG = {vocab_size = 29, hidden_size = 16, intermediate_size = 24, num_hidden_layers = 3,
