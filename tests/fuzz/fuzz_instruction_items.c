@@ -1,4 +1,4 @@
-/* libFuzzer target for the instruction-item reader and its rows: any input parses or fails with a message and no
+/* libFuzzer target for the instruction-item reader (plain and chat items) and its rows: any input parses or fails with a message and no
    allocation left; every parsed item has a prompt and a non-empty response; rows built with a byte tokenizer
    account for every item (kept + dropped), and each row's counted targets are one contiguous, non-empty span
    (the response) with -1 before it (the prompt) and after it (padding). */
@@ -37,9 +37,38 @@ static adept_tokenizer *byte_tokenizer(void) {
     return tok;
 }
 
+/* Chat items through a recognised template (the family is chosen by the input's first byte): the rows account
+   for every item and count exactly their non-negative targets. */
+static void chat_pass(adept_tokenizer *tok, const uint8_t *data, size_t size) {
+    static const char *const templates[] = {
+        "<|im_start|> <|im_end|> last_query_index <think>",
+        "<|start_header_id|> <|end_header_id|> <|eot_id|> | trim"};
+    adept_chat_template t;
+    if (adept_chat_template_detect("fuzz", templates[size && (data[0] & 1)], "<|begin_of_text|>", &t) != ADEPT_OK)
+        __builtin_trap();
+    adept_instruction_set set;
+    if (adept_instruction_items_parse_chat("fuzz.jsonl", (const char *)data, size, 0, &t, &set) != ADEPT_OK) {
+        FUZZ_ASSERT(set.items == NULL && set.n == 0 && adept_last_error()[0] != '\0');
+        adept_clear_error();
+        return;
+    }
+    adept_instruction_rows r;
+    if (adept_instruction_rows_build(tok, &set, 24, -1, &r) == ADEPT_OK) {
+        FUZZ_ASSERT(r.n + r.dropped == (int64_t)set.n);
+        int64_t counted = 0;
+        for (int64_t k = 0; k < r.n * 24; k++) counted += r.targets[k] >= 0;
+        FUZZ_ASSERT(counted == r.response_tokens);
+        adept_instruction_rows_free(&r);
+    } else {
+        adept_clear_error();
+    }
+    adept_instruction_set_free(&set);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static adept_tokenizer *tok;
     if (!tok) tok = byte_tokenizer(); /* kept for the process: one tokenizer, not one per input */
+    chat_pass(tok, data, size);
     adept_instruction_set set;
     adept_status s = adept_instruction_items_parse("fuzz.jsonl", (const char *)data, size, 0, &set);
     if (s != ADEPT_OK) {
