@@ -55,6 +55,10 @@ static adept_tokenizer *opt_tokenizer(lua_State *L, int *owned) {
 
 static int l_dataset(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "format");
+    int instructions = lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "instructions");
+    lua_pop(L, 1);
+    if (instructions) return adept_lua_instruction_dataset(L); /* one row per item: bind_instructions.c */
     static const char *const known[] = {"path", "tokenizer", "seq_len", "format", "field", "doc_split", "on_error",
         "seed", "holdout", "cache", "cache_dir", "shuffle", "progress", "max_documents", "max_bytes", "threads", "eos",
         "sep_token", "token_dtype", "batch_size", NULL};
@@ -84,7 +88,7 @@ static int l_dataset(lua_State *L) {
     const char *fmt = adept_lua_opt_str_field(L, 1, "format", "auto");
     int fi = 0;
     while (formats[fi] && strcmp(formats[fi], fmt)) fi++;
-    if (!formats[fi]) return luaL_argerror(L, 1, lua_pushfstring(L, "field 'format' must be \"text\", \"jsonl\" or \"tokens\", got \"%s\"", fmt));
+    if (!formats[fi]) return luaL_argerror(L, 1, lua_pushfstring(L, "field 'format' must be \"text\", \"jsonl\", \"tokens\" or \"instructions\", got \"%s\"", fmt));
     o.format = (adept_corpus_format)fi;
     o.field = adept_lua_opt_str_field(L, 1, "field", "text");
     const char *split = adept_lua_opt_str_field(L, 1, "doc_split", "blank_line");

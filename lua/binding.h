@@ -143,6 +143,9 @@ typedef struct adept_adamw adept_adamw;
 adept_adamw *adept_lua_check_optimizer(lua_State *L, int arg);
 void adept_open_model_io(lua_State *L);
 void adept_open_dataset(lua_State *L);
+void adept_open_instructions(lua_State *L);
+/* adept.dataset{format = "instructions", ...} (bind_instructions.c), dispatched from adept.dataset. */
+int adept_lua_instruction_dataset(lua_State *L);
 void adept_open_tokenizer(lua_State *L);
 void adept_open_adapt(lua_State *L);
 void adept_open_cuda(lua_State *L);

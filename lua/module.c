@@ -21,6 +21,7 @@ static const adept_binding_open bindings[] = {
     adept_open_chart,
     adept_open_model_io,
     adept_open_dataset,
+    adept_open_instructions,
     adept_open_tokenizer,
     adept_open_adapt,
     adept_open_cuda,

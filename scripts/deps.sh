@@ -13,6 +13,8 @@ packages=(
 if [[ "${1:-}" == "test" ]]; then
   # busted specs, PyTorch/NumPy references, libFuzzer and sanitizers
   packages+=(lua-busted python3-torch python3-numpy clang libclang-rt-14-dev)
+  # Jinja2: the reference renderer of the chat-template parity test (tests/parity/test_chat_template.py)
+  packages+=(python3-jinja2)
   # a one-node Slurm for the cluster-sweep test (tests/dist/slurm_sweep.sh starts it in a temp folder)
   packages+=(slurm-wlm munge)
   # Node.js for the @huggingface/tokenizers reference: only when no node/npm is on the PATH, since a

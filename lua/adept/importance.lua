@@ -10,7 +10,16 @@ local adept = require "adept"
 local M = {}
 
 -- probe: an array of batches, or a dataset / split (its first opts.batches batches, default 8).
+-- A mixed probe (adept.probe{text =, instructions =, mix =}) is returned as it is; see mixed_* below.
+local function is_mixed(probe) return require("adept.probe").is_probe(probe) end
+
 local function probe_batches(probe, opts, fname)
+  if is_mixed(probe) then
+    local active = probe:active_parts()
+    -- one part with weight 1 (mix = 0 or 1): exactly that part's probe, nothing of the other is evaluated
+    if #active == 1 then return active[1].batches end
+    return probe
+  end
   if type(probe) == "table" and probe[1] ~= nil then return probe end
   local ok, take = pcall(function() return probe.take end)
   if ok and type(take) == "function" then
@@ -61,24 +70,57 @@ local function sum_over_ranks(values)
   return adept.dist.sum(values)
 end
 
+-- Probe step i of a mixed probe pairs text batch i with instruction batch i (the shorter part cycles), so the
+-- number of gradient steps is the longer part's batch count.
+local function gradient_steps(probe)
+  if not is_mixed(probe) then return #probe end
+  return math.max(#probe.parts[1].batches, #probe.parts[2].batches)
+end
+
+-- Calls fn(grad_of(name)) with the gradient of probe step i's loss, leaving gradients zero afterwards. For a
+-- plain probe the loss is batch i's mean NLL; for a mixed probe it is mix * L_text,i + (1 - mix) * L_instr,i
+-- (each the mean NLL of that part's batch), whose gradient is the same weighted sum of the two gradients.
+local function with_step_gradient(m, probe, i, names, fn)
+  if not is_mixed(probe) then
+    m:zero_grad()
+    m:loss_and_grad(probe[i])
+    fn(function(name) return m:grad(name) end)
+    m:zero_grad()
+    return
+  end
+  local acc = {}
+  for _, part in ipairs(probe.parts) do
+    local b = part.batches[(i - 1) % #part.batches + 1]
+    m:zero_grad()
+    m:loss_and_grad(b)
+    for _, name in ipairs(names) do
+      local g = m:grad(name):mul(part.weight)
+      acc[name] = acc[name] and acc[name]:add(g) or g
+    end
+  end
+  m:zero_grad()
+  fn(function(name) return acc[name] end)
+end
+
 local function per_tensor_gradient_stat(m, batches, stat)
   local sums, names = {}, {}
   for _, p in ipairs(m:params()) do
     if p.layer then names[#names + 1] = p.name; sums[p.name] = 0 end
   end
+  local steps = gradient_steps(batches)
   with_layers_trainable(m, function()
-    for i, b in ipairs(batches) do
+    for i = 1, steps do
       if my_batch(i) then
-        m:zero_grad()
-        m:loss_and_grad(b)
-        for _, name in ipairs(names) do sums[name] = sums[name] + stat(m:grad(name), m:param(name)) end
+        with_step_gradient(m, batches, i, names, function(grad)
+          for _, name in ipairs(names) do sums[name] = sums[name] + stat(grad(name), m:param(name)) end
+        end)
       end
     end
   end)
   local list = {}
   for i, name in ipairs(names) do list[i] = sums[name] end
   list = sum_over_ranks(list)
-  for i, name in ipairs(names) do sums[name] = list[i] / #batches end
+  for i, name in ipairs(names) do sums[name] = list[i] / steps end
   return sums
 end
 
@@ -228,7 +270,29 @@ local function batch_shape(b)
 end
 
 local function describe_probe(batches, opts)
+  if is_mixed(batches) then
+    local t, i = batches.parts[1].batches, batches.parts[2].batches
+    return {mix = batches.mix, description = opts.probe_name,
+            text = {batches = #t, batch_shape = batch_shape(t[1])},
+            instructions = {batches = #i, batch_shape = batch_shape(i[1])}}
+  end
   return {batches = #batches, batch_shape = batch_shape(batches[1]), description = opts.probe_name}
+end
+
+-- Metrics that are a loss difference or a per-token statistic of the probe: on a mixed probe each part is scored
+-- on its own and the scores are combined with the part weights (for mask_out this is exactly the increase of
+-- the mixed loss mix * L_text + (1 - mix) * L_instructions). Gradient metrics take the mixed probe itself.
+local combined_by_parts = {mask_out = true, mask_out_batches = true, block_influence = true}
+
+local function mixed_layer_scores(fn, m, probe)
+  local scores, details = {}, {mix = probe.mix, parts = {}}
+  for l = 0, m:num_layers() - 1 do scores[l] = 0 end
+  for _, part in ipairs(probe.parts) do
+    local s, extra = fn(m, part.batches)
+    for l = 0, m:num_layers() - 1 do scores[l] = scores[l] + part.weight * s[l] end
+    details.parts[part.name] = extra
+  end
+  return scores, details
 end
 
 local function write_json(path, record)
@@ -254,7 +318,12 @@ function M.layers(m, probe, opts)
   end
   local batches = probe_batches(probe, opts, "layers")
   local t0 = adept.now()
-  local scores, extra = fn(m, batches)
+  local scores, extra
+  if is_mixed(batches) and (type(metric) == "function" or combined_by_parts[metric] or batches.combine == "scores") then
+    scores, extra = mixed_layer_scores(fn, m, batches)
+  else
+    scores, extra = fn(m, batches)
+  end
   local record = {metric = type(metric) == "function" and (opts.metric_name or "<function>") or metric,
     formula = formulas[metric], probe = describe_probe(batches, opts),
     seconds = adept.now() - t0, num_layers = m:num_layers(), scores = {}, details = extra}
@@ -271,7 +340,7 @@ function M.layers(m, probe, opts)
   local note = extra and extra.naive_layer_evals and (" (%d of the naive %d layer evaluations)"):format(
     extra.layer_evals, extra.naive_layer_evals) or ""
   adept.log("info", ("adept.importance.layers: %s over %d probe batches in %.2f s%s"):format(
-    metric, #batches, record.seconds, note))
+    tostring(record.metric), gradient_steps(batches), record.seconds, note))
   if opts.out then
     write_json(opts.out:match("%.json$") and opts.out or (opts.out .. "/importance.json"), record)
   end
@@ -291,22 +360,45 @@ function M.units(m, probe, opts)
       tostring(granularity)), 2)
   end
   local batches = probe_batches(probe, opts, "units")
+  if is_mixed(batches) and batches.combine == "scores" then
+    -- the official code's mix: each part's unit scores, weighted (tensors for granularity "row")
+    local mixed
+    for _, part in ipairs(batches.parts) do
+      local s = M.units(m, part.batches, {granularity = granularity})
+      if not mixed then
+        mixed = {}
+        for name, v in pairs(s) do mixed[name] = type(v) == "number" and part.weight * v or v:mul(part.weight) end
+      else
+        for name, v in pairs(s) do
+          mixed[name] = type(v) == "number" and mixed[name] + part.weight * v or mixed[name]:add(v:mul(part.weight))
+        end
+      end
+    end
+    if opts.out then
+      local rec = {granularity = granularity, probe = describe_probe(batches, opts), combine = "scores",
+                   formula = "I_u = mix * I_u(text) + (1 - mix) * I_u(instructions)", scores = {}}
+      for name, v in pairs(mixed) do rec.scores[name] = type(v) == "number" and v or v:table() end
+      write_json(opts.out, rec)
+    end
+    return mixed
+  end
   local names = {}
   for _, p in ipairs(m:params()) do
     if p.trainable then names[#names + 1] = p.name end
   end
   if #names == 0 then error("adept.importance.units: the model has no trainable tensor", 2) end
   local abs_grad = {}
+  local steps = gradient_steps(batches)
   m:zero_grad()
   local ok, err = pcall(function()
-    for i, b in ipairs(batches) do
+    for i = 1, steps do
       if my_batch(i) then
-        m:loss_and_grad(b)
-        for _, name in ipairs(names) do
-          local g = m:grad(name):abs()
-          abs_grad[name] = abs_grad[name] and abs_grad[name]:add(g) or g
-        end
-        m:zero_grad()
+        with_step_gradient(m, batches, i, names, function(grad)
+          for _, name in ipairs(names) do
+            local g = grad(name):abs()
+            abs_grad[name] = abs_grad[name] and abs_grad[name]:add(g) or g
+          end
+        end)
       end
     end
     if adept.dist.world_size() > 1 then -- the sums of |gradient| over every rank's batches, in rank order
@@ -320,7 +412,7 @@ function M.units(m, probe, opts)
   if not ok then error(err, 0) end
   local scores = {}
   for _, name in ipairs(names) do
-    local weighted = m:param(name):abs():mul(abs_grad[name]):div(#batches)
+    local weighted = m:param(name):abs():mul(abs_grad[name]):div(steps)
     if granularity == "tensor" then
       scores[name] = weighted:mean()
     else
