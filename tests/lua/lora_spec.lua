@@ -110,6 +110,74 @@ describe("m:add_lora", function()
     assert.is_true(moved > 1e-2)
   end)
 
+  it("computes the same gradients with layers recomputed in backward", function()
+    local function grads(recompute)
+      local m = model()
+      m:add_lora{rank = 2, alpha = 3, seed = 9}
+      -- B non-zero so every adapter's A gets a gradient
+      for _, p in ipairs(m:params()) do
+        if p.kind == "lora_B" then m:set_param(p.name, adept.randn(p.shape, 4) * 0.1) end
+      end
+      m:set_recompute(recompute)
+      m:zero_grad()
+      m:loss_and_grad(BATCH)
+      local g = {}
+      for _, p in ipairs(m:params()) do if p.trainable then g[p.name] = values(m:grad(p.name)) end end
+      return g
+    end
+    local kept = grads(false)
+    assert.same(kept, grads(true))
+    local nonzero = 0
+    for _, v in ipairs(kept["model.layers.0.self_attn.q_proj.lora_A.weight"]) do if v ~= 0 then nonzero = nonzero + 1 end end
+    assert.is_true(nonzero > 0)
+  end)
+
+  it("saves the merged HF directory without changing the model, and a PEFT adapter that loads back", function()
+    local m = model()
+    m:add_lora{rank = 4, alpha = 8, targets = {"q_proj", "v_proj", "down_proj"}, layers = {0, 2}}
+    local opt = adept.adamw(m, {lr = 2e-2})
+    for _ = 1, 5 do m:zero_grad(); m:loss_and_grad(BATCH); opt:step() end
+    local logits = values(m:logits(BATCH))
+    local dir = os.tmpname()
+    os.remove(dir)
+    m:save(dir .. "/merged")
+    assert.same({rank = 4, alpha = 8}, m:lora()) -- not merged in place
+    assert.same(logits, values(m:logits(BATCH)))
+    local merged = adept.load(dir .. "/merged")
+    for _, p in ipairs(merged:params()) do assert.is_nil(p.name:match("lora")) end
+    local got, worst = values(merged:logits(BATCH)), 0
+    for i = 1, #got do worst = math.max(worst, math.abs(got[i] - logits[i])) end
+    assert.is_true(worst < 1e-4, "merged save differs by " .. worst)
+
+    adept.lora.save_adapter(m, dir .. "/adapter", {base_model = "tiny"})
+    local f = assert(io.open(dir .. "/adapter/adapter_config.json"))
+    local config = adept.json.decode(f:read("a"))
+    f:close()
+    assert.equals("LORA", config.peft_type)
+    assert.equals("CAUSAL_LM", config.task_type)
+    assert.equals(4, config.r)
+    assert.equals(8, config.lora_alpha)
+    assert.equals(0, config.lora_dropout)
+    assert.equals("none", config.bias)
+    assert.equals("tiny", config.base_model_name_or_path)
+    assert.same({"q_proj", "v_proj", "down_proj"}, config.target_modules)
+    local tensors = adept.load_tensors(dir .. "/adapter/adapter_model.safetensors")
+    local names = {}
+    for name in pairs(tensors) do names[#names + 1] = name end
+    table.sort(names)
+    assert.equals(2 * 3 * 2, #names)
+    assert.same({4, 16}, tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"]:shape())
+    assert.same({16, 4}, tensors["base_model.model.model.layers.2.mlp.down_proj.lora_B.weight"]:shape())
+    assert.is_nil(tensors["base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight"])
+
+    local base = model()
+    adept.lora.load_adapter(base, dir .. "/adapter")
+    assert.same(logits, values(base:logits(BATCH)))
+    fails(function() adept.lora.save_adapter(model(), dir .. "/none") end, "the model has no LoRA adapters")
+    fails(function() adept.lora.save_adapter(m, dir .. "/x", {base = "t"}) end, "unknown option 'base'")
+    adept.fs.remove_tree(dir)
+  end)
+
   it("refuses bad options naming them", function()
     local m = model()
     fails(function() m:add_lora{rank = 4, alpha = 8, rnak = 2} end, "rnak")
