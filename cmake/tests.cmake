@@ -26,7 +26,7 @@ set(ADEPT_TEST_ENV
 set(ADEPT_KERNEL_TESTS
   unit/test_model unit/test_hf_model unit/test_eval unit/test_adapt
   lua/model_spec lua/train_spec lua/optim_spec lua/eval_spec lua/importance_spec lua/model_io_spec
-  lua/adept_stage2_spec
+  lua/adept_stage2_spec lua/lora_spec
   parity/test_model_parity parity/test_adamw_parity parity/test_expand_hf parity/test_hf_dir_format
   parity/test_eval_kernels parity/test_stories260k parity/test_attention_xent
   recipe/adept_smoke recipe/train_resume_dataset)

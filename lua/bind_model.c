@@ -249,6 +249,10 @@ static int m_params(lua_State *L) {
         }
         lua_pushstring(L, adept_unit_kind_name(p->kind));
         lua_setfield(L, -2, "kind");
+        if (p->kind == ADEPT_UNIT_LORA_A || p->kind == ADEPT_UNIT_LORA_B) {
+            lua_pushstring(L, adept_unit_kind_name(p->lora_target));
+            lua_setfield(L, -2, "target"); /* the projection an adapter row adapts */
+        }
         lua_pushboolean(L, adept_unit_kind_is_norm(p->kind));
         lua_setfield(L, -2, "norm");
         lua_createtable(L, p->ndim, 0);
@@ -400,6 +404,100 @@ static void push_config(lua_State *L, const adept_config *c) {
 #undef SETB
 }
 
+/* ---- LoRA (docs/lora.md) ------------------------------------------------------------------------- */
+
+/* m:add_lora{rank =, alpha =, dropout = 0, targets = {"q_proj", ...} (default all seven), layers = {0-based}
+   (default all), seed = 0}: adapters as rows of the table; afterwards only they train. */
+static int m_add_lora(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    static const char *const keys[] = {"rank", "alpha", "dropout", "targets", "layers", "seed", NULL};
+    adept_lua_check_keys(L, 2, keys, "add_lora");
+    lua_getfield(L, 2, "rank");
+    if (lua_isnil(L, -1)) return luaL_error(L, "add_lora: rank is required (a positive integer)");
+    lua_pop(L, 1);
+    int rank = (int)adept_lua_opt_int_field_range(L, 2, "rank", 0, 1, 1 << 16);
+    lua_getfield(L, 2, "alpha");
+    if (lua_isnil(L, -1)) return luaL_error(L, "add_lora: alpha is required (a positive number; the scale is alpha/rank)");
+    lua_pop(L, 1);
+    double alpha = adept_lua_opt_num_field(L, 2, "alpha", 0);
+    double dropout = adept_lua_opt_num_field(L, 2, "dropout", 0);
+    if (dropout != 0) {
+        char num[32];
+        snprintf(num, sizeof num, "%g", dropout);
+        return luaL_error(L, "add_lora: dropout %s is not implemented (only 0: adapter dropout would need a "
+                          "per-step mask kept for backward)", num);
+    }
+    lua_Integer seed = adept_lua_opt_int_field_range(L, 2, "seed", 0, 0, LUA_MAXINTEGER);
+    unsigned char targets[ADEPT_UNIT_KIND_COUNT] = {0};
+    static const char *const names[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    static const adept_unit_kind kinds[] = {ADEPT_UNIT_Q, ADEPT_UNIT_K, ADEPT_UNIT_V, ADEPT_UNIT_O, ADEPT_UNIT_GATE,
+                                            ADEPT_UNIT_UP, ADEPT_UNIT_DOWN};
+    lua_getfield(L, 2, "targets");
+    if (lua_isnil(L, -1)) {
+        for (int t = 0; t < 7; t++) targets[kinds[t]] = 1;
+    } else {
+        if (!lua_istable(L, -1)) return luaL_error(L, "add_lora: targets must be a list of projection names");
+        lua_Integer n = luaL_len(L, -1);
+        if (n == 0) return luaL_error(L, "add_lora: targets is empty");
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, -1, i);
+            const char *nm = lua_tostring(L, -1);
+            int t = 0;
+            while (nm && t < 7 && strcmp(nm, names[t])) t++;
+            if (!nm || t == 7)
+                return luaL_error(L, "add_lora: targets[%d] = %s is not one of q_proj, k_proj, v_proj, o_proj, "
+                                  "gate_proj, up_proj, down_proj", (int)i, nm ? nm : luaL_typename(L, -1));
+            if (targets[kinds[t]]) return luaL_error(L, "add_lora: targets lists %s twice", nm);
+            targets[kinds[t]] = 1;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    int nl = adept_model_config(m)->num_layers;
+    unsigned char *layers = NULL;
+    lua_getfield(L, 2, "layers");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1)) return luaL_error(L, "add_lora: layers must be a list of 0-based layer indices");
+        layers = lua_newuserdatauv(L, (size_t)(nl > 0 ? nl : 1), 0);
+        memset(layers, 0, (size_t)(nl > 0 ? nl : 1));
+        lua_insert(L, -2);
+        lua_Integer n = luaL_len(L, -1);
+        if (n == 0) return luaL_error(L, "add_lora: layers is empty");
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, -1, i);
+            if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) >= nl)
+                return luaL_error(L, "add_lora: layers[%d] must be a layer index in [0, %d)", (int)i, nl);
+            lua_Integer l = lua_tointeger(L, -1);
+            if (layers[l]) return luaL_error(L, "add_lora: layers lists %d twice", (int)l);
+            layers[l] = 1;
+            lua_pop(L, 1);
+        }
+    }
+    ADEPT_LUA_TRY(L, "add_lora", adept_model_add_lora(m, rank, alpha, targets, layers, (uint64_t)seed));
+    return 0;
+}
+
+static int m_merge_lora(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    ADEPT_LUA_TRY(L, "merge_lora", adept_model_merge_lora(m));
+    return 0;
+}
+
+/* m:lora() -> {rank =, alpha =} or nil when the model has no adapters */
+static int m_lora(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    double alpha;
+    int rank = adept_model_lora_rank(m, &alpha);
+    if (!rank) { lua_pushnil(L); return 1; }
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, rank);
+    lua_setfield(L, -2, "rank");
+    lua_pushnumber(L, alpha);
+    lua_setfield(L, -2, "alpha");
+    return 1;
+}
+
 /* ---- surgery ------------------------------------------------------------------------------------- */
 
 static int m_expand(lua_State *L) {
@@ -519,6 +617,7 @@ void adept_open_model(lua_State *L) {
         {"param", m_param}, {"set_param", m_set_param}, {"grad", m_grad}, {"param_names", m_param_names}, {"num_layers", m_num_layers},
         {"freeze", m_freeze}, {"unfreeze", m_unfreeze}, {"params", m_params}, {"set_trainable", m_set_trainable}, {"trainable_params", m_trainable_params},
         {"zero_grad", m_zero_grad}, {"memory", m_memory}, {"expand", m_expand},
+        {"add_lora", m_add_lora}, {"merge_lora", m_merge_lora}, {"lora", m_lora},
         {"set_recompute", m_set_recompute}, {"recompute", m_recompute},
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
         {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},

@@ -127,20 +127,43 @@ static adept_status write_adept_json(const adept_model *m, const char *dir, adep
     return st;
 }
 
-/* The tensors to write, converted to `dtype` (views of the parameters for f32). */
-static adept_status collect(adept_model *m, adept_dtype dtype, adept_st_item *items, adept_tensor **owned) {
-    size_t n = adept_model_num_params(m);
+static int is_adapter(const adept_param *p) { return p->kind == ADEPT_UNIT_LORA_A || p->kind == ADEPT_UNIT_LORA_B; }
+
+/* The tensors to write, converted to `dtype` (views of the parameters for f32). LoRA adapter rows are not
+   written: a base row they adapt is written merged (W + (alpha/rank) B A, adept_model_merged_value) without
+   changing the model. *n_items gets the count written. */
+static adept_status collect(adept_model *m, adept_dtype dtype, adept_st_item *items, adept_tensor **owned,
+                            size_t *n_items) {
+    size_t n = adept_model_num_params(m), k = 0;
+    int lora = adept_model_lora_rank(m, NULL) > 0;
+    *n_items = 0;
     for (size_t i = 0; i < n; i++) {
         adept_param *p = adept_model_param(m, i);
-        items[i].name = p->name;
-        if (dtype == ADEPT_F32) { items[i].tensor = p->value; continue; } /* the writer stages device rows */
-        adept_tensor *host; /* the row itself on the CPU, a host copy of a device row */
-        ADEPT_TRY(adept_tensor_host(p->value, &host));
-        adept_status st = adept_tensor_to_dtype(host, dtype, &owned[i]);
-        adept_tensor_free(host);
-        ADEPT_TRY(st);
-        items[i].tensor = owned[i];
+        if (is_adapter(p)) continue;
+        items[k].name = p->name;
+        adept_tensor *host = NULL; /* the row itself on the CPU, a host copy of a device row, or merged */
+        if (lora && p->ndim == 2 && p->layer >= 0) {
+            ADEPT_TRY(adept_tensor_new(ADEPT_F32, p->ndim, p->shape, &host));
+            adept_status st = adept_model_merged_value(m, i, adept_tensor_f32(host));
+            if (st != ADEPT_OK) { adept_tensor_free(host); return st; }
+        } else if (dtype == ADEPT_F32) {
+            items[k++].tensor = p->value; /* the writer stages device rows */
+            continue;
+        } else {
+            ADEPT_TRY(adept_tensor_host(p->value, &host));
+        }
+        if (dtype == ADEPT_F32) {
+            owned[k] = host;
+        } else {
+            adept_status st = adept_tensor_to_dtype(host, dtype, &owned[k]);
+            adept_tensor_free(host);
+            ADEPT_TRY(st);
+        }
+        items[k].tensor = owned[k];
+        k++;
+        *n_items = k;
     }
+    *n_items = k;
     return ADEPT_OK;
 }
 
@@ -151,7 +174,8 @@ static adept_status write_weights(adept_model *m, const char *dir, adept_dtype d
     size_t *shard_of = calloc(n ? n : 1, sizeof *shard_of);
     static const char *const mk[] = {"format"}, *const mv[] = {"pt"};
     adept_status st = (items && owned && shard_of) ? ADEPT_OK : adept_fail(ADEPT_ENOMEM, "save: out of memory");
-    if (st == ADEPT_OK) st = collect(m, dtype, items, owned);
+    size_t n_all = n;
+    if (st == ADEPT_OK) st = collect(m, dtype, items, owned, &n);
     /* greedy packing in table order; a tensor larger than the limit gets a shard of its own */
     size_t n_shards = 0, cur = 0, total = 0;
     for (size_t i = 0; st == ADEPT_OK && i < n; i++) {
@@ -189,7 +213,7 @@ static adept_status write_weights(adept_model *m, const char *dir, adept_dtype d
         }
         free(text);
     }
-    for (size_t i = 0; owned && i < n; i++) adept_tensor_free(owned[i]);
+    for (size_t i = 0; owned && i < n_all; i++) adept_tensor_free(owned[i]);
     free(items);
     free(owned);
     free(shard_of);

@@ -23,6 +23,9 @@ adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *n
     int L = m->cfg.num_layers;
     if (n < 0) return adept_fail(ADEPT_EINVAL, "expand: negative layer count %d", n);
     if (n == 0) return ADEPT_OK;
+    if (m->lora_rank)
+        return adept_fail(ADEPT_EUNSUPPORTED, "expand: the model has LoRA adapters; merge_lora (or expand before "
+                          "add_lora): adapters are not moved with layers");
     int *sorted = malloc(sizeof *sorted * (size_t)n);
     if (!sorted) return adept_fail(ADEPT_ENOMEM, "expand: out of memory");
     memcpy(sorted, layers, sizeof *sorted * (size_t)n);

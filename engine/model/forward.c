@@ -41,6 +41,9 @@ float *adept_model_head_weight(adept_model *m, float **grad) {
     return adept_tensor_f32(p->value);
 }
 
+/* a LoRA adapter's term added to a projection's output (nothing when the projection has none) */
+#define LORA(kind, out, in, IN, OUT) adept_model_lora_forward(m, l, kind, s, out, in, IN, OUT)
+
 /* One decoder layer: from its input acts.resid[l] into resid[l + 1], keeping what backward reads in the layer's
    slot (adept_acts_slot). A skipped layer is the identity. */
 void adept_model_layer_forward(adept_model *m, int l) {
@@ -60,25 +63,34 @@ void adept_model_layer_forward(adept_model *m, int l) {
     if (c->qk_norm) {
         float *qp = a->qpre + s * N * QD, *kp = a->kpre + s * N * KD;
         be->matmul_forward(qp, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
+        LORA(ADEPT_UNIT_Q, qp, ln1, C, QD);
         be->matmul_forward(kp, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
+        LORA(ADEPT_UNIT_K, kp, ln1, C, KD);
         be->rmsnorm_forward(q, a->q_rstd + s * N * H, qp, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), N * H, D, eps);
         be->rmsnorm_forward(k, a->k_rstd + s * N * KH, kp, adept_model_w(m, l, ADEPT_UNIT_K_NORM), N * KH, D, eps);
     } else {
         be->matmul_forward(q, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
+        LORA(ADEPT_UNIT_Q, q, ln1, C, QD);
         be->matmul_forward(k, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
+        LORA(ADEPT_UNIT_K, k, ln1, C, KD);
     }
     be->matmul_forward(v, ln1, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), N, C, KD, 0);
+    LORA(ADEPT_UNIT_V, v, ln1, C, KD);
     be->rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D, 0);
     be->rope_forward(k, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
     be->attention_forward(y, a->lse + s * B * H * T, q, k, v, B, T, H, KH, D);
     be->copy(mid, x, N * C * sizeof(float)); /* residual fused into the o_proj product (beta = 1) */
     be->matmul_forward(mid, y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, N, QD, C, 1);
+    LORA(ADEPT_UNIT_O, mid, y, QD, C);
     be->rmsnorm_forward(ln2, a->ln2_rstd + s * N, mid, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), N, C, eps);
     be->matmul_forward(gate, ln2, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, N, C, F, 0);
+    LORA(ADEPT_UNIT_GATE, gate, ln2, C, F);
     be->matmul_forward(up, ln2, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, N, C, F, 0);
+    LORA(ADEPT_UNIT_UP, up, ln2, C, F);
     be->swiglu_forward(h, gate, up, N * F);
     be->copy(xout, mid, N * C * sizeof(float));
     be->matmul_forward(xout, h, adept_model_w(m, l, ADEPT_UNIT_DOWN), NULL, N, F, C, 1);
+    LORA(ADEPT_UNIT_DOWN, xout, h, F, C);
 }
 
 /* Runs layers l0.. from the residual input already in acts.resid[l0] (l0 = 0: from the embedding of the ids

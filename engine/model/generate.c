@@ -89,6 +89,10 @@ adept_status adept_model_generate(adept_model *m, const int32_t *prompt, int n_p
                                   float temperature, int top_k, uint64_t seed, int stop_id, int32_t *out, int *n_out) {
     const adept_config *c = &m->cfg;
     *n_out = 0;
+    /* the cached decode path has no adapter terms: refuse rather than generate from the base weights */
+    if (m->lora_rank)
+        return adept_fail(ADEPT_EUNSUPPORTED, "generate: the model has LoRA adapters, which generation does not apply; "
+                          "merge_lora first (or load the merged save)");
     if (n_prompt <= 0) return adept_fail(ADEPT_EINVAL, "generate: the prompt is empty (start from a BOS id)");
     if (max_tokens < 0) return adept_fail(ADEPT_EINVAL, "generate: max_tokens must be >= 0, got %d", max_tokens);
     for (int i = 0; i < n_prompt; i++)

@@ -118,6 +118,9 @@ adept_status adept_model_generate_batch(adept_model *m, const int32_t *prompts, 
                                         const adept_generate_batch_opts *o, int32_t *out, int *n_out) {
     const adept_config *c = &m->cfg;
     int max_prompt = 0;
+    if (m->lora_rank) /* the cached decode path has no adapter terms */
+        return adept_fail(ADEPT_EUNSUPPORTED, "generate_batch: the model has LoRA adapters, which generation does not "
+                          "apply; merge_lora first (or load the merged save)");
     ADEPT_TRY(check_request(m, prompts, n_prompt, B, o, &max_prompt));
     for (int r = 0; r < B; r++) n_out[r] = 0;
     if (B == 0 || o->max_tokens == 0) return ADEPT_OK;

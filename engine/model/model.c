@@ -14,7 +14,7 @@
 static const char *const kind_names[ADEPT_UNIT_KIND_COUNT] = {
     "embed_tokens", "lm_head", "norm", "input_layernorm", "q_proj", "k_proj", "v_proj", "o_proj",
     "q_proj_bias", "k_proj_bias", "v_proj_bias", "q_norm", "k_norm", "post_attention_layernorm",
-    "gate_proj", "up_proj", "down_proj"};
+    "gate_proj", "up_proj", "down_proj", "lora_A", "lora_B"};
 
 /* HF name suffix of each per-layer kind, after "model.layers.N." */
 static const char *const layer_suffix[ADEPT_UNIT_KIND_COUNT] = {
@@ -113,12 +113,13 @@ adept_status adept_model_reindex(adept_model *m) {
         adept_param *p = &m->params[i];
         if (p->layer >= 0) {
             if (p->layer >= L) return adept_fail(ADEPT_ESTATE, "model: row %s has layer %d of %d", p->name, p->layer, L);
+            if (p->kind == ADEPT_UNIT_LORA_A || p->kind == ADEPT_UNIT_LORA_B) continue; /* adept_model_lora_reindex */
             m->layer_idx[p->layer][p->kind] = (int)i;
         } else if (p->kind == ADEPT_UNIT_EMBED) m->embed_idx = (int)i;
         else if (p->kind == ADEPT_UNIT_FINAL_NORM) m->final_norm_idx = (int)i;
         else if (p->kind == ADEPT_UNIT_LM_HEAD) m->lm_head_idx = (int)i;
     }
-    return ADEPT_OK;
+    return adept_model_lora_reindex(m);
 }
 
 /* Appends the rows of decoder layer l (HF order) at rows[*n]. */
@@ -214,6 +215,7 @@ void adept_model_free(adept_model *m) {
     adept_model_slabs_free(m);
     free(m->params);
     free(m->layer_idx);
+    free(m->lora_idx);
     free(m->skip);
     free(m->expanded);
     free(m->cfg.config_json);

@@ -39,6 +39,8 @@ typedef struct adept_acts {
     double *nll;                  /* (N) per-token loss */
     float *rope_cos, *rope_sin;   /* (T, head_dim/2) */
     int32_t *ids, *tgt;           /* (N) the batch's inputs and targets on the device */
+    float *lora_u;                /* (L, 7, N, rank) (alpha/rank) A x per adapted projection (LoRA only) */
+    float *dlora;                 /* (N, rank) backward scratch (LoRA only) */
     void *block;                  /* the single allocation all of the above point into */
     const adept_backend *be;      /* the backend that allocated block */
     /* The trainable-aware plan: backward needs the per-layer buffers (all of the above marked (L, ...) except
@@ -102,6 +104,12 @@ struct adept_model {
     int head_rows_override;       /* > 0: rows per classifier chunk (tests exercise small chunks); 0: automatic */
     int recompute;                /* adept_model_set_recompute: the next plan recomputes layers in backward */
     int grads_deferred;           /* no gradient slab yet: laid at the first need (adept_model_grads_materialize) */
+    /* LoRA (lora.c): rank 0 when none; lora_idx[l][t][0/1] = rows of A / B for target t (adept_lora_target
+       order), -1 when absent; scale = alpha / rank */
+    int lora_rank;
+    double lora_alpha;
+    float lora_scale;
+    int (*lora_idx)[7][2];
     adept_grad_ready_fn grad_hook; /* adept_model_set_grad_hook; NULL: none */
     void *grad_hook_ctx;
 };
@@ -142,6 +150,19 @@ adept_status adept_model_head(adept_model *m, int has_targets, float grad_scale,
 adept_status adept_model_head_loss(adept_model *m, float grad_scale, int want_grad, double *nll_sum);
 /* backward.c: whether backward needs d lnf (something below the head is trainable) */
 int adept_model_needs_dln(const adept_model *m);
+
+/* lora.c: the adapted projections in a fixed order (target index t), and the index of a kind (-1: none) */
+extern const adept_unit_kind adept_lora_targets[7];
+int adept_lora_target_index(adept_unit_kind kind);
+adept_status adept_model_lora_reindex(adept_model *m);
+/* whether any adapter row of layer l (or, with kind >= 0, of that projection) is trainable */
+int adept_model_lora_trainable(const adept_model *m, int l, int kind);
+/* forward.c / backward.c: out (+)= adapter of projection `kind` in layer l on input x [N, in]; slot s */
+void adept_model_lora_forward(adept_model *m, int l, adept_unit_kind kind, size_t s, float *out, const float *x,
+                              size_t in, size_t outd);
+/* d_in += adapter's input gradient (when d_in), and the A / B gradients; d_out [N, out] */
+void adept_model_lora_backward(adept_model *m, int l, adept_unit_kind kind, size_t s, float *d_in, const float *d_out,
+                               const float *x, size_t in, size_t outd);
 
 static inline float *adept_model_w(adept_model *m, int layer, adept_unit_kind kind) {
     int i = m->layer_idx[layer][kind];

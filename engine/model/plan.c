@@ -66,7 +66,7 @@ static size_t plan_slots(int L, int first_kept, int recompute) {
 }
 
 static size_t plan_regions(adept_acts *a, const adept_config *c, size_t B, size_t T, size_t head_rows,
-                           int first_kept, int recompute, region *r) {
+                           int first_kept, int recompute, size_t lora_rank, region *r) {
     size_t Lr = (size_t)c->num_layers, L = plan_slots(c->num_layers, first_kept, recompute);
     size_t N = B * T, C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
     size_t H = (size_t)c->num_heads, KH = (size_t)c->num_kv_heads, D = (size_t)c->head_dim;
@@ -85,6 +85,7 @@ static size_t plan_regions(adept_acts *a, const adept_config *c, size_t B, size_
         {&a->dv, N * KD, SCRATCH}, {&a->datty, N * QD, SCRATCH}, {&a->dgate, N * F, SCRATCH},
         {&a->dup, N * F, SCRATCH}, {&a->dhmlp, N * F, SCRATCH}, {&a->dqpre, qk ? N * QD : 0, SCRATCH},
         {&a->dkpre, qk ? N * KD : 0, SCRATCH},
+        {&a->lora_u, L * 7 * N * lora_rank, KEPT}, {&a->dlora, N * lora_rank, SCRATCH},
         {(float **)&a->nll, 2 * N, BATCH}, {&a->rope_cos, T * D / 2, BATCH}, {&a->rope_sin, T * D / 2, BATCH},
         {(float **)&a->ids, N, BATCH}, {(float **)&a->tgt, N, BATCH}};
     memcpy(r, t, sizeof t);
@@ -120,7 +121,7 @@ adept_status adept_model_plan_split(const adept_config *c, int B, int T, int hea
     adept_acts scratch_acts = {0};
     region r[MAX_REGIONS];
     size_t rows = adept_model_head_rows((size_t)B * T, (size_t)c->vocab_size, head_rows_override);
-    size_t n = plan_regions(&scratch_acts, c, (size_t)B, (size_t)T, rows, first_kept, recompute, r), e[N_CLASSES];
+    size_t n = plan_regions(&scratch_acts, c, (size_t)B, (size_t)T, rows, first_kept, recompute, 0, r) /* LoRA's (L, 7, N, rank) intermediates are not estimated */, e[N_CLASSES];
     size_t total = plan_sizes(r, n, e);
     if (!total) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
     out->kept = e[KEPT] * sizeof(float), out->head = e[HEAD] * sizeof(float);
@@ -144,7 +145,7 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
     ADEPT_TRY(adept_model_check_window(c, T, "model"));
     adept_model_acts_free(a);
     region r[MAX_REGIONS];
-    size_t n = plan_regions(a, c, (size_t)B, (size_t)T, rows, first_kept, m->recompute, r), e[N_CLASSES];
+    size_t n = plan_regions(a, c, (size_t)B, (size_t)T, rows, first_kept, m->recompute, (size_t)m->lora_rank, r), e[N_CLASSES];
     size_t total = plan_sizes(r, n, e);
     if (!total) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
     const adept_backend *be = m->be;

@@ -4,6 +4,8 @@
 -- A method is four choices (see METHODS below for the named ones):
 --   placement  where identity copies go: "none" | "importance" | "uniform" | "random" | "top" | "bottom" | {layers}
 --   train      what trains: "all" | "copies" | "top" (top k original layers) | "least_important" (originals)
+--              | "lora" (low-rank adapters on the base, m:add_lora with lora_rank / lora_alpha / lora_targets;
+--              the base frozen; the saved model is merged, the PEFT adapter saved beside it in adapter/)
 --   lr_policy  per-unit LR multipliers: "one" | "decoupled" | "uniform" | "inverted" | "shuffled" (refreshed
 --              every `refresh` steps from general-probe unit importance; the first refresh at step `refresh`)
 --   replay     fraction r of general tokens mixed into every domain batch (token-level, deterministic)
@@ -41,6 +43,7 @@ M.METHODS = {
   no_stage1  = {placement = "none", train = "least_important", lr_policy = "decoupled"},
   no_stage2  = {placement = "importance", train = "copies", lr_policy = "one"},
   tasl       = {placement = "none", train = "all", lr_policy = "one", consolidate = "tasl"},
+  pt_lora    = {placement = "none", train = "lora", lr_policy = "one"},
 }
 
 local function fail(msg, ...) error("adept.cpt: " .. msg:format(...), 0) end
@@ -67,8 +70,11 @@ local function declarations()
     {name = "placement", type = {"string", "list", "function"}, help = "where identity copies go: a name, "
       .. "a list of layers, or function(scores, n_layers, o) -> layers",
       choices = {"none", "importance", "uniform", "random", "top", "bottom", "most_important"}},
-    {name = "train", type = {"string", "list"}, choices = {"all", "copies", "top", "least_important"},
+    {name = "train", type = {"string", "list"}, choices = {"all", "copies", "top", "least_important", "lora"},
       help = "what trains: a name or a list of original layers"},
+    {name = "lora_rank", type = "integer", min = 1, help = "train=\"lora\": adapter rank (default 8)"},
+    {name = "lora_alpha", type = "number", min = 0, help = "train=\"lora\": adapter alpha; scale alpha/rank (default 16)"},
+    {name = "lora_targets", type = "list", help = "train=\"lora\": projections adapted (default all seven)"},
     {name = "lr_policy", type = {"string", "function"}, choices = {"one", "decoupled", "uniform", "inverted", "shuffled"},
       help = "per-unit LR multipliers: a name or function(unit_scores, o) -> {unit -> scale}"},
     {name = "metric", type = {"string", "function"}, choices = metrics,
@@ -384,6 +390,9 @@ function M.run(o)
   end
   if o.train == "all" then
     m:unfreeze("all")
+  elseif o.train == "lora" then
+    if o.placement ~= "none" then fail("train=\"lora\" adapts the base model: placement must be \"none\"") end
+    m:add_lora{rank = o.lora_rank or 8, alpha = o.lora_alpha or 16, targets = o.lora_targets, seed = o.seed}
   else
     if o.train == "copies" then
       if #expanded == 0 then fail("train=\"copies\" needs a placement that expands layers") end
@@ -481,7 +490,8 @@ function M.run(o)
     f:write(adept.json.encode({type = "eval", step = 0, loss = before}), "\n")
     f:write(adept.json.encode({type = "eval", step = res.steps, loss = after}), "\n")
     f:close()
-    m:save(o.out .. "/model")
+    m:save(o.out .. "/model") -- merged when adapters exist (the model keeps them)
+    if m:lora() then adept.lora.save_adapter(m, o.out .. "/adapter", {base_model = o.model}) end
   end
 
   local summary = {
@@ -492,6 +502,7 @@ function M.run(o)
     schedule = tostring(describe(make_schedule(o))), warmup = o.warmup, min_ratio = o.min_ratio,
     weight_decay = o.weight_decay, betas = o.betas, clip = o.clip, probe_batches = o.probe_batches, max_scale = o.max_scale,
     expanded_layers = expanded, expanded_from = o.expanded_from, trained_layers = trained_layers,
+    lora = m:lora(), lora_targets = o.train == "lora" and (o.lora_targets or "all") or nil,
     general_before = before.general, general_after = after.general,
     domain_before = before.domain, domain_after = after.domain,
     trainable_params = trainable, total_params = total, base_params = base_params,

@@ -50,6 +50,7 @@ typedef enum adept_unit_kind {
     ADEPT_UNIT_ATTN_NORM, ADEPT_UNIT_Q, ADEPT_UNIT_K, ADEPT_UNIT_V, ADEPT_UNIT_O,
     ADEPT_UNIT_Q_BIAS, ADEPT_UNIT_K_BIAS, ADEPT_UNIT_V_BIAS, ADEPT_UNIT_Q_NORM, ADEPT_UNIT_K_NORM,
     ADEPT_UNIT_MLP_NORM, ADEPT_UNIT_GATE, ADEPT_UNIT_UP, ADEPT_UNIT_DOWN,
+    ADEPT_UNIT_LORA_A, ADEPT_UNIT_LORA_B, /* low-rank adapters (adept_model_add_lora); lora_target says whose */
     ADEPT_UNIT_KIND_COUNT
 } adept_unit_kind;
 
@@ -71,6 +72,7 @@ typedef struct adept_param {
     size_t grad_offset;      /* element offset in the gradient slab (meaningful when trainable) */
     int trainable;
     int decay;               /* weight decay applies (default: 2-D tensors only, not norms or biases) */
+    adept_unit_kind lora_target; /* LORA_A / LORA_B rows: the projection adapted (q_proj ... down_proj) */
 } adept_param;
 
 typedef struct adept_model adept_model;
@@ -211,6 +213,22 @@ adept_status adept_model_generate_batch(adept_model *m, const int32_t *prompts, 
    zeroed), shifting later layers, and records the copies as expanded. new_indices receives the copies'
    new 0-based indices (n entries). */
 adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *new_indices);
+
+/* LoRA (docs/lora.md): low-rank adapters W x + (alpha/rank) B (A x) on the projections of the chosen layers.
+   targets: a mask over adept_unit_kind (only Q, K, V, O, GATE, UP, DOWN may be set); layers: a mask of
+   num_layers entries (NULL: every layer). A [rank, in] ~ uniform(-1/sqrt(in), 1/sqrt(in)) from (seed, row uid),
+   B [out, rank] zero, so outputs are unchanged; afterwards only the adapter rows are trainable. Adapters are
+   rows of the table (kinds LORA_A / LORA_B, named model.layers.L.self_attn.q_proj.lora_A.weight). Refused
+   when adapters exist already (one rank and alpha per model). */
+adept_status adept_model_add_lora(adept_model *m, int rank, double alpha, const unsigned char *targets,
+                                  const unsigned char *layers, uint64_t seed);
+/* rank (0 when the model has no adapters) and alpha */
+int adept_model_lora_rank(const adept_model *m, double *alpha);
+/* Folds W += (alpha/rank) B A into each adapted weight (in double, rounded once) and removes the adapter rows. */
+adept_status adept_model_merge_lora(adept_model *m);
+/* The merged value of base row i ([numel] floats on the host): its value plus (alpha/rank) B A when adapted,
+   so a save can write merged weights without changing the model. */
+adept_status adept_model_merged_value(adept_model *m, size_t i, float *out);
 int adept_model_is_expanded(const adept_model *m, int layer);
 /* Sets the expanded flag (loaders restoring adept.json). */
 adept_status adept_model_set_expanded(adept_model *m, int layer, int expanded);
