@@ -125,3 +125,41 @@ adept_status adept_json_parse(const char *text, size_t len, const char *label, c
     *out = root;
     return ADEPT_OK;
 }
+
+static int blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+    return 1;
+}
+
+adept_status adept_jsonl_each(const char *name, const char *text, size_t len, size_t limit, adept_jsonl_fn fn,
+                              void *ctx) {
+    if (!name) name = "<items>";
+    if (!text && len) return adept_fail(ADEPT_EINVAL, "%s: NULL text", name);
+    size_t line = 0, pos = 0, accepted = 0;
+    while (pos < len && (limit == 0 || accepted < limit)) {
+        const char *s = text + pos;
+        const char *nl = memchr(s, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - s) : len - pos;
+        pos += n + (nl != NULL);
+        line++;
+        if (blank(s, n)) continue;
+        const char *end = NULL;
+        cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+        if (!j) {
+            size_t at = end && end >= s && end <= s + n ? (size_t)(end - s) : 0;
+            return adept_fail(ADEPT_EFORMAT, "%s:%zu: invalid JSON (near byte %zu of the line)", name, line, at + 1);
+        }
+        adept_status st = ADEPT_OK;
+        char where[600];
+        snprintf(where, sizeof where, "%s:%zu", name, line);
+        if (end && !blank(end, (size_t)(s + n - end)))
+            st = adept_fail(ADEPT_EFORMAT, "%s: text after the JSON value (one item per line)", where);
+        if (st == ADEPT_OK) st = adept_json_check_unique(j, where);
+        if (st == ADEPT_OK) st = fn(ctx, j, where, line);
+        cJSON_Delete(j);
+        if (st != ADEPT_OK) return st;
+        accepted++;
+    }
+    return ADEPT_OK;
+}

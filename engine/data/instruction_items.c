@@ -133,15 +133,33 @@ void adept_instruction_set_free(adept_instruction_set *set) {
     set->n = 0;
 }
 
-static int blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
-    return 1;
-}
-
 adept_status adept_instruction_items_parse(const char *name, const char *text, size_t len, size_t limit,
                                            adept_instruction_set *out) {
     return adept_instruction_items_parse_chat(name, text, len, limit, NULL, out);
+}
+
+/* one parsed line: the set grows by one item (adept_jsonl_each) */
+typedef struct instruction_reader {
+    const char *name;
+    const adept_chat_template *chat;
+    adept_instruction_set *out;
+    size_t cap;
+} instruction_reader;
+
+static adept_status add_instruction_item(void *ctx, const cJSON *j, const char *where, size_t line) {
+    instruction_reader *r = ctx;
+    adept_instruction_set *out = r->out;
+    if (out->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 64;
+        adept_instruction_item *grown = realloc(out->items, nc * sizeof *grown);
+        if (!grown) return adept_fail(ADEPT_ENOMEM, "%s: out of memory", where);
+        out->items = grown;
+        r->cap = nc;
+    }
+    memset(&out->items[out->n], 0, sizeof out->items[out->n]);
+    ADEPT_TRY(build_item(r->name, line, j, r->chat, &out->items[out->n]));
+    out->n++;
+    return ADEPT_OK;
 }
 
 adept_status adept_instruction_items_parse_chat(const char *name, const char *text, size_t len, size_t limit,
@@ -150,51 +168,8 @@ adept_status adept_instruction_items_parse_chat(const char *name, const char *te
     out->items = NULL;
     out->n = 0;
     if (!name) name = "<items>";
-    if (!text && len) return adept_fail(ADEPT_EINVAL, "%s: NULL text", name);
-    size_t cap = 0, line = 0, pos = 0;
-    adept_status st = ADEPT_OK;
-    while (pos < len && (limit == 0 || out->n < limit)) {
-        const char *s = text + pos;
-        const char *nl = memchr(s, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - s) : len - pos;
-        pos += n + (nl != NULL);
-        line++;
-        if (blank(s, n)) continue;
-        const char *end = NULL;
-        cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
-        if (!j) {
-            size_t at = end && end >= s && end <= s + n ? (size_t)(end - s) : 0;
-            st = adept_fail(ADEPT_EFORMAT, "%s:%zu: invalid JSON (near byte %zu of the line)", name, line, at + 1);
-            break;
-        }
-        if (end && !blank(end, (size_t)(s + n - end))) {
-            cJSON_Delete(j);
-            st = adept_fail(ADEPT_EFORMAT, "%s:%zu: text after the JSON value (one item per line)", name, line);
-            break;
-        }
-        char where[600];
-        snprintf(where, sizeof where, "%s:%zu", name, line);
-        if ((st = adept_json_check_unique(j, where)) != ADEPT_OK) {
-            cJSON_Delete(j);
-            break;
-        }
-        if (out->n == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            adept_instruction_item *grown = realloc(out->items, nc * sizeof *grown);
-            if (!grown) {
-                cJSON_Delete(j);
-                st = adept_fail(ADEPT_ENOMEM, "%s:%zu: out of memory", name, line);
-                break;
-            }
-            out->items = grown;
-            cap = nc;
-        }
-        memset(&out->items[out->n], 0, sizeof out->items[out->n]);
-        st = build_item(name, line, j, chat, &out->items[out->n]);
-        cJSON_Delete(j);
-        if (st != ADEPT_OK) break;
-        out->n++;
-    }
+    instruction_reader r = {name, chat, out, 0};
+    adept_status st = adept_jsonl_each(name, text, len, limit, add_instruction_item, &r);
     if (st == ADEPT_OK && out->n == 0) st = adept_fail(ADEPT_EFORMAT, "%s: no instruction items", name);
     if (st != ADEPT_OK) adept_instruction_set_free(out);
     return st;
