@@ -153,6 +153,22 @@ function M.token_shift_reference(base, data, opts)
   return setmetatable({vocab = V, chunks = chunks}, REFERENCE)
 end
 
+-- Sums the shift measures over chunks; base_logits(chunk) -> logits, owned (owned ones are freed after use,
+-- a reference's stay with it).
+local function compare_chunks(chunks, base_logits, tuned)
+  local acc = {positions = 0, changed = 0, marginal = 0, shifted = 0, kl_sum = 0}
+  for _, c in ipairs(chunks) do
+    local lb, owned = base_logits(c)
+    local lt <close> = tuned:logits(c.rows)
+    for k, v in pairs(K.token_shift(lb, lt, c.flat)) do acc[k] = acc[k] + v end
+    if owned then lb:free() end
+  end
+  local n = acc.positions
+  if n == 0 then fail("token_shift", "no target tokens to compare") end
+  return {share = acc.changed / n, kl = acc.kl_sum / n, tokens = n, changed = acc.changed,
+          marginal = acc.marginal / n, shifted = acc.shifted / n}
+end
+
 function M.token_shift(base, tuned, data, opts)
   if getmetatable(base) == REFERENCE then -- base logits taken before: data and opts were given then
     check_model(tuned, 2, "token_shift")
@@ -161,15 +177,7 @@ function M.token_shift(base, tuned, data, opts)
       fail("token_shift", "the vocabularies differ (%d in the reference, %d in the model)", base.vocab,
         tuned.config.vocab_size)
     end
-    local acc = {positions = 0, changed = 0, marginal = 0, shifted = 0, kl_sum = 0}
-    for _, c in ipairs(base.chunks) do
-      local lt <close> = tuned:logits(c.rows)
-      for k, v in pairs(K.token_shift(c.logits, lt, c.flat)) do acc[k] = acc[k] + v end
-    end
-    local n = acc.positions
-    if n == 0 then fail("token_shift", "no target tokens to compare") end
-    return {share = acc.changed / n, kl = acc.kl_sum / n, tokens = n, changed = acc.changed,
-            marginal = acc.marginal / n, shifted = acc.shifted / n}
+    return compare_chunks(base.chunks, function(c) return c.logits, false end, tuned)
   end
   check_model(base, 1, "token_shift")
   check_model(tuned, 2, "token_shift")
@@ -178,28 +186,8 @@ function M.token_shift(base, tuned, data, opts)
   if tuned.config.vocab_size ~= V then
     fail("token_shift", "the models' vocabularies differ (%d and %d)", V, tuned.config.vocab_size)
   end
-  local acc = {positions = 0, changed = 0, marginal = 0, shifted = 0, kl_sum = 0}
-  local budget = 1 << 24 -- logits floats per model per forward pass (64 MB), whatever B*T*V is
-  for _, b in ipairs(batches_of(data, opts, "token_shift")) do
-    local inputs, targets = batch_rows(b, "token_shift")
-    local T = #inputs[1]
-    local chunk = math.max(1, budget // math.max(1, T * V))
-    for r0 = 1, #inputs, chunk do
-      local rows, flat = {}, {}
-      for r = r0, math.min(#inputs, r0 + chunk - 1) do
-        rows[#rows + 1] = inputs[r]
-        for t = 1, T do flat[#flat + 1] = targets[r][t] end
-      end
-      local lb <close> = base:logits(rows)
-      local lt <close> = tuned:logits(rows)
-      local s = K.token_shift(lb, lt, flat)
-      for k, v in pairs(s) do acc[k] = acc[k] + v end
-    end
-  end
-  local n = acc.positions
-  if n == 0 then fail("token_shift", "no target tokens to compare") end
-  return {share = acc.changed / n, kl = acc.kl_sum / n, tokens = n, changed = acc.changed,
-          marginal = acc.marginal / n, shifted = acc.shifted / n}
+  return compare_chunks(shift_chunks(data, opts, V, "token_shift"), function(c) return base:logits(c.rows), true end,
+    tuned)
 end
 
 -- ---- multiple choice ----------------------------------------------------------------------------------------
