@@ -347,6 +347,13 @@ function M.layers(m, probe, opts)
   return scores, record
 end
 
+-- An elementwise score tensor reduced to a unit's score: its mean (granularity "tensor"), or one mean per row
+-- ("row"; a 1-D tensor's rows are its elements). Shared by unit importance and TaSL's localisation.
+function M.unit_score(t, granularity)
+  if granularity == "tensor" then return t:mean() end
+  return #t:shape() == 2 and t:mean(2) or t
+end
+
 -- Stage 2 unit importance over the trainable tensors: I_u = mean(|θ| ⊙ mean over batches of |dL/dθ|)
 -- (granularity "tensor": a number per tensor), or that mean per row (granularity "row": an f32 tensor with one
 -- entry per row, the form opt:set_lr_scales takes; a 1-D tensor's rows are its elements).
@@ -412,12 +419,7 @@ function M.units(m, probe, opts)
   if not ok then error(err, 0) end
   local scores = {}
   for _, name in ipairs(names) do
-    local weighted = m:param(name):abs():mul(abs_grad[name]):div(steps)
-    if granularity == "tensor" then
-      scores[name] = weighted:mean()
-    else
-      scores[name] = #weighted:shape() == 2 and weighted:mean(2) or weighted
-    end
+    scores[name] = M.unit_score(m:param(name):abs():mul(abs_grad[name]):div(steps), granularity)
   end
   if opts.out then
     local rec = {granularity = granularity, probe = describe_probe(batches, opts),

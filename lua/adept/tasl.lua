@@ -81,12 +81,7 @@ function M.localize(m, probe, opts)
   if not ok then error(err, 0) end
   local scores = {}
   for _, name in ipairs(names) do
-    local s = mean_ipt[name]:mul(mean_unc[name])
-    if granularity == "tensor" then
-      scores[name] = s:mean()
-    else
-      scores[name] = #s:shape() == 2 and s:mean(2) or s
-    end
+    scores[name] = adept.importance.unit_score(mean_ipt[name]:mul(mean_unc[name]), granularity)
   end
   return scores
 end
