@@ -145,6 +145,27 @@ static void test_expand(void) {
 }
 
 /* greedy generation with the KV cache picks the argmax of the full forward's last row, step by step */
+/* How many of the n greedy tokens out[] (generated after the 2-token prompt seq[0..1]) are the argmax of the
+   full forward pass's last row over the prompt and the tokens before them: generation with the KV cache must
+   pick what the whole-sequence forward picks. seq has room for 2 + n tokens. */
+static int greedy_agreement(adept_model *m, int32_t *seq, const int32_t *out, int n) {
+    size_t V = m->cfg.vocab_size;
+    float *lg = malloc((size_t)(2 + n) * V * 4);
+    int agree = 0;
+    for (int i = 0; i < n; i++) {
+        int T = 2 + i;
+        memcpy(seq + 2, out, (size_t)i * 4);
+        adept_batch b = {1, T, seq, NULL};
+        CHECK_OK(adept_model_forward(m, &b, NULL, NULL, lg));
+        const float *last = lg + (size_t)(T - 1) * V;
+        int best = 0;
+        for (size_t j = 1; j < V; j++) if (last[j] > last[best]) best = (int)j;
+        agree += best == out[i];
+    }
+    free(lg);
+    return agree;
+}
+
 static void test_generate(void) {
     adept_config c = tiny();
     c.attention_bias = 1;
@@ -155,20 +176,7 @@ static void test_generate(void) {
     int n;
     CHECK_OK(adept_model_generate(m, seq, 2, 12, 0, 0, 0, -1, out, &n));
     CHECK(n == 12);
-    size_t V = c.vocab_size;
-    float *lg = malloc(16 * V * 4);
-    int agree = 0;
-    for (int i = 0; i < 12; i++) {
-        int T = 2 + i;
-        memcpy(seq + 2, out, (size_t)i * 4);
-        adept_batch b = {1, T, seq, NULL};
-        CHECK_OK(adept_model_forward(m, &b, NULL, NULL, lg));
-        const float *last = lg + (size_t)(T - 1) * V;
-        int best = 0;
-        for (size_t j = 1; j < V; j++) if (last[j] > last[best]) best = (int)j;
-        agree += best == out[i];
-    }
-    CHECK(agree == 12);
+    CHECK(greedy_agreement(m, seq, out, 12) == 12);
     int32_t s1[8], s2[8];
     int n1, n2;
     CHECK_OK(adept_model_generate(m, seq, 2, 8, 0.9f, 5, 42, -1, s1, &n1));
@@ -177,7 +185,6 @@ static void test_generate(void) {
     CHECK_OK(adept_model_generate(m, seq, 2, 8, 0, 0, 0, out[0], s1, &n1)); /* stops after the stop id */
     CHECK(n1 == 1);
     CHECK_FAILS(adept_model_generate(m, seq, 0, 8, 0, 0, 0, -1, s1, &n1), ADEPT_EINVAL);
-    free(lg);
     adept_model_free(m);
 }
 
@@ -368,18 +375,7 @@ static void test_sliding_window(void) {
     int n;
     CHECK_OK(adept_model_generate(win, seq, 2, 10, 0, 0, 0, -1, out, &n));
     CHECK(n == 10);
-    int agree = 0;
-    for (int i = 0; i < 10; i++) {
-        int T = 2 + i;
-        memcpy(seq + 2, out, (size_t)i * 4);
-        adept_batch bt = {1, T, seq, NULL};
-        CHECK_OK(adept_model_forward(win, &bt, NULL, NULL, b));
-        const float *last = b + (size_t)(T - 1) * V;
-        int best = 0;
-        for (size_t j = 1; j < V; j++) if (last[j] > last[best]) best = (int)j;
-        agree += best == out[i];
-    }
-    CHECK(agree == 10);
+    CHECK(greedy_agreement(win, seq, out, 10) == 10);
     free(a);
     free(b);
     adept_model_free(full);

@@ -5,12 +5,7 @@
 local a = adept.args
 local dir = assert(a.model, "model= is required")
 local B, T = a.batch or 4, a.seq or 1024
-local function rss_peak()
-  for line in io.lines("/proc/self/status") do
-    local kb = line:match("^VmHWM:%s+(%d+)")
-    if kb then return tonumber(kb) * 1024 end
-  end
-end
+local rss_peak = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/rss_peak.lua")
 local plan = adept.plan(dir, {batch_size = B, seq_len = T, trainable = "none"})
 local t0 = adept.now()
 local m = adept.load(dir)

@@ -6,12 +6,7 @@ local a = adept.args
 local dir = assert(a.model, "model= is required")
 local copies, T, steps = a.copies or 4, a.seq or 2048, a.steps or 1
 local recompute = a.recompute ~= false
-local function rss_peak()
-  for line in io.lines("/proc/self/status") do
-    local kb = line:match("^VmHWM:%s+(%d+)")
-    if kb then return tonumber(kb) * 1024 end
-  end
-end
+local rss_peak = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/rss_peak.lua")
 local plan = adept.plan(dir, {batch_size = 1, seq_len = T, copies = copies, trainable = "copies",
   recompute = recompute})
 local t0 = adept.now()
