@@ -497,9 +497,17 @@ static adept_status rows_validate(const char *path, const adept_safetensors *sf,
 
 adept_status adept_ckpt_rows_read(const char *path, adept_model *m, int apply, char **meta_json) {
     if (meta_json) *meta_json = NULL;
-    if (apply && !m) return adept_fail(ADEPT_EINVAL, "rows checkpoint: applying needs a model");
     adept_safetensors *sf;
     ADEPT_TRY(adept_safetensors_open(path, &sf));
+    adept_status st = adept_ckpt_rows_read_parsed(sf, path, m, apply, meta_json);
+    adept_safetensors_close(sf);
+    return st;
+}
+
+adept_status adept_ckpt_rows_read_parsed(const adept_safetensors *sf, const char *path, adept_model *m, int apply,
+                                         char **meta_json) {
+    if (meta_json) *meta_json = NULL;
+    if (apply && !m) return adept_fail(ADEPT_EINVAL, "rows checkpoint: applying needs a model");
     const char *text = adept_safetensors_meta(sf, ROWS_META);
     char label[512];
     snprintf(label, sizeof label, "%s: the \"%s\" metadata", path, ROWS_META);
@@ -520,6 +528,5 @@ adept_status adept_ckpt_rows_read(const char *path, adept_model *m, int apply, c
     if (st == ADEPT_OK && meta_json && !(*meta_json = strdup(text)))
         st = adept_fail(ADEPT_ENOMEM, "rows checkpoint: out of memory");
     cJSON_Delete(meta);
-    adept_safetensors_close(sf);
     return st;
 }

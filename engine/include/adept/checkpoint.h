@@ -53,5 +53,8 @@ adept_status adept_ckpt_rows_save(adept_model *m, const unsigned char *held, con
    check passed, so a bad file leaves m unchanged. *meta_json (may be NULL) receives the "checkpoint" metadata
    text, malloc'd (free with free()). */
 adept_status adept_ckpt_rows_read(const char *path, adept_model *m, int apply, char **meta_json);
+/* The same from a parsed file (path names it in messages); the fuzz target enters here. */
+adept_status adept_ckpt_rows_read_parsed(const struct adept_safetensors *sf, const char *path, adept_model *m,
+                                         int apply, char **meta_json);
 
 #endif
