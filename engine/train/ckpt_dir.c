@@ -226,8 +226,9 @@ static adept_status check_files(const char *dir, const cJSON *files, char **name
         state += !strcmp(nm->valuestring, TRAINER_STATE);
     }
     if (!state) return adept_fail(ADEPT_EFORMAT, "%s does not list %s", ADEPT_CKPT_MANIFEST, TRAINER_STATE);
-    if (!weights) return adept_fail(ADEPT_EFORMAT, "%s lists no model weights (model*.safetensors or %s)", ADEPT_CKPT_MANIFEST,
-                                           ADEPT_CKPT_ROWS);
+    if (!weights)
+        return adept_fail(ADEPT_EFORMAT, "%s lists no model weights (model*.safetensors or %s)", ADEPT_CKPT_MANIFEST,
+                          ADEPT_CKPT_ROWS);
     for (size_t i = 0; i < n; i++) {
         const char *name = names[i];
         if (name[0] == '.' || !strcmp(name, ADEPT_CKPT_MANIFEST)) continue;

@@ -1,8 +1,9 @@
--- Training checkpoints: <dir>/step_00000100/ = the weights + trainer_state.safetensors (Adam moments, LR scales, step, data cursor, trainable set, seed) + manifest.json
--- (every file's size and SHA-256 and the step, written last). Written under <dir>/.tmp-step_...-<pid>, fsynced,
--- then renamed: a crash never leaves a half checkpoint in place. The weights are either the whole model (an HF
--- directory, m:save in f32 so resume is exact) or rows.safetensors: only the rows training can have changed, in
--- f32, with the identity of the base they apply to (M.base_identity), which a resume checks before loading. The checks are the engine's
+-- Training checkpoints: <dir>/step_00000100/ = the weights + trainer_state.safetensors (Adam moments, LR scales,
+-- step, data cursor, trainable set, seed) + manifest.json (every file's size and SHA-256 and the step, written
+-- last). Written under <dir>/.tmp-step_...-<pid>, fsynced, then renamed: a crash never leaves a half checkpoint
+-- in place. The weights are either the whole model (an HF directory, m:save in f32 so resume is exact) or
+-- rows.safetensors: only the rows training can have changed, in f32, with the identity of the base they apply
+-- to (M.base_identity), which a resume checks before loading. The checks are the engine's
 -- (engine/train/ckpt_dir.c, engine/io/runlock.c); this file orders them.
 local adept = require "adept"
 local M = {}

@@ -267,9 +267,9 @@ local function run(cfg, held)
   -- of the runs it resumes), the only ones training changed, plus the identity of every other row's values,
   -- taken from their digests at the start of training (`digests`, name -> SHA-256; ckpt.base_identity).
   local rows_ckpt = ck and not ck.full
-  local held, digests = {}, {}
+  local held_rows, digests = {}, {}
   local function note_trainable()
-    for _, p in ipairs(m:params()) do if p.trainable then held[p.name] = true end end
+    for _, p in ipairs(m:params()) do if p.trainable then held_rows[p.name] = true end end
   end
 
   local state = {step = 0, tokens_seen = 0, elapsed_before = 0, skipped = 0}
@@ -283,7 +283,7 @@ local function run(cfg, held)
       if sharded then opt:gather_state() end
       -- a rows checkpoint is checked against the base this recipe built before anything is loaded
       local tr, rows = ckpt.load(dir, m, opt, digests)
-      if rows then for _, name in ipairs(rows.rows) do held[name] = true end end
+      if rows then for _, name in ipairs(rows.rows) do held_rows[name] = true end end
       if sharded then opt:scatter_state() end
       state.step, state.tokens_seen = tr.step, tr.tokens_seen
       state.elapsed_before, state.skipped = tr.elapsed or 0, tr.skipped or 0
@@ -300,7 +300,7 @@ local function run(cfg, held)
   if rows_ckpt and writer then
     -- the frozen rows' digests now, before the first update: the base the checkpoints will name
     note_trainable()
-    ckpt.base_identity(m, held, digests)
+    ckpt.base_identity(m, held_rows, digests)
   end
   local start_step = state.step
   local main, world = adept.dist.is_main(), adept.dist.world_size()
@@ -324,9 +324,9 @@ local function run(cfg, held)
       if rows_ckpt then
         note_trainable()
         local names, all = {}, m:params()
-        for _, p in ipairs(all) do if held[p.name] then names[#names + 1] = p.name end end
+        for _, p in ipairs(all) do if held_rows[p.name] then names[#names + 1] = p.name end end
         if #names < #all then
-          local base, n = ckpt.base_identity(m, held, digests)
+          local base, n = ckpt.base_identity(m, held_rows, digests)
           rows = {names = names, base = base, base_rows = n}
         end
       end

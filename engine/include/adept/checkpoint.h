@@ -49,7 +49,7 @@ adept_status adept_ckpt_rows_save(adept_model *m, const unsigned char *held, con
 
 /* Reads the rows file <path>. Always checks the file against itself (the metadata is strict JSON of format 1,
    `rows` names each tensor of the file once and nothing else, every tensor is f32). With m: also that every
-   row is a parameter of m with the same shape; with apply != 0 (needs m) copies the rows into m, after every
+   row is a parameter of m with the same shape, stored in f32 in m; with apply != 0 (needs m) copies the rows into m, after every
    check passed, so a bad file leaves m unchanged. *meta_json (may be NULL) receives the "checkpoint" metadata
    text, malloc'd (free with free()). */
 adept_status adept_ckpt_rows_read(const char *path, adept_model *m, int apply, char **meta_json);
