@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -59,4 +60,42 @@ adept_status adept_sha256_file(const char *path, char hex[ADEPT_SHA256_HEX], uin
     EVP_MD_CTX_free(ctx);
     fclose(f);
     return st;
+}
+
+/* The streamed form: the context is OpenSSL's, behind an opaque name so callers need not include OpenSSL. */
+struct adept_sha256_ctx {
+    EVP_MD_CTX *md;
+};
+
+adept_status adept_sha256_begin(adept_sha256_ctx **out) {
+    *out = NULL;
+    adept_sha256_ctx *c = malloc(sizeof *c);
+    if (!c) return adept_fail(ADEPT_ENOMEM, "sha256: out of memory");
+    c->md = EVP_MD_CTX_new();
+    if (!c->md || !EVP_DigestInit_ex(c->md, EVP_sha256(), NULL)) {
+        adept_sha256_free(c);
+        return adept_fail(ADEPT_ENOMEM, "sha256: cannot create an OpenSSL digest context");
+    }
+    *out = c;
+    return ADEPT_OK;
+}
+
+void adept_sha256_update(adept_sha256_ctx *c, const void *data, size_t len) {
+    if (len) EVP_DigestUpdate(c->md, data, len);
+}
+
+adept_status adept_sha256_end(adept_sha256_ctx *c, char hex[ADEPT_SHA256_HEX]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    int ok = EVP_DigestFinal_ex(c->md, md, &n) && n == 32;
+    adept_sha256_free(c);
+    if (!ok) return adept_fail(ADEPT_EUNSUPPORTED, "sha256: OpenSSL's EVP_DigestFinal_ex failed");
+    to_hex(md, n, hex);
+    return ADEPT_OK;
+}
+
+void adept_sha256_free(adept_sha256_ctx *c) {
+    if (!c) return;
+    EVP_MD_CTX_free(c->md);
+    free(c);
 }

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "adept/backend.h"
+#include "adept/hash.h"
 #include "adept/json.h"
 #include "adept/safetensors.h"
 #include "model/model_internal.h"
@@ -338,5 +339,194 @@ adept_status adept_model_load_weights(adept_model *m, const char *const *paths, 
     free(host);
     for (size_t f = 0; f < n_paths; f++) adept_safetensors_close(sf[f]);
     free(sf);
+    return st;
+}
+
+/* ---- rows checkpoints ---- */
+
+enum { ROWS_FORMAT = 1 };
+#define ROWS_META "checkpoint"
+#define HASH_CHUNK ((size_t)1 << 20) /* elements copied to the host per step while hashing */
+
+/* n values of row p starting at element `at`, as f32 on the host (dst); `raw` is scratch of n elements of the
+   row's dtype when that is not f32. */
+static adept_status row_f32_chunk(const adept_model *m, const adept_param *p, size_t at, size_t n, float *dst,
+                                  void *raw) {
+    adept_dtype dt = p->value->dtype;
+    const unsigned char *src = (const unsigned char *)adept_tensor_data(p->value) + at * adept_dtype_size(dt);
+    if (dt == ADEPT_F32) return m->be->to_host(dst, src, n * sizeof(float));
+    ADEPT_TRY(m->be->to_host(raw, src, n * adept_dtype_size(dt)));
+    return adept_convert(dst, ADEPT_F32, raw, dt, n);
+}
+
+adept_status adept_model_row_sha256(adept_model *m, size_t i, char hex[ADEPT_SHA256_HEX]) {
+    if (i >= m->nparams) return adept_fail(ADEPT_EINVAL, "row_sha256: row %zu of %zu", i, m->nparams);
+    const adept_param *p = &m->params[i];
+    size_t chunk = p->numel < HASH_CHUNK ? p->numel : HASH_CHUNK;
+    int widen = p->value->dtype != ADEPT_F32;
+    float *buf = malloc((chunk ? chunk : 1) * sizeof *buf);
+    void *raw = widen ? malloc((chunk ? chunk : 1) * adept_dtype_size(p->value->dtype)) : NULL;
+    adept_sha256_ctx *ctx = NULL;
+    adept_status st = !buf || (widen && !raw) ? adept_fail(ADEPT_ENOMEM, "row_sha256: out of memory")
+                                               : adept_sha256_begin(&ctx);
+    for (size_t at = 0; st == ADEPT_OK && at < p->numel; at += chunk) {
+        size_t n = p->numel - at < chunk ? p->numel - at : chunk;
+        st = row_f32_chunk(m, p, at, n, buf, raw);
+        if (st == ADEPT_OK) adept_sha256_update(ctx, buf, n * sizeof(float)); /* the host is little-endian */
+    }
+    if (st == ADEPT_OK) st = adept_sha256_end(ctx, hex);
+    else adept_sha256_free(ctx);
+    free(buf);
+    free(raw);
+    return st;
+}
+
+static int is_hex_digest(const char *s) {
+    size_t k = 0;
+    for (; s[k]; k++)
+        if (!((s[k] >= '0' && s[k] <= '9') || (s[k] >= 'a' && s[k] <= 'f'))) return 0;
+    return k == 64;
+}
+
+adept_status adept_ckpt_rows_save(adept_model *m, const unsigned char *held, const char *base_hex, int64_t base_rows,
+                                  const char *path) {
+    if (!base_hex || !is_hex_digest(base_hex))
+        return adept_fail(ADEPT_EINVAL, "rows checkpoint: the base identity must be 64 lowercase hex digits");
+    if (base_rows < 0) return adept_fail(ADEPT_EINVAL, "rows checkpoint: base_rows %lld < 0", (long long)base_rows);
+    size_t P = m->nparams, k = 0;
+    adept_st_item *items = calloc(P ? P : 1, sizeof *items);
+    cJSON *meta = cJSON_CreateObject(), *rows = cJSON_CreateArray();
+    char *json = NULL;
+    adept_status st = items && meta && rows ? ADEPT_OK : adept_fail(ADEPT_ENOMEM, "rows checkpoint: out of memory");
+    void *raw = NULL;
+    for (size_t i = 0; i < P && st == ADEPT_OK; i++) {
+        const adept_param *p = &m->params[i];
+        if (!held[i]) continue;
+        adept_tensor *t = NULL;
+        st = adept_tensor_new(ADEPT_F32, p->ndim, p->shape, &t);
+        if (st == ADEPT_OK && p->value->dtype != ADEPT_F32) {
+            free(raw);
+            raw = malloc(p->numel * adept_dtype_size(p->value->dtype) + 1);
+            if (!raw) st = adept_fail(ADEPT_ENOMEM, "rows checkpoint: out of memory");
+        }
+        if (st == ADEPT_OK) st = row_f32_chunk(m, p, 0, p->numel, adept_tensor_f32(t), raw);
+        if (st != ADEPT_OK) {
+            adept_tensor_free(t);
+            break;
+        }
+        items[k].name = p->name;
+        items[k++].tensor = t;
+        cJSON_AddItemToArray(rows, cJSON_CreateString(p->name));
+    }
+    if (st == ADEPT_OK) {
+        cJSON_AddNumberToObject(meta, "format", ROWS_FORMAT);
+        cJSON_AddStringToObject(meta, "base", base_hex);
+        cJSON_AddNumberToObject(meta, "base_rows", (double)base_rows);
+        cJSON_AddItemToObject(meta, "rows", rows);
+        rows = NULL;
+        json = cJSON_PrintUnformatted(meta);
+        if (!json) st = adept_fail(ADEPT_ENOMEM, "rows checkpoint: out of memory");
+    }
+    if (st == ADEPT_OK) {
+        const char *mk[2] = {"format", ROWS_META}, *mv[2] = {"pt", json};
+        st = adept_safetensors_write(path, items, k, mk, mv, 2);
+    }
+    for (size_t i = 0; i < k; i++) adept_tensor_free((adept_tensor *)items[i].tensor);
+    free(items);
+    free(raw);
+    cJSON_Delete(meta);
+    cJSON_Delete(rows);
+    cJSON_free(json);
+    return st;
+}
+
+/* The checks of adept_ckpt_rows_read before anything is applied. */
+static adept_status rows_validate(const char *path, const adept_safetensors *sf, const cJSON *meta,
+                                  const adept_model *m) {
+    int64_t format, base_rows;
+    const cJSON *base = cJSON_GetObjectItemCaseSensitive(meta, "base");
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(meta, "rows");
+    if (!adept_json_int(cJSON_GetObjectItemCaseSensitive(meta, "format"), 0, 1000, &format) || format != ROWS_FORMAT)
+        return adept_fail(ADEPT_EFORMAT, "%s: the \"%s\" metadata is not of format %d (written by another version of "
+                          "adeptlua?)", path, ROWS_META, ROWS_FORMAT);
+    if (!cJSON_IsString(base) || !is_hex_digest(base->valuestring))
+        return adept_fail(ADEPT_EFORMAT, "%s: the \"%s\" metadata has no base identity (64 hex digits)", path, ROWS_META);
+    if (!adept_json_int(cJSON_GetObjectItemCaseSensitive(meta, "base_rows"), 0, INT64_MAX / 2, &base_rows))
+        return adept_fail(ADEPT_EFORMAT, "%s: the \"%s\" metadata has no base_rows (a whole number >= 0)", path, ROWS_META);
+    if (!cJSON_IsArray(rows))
+        return adept_fail(ADEPT_EFORMAT, "%s: the \"%s\" metadata has no rows array", path, ROWS_META);
+    size_t listed = 0;
+    for (const cJSON *r = rows->child; r; r = r->next, listed++) {
+        if (!cJSON_IsString(r)) return adept_fail(ADEPT_EFORMAT, "%s: a row name is not a string", path);
+        for (const cJSON *q = rows->child; q != r; q = q->next)
+            if (!strcmp(q->valuestring, r->valuestring))
+                return adept_fail(ADEPT_EFORMAT, "%s: row %s is listed twice", path, r->valuestring);
+        const adept_st_entry *e = adept_safetensors_find(sf, r->valuestring);
+        if (!e) return adept_fail(ADEPT_EFORMAT, "%s: row %s is listed but not in the file", path, r->valuestring);
+        if (e->dtype != ADEPT_F32)
+            return adept_fail(ADEPT_EFORMAT, "%s: row %s is %s, a checkpoint holds f32", path, r->valuestring,
+                              adept_dtype_name(e->dtype));
+        if (!m) continue;
+        int64_t i = row_of(m, r->valuestring);
+        if (i < 0)
+            return adept_fail(ADEPT_EFORMAT, "%s: row %s is not a parameter of the model", path, r->valuestring);
+        const adept_param *p = &m->params[i];
+        int same = e->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = e->shape[d] == p->shape[d];
+        if (!same) {
+            char want[64], got[64];
+            adept_shape_str(p->ndim, p->shape, want, sizeof want);
+            adept_shape_str(e->ndim, e->shape, got, sizeof got);
+            return adept_fail(ADEPT_ESHAPE, "%s: row %s is %s, the model's is %s", path, r->valuestring, got, want);
+        }
+        if (p->value->dtype != ADEPT_F32) /* rows that train are f32; a checkpoint never lands on a narrower row */
+            return adept_fail(ADEPT_EUNSUPPORTED, "%s: row %s is stored as %s in the model, a checkpoint row needs an "
+                              "f32 row", path, r->valuestring, adept_dtype_name(p->value->dtype));
+    }
+    if (listed != sf->n_entries) {
+        for (size_t k = 0; k < sf->n_entries; k++) {
+            int found = 0;
+            for (const cJSON *r = rows->child; r && !found; r = r->next) found = !strcmp(r->valuestring, sf->entries[k].name);
+            if (!found)
+                return adept_fail(ADEPT_EFORMAT, "%s: tensor %s is not listed in the \"%s\" metadata", path,
+                                  sf->entries[k].name, ROWS_META);
+        }
+    }
+    return ADEPT_OK;
+}
+
+adept_status adept_ckpt_rows_read(const char *path, adept_model *m, int apply, char **meta_json) {
+    if (meta_json) *meta_json = NULL;
+    adept_safetensors *sf;
+    ADEPT_TRY(adept_safetensors_open(path, &sf));
+    adept_status st = adept_ckpt_rows_read_parsed(sf, path, m, apply, meta_json);
+    adept_safetensors_close(sf);
+    return st;
+}
+
+adept_status adept_ckpt_rows_read_parsed(const adept_safetensors *sf, const char *path, adept_model *m, int apply,
+                                         char **meta_json) {
+    if (meta_json) *meta_json = NULL;
+    if (apply && !m) return adept_fail(ADEPT_EINVAL, "rows checkpoint: applying needs a model");
+    const char *text = adept_safetensors_meta(sf, ROWS_META);
+    char label[512];
+    snprintf(label, sizeof label, "%s: the \"%s\" metadata", path, ROWS_META);
+    cJSON *meta = NULL;
+    adept_status st = text ? adept_json_parse(text, strlen(text), label, &meta)
+                           : adept_fail(ADEPT_EFORMAT, "%s: no \"%s\" metadata (not a rows checkpoint?)", path, ROWS_META);
+    if (st == ADEPT_OK) st = rows_validate(path, sf, meta, m);
+    if (st == ADEPT_OK && apply) {
+        const cJSON *rows = cJSON_GetObjectItemCaseSensitive(meta, "rows");
+        for (const cJSON *r = rows->child; r && st == ADEPT_OK; r = r->next) {
+            adept_param *p = &m->params[row_of(m, r->valuestring)];
+            adept_tensor *v = NULL;
+            st = adept_safetensors_view(sf, adept_safetensors_find(sf, r->valuestring), &v);
+            if (st == ADEPT_OK) st = m->be->to_device(adept_tensor_data(p->value), adept_tensor_f32(v), p->numel * sizeof(float));
+            adept_tensor_free(v);
+        }
+    }
+    if (st == ADEPT_OK && meta_json && !(*meta_json = strdup(text)))
+        st = adept_fail(ADEPT_ENOMEM, "rows checkpoint: out of memory");
+    cJSON_Delete(meta);
     return st;
 }

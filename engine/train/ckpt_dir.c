@@ -31,9 +31,11 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* The weight files the loader reads: model.safetensors or model-00001-of-00002.safetensors. */
+/* The weight files the loader reads: model.safetensors or model-00001-of-00002.safetensors (the whole model), or
+   rows.safetensors (the rows training changed, bound to their base: adept/checkpoint.h). */
 static int is_weight_file(const char *name) {
-    return !strcmp(name, "model.safetensors") || (!strncmp(name, "model-", 6) && ends_with(name, ".safetensors"));
+    return !strcmp(name, "model.safetensors") || (!strncmp(name, "model-", 6) && ends_with(name, ".safetensors")) ||
+           !strcmp(name, ADEPT_CKPT_ROWS);
 }
 
 static int join(char *out, size_t cap, const char *dir, const char *name) {
@@ -224,7 +226,9 @@ static adept_status check_files(const char *dir, const cJSON *files, char **name
         state += !strcmp(nm->valuestring, TRAINER_STATE);
     }
     if (!state) return adept_fail(ADEPT_EFORMAT, "%s does not list %s", ADEPT_CKPT_MANIFEST, TRAINER_STATE);
-    if (!weights) return adept_fail(ADEPT_EFORMAT, "%s lists no model weights (model*.safetensors)", ADEPT_CKPT_MANIFEST);
+    if (!weights)
+        return adept_fail(ADEPT_EFORMAT, "%s lists no model weights (model*.safetensors or %s)", ADEPT_CKPT_MANIFEST,
+                          ADEPT_CKPT_ROWS);
     for (size_t i = 0; i < n; i++) {
         const char *name = names[i];
         if (name[0] == '.' || !strcmp(name, ADEPT_CKPT_MANIFEST)) continue;
@@ -287,7 +291,7 @@ static adept_status verify_sealed(const char *dir, const char *manifest, int64_t
 static adept_status verify_unsealed(const char *dir, int64_t step, int64_t max_step, char **names, size_t n) {
     int weights = 0;
     for (size_t i = 0; i < n; i++) weights += is_weight_file(names[i]);
-    if (!weights) return adept_fail(ADEPT_ENOTFOUND, "no model weights (model*.safetensors)");
+    if (!weights) return adept_fail(ADEPT_ENOTFOUND, "no model weights (model*.safetensors or %s)", ADEPT_CKPT_ROWS);
     if (max_step >= 0 && step > max_step)
         return adept_fail(ADEPT_EFORMAT, "step %lld is beyond this run's total of %lld steps", (long long)step,
                           (long long)max_step);

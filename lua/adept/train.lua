@@ -230,10 +230,15 @@ local function run(cfg, held)
     argerr("eval must be a table of name = dataset or array of batches, got %s", type(cfg.eval))
   end
   local ck = cfg.checkpoint
-  if ck ~= nil and (type(ck) ~= "table" or type(ck.dir) ~= "string") then argerr("checkpoint must be {dir=, every=, keep=}") end
+  if ck ~= nil and (type(ck) ~= "table" or type(ck.dir) ~= "string") then argerr("checkpoint must be {dir=, every=, keep=, full=}") end
   if ck then
     for k in pairs(ck) do
-      if k ~= "dir" and k ~= "every" and k ~= "keep" then argerr("unknown checkpoint option '%s' (dir, every, keep)", tostring(k)) end
+      if k ~= "dir" and k ~= "every" and k ~= "keep" and k ~= "full" then
+        argerr("unknown checkpoint option '%s' (dir, every, keep, full)", tostring(k))
+      end
+    end
+    if ck.full ~= nil and type(ck.full) ~= "boolean" then
+      argerr("checkpoint.full must be a boolean (true: every checkpoint holds the whole model), got %s", tostring(ck.full))
     end
     if ck.every ~= nil and (math.type(ck.every) ~= "integer" or ck.every < 1) then
       argerr("checkpoint.every must be an integer >= 1 (steps between checkpoints), got %s", tostring(ck.every))
@@ -258,6 +263,15 @@ local function run(cfg, held)
     held[#held + 1] = adept.fs.lock(cfg.log .. ".lock")
   end
 
+  -- Rows checkpoints (unless checkpoint.full): a checkpoint holds the rows trainable at any step of this run (and
+  -- of the runs it resumes), the only ones training changed, plus the identity of every other row's values,
+  -- taken from their digests at the start of training (`digests`, name -> SHA-256; ckpt.base_identity).
+  local rows_ckpt = ck and not ck.full
+  local held_rows, digests = {}, {}
+  local function note_trainable()
+    for _, p in ipairs(m:params()) do if p.trainable then held_rows[p.name] = true end end
+  end
+
   local state = {step = 0, tokens_seen = 0, elapsed_before = 0, skipped = 0}
   local resumed_from
   if cfg.resume and ck then
@@ -267,7 +281,9 @@ local function run(cfg, held)
       -- a sharded optimizer (shard_optimizer) reads the whole state on every rank, then keeps its block
       local sharded = opt.sharded and opt:sharded()
       if sharded then opt:gather_state() end
-      local tr = ckpt.load(dir, m, opt)
+      -- a rows checkpoint is checked against the base this recipe built before anything is loaded
+      local tr, rows = ckpt.load(dir, m, opt, digests)
+      if rows then for _, name in ipairs(rows.rows) do held_rows[name] = true end end
       if sharded then opt:scatter_state() end
       state.step, state.tokens_seen = tr.step, tr.tokens_seen
       state.elapsed_before, state.skipped = tr.elapsed or 0, tr.skipped or 0
@@ -281,6 +297,11 @@ local function run(cfg, held)
     end
   end
   if cfg.resume and not ck then adept.log("warn", "adept.train: resume=true without checkpoint={dir=...}: starting afresh") end
+  if rows_ckpt and writer then
+    -- the frozen rows' digests now, before the first update: the base the checkpoints will name
+    note_trainable()
+    ckpt.base_identity(m, held_rows, digests)
+  end
   local start_step = state.step
   local main, world = adept.dist.is_main(), adept.dist.world_size()
   local logf = main and open_log(cfg.log, resumed_from and state.step or nil) or nil
@@ -298,7 +319,18 @@ local function run(cfg, held)
     local sharded = opt.sharded and opt:sharded()
     if sharded then opt:gather_state() end -- every rank: the moments whole for rank 0 to write
     if main then
-      local ok, path = pcall(ckpt.save, ck.dir, state.step, m, opt, trainer_state(), ck.keep)
+      -- every row trained (full_cpt): the rows checkpoint would be the whole model, so it is written as one
+      local rows
+      if rows_ckpt then
+        note_trainable()
+        local names, all = {}, m:params()
+        for _, p in ipairs(all) do if held_rows[p.name] then names[#names + 1] = p.name end end
+        if #names < #all then
+          local base, n = ckpt.base_identity(m, held_rows, digests)
+          rows = {names = names, base = base, base_rows = n}
+        end
+      end
+      local ok, path = pcall(ckpt.save, ck.dir, state.step, m, opt, trainer_state(), ck.keep, rows)
       if not ok then
         error(("adept.train: step %d: the checkpoint was not written: %s. %s"):format(state.step, tostring(path),
           last_ckpt and ("The last good checkpoint is " .. last_ckpt) or "No checkpoint was written."), 0)
@@ -410,7 +442,10 @@ local function run(cfg, held)
       if every[n](ctx) == "stop" then ctx.stop = true end
     end
     if ctx.stop then stopped = true end
-    if #intervals > 0 then log_scales() end
+    if #intervals > 0 then
+      log_scales()
+      if rows_ckpt then note_trainable() end -- a callback may have unfrozen rows: they are held from now on
+    end
     local interrupted = adept.interrupted()
     if world > 1 then -- every rank stops at the same step, or the checkpoint's broadcast would wait forever
       local any = adept.dist.all_reduce(adept.tensor({interrupted and 1 or 0})):table()[1]

@@ -213,8 +213,10 @@ local function pipeline(label, mc, md, V, prompt)
   local function run(m, scales, dir, steps, opt)
     opt = opt or adept.adamw(m, {lr = 1e-2, weight_decay = 0.1})
     if scales then opt:set_lr_scales(scales) end
+    -- full = true: the checkpoints are loaded below as HF models on the other device, which only whole-model
+    -- checkpoints are (a rows checkpoint holds the copy's rows alone; those are checked after this)
     return adept.train{model = m, optimizer = opt, data = train_data, steps = steps, batch_size = 2, clip = 1.0,
-                       progress = false, checkpoint = {dir = dir, every = 3}, resume = true}, opt
+                       progress = false, checkpoint = {dir = dir, every = 3, full = true}, resume = true}, opt
   end
   local rd = run(md, scales_d, tmp .. "/" .. label .. "-ckpt-cuda", 3)
   local rc = run(mc, scales_c, tmp .. "/" .. label .. "-ckpt-cpu", 3)
@@ -225,6 +227,20 @@ local function pipeline(label, mc, md, V, prompt)
     for i = 1, #b do dd[#dd + 1], dc[#dc + 1] = vd[i] - b[i], vc[i] - b[i] end
   end
   compare(label .. ": weight changes over 3 steps", dd, dc, TOL.step)
+
+  -- rows checkpoints across devices: a frozen row hashes the same on both (the base identity a resume checks),
+  -- and the trained rows written from the device load into the cpu model as they are on the device
+  local frozen = "model.layers.0.mlp.up_proj.weight"
+  check(adept.row_sha256(md, frozen) == adept.row_sha256(mc, frozen), label .. ": a frozen row's digest on both devices")
+  local trained = {}
+  for _, n in ipairs(mc:param_names()) do if n:find("^model%.layers%." .. copies_c[1] .. "%.") then trained[#trained + 1] = n end end
+  local rows_file = tmp .. "/" .. label .. "-rows.safetensors"
+  adept.save_rows(md, rows_file, trained, adept.row_sha256(md, frozen), 1)
+  local mr = adept.load(rc.checkpoint, {device = "cpu"}) -- the cpu run at step 3; its trained rows replaced below
+  adept.read_rows(rows_file, mr, true)
+  local rd_rows, rr_rows = {}, {}
+  for _, n in ipairs(trained) do flatten(md:param(n), rd_rows); flatten(mr:param(n), rr_rows) end
+  compare(label .. ": trained rows written from the device, read on the cpu", rd_rows, rr_rows, 0)
 
   -- each checkpoint resumed on the other device for 2 more steps: the two continuations agree
   local cont_c = adept.load(rd.checkpoint, {device = "cpu"})

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "adept/hash.h"
 #include "adept/model.h"
 #include "adept/optim.h"
 
@@ -30,5 +31,30 @@ adept_status adept_trainer_state_read(const struct adept_safetensors *sf, const 
    present in one of them with exactly the row's shape and a float dtype (converted to f32). Nothing is copied
    unless everything checks. */
 adept_status adept_model_load_weights(adept_model *m, const char *const *paths, size_t n_paths);
+
+/* ---- rows checkpoints: only the rows training can change, bound to the base they apply to ----
+   A rows file (rows.safetensors of a checkpoint directory) holds the values of some rows as f32 (exact
+   resume) under their table names, and the metadata "checkpoint" = JSON {format: 1, base: "<64 hex>",
+   base_rows: n, rows: [names in table order]}: `base` identifies the values of every other row (how it is
+   computed is the caller's, docs/training.md), `rows` lists exactly the file's tensors. */
+
+/* SHA-256 of row i's values as little-endian f32, row-major; a row stored in another float dtype is widened
+   first, so a base and its exact f32 conversion hash the same. Copies through the host in chunks. */
+adept_status adept_model_row_sha256(adept_model *m, size_t i, char hex[ADEPT_SHA256_HEX]);
+
+/* Writes <path>: the rows i with held[i] != 0 as f32, with the metadata above (base_hex: 64 lowercase hex
+   digits; base_rows: how many rows it covers, recorded for messages). */
+adept_status adept_ckpt_rows_save(adept_model *m, const unsigned char *held, const char *base_hex, int64_t base_rows,
+                                  const char *path);
+
+/* Reads the rows file <path>. Always checks the file against itself (the metadata is strict JSON of format 1,
+   `rows` names each tensor of the file once and nothing else, every tensor is f32). With m: also that every
+   row is a parameter of m with the same shape, stored in f32 in m; with apply != 0 (needs m) copies the rows into m, after every
+   check passed, so a bad file leaves m unchanged. *meta_json (may be NULL) receives the "checkpoint" metadata
+   text, malloc'd (free with free()). */
+adept_status adept_ckpt_rows_read(const char *path, adept_model *m, int apply, char **meta_json);
+/* The same from a parsed file (path names it in messages); the fuzz target enters here. */
+adept_status adept_ckpt_rows_read_parsed(const struct adept_safetensors *sf, const char *path, adept_model *m,
+                                         int apply, char **meta_json);
 
 #endif

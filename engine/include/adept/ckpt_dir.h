@@ -9,6 +9,7 @@
 #include "adept/error.h"
 
 #define ADEPT_CKPT_MANIFEST "manifest.json"
+#define ADEPT_CKPT_ROWS "rows.safetensors" /* a checkpoint of some rows (adept/checkpoint.h) instead of the model */
 
 /* Seals the checkpoint written in `dir` (still under its temporary name): checks that every float tensor of its
    .safetensors files is finite (a checkpoint with NaN weights is never written as good; ADEPT_ENONFINITE names
@@ -19,7 +20,8 @@ adept_status adept_ckpt_seal(const char *dir, int64_t step);
 
 /* Verifies the checkpoint `dir`, named for step `step`, before a resume; max_step >= 0 is the run's total
    (a checkpoint past it is implausible), < 0 sets no limit. With a manifest (*sealed = 1): the manifest is
-   strict JSON of format 1, records `step`, lists trainer_state.safetensors and the weights, and every listed
+   strict JSON of format 1, records `step`, lists trainer_state.safetensors and the weights (model*.safetensors
+   or rows.safetensors), and every listed
    file is present with its size and SHA-256; no .json or .safetensors file is unlisted. Without one (written
    by adeptlua before manifests; *sealed = 0) what can be checked is: trainer_state.safetensors and weights
    present and well-formed. Both: the trainer metadata's step equals `step` (strict JSON), step <= max_step,
