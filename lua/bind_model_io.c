@@ -2,6 +2,7 @@
    m:save(dir [, {dtype=, max_shard_bytes=}]), added to the model metatable that bind_model.c defines. */
 #include <string.h>
 
+#include "adept/backend.h"
 #include "adept/model.h"
 #include "binding.h"
 
@@ -58,10 +59,21 @@ static int m_save(lua_State *L) {
     return 1;
 }
 
+/* adept.w16_products([dtype="bf16"]) -> "onednn" | "sgemm": how the CPU multiplies by frozen 16-bit weights
+   (adept_cpu_w16_path; docs/model.md "Precision") */
+static int l_w16_products(lua_State *L) {
+    const char *name = luaL_optstring(L, 1, "bf16");
+    adept_dtype d;
+    if (adept_dtype_parse(name, &d) != ADEPT_OK || (d != ADEPT_BF16 && d != ADEPT_F16))
+        return luaL_argerror(L, 1, lua_pushfstring(L, "dtype must be bf16 or f16, got '%s'", name));
+    lua_pushstring(L, adept_cpu_w16_path(d));
+    return 1;
+}
+
 void adept_open_model_io(lua_State *L) {
     /* bind_model.c creates the class (it is opened before this file) */
     static const luaL_Reg methods[] = {{"save", m_save}, {NULL, NULL}};
     adept_lua_add_methods(L, ADEPT_MODEL_MT, methods);
-    static const luaL_Reg fns[] = {{"load", l_load}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"load", l_load}, {"w16_products", l_w16_products}, {NULL, NULL}};
     adept_lua_setfuncs(L, fns, "adept.");
 }

@@ -148,6 +148,10 @@ typedef struct adept_backend {
                                   size_t C);
 } adept_backend;
 
+/* How the CPU backend multiplies by frozen weights of dtype dt (ADEPT_BF16 / ADEPT_F16): "onednn" (bf16 x bf16 ->
+   f32 on oneDNN's native kernels, activations rounded to bf16) or "sgemm" (weights widened to fp32 block by block,
+   activations in fp32): engine/ops/cpu/gemm16.c. */
+const char *adept_cpu_w16_path(adept_dtype dt);
 /* The built-in CPU backend (engine/ops/cpu/). */
 const adept_backend *adept_backend_cpu(void);
 /* Installs the backend of a device (a later call replaces it; tests install a fake device this way). */

@@ -13,7 +13,7 @@
 
 #include <cblas.h>
 
-#include "adept/log.h"
+#include "adept/backend.h"
 #include "ops/cpu/cpu.h"
 
 /* Output rows (forward) or input columns (backward) widened per block: 64 x K floats (at most 3.6 MiB for
@@ -252,6 +252,8 @@ int adept_cpu_w16_native(adept_dtype dt) {
     return 0;
 #endif
 }
+
+const char *adept_cpu_w16_path(adept_dtype dt) { return adept_cpu_w16_native(dt) ? "onednn" : "sgemm"; }
 
 void adept_cpu_matmul_forward_w16(float *out, const float *inp, const void *w, adept_dtype wdt, const float *bias,
                                   size_t N, size_t IC, size_t OC, int beta_one) {
