@@ -202,6 +202,36 @@ describe("bf16 frozen weights", function()
     rm(dir)
   end)
 
+  it("loads an f16 checkpoint the same way (widened blocks for sgemm: fp32 activations)", function()
+    local dir = tmpdir()
+    adept.model(CFG, {seed = 11, init_std = 0.2}):save(dir, {dtype = "f16"})
+    local a, f = adept.load(dir), adept.load(dir, {dtype = "f32"})
+    assert.equals("f16", a:param("model.layers.1.self_attn.q_proj.weight"):dtype())
+    assert.equals("f16", a:param("lm_head.weight"):dtype())
+    -- the same products in fp32 up to the summation order: K = 48 terms, 28 products, 2 K u each (u = 2^-24)
+    local la, lf = values(a:logits(BATCH)), values(f:logits(BATCH))
+    local worst, scale = 0, 0
+    for i = 1, #lf do worst, scale = math.max(worst, math.abs(la[i] - lf[i])), math.max(scale, math.abs(lf[i])) end
+    assert.is_true(worst <= 28 * 2 * 48 * 2 ^ -24 * scale, ("f16 vs f32 logits differ by %g of %g"):format(worst, scale))
+    rm(dir)
+  end)
+
+  it("generates from bf16 rows: the batched and the single decoder agree, the first token is the logits' argmax", function()
+    local dir = bf16_dir()
+    local m = adept.load(dir)
+    local prompts = {{1, 5, 7, 2}, {8, 8, 1, 0, 22, 5}, {3}}
+    local got = m:generate_batch(prompts, {max_tokens = 6, stop = false})
+    for r, p in ipairs(prompts) do
+      local want = m:generate(p, {max_tokens = 6, stop = false})
+      assert.same(want, got[r])
+      local logits = m:logits({p}):table()[1]
+      local last, best = logits[#p], 1
+      for v = 2, #last do if last[v] > last[best] then best = v end end
+      assert.equals(best - 1, want[1])
+    end
+    rm(dir)
+  end)
+
   it("refuses an unknown dtype option, naming it", function()
     local ok, err = pcall(adept.load, "/nonexistent", {dtype = "bf16"})
     assert.is_false(ok)
