@@ -71,6 +71,12 @@ describe("bf16 frozen weights", function()
     -- widening bf16 is exact: the bf16 rows read as the f32 model's
     local w16 = a:param("model.layers.2.self_attn.o_proj.weight"):to("f32")
     assert.same(values(f:param("model.layers.2.self_attn.o_proj.weight")), values(w16))
+    -- the tensor ops read a bf16 row through an exact f32 copy: a weight-magnitude metric needs no :to("f32")
+    local name = "model.layers.1.mlp.down_proj.weight"
+    assert.equals(f:param(name):norm(), a:param(name):norm())
+    assert.equals(f:param(name):abs():sum(), a:param(name):abs():sum())
+    assert.equals("f32", a:param(name):abs():dtype())
+    assert.same(values(f:param(name):mul(f:param(name))), values(a:param(name):mul(f:param(name))))
     rm(dir)
   end)
 
