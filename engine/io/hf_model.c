@@ -333,6 +333,7 @@ static adept_status load_hf_dir(const char *dir, adept_device device, adept_load
     shards s;
     adept_model *m = NULL;
     int *expanded = NULL, n_expanded = 0;
+    int seen2 = -1; /* the one dtype of the 2-D tensors (the matrices), F32 when they mix */
     st = open_shards(dir, &s);
     if (st == ADEPT_OK) st = read_adept_json(dir, cfg.num_layers, &expanded, &n_expanded);
     if (st == ADEPT_OK) st = adept_hf_config_strip_layers(&cfg, expanded, n_expanded, cfg.num_layers);
@@ -347,6 +348,7 @@ static adept_status load_hf_dir(const char *dir, adept_device device, adept_load
                 held += adept_shape_numel(e->ndim, e->shape);
                 if (!is_float_weight(e->dtype)) continue;
                 seen = seen < 0 || seen == (int)e->dtype ? (int)e->dtype : (int)ADEPT_F32;
+                if (e->ndim == 2) seen2 = seen2 < 0 || seen2 == (int)e->dtype ? (int)e->dtype : (int)ADEPT_F32;
             }
         cfg.dtype = seen < 0 ? ADEPT_F32 : (adept_dtype)seen;
         size_t need = config_numel(&cfg);
@@ -354,15 +356,16 @@ static adept_status load_hf_dir(const char *dir, adept_device device, adept_load
             st = adept_fail(ADEPT_EFORMAT, "config.json describes %zu weights but the safetensors files hold %zu: "
                             "config.json does not match the weights", need, held);
     }
-    /* dtype auto: the matrices of an all-bf16 (or all-f16) checkpoint stay in that dtype (DESIGN.md §2.9) */
-    adept_dtype matrices = ADEPT_F32;
-    if (st == ADEPT_OK && mode == ADEPT_LOAD_AUTO && (cfg.dtype == ADEPT_BF16 || cfg.dtype == ADEPT_F16)) {
+    /* dtype auto: the matrices stay bf16 (or f16) when every matrix of the checkpoint is (DESIGN.md §2.9; norms may
+       be kept in f32 by some writers) */
+    adept_dtype matrices = ADEPT_F32, m16 = seen2 < 0 ? ADEPT_F32 : (adept_dtype)seen2;
+    if (st == ADEPT_OK && mode == ADEPT_LOAD_AUTO && (m16 == ADEPT_BF16 || m16 == ADEPT_F16)) {
         const adept_backend *be = adept_backend_for(device);
         if (be && be->matmul_forward_w16 && be->matmul_backward_w16 && be->embedding_forward_w16)
-            matrices = cfg.dtype;
+            matrices = m16;
         else if (be)
             adept_log(ADEPT_LOG_WARN, "load: the %s backend has no %s products; weights are widened to f32 (dtype \"f32\")",
-                           be->name, adept_dtype_name(cfg.dtype));
+                           be->name, adept_dtype_name(m16));
     }
     if (st == ADEPT_OK) st = adept_model_create_stored(&cfg, device, matrices, &m);
     /* on a device: one host buffer of the largest row, each tensor widened there and uploaded */

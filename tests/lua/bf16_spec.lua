@@ -80,6 +80,20 @@ describe("bf16 frozen weights", function()
     rm(dir)
   end)
 
+  it("keeps bf16 matrices when a checkpoint stores its norms in f32", function()
+    local dir = bf16_dir()
+    local t = adept.load_tensors(dir .. "/model.safetensors")
+    for name, v in pairs(t) do if #v:shape() == 1 then t[name] = v:to("f32") end end
+    adept.save_tensors(dir .. "/model.safetensors", t)
+    local m = adept.load(dir)
+    assert.equals("bf16", m:param("model.layers.0.self_attn.q_proj.weight"):dtype())
+    assert.equals("f32", m:param("model.layers.0.input_layernorm.weight"):dtype())
+    assert.equals("f32", m.config.dtype) -- the checkpoint mixes dtypes: saving writes f32 unless told
+    local plain = bf16_dir()
+    assert.equals(adept.load(plain, {dtype = "f32"}):loss(BATCH), adept.load(dir, {dtype = "f32"}):loss(BATCH))
+    rm(dir); rm(plain)
+  end)
+
   it("gives fp32 masters only to rows that train when the gradient slab is laid", function()
     local dir = bf16_dir()
     local m = adept.load(dir)
