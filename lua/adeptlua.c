@@ -284,7 +284,7 @@ int main(int argc, char **argv) {
         if (a[0] != '-' || !strcmp(a, "-")) break;
         if (!strcmp(a, "--")) { i++; break; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage_text, stdout); return 0; }
-        if (!strcmp(a, "--version")) { printf("adeptlua %s (commit %s, %s)\n", adept_version(), adept_git_commit(), LUA_RELEASE); return 0; }
+        if (!strcmp(a, "--version")) { printf("adeptlua %s (commit %s, %s; built for %s)\n", adept_version(), adept_git_commit(), LUA_RELEASE, adept_build_isa()); return 0; }
         if (!strcmp(a, "-i")) { want_interactive = 1; continue; }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
         if (!strcmp(a, "--sandbox")) { sandbox = 1; continue; }

@@ -13,16 +13,18 @@ static int l_version(lua_State *L) {
     return 1;
 }
 
-/* adept.build_info() -> {version=, commit=, blas_core=, cpu=, lua=}: what a provenance record names. */
+/* adept.build_info() -> {version=, commit=, blas_core=, cpu=, isa=, lua=}: what a provenance record names. */
 static int l_build_info(lua_State *L) {
     char cpu[256];
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushstring(L, adept_version());
     lua_setfield(L, -2, "version");
     lua_pushstring(L, adept_git_commit());
     lua_setfield(L, -2, "commit");
     lua_pushstring(L, adept_blas_core());
     lua_setfield(L, -2, "blas_core");
+    lua_pushstring(L, adept_build_isa());
+    lua_setfield(L, -2, "isa");
     lua_pushstring(L, adept_cpu_name(cpu, sizeof cpu));
     lua_setfield(L, -2, "cpu");
     lua_pushstring(L, LUA_RELEASE);

@@ -259,44 +259,61 @@ static adept_status check_rope(const parser *p, adept_config *c) {
     return ADEPT_OK;
 }
 
-/* Sliding-window attention only changes results when the window is shorter than the sequence. */
+/* Sliding-window attention (Mistral's sliding_window; Qwen2/3's with use_sliding_window). It only changes results
+   when the window is shorter than the context; then the attention kernels apply it (key j visible to query i when
+   i - W < j <= i, as HF does). Which layers it applies to: all of them for Mistral (and a Llama config that names
+   a window); for Qwen2/3 the layers layer_types marks "sliding_attention", or without layer_types those from
+   max_window_layers up (HF's Qwen2Config). The engine windows all layers or none: a mix is refused, naming it. */
 static adept_status check_sliding(const parser *p, adept_config *c) {
-    int active = 0, window = 0;
-    const cJSON *sw = field(p, "sliding_window");
+    int active = 0, window = 0, qwen = c->arch == ADEPT_ARCH_QWEN2 || c->arch == ADEPT_ARCH_QWEN3;
+    const cJSON *sw = field(p, "sliding_window"), *lt = field(p, "layer_types");
+    char buf[96];
     if (c->arch == ADEPT_ARCH_MISTRAL) {
         active = 1;
         if (!sw) window = 4096; /* MistralConfig's default */
         else if (cJSON_IsNull(sw)) active = 0;
-    } else if (c->arch == ADEPT_ARCH_QWEN2 || c->arch == ADEPT_ARCH_QWEN3) {
+    } else if (qwen) {
         ADEPT_TRY(get_bool(p, "use_sliding_window", 0, &active));
         if (active && !present(sw)) active = 0;
     } else if (present(sw)) {
         active = 1; /* a Llama config with a window: treat like the others rather than ignore it */
     }
     if (present(sw)) ADEPT_TRY(get_int(p, "sliding_window", 1, 0x7fffffffL, 0, "a positive integer or null", &window));
-    /* recorded, and honoured by refusing sequences longer than the window (adept_model_plan): up to it every key
-       is inside the window, so attention is exact */
-    c->sliding_window = active && window < c->max_position_embeddings ? window : 0;
-    return ADEPT_OK;
-}
-
-static adept_status check_layer_types(const parser *p, const adept_config *c) {
-    const cJSON *lt = field(p, "layer_types");
-    char buf[96];
-    if (!present(lt)) return ADEPT_OK;
-    if (!cJSON_IsArray(lt))
-        return adept_fail(ADEPT_EFORMAT, "%s: layer_types must be a list, got %s", p->label, describe(lt, buf, sizeof buf));
-    int n = cJSON_GetArraySize(lt);
-    if (n != c->num_layers)
-        return adept_fail(ADEPT_EFORMAT, "%s: layer_types has %d entries but num_hidden_layers is %d", p->label, n,
-                          c->num_layers);
-    const cJSON *e;
-    cJSON_ArrayForEach(e, lt) {
-        if (!cJSON_IsString(e) ||
-            (strcmp(e->valuestring, "full_attention") && strcmp(e->valuestring, "sliding_attention")))
-            return adept_fail(ADEPT_EUNSUPPORTED, "%s: layer_types entry %s is not supported (full_attention, or "
-                              "sliding_attention with no effective window)", p->label, describe(e, buf, sizeof buf));
+    /* the layers layer_types marks sliding; without it, Qwen's max_window_layers rule or every layer */
+    int windowed = 0;
+    if (present(lt)) {
+        if (!cJSON_IsArray(lt))
+            return adept_fail(ADEPT_EFORMAT, "%s: layer_types must be a list, got %s", p->label,
+                              describe(lt, buf, sizeof buf));
+        int n = cJSON_GetArraySize(lt);
+        if (n != c->num_layers)
+            return adept_fail(ADEPT_EFORMAT, "%s: layer_types has %d entries but num_hidden_layers is %d", p->label, n,
+                              c->num_layers);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, lt) {
+            int sliding = cJSON_IsString(e) && !strcmp(e->valuestring, "sliding_attention");
+            if (!sliding && !(cJSON_IsString(e) && !strcmp(e->valuestring, "full_attention")))
+                return adept_fail(ADEPT_EUNSUPPORTED, "%s: layer_types entry %s is not supported (full_attention or "
+                                  "sliding_attention)", p->label, describe(e, buf, sizeof buf));
+            windowed += sliding;
+        }
+        if (!qwen && windowed == 0) active = 0;
+    } else if (qwen) {
+        int mwl = 0;
+        ADEPT_TRY(get_int(p, "max_window_layers", 0, 0x7fffffffL, 28, "a non-negative integer", &mwl));
+        windowed = mwl < c->num_layers ? c->num_layers - mwl : 0;
+    } else {
+        windowed = c->num_layers;
     }
+    if (!active || window >= c->max_position_embeddings || windowed == 0) {
+        c->sliding_window = 0; /* no layer is windowed, or the window spans the whole context */
+        return ADEPT_OK;
+    }
+    if (windowed != c->num_layers)
+        return adept_fail(ADEPT_EUNSUPPORTED, "%s: a sliding window of %d on %d of the %d layers (%s) is not supported: "
+                          "the engine windows every layer or none", p->label, window, windowed, c->num_layers,
+                          present(lt) ? "layer_types" : "max_window_layers");
+    c->sliding_window = window;
     return ADEPT_OK;
 }
 
@@ -385,7 +402,6 @@ static adept_status parse_fields(const parser *p, adept_config *c) {
         c->dtype = d;
     }
     ADEPT_TRY(check_sliding(p, c));
-    ADEPT_TRY(check_layer_types(p, c));
     ADEPT_TRY(check_unsupported(p, c));
     return ADEPT_OK;
 }

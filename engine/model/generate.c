@@ -41,7 +41,8 @@ static adept_status step(adept_model *m, gen_state *s, int32_t id, int pos) {
         be->rope_forward(s->k, s->cos_t, s->sin_t, 1, 1, KH, D, (size_t)pos);
         ADEPT_TRY(be->copy(kc + (size_t)pos * KD, s->k, KD * sizeof(float)));
         ADEPT_TRY(be->copy(vc + (size_t)pos * KD, s->v, KD * sizeof(float)));
-        be->attention_decode(s->y, s->att, s->q, kc, vc, (size_t)pos + 1, KD, H, KH, D);
+        size_t w0 = adept_model_window_start(c, (size_t)pos); /* a sliding window sees the last W positions */
+        be->attention_decode(s->y, s->att, s->q, kc + w0 * KD, vc + w0 * KD, (size_t)pos + 1 - w0, KD, H, KH, D);
         adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_O], s->x, s->y, NULL, 1, QD, C, 1);
         be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), 1, C, eps);
         adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_GATE], s->g, s->ln, NULL, 1, C, F, 0);
@@ -101,7 +102,6 @@ adept_status adept_model_generate(adept_model *m, const int32_t *prompt, int n_p
     if (c->max_position_embeddings > 0 && maxT > c->max_position_embeddings)
         return adept_fail(ADEPT_EINVAL, "generate: prompt (%d) + max_tokens (%d) exceeds max_position_embeddings %d",
                           n_prompt, max_tokens, c->max_position_embeddings);
-    ADEPT_TRY(adept_model_check_window(c, maxT, "generate"));
     size_t C = c->hidden_size, F = c->intermediate_size, D = c->head_dim, H = (size_t)c->num_heads, QD = H * D;
     size_t KD = (size_t)c->num_kv_heads * D, V = c->vocab_size, L = c->num_layers;
     size_t qmax = QD > C ? QD : C;

@@ -50,7 +50,8 @@ static adept_status step(adept_model *m, batch_state *s, const int32_t *host_ids
             be->rope_forward(k, s->cos_t, s->sin_t, 1, 1, KH, D, p);
             ADEPT_TRY(be->copy(kc + p * KD, k, KD * sizeof(float)));
             ADEPT_TRY(be->copy(vc + p * KD, s->v + j * KD, KD * sizeof(float)));
-            be->attention_decode(s->y + j * QD, s->att, q, kc, vc, p + 1, KD, H, KH, D);
+            size_t w0 = adept_model_window_start(c, p); /* a sliding window sees the last W positions */
+            be->attention_decode(s->y + j * QD, s->att, q, kc + w0 * KD, vc + w0 * KD, p + 1 - w0, KD, H, KH, D);
         }
         adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_O], s->x, s->y, NULL, N, QD, C, 1);
         be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), N, C, eps);
@@ -108,7 +109,6 @@ static adept_status check_request(const adept_model *m, const int32_t *prompts, 
             return adept_fail(ADEPT_EINVAL, "generate_batch: prompt %d (%d tokens) + max_tokens (%d) exceeds "
                               "max_position_embeddings %d", r + 1, n_prompt[r], o->max_tokens,
                               c->max_position_embeddings);
-        ADEPT_TRY(adept_model_check_window(c, n_prompt[r] + o->max_tokens, "generate_batch"));
     }
     return ADEPT_OK;
 }

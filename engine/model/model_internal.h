@@ -80,8 +80,12 @@ int adept_model_stop_layer(const adept_model *m);
 /* first_kept: the lowest layer whose buffers are kept (0: every layer, the most a plan can need) */
 adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override, int first_kept,
                                     int recompute, adept_plan_split *out);
-/* plan.c: refuses a sequence of T tokens longer than the config's sliding window, naming `op` */
-adept_status adept_model_check_window(const adept_config *c, int T, const char *op);
+/* The keys a token at position pos attends to in a KV cache under the config's sliding window: the first cached
+   position and how many (all pos + 1 without a window). */
+static inline size_t adept_model_window_start(const adept_config *c, size_t pos) {
+    size_t W = c->sliding_window > 0 ? (size_t)c->sliding_window : 0;
+    return W && pos + 1 > W ? pos + 1 - W : 0;
+}
 /* forward.c: one decoder layer's forward from acts.resid[l] into resid[l + 1] and the layer's slot (forward_from
    runs it for each layer; backward reruns it under recompute) */
 void adept_model_layer_forward(adept_model *m, int l);

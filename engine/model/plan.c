@@ -107,18 +107,9 @@ static size_t plan_sizes(const region *r, size_t n, size_t cls_elems[N_CLASSES])
     return total > SIZE_MAX / 8 ? 0 : total;
 }
 
-adept_status adept_model_check_window(const adept_config *c, int T, const char *op) {
-    if (c->sliding_window > 0 && T > c->sliding_window)
-        return adept_fail(ADEPT_EUNSUPPORTED, "%s: sequence length %d exceeds the config's sliding_window %d: "
-                          "attention beyond the window is not implemented (use sequences of at most %d tokens)", op, T,
-                          c->sliding_window, c->sliding_window);
-    return ADEPT_OK;
-}
-
 adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override, int first_kept,
                                     int recompute, adept_plan_split *out) {
     if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);
-    ADEPT_TRY(adept_model_check_window(c, T, "plan"));
     adept_acts scratch_acts = {0};
     region r[MAX_REGIONS];
     size_t rows = adept_model_head_rows((size_t)B * T, (size_t)c->vocab_size, head_rows_override);
@@ -143,7 +134,6 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
     if (c->max_position_embeddings > 0 && T > c->max_position_embeddings)
         return adept_fail(ADEPT_EINVAL, "model: sequence length %d exceeds max_position_embeddings %d", T,
                           c->max_position_embeddings);
-    ADEPT_TRY(adept_model_check_window(c, T, "model"));
     adept_model_acts_free(a);
     region r[MAX_REGIONS];
     size_t n = plan_regions(a, c, (size_t)B, (size_t)T, rows, first_kept, m->recompute, (size_t)m->lora_rank, r), e[N_CLASSES];

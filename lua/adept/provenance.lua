@@ -251,7 +251,7 @@ function M.start(spec)
     recipe = recipe and {path = recipe.path, sha256 = recipe.sha256, size = recipe.size, copy = "recipe.lua"} or nil,
     modules = modules, inputs = M.hash_inputs(spec.inputs or {}),
     engine = {version = info.version, commit = info.commit, lua = info.lua},
-    machine = {cpu = info.cpu, blas_core = info.blas_core, threads = adept.threads(),
+    machine = {cpu = info.cpu, isa = info.isa, blas_core = info.blas_core, threads = adept.threads(),
                ranks = adept.dist.world_size(), dist = adept.dist.backend(),
                openblas_coretype = os.getenv("OPENBLAS_CORETYPE")},
     seed = spec.options and spec.options.seed or adept.seed,

@@ -175,6 +175,20 @@ describe("m:add_lora", function()
     assert.same(logits, values(base:logits(BATCH)))
     fails(function() adept.lora.save_adapter(model(), dir .. "/none") end, "the model has no LoRA adapters")
     fails(function() adept.lora.save_adapter(m, dir .. "/x", {base = "t"}) end, "unknown option 'base'")
+
+    -- adept.save: the same two directories through one entry
+    local function bytes(path) local g = assert(io.open(path, "rb")); local b = g:read("a"); g:close(); return b end
+    adept.save(m, dir .. "/adapter2", {adapter = true, base_model = "tiny"})
+    for _, name in ipairs{"adapter_config.json", "adapter_model.safetensors"} do
+      assert.equals(bytes(dir .. "/adapter/" .. name), bytes(dir .. "/adapter2/" .. name), name)
+    end
+    adept.save(m, dir .. "/merged2")
+    assert.equals(bytes(dir .. "/merged/model.safetensors"), bytes(dir .. "/merged2/model.safetensors"))
+    assert.same({rank = 4, alpha = 8}, m:lora())
+    fails(function() adept.save(m, dir .. "/y", {adapter = true, dtype = "bf16"}) end, "unknown option 'dtype'")
+    fails(function() adept.save(m, dir .. "/y", {base_model = "t"}) end, "'base_model' goes with adapter = true")
+    fails(function() adept.save(m, dir .. "/y", {adapter = 1}) end, "'adapter' must be a boolean")
+    fails(function() adept.save(m, dir .. "/y", {dtpye = "f32"}) end, "dtpye")
     adept.fs.remove_tree(dir)
   end)
 

@@ -1,7 +1,7 @@
 /* The engine's side of tests/parity/test_attention_xent.py (built as parity_kernel_driver, not a test itself):
    runs the CPU backend's flash-style attention through the backend table (adept/backend.h) on inputs drawn
    here, and writes inputs and results for PyTorch's float64 reference to recompute.
-   usage: parity_kernel_driver attention B T H KH D seed out.bin
+   usage: parity_kernel_driver attention B T H KH D seed out.bin [window]   (window: sliding window, 0 = none)
    out.bin: q, k, v, dy, y, lse, dq, dk, dv as little-endian float32 arrays, in that order (q, dy, y, dq
    [B, T, H*D]; k, v, dk, dv [B, T, KH*D]; lse [B, H, T]); dq, dk, dv accumulated from zero. */
 #include <stdint.h>
@@ -31,13 +31,14 @@ static size_t arg(const char *s, const char *what) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 9 || strcmp(argv[1], "attention") != 0) {
-        fprintf(stderr, "usage: %s attention B T H KH D seed out.bin\n", argv[0]);
+    if ((argc != 9 && argc != 10) || strcmp(argv[1], "attention") != 0) {
+        fprintf(stderr, "usage: %s attention B T H KH D seed out.bin [window]\n", argv[0]);
         return 2;
     }
     size_t B = arg(argv[2], "B"), T = arg(argv[3], "T"), H = arg(argv[4], "H"), KH = arg(argv[5], "KH");
     size_t D = arg(argv[6], "D");
     state = arg(argv[7], "seed");
+    size_t W = argc == 10 ? arg(argv[9], "window") : 0;
     if (!B || !T || !H || !KH || !D || H % KH) {
         fprintf(stderr, "parity_kernel_driver: B, T, H, KH, D must be positive and H a multiple of KH\n");
         return 2;
@@ -56,8 +57,8 @@ int main(int argc, char **argv) {
         for (size_t j = 0; j < sizes[i]; j++) buf[i][j] = urand();
     const adept_backend *be = adept_backend_cpu();
     int blas = be->enter();
-    be->attention_forward(buf[4], buf[5], buf[0], buf[1], buf[2], B, T, H, KH, D);
-    be->attention_backward(buf[6], buf[7], buf[8], buf[3], buf[4], buf[5], buf[0], buf[1], buf[2], B, T, H, KH, D);
+    be->attention_forward(buf[4], buf[5], buf[0], buf[1], buf[2], B, T, H, KH, D, W);
+    be->attention_backward(buf[6], buf[7], buf[8], buf[3], buf[4], buf[5], buf[0], buf[1], buf[2], B, T, H, KH, D, W);
     be->exit(blas);
     FILE *f = fopen(argv[8], "wb");
     if (!f) {

@@ -71,6 +71,12 @@ def forward(cfg, W, inputs, rope_style="half", mm=None):
     eps, theta = cfg["rms_norm_eps"], cfg.get("rope_theta", 10000.0)
     emb = W["model.embed_tokens.weight"]
     mask = torch.full((T, T), float("-inf"), dtype=emb.dtype).triu(1)
+    # a sliding window (Mistral; Qwen2/3 only with use_sliding_window): key j visible to query i when i - W < j
+    window = cfg.get("sliding_window")
+    if (cfg.get("architectures") or [""])[0].startswith("Qwen") and not cfg.get("use_sliding_window"):
+        window = None
+    if window and window < T:
+        mask = mask + torch.full((T, T), float("-inf"), dtype=emb.dtype).tril(-window)
     x = emb[inputs]
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."

@@ -3,7 +3,9 @@
 1. flash-style attention: the CPU backend's forward (y and the per-row log-sum-exp) and backward (dq, dk, dv,
    recomputed block by block from lse) through the backend table, run by parity_kernel_driver on its own
    random inputs; torch recomputes causal GQA softmax attention in float64 from the same float32 inputs and
-   differentiates it. T = 4096 runs one kv group (2 query heads) with D = 8 to keep the test short.
+   differentiates it. T = 4096 runs one kv group (2 query heads) with D = 8 to keep the test short. The same
+   with sliding windows (Mistral's sliding_window: key j visible to query i when i - W < j <= i), of widths
+   that end inside a block, on a block edge and past several blocks.
 2. the classifier + cross-entropy in row chunks: a one-layer model with a 8192-token vocabulary (so the
    classifier works in chunks of 256 rows: 2 chunks at T = 512, 16 at T = 4096) run by adeptlua; loss and every
    gradient (the head's accumulated chunk by chunk, the last hidden state's through the model), and m:logits
@@ -45,10 +47,10 @@ def att_tol(T, D):
     return 6 * (T + D * D ** 0.5 + D) * U
 
 
-def attention_case(driver, B, T, H, KH, D, seed):
+def attention_case(driver, B, T, H, KH, D, seed, W=0):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "att.bin")
-        r = subprocess.run([driver, "attention", str(B), str(T), str(H), str(KH), str(D), str(seed), out],
+        r = subprocess.run([driver, "attention", str(B), str(T), str(H), str(KH), str(D), str(seed), out, str(W)],
                            capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
             print(r.stdout, r.stderr)
@@ -69,6 +71,8 @@ def attention_case(driver, B, T, H, KH, D, seed):
     dy = torch.tensor(got["dy"].astype(np.float64).reshape(B, T, H, D).transpose(0, 2, 1, 3).copy())
     kk, vv = k.repeat_interleave(H // KH, dim=1), v.repeat_interleave(H // KH, dim=1)
     mask = torch.full((T, T), float("-inf")).triu(1)
+    if W:  # HF's sliding window: also hide keys j <= i - W
+        mask = mask + torch.full((T, T), float("-inf")).tril(-W)
     s = q @ kk.transpose(-1, -2) / D ** 0.5 + mask
     lse = torch.logsumexp(s, dim=-1)  # (B, H, T)
     y = torch.softmax(s, dim=-1) @ vv
@@ -84,8 +88,8 @@ def attention_case(driver, B, T, H, KH, D, seed):
     for n in ("y", "lse", "dq", "dk", "dv"):
         e = rel_err(got[n], ref[n], scale.get(n, 0.0))
         worst.append(e)
-        check(e <= tol, f"attention B={B} T={T} H={H} KH={KH} D={D}: {n} relative error {e:.2e} <= {tol:.1e}")
-    print(f"attention T={T}: worst relative error {nan_max(worst):.2e} (bound {tol:.1e})")
+        check(e <= tol, f"attention B={B} T={T} H={H} KH={KH} D={D} W={W}: {n} relative error {e:.2e} <= {tol:.1e}")
+    print(f"attention T={T} window={W or 'none'}: worst relative error {nan_max(worst):.2e} (bound {tol:.1e})")
 
 
 # ---- 2. chunked classifier + cross-entropy through the model -------------------------------------------------
@@ -191,6 +195,11 @@ def main():
     for B, T, H, KH, D, seed in ((2, 1, 4, 2, 16, 1), (2, 17, 4, 2, 16, 2), (1, 512, 4, 2, 16, 3),
                                  (1, 4096, 2, 1, 8, 4)):
         attention_case(driver, B, T, H, KH, D, seed)
+    # sliding windows: 1 (each row sees itself only), inside one block, a block edge, across blocks; B*KH = 4
+    # groups at T = 512 takes the one-sweep backward on 2 threads, B*KH = 1 the two-pass one
+    for B, T, H, KH, D, seed, W in ((2, 17, 4, 2, 16, 5, 1), (2, 17, 4, 2, 16, 6, 5), (2, 512, 4, 2, 16, 7, 64),
+                                    (1, 512, 4, 2, 16, 8, 100), (1, 512, 2, 1, 16, 9, 200), (1, 4096, 2, 1, 8, 10, 1000)):
+        attention_case(driver, B, T, H, KH, D, seed, W)
     for T, seed in ((1, 11), (17, 12), (512, 13), (4096, 14)):
         head_case(exe, T, seed)
     if failures:

@@ -215,17 +215,17 @@ static void t_rope_backward(float *x, const float *c, const float *s, size_t B, 
     RUN(cpu->rope_backward(x, c, s, B, T, H, D, pos0));
 }
 static void t_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, size_t B,
-                                size_t T, size_t H, size_t KH, size_t D) {
+                                size_t T, size_t H, size_t KH, size_t D, size_t W) {
     const char *e = "attention_forward";
     dev(y, e), dev(lse, e), dev(q, e), dev(k, e), dev(v, e);
-    RUN(cpu->attention_forward(y, lse, q, k, v, B, T, H, KH, D));
+    RUN(cpu->attention_forward(y, lse, q, k, v, B, T, H, KH, D, W));
 }
 static void t_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                                  const float *q, const float *k, const float *v, size_t B, size_t T, size_t H,
-                                 size_t KH, size_t D) {
+                                 size_t KH, size_t D, size_t W) {
     const char *e = "attention_backward";
     dev(dq, e), dev(dk, e), dev(dv, e), dev(dy, e), dev(y, e), dev(lse, e), dev(q, e), dev(k, e), dev(v, e);
-    RUN(cpu->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D));
+    RUN(cpu->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W));
 }
 static void t_attention_decode(float *y, float *att, const float *q, const float *kc, const float *vc, size_t n,
                                size_t ld, size_t H, size_t KH, size_t D) {

@@ -176,8 +176,8 @@ static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
     float *d_q = dev_from(q, nq * 4), *d_k = dev_from(k, nk * 4), *d_v = dev_from(v, nk * 4);
     float *d_dy = dev_from(dy, nq * 4), *d_y = dev_from(NULL, nq * 4), *d_lse = dev_from(NULL, nl * 4);
     float *d_dq = dev_from(dq, nq * 4), *d_dk = dev_from(dk, nk * 4), *d_dv = dev_from(dv, nk * 4);
-    cpu_be->attention_forward(y, lse, q, k, v, B, T, H, KH, D);
-    cuda_be->attention_forward(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D);
+    cpu_be->attention_forward(y, lse, q, k, v, B, T, H, KH, D, 0);
+    cuda_be->attention_forward(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
     float *g_y = dev_back(d_y, nq * 4), *g_lse = dev_back(d_lse, nl * 4);
     char name[80];
     snprintf(name, sizeof name, "attention_forward y T=%zu", T);
@@ -187,8 +187,8 @@ static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
     /* backward from the CPU's forward results on both sides */
     CHECK_OK(cuda_be->to_device(d_y, y, nq * 4));
     CHECK_OK(cuda_be->to_device(d_lse, lse, nl * 4));
-    cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D);
-    cuda_be->attention_backward(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D);
+    cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, 0);
+    cuda_be->attention_backward(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
     float *g_dq = dev_back(d_dq, nq * 4), *g_dk = dev_back(d_dk, nk * 4), *g_dv = dev_back(d_dv, nk * 4);
     snprintf(name, sizeof name, "attention_backward dq T=%zu", T);
     compare_f32(name, g_dq, dq, nq, CUDA_TOL);
@@ -197,14 +197,14 @@ static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
     snprintf(name, sizeof name, "attention_backward dv T=%zu", T);
     compare_f32(name, g_dv, dv, nk, CUDA_TOL);
     /* one pass with dq alone and one with dk, dv alone: each adds the same again, the others stay */
-    cuda_be->attention_backward(d_dq, NULL, NULL, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D);
+    cuda_be->attention_backward(d_dq, NULL, NULL, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
     float *g_dk1 = dev_back(d_dk, nk * 4), *g_dv1 = dev_back(d_dv, nk * 4);
     snprintf(name, sizeof name, "attention_backward dk untouched by a dq-only pass T=%zu", T);
     compare_bitwise(name, g_dk1, g_dk, nk * 4);
     snprintf(name, sizeof name, "attention_backward dv untouched by a dq-only pass T=%zu", T);
     compare_bitwise(name, g_dv1, g_dv, nk * 4);
-    cuda_be->attention_backward(NULL, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D);
-    cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D);
+    cuda_be->attention_backward(NULL, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
+    cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, 0);
     float *g_dq2 = dev_back(d_dq, nq * 4), *g_dk2 = dev_back(d_dk, nk * 4), *g_dv2 = dev_back(d_dv, nk * 4);
     snprintf(name, sizeof name, "attention_backward dq twice T=%zu", T);
     compare_f32(name, g_dq2, dq, nq, CUDA_TOL);

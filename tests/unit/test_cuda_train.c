@@ -159,8 +159,8 @@ static void test_determinism(void) {
         float *d_y = dev_from(NULL, nq * 4), *d_lse = dev_from(NULL, nl * 4);
         float *d_dq = dev_from(NULL, nq * 4), *d_dk = dev_from(NULL, nk * 4), *d_dv = dev_from(NULL, nk * 4);
         float *d_rstd = dev_from(NULL, N * 4), *d_o = dev_from(NULL, N * C * 4), *d_dw = dev_from(NULL, C * 4);
-        cuda_be->attention_forward(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D);
-        cuda_be->attention_backward(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D);
+        cuda_be->attention_forward(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
+        cuda_be->attention_backward(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
         cuda_be->rmsnorm_forward(d_o, d_rstd, d_x, d_w, N, C, 1e-6);
         cuda_be->rmsnorm_backward(NULL, d_dw, d_dout, d_x, d_w, d_rstd, N, C);
         void *now[4] = {dev_back(d_dq, nq * 4), dev_back(d_dk, nk * 4), dev_back(d_dv, nk * 4), dev_back(d_dw, C * 4)};

@@ -177,8 +177,7 @@ static void test_errors(void) {
     expect_error(make(NULL, "rope_scaling", "\"dynamic\"", NULL, NULL), ADEPT_EFORMAT, "rope_scaling must be an object");
     expect_error(make(NULL, "rope_parameters", "{\"rope_type\": \"dynamic\"}", NULL, NULL), ADEPT_EUNSUPPORTED,
                  "rope_parameters");
-    /* a window shorter than the context is recorded (sequences up to it are exact; longer ones are refused when
-       planned, test_hf_model) */
+    /* a window shorter than the context is recorded, and the attention kernels apply it (test_model) */
     CHECK_OK(parse(make("model_type", "architectures", "[\"MistralForCausalLM\"]", "sliding_window", "128"), &c));
     CHECK(c.sliding_window == 128);
     adept_hf_config_clear(&c);
@@ -186,15 +185,34 @@ static void test_errors(void) {
     CHECK(c.sliding_window == 4096); /* MistralConfig's default window */
     adept_hf_config_clear(&c);
     {
-        /* Qwen2 with use_sliding_window true and a short window */
-        char buf[8192];
-        snprintf(buf, sizeof buf, "%s", make("model_type", "architectures", "[\"Qwen2ForCausalLM\"]",
-                                             "use_sliding_window", "true"));
-        buf[strlen(buf) - 1] = '\0';
-        strcat(buf, ", \"sliding_window\": 64}");
-        CHECK_OK(parse(buf, &c));
-        CHECK(c.sliding_window == 64);
-        adept_hf_config_clear(&c);
+        /* Qwen2 with use_sliding_window true and a short window: HF windows the layers from max_window_layers up
+           (default 28, so none of these 5), or those layer_types marks sliding; the engine takes all or none */
+        static const struct { const char *extra; int window; const char *refusal; } cases[] = {
+            {"", 0, NULL},
+            {", \"max_window_layers\": 0", 64, NULL},
+            {", \"max_window_layers\": 5", 0, NULL},
+            {", \"max_window_layers\": 3", -1, "on 2 of the 5 layers (max_window_layers)"},
+            {", \"layer_types\": [\"sliding_attention\",\"sliding_attention\",\"sliding_attention\","
+             "\"sliding_attention\",\"sliding_attention\"]", 64, NULL},
+            {", \"layer_types\": [\"full_attention\",\"full_attention\",\"full_attention\",\"full_attention\","
+             "\"sliding_attention\"]", -1, "on 1 of the 5 layers (layer_types)"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char buf[8192];
+            snprintf(buf, sizeof buf, "%s", make("model_type", "architectures", "[\"Qwen2ForCausalLM\"]",
+                                                 "use_sliding_window", "true"));
+            buf[strlen(buf) - 1] = '\0';
+            strcat(buf, ", \"sliding_window\": 64");
+            strcat(buf, cases[i].extra);
+            strcat(buf, "}");
+            if (cases[i].refusal) {
+                expect_error(buf, ADEPT_EUNSUPPORTED, cases[i].refusal);
+                continue;
+            }
+            CHECK_OK(parse(buf, &c));
+            CHECK(c.sliding_window == cases[i].window);
+            adept_hf_config_clear(&c);
+        }
     }
     expect_error(make("model_type", "architectures", "[\"MistralForCausalLM\"]", "sliding_window", "0"),
                  ADEPT_EFORMAT, "sliding_window");

@@ -126,7 +126,7 @@ static void test_rope(void) {
 typedef struct { double *q, *k, *v, *lse; size_t B, T, H, KH, D; } at_ctx;
 static void at_fwd(void *c, double *out) {
     at_ctx *k = c;
-    adept_attention_forward_f64(out, k->lse, k->q, k->k, k->v, k->B, k->T, k->H, k->KH, k->D);
+    adept_attention_forward_f64(out, k->lse, k->q, k->k, k->v, k->B, k->T, k->H, k->KH, k->D, 0);
 }
 /* The textbook formula, one row at a time with the whole score row (what the blocked kernel must equal):
    y_i = sum_{j<=i} softmax_j(scale q_i . k_j) v_j and lse_i = log sum_{j<=i} exp(scale q_i . k_j). */
@@ -172,7 +172,7 @@ static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
     CHECK(worst < 1e-12);
     /* backward from the forward's output and lse (causality: the FD also checks that the output at position 0
        does not depend on later keys) */
-    adept_attention_backward_f64(dq, dk, dv, proj, out, k.lse, k.q, k.k, k.v, B, T, H, KH, D);
+    adept_attention_backward_f64(dq, dk, dv, proj, out, k.lse, k.q, k.k, k.v, B, T, H, KH, D, 0);
     fd_var v[] = {{"q", k.q, nq, dq}, {"k", k.k, nk, dk}, {"v", k.v, nk, dv}};
     if (T > 1) fd_check("attention", at_fwd, &k, nq, proj, v, 3);
     else { /* one key: the softmax is 1 whatever q and k, so their gradients are exactly zero */
@@ -184,7 +184,7 @@ static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
     double *dv2 = zeros(nk);
     at_fwd(&k, out); /* the FD's last evaluation left a perturbed lse */
     for (size_t i = 0; i < nk; i++) dv2[i] = 1;
-    adept_attention_backward_f64(NULL, NULL, dv2, proj, out, k.lse, k.q, k.k, k.v, B, T, H, KH, D);
+    adept_attention_backward_f64(NULL, NULL, dv2, proj, out, k.lse, k.q, k.k, k.v, B, T, H, KH, D, 0);
     worst = 0;
     for (size_t i = 0; i < nk; i++) worst = check_max(worst, fabs(dv2[i] - 1 - dv[i]));
     CHECK(worst < 1e-12);
@@ -250,8 +250,8 @@ static void test_f32_matches_f64(void) {
           *lf = own(malloc(H * T * 4));
     for (size_t i = 0; i < nq; i++) qf[i] = (float)q[i];
     for (size_t i = 0; i < nk; i++) { kf[i] = (float)k[i]; vf[i] = (float)v[i]; }
-    adept_attention_forward_f64(y, lse, q, k, v, B, T, H, KH, D);
-    adept_attention_forward(yf, lf, qf, kf, vf, B, T, H, KH, D);
+    adept_attention_forward_f64(y, lse, q, k, v, B, T, H, KH, D, 0);
+    adept_attention_forward(yf, lf, qf, kf, vf, B, T, H, KH, D, 0);
     double worst = 0;
     for (size_t i = 0; i < nq; i++) worst = check_max(worst, fabs(y[i] - yf[i]));
     for (size_t i = 0; i < H * T; i++) worst = check_max(worst, fabs(lse[i] - lf[i]));
@@ -261,8 +261,9 @@ static void test_f32_matches_f64(void) {
 /* The fp32 kernels the model runs give the same bits for 1 and 3 threads: every output element has one owner
    that sums in a fixed order (items are (batch, head, block); the schedule only picks the thread). T = 150
    spans three blocks; the gradients accumulate onto nonzero contents. With B * KH = 4 items, 1 thread takes the
-   one-sweep backward and 3 threads the two-pass one (engine/ops/cpu/layers_impl.inc): they must agree bitwise. */
-static void test_attention_threads(void) {
+   one-sweep backward and 3 threads the two-pass one (engine/ops/cpu/layers_impl.inc): they must agree bitwise,
+   also under a sliding window W (0: none). */
+static void test_attention_threads(size_t W) {
     size_t B = 2, T = 150, H = 4, KH = 2, D = 16, nq = B * T * H * D, nk = B * T * KH * D, nl = B * H * T;
     float *in = own(malloc((2 * nq + 2 * nk) * 4));
     for (size_t i = 0; i < 2 * nq + 2 * nk; i++) in[i] = (float)urand();
@@ -276,8 +277,8 @@ static void test_attention_threads(void) {
         float *y = o, *lse = y + nq, *dq = lse + nl, *dk = dq + nq, *dv = dk + nk;
         for (size_t i = nq + nl; i < n_out; i++) o[i] = 0.5f;
         int blas = adept_model_blas_enter();
-        adept_attention_forward(y, lse, q, k, v, B, T, H, KH, D);
-        adept_attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D);
+        adept_attention_forward(y, lse, q, k, v, B, T, H, KH, D, W);
+        adept_attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W);
         adept_model_blas_exit(blas);
     }
     adept_set_threads(0);
@@ -296,7 +297,9 @@ int main(void) {
     test_xent();
     test_embedding();
     test_f32_matches_f64();
-    test_attention_threads();
+    test_attention_threads(0);
+    test_attention_threads(70); /* a sliding window: the two backward paths skip the same key blocks */
+    test_attention_threads(1);
     free_owned();
     return check_summary();
 }

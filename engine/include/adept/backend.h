@@ -76,12 +76,14 @@ typedef struct adept_backend {
        each query row's scaled scores, kept for backward instead of the probabilities; q [B,T,H*D], k/v
        [B,T,KH*D]; scale 1/sqrt(D). Backward recomputes the probabilities block by block from q, k and lse, with
        D_i = rowsum(dy * y) and dS = P (dP - D_i) scale; dq, dk, dv accumulate (each may be NULL). Any scratch is
-       the backend's own and O(block^2) (no argument); fixed blocks and summation orders, no atomics. */
+       the backend's own and O(block^2) (no argument); fixed blocks and summation orders, no atomics.
+       window: a sliding window W (query row i sees keys (i - W, i], Mistral's sliding_window as HF applies it),
+       0 for plain causal attention; a backend without windows records an error for 0 < W < T. */
     void (*attention_forward)(float *y, float *lse, const float *q, const float *k, const float *v, size_t B,
-                              size_t T, size_t H, size_t KH, size_t D);
+                              size_t T, size_t H, size_t KH, size_t D, size_t window);
     void (*attention_backward)(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                                const float *q, const float *k, const float *v, size_t B, size_t T, size_t H,
-                               size_t KH, size_t D);
+                               size_t KH, size_t D, size_t window);
     /* One query token against a KV cache (generation): y [H*D] = softmax(q k^T / sqrt(D)) v over the n cached
        positions; q [H*D]; k_cache/v_cache rows of ld floats (head g of the kv group at column g*D); att is
        scratch [H, n]. The CPU version keeps libm's expf and the serial order of the first engine. */

@@ -30,11 +30,13 @@
                                 size_t pos0);                                                                     \
     /* causal softmax attention with GQA, flash style: y [B,T,H*D]; lse [B,H,T] log-sum-exp per query row and \
        head; q [B,T,H*D], k/v [B,T,KH*D]; scale 1/sqrt(D). Blocks of ADEPT_ATT_BLOCK rows and keys.           \
-       Backward recomputes the probabilities from lse; dq, dk, dv accumulate (each may be NULL). */            \
+       Backward recomputes the probabilities from lse; dq, dk, dv accumulate (each may be NULL). W: sliding      \
+       window (row i sees keys (i - W, i]), 0 for none. */                                                       \
     void adept_attention_forward##S(R *y, R *lse, const R *q, const R *k, const R *v, size_t B, size_t T,        \
-                                    size_t H, size_t KH, size_t D);                                               \
+                                    size_t H, size_t KH, size_t D, size_t W);                                     \
     void adept_attention_backward##S(R *dq, R *dk, R *dv, const R *dy, const R *y, const R *lse, const R *q,     \
-                                     const R *k, const R *v, size_t B, size_t T, size_t H, size_t KH, size_t D); \
+                                     const R *k, const R *v, size_t B, size_t T, size_t H, size_t KH, size_t D,  \
+                                     size_t W);                                                                   \
     /* h = silu(gate) * up; backward OVERWRITES dgate and dup (they are never shared) */                                                                                    \
     void adept_swiglu_forward##S(R *h, const R *gate, const R *up, size_t n);                                    \
     void adept_swiglu_backward##S(R *dgate, R *dup, const R *dh, const R *gate, const R *up, size_t n);          \

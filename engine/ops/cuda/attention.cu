@@ -277,10 +277,19 @@ template <typename K> static bool smem_ok(const char *op, K kernel, size_t bytes
     return true;
 }
 
+/* The CUDA kernels have no sliding window yet: a window narrower than the sequence is an error naming the op (the
+   CPU backend has one; sequences up to the window need none). */
+static bool window_ok(const char *op, size_t T, size_t window) {
+    if (!window || window >= T) return true;
+    record_msg(op, ADEPT_EUNSUPPORTED, "a sliding window narrower than the sequence is not implemented on the cuda "
+               "device (use sequences of at most sliding_window tokens there, or the cpu device)");
+    return false;
+}
+
 void attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, size_t B, size_t T,
-                       size_t H, size_t KH, size_t D) {
+                       size_t H, size_t KH, size_t D, size_t window) {
     size_t items = B * H * ((T + kTile - 1) / kTile);
-    if (!items || !D || !shape_ok("attention_forward", H, KH)) return;
+    if (!items || !D || !shape_ok("attention_forward", H, KH) || !window_ok("attention_forward", T, window)) return;
     size_t bytes = sizeof(float) * ((size_t)kTile * (3 * D + D + 1) + (size_t)kTile * kTile);
     if (!smem_ok("attention_forward", flash_fwd_kernel, bytes, D)) return;
     float scale = (float)(1.0 / sqrt((double)D));
@@ -290,9 +299,10 @@ void attention_forward(float *y, float *lse, const float *q, const float *k, con
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                         const float *q, const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH,
-                        size_t D) {
+                        size_t D, size_t window) {
     size_t nt = (T + kTile - 1) / kTile;
-    if (!B || !nt || !D || !shape_ok("attention_backward", H, KH)) return;
+    if (!B || !nt || !D || !shape_ok("attention_backward", H, KH) || !window_ok("attention_backward", T, window))
+        return;
     float scale = (float)(1.0 / sqrt((double)D));
     if (dk || dv) {
         size_t bytes = sizeof(float) * ((size_t)kTile * (2 * (D + 1) + 2 * D) + 2 * (size_t)kTile * kTile + 2 * kTile);

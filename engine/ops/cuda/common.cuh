@@ -119,10 +119,10 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, size_t B, 
 void swiglu_forward(float *h, const float *gate, const float *up, size_t n);
 void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n);
 void attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, size_t B, size_t T,
-                       size_t H, size_t KH, size_t D);
+                       size_t H, size_t KH, size_t D, size_t window);
 void attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                         const float *q, const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH,
-                        size_t D);
+                        size_t D, size_t window);
 void attention_decode(float *y, float *att, const float *q, const float *k_cache, const float *v_cache, size_t n,
                       size_t ld, size_t H, size_t KH, size_t D);
 void embedding_forward(float *out, const int32_t *ids, const float *emb, size_t N, size_t C);

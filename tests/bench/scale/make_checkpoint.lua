@@ -17,6 +17,21 @@ local cfg = assert(SHAPES[a.shape], "shape= must be qwen3_1_7b or llama3_8b")
 local out = assert(a.out, "out= is required")
 if adept.fs.exists(out .. "/config.json") then print("exists: " .. out) return end
 local t0 = adept.now()
-local m = adept.model(cfg, {seed = 1, init_std = 0.02})
-m:save(out, {dtype = "bf16", max_shard_bytes = 2 * 1024 * 1024 * 1024})
+if a.shape == "llama3_8b" then
+  -- 32 GB in fp32 does not fit this machine: make_weights.py streams bf16 shards a chunk at a time (its own RNG),
+  -- and config.json goes in last, so an interrupted run is redone
+  adept.fs.mkdir_p(out)
+  cfg.torch_dtype = "bfloat16"
+  local tmp = out .. "/config.json.tmp"
+  local f = assert(io.open(tmp, "w"))
+  f:write(adept.json.encode(cfg))
+  f:close()
+  local here = arg[0]:match("^(.*)/[^/]*$") or "."
+  local ok = os.execute(("/usr/bin/python3 '%s/make_weights.py' '%s' '%s'"):format(here, tmp, out))
+  assert(ok, "make_weights.py failed")
+  os.rename(tmp, out .. "/config.json")
+else
+  local m = adept.model(cfg, {seed = 1, init_std = 0.02})
+  m:save(out, {dtype = "bf16", max_shard_bytes = 2 * 1024 * 1024 * 1024})
+end
 print(("wrote %s (%s, bf16 shards) in %.1f s"):format(out, a.shape, adept.now() - t0))
