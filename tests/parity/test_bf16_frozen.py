@@ -167,8 +167,9 @@ def main():
             auto = out["logits_auto"]
             errs = [rel(auto, r) for r in refs]
             best = min(range(len(errs)), key=errs.__getitem__)
-            check(errs[best] <= TOL, "%s: bf16 logits match the bf16-rounding reference (rel %.2e, tol %.1e; %s)" % (
-                label, errs[best], TOL, which(best, len(refs))))
+            check(errs[best] <= TOL, "%s: bf16 logits match the reference %s (rel %.2e, tol %.1e; %s)" % (
+                label, "rounding operands to bf16" if onednn else "with fp32 operands", errs[best], TOL,
+                which(best, len(refs))))
             check(rel(out["logits_f32"], ref_exact) <= TOL, "%s: dtype f32 logits match the fp32 reference (rel %.2e)"
                   % (label, rel(out["logits_f32"], ref_exact)))
             if onednn:
