@@ -195,6 +195,11 @@ describe("bf16 frozen weights", function()
     assert.equals(1, m:param(name):get(1, 1))
     -- LoRA on bf16 weights: forward through bf16 rows plus fp32 adapters; merging widens the adapted rows
     m:add_lora{rank = 2, alpha = 4, targets = {"q_proj"}}
+    local opt = adept.adamw(m, {lr = 1e-2})
+    local before = m:loss_and_grad(TRAIN)
+    opt:step()
+    m:zero_grad()
+    assert.is_true(m:loss(TRAIN) < before) -- the adapters train over frozen bf16 projections
     assert.equals("bf16", m:param("model.layers.0.self_attn.q_proj.weight"):dtype())
     m:merge_lora()
     assert.equals("f32", m:param("model.layers.0.self_attn.q_proj.weight"):dtype())
