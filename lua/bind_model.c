@@ -64,9 +64,11 @@ static void config_from_table(lua_State *L, int arg, adept_config *c, const char
 }
 
 /* adept.plan(config_or_dir [, {batch_size=8, seq_len=256, copies=0, trainable="all"|"none"|"copies"|{layers...},
-   shards=1, recompute=false}]) -> {weights=, masters=, grads=, optimizer=, activations=, workspace=, total=, params=,
+   shards=1, recompute=false, dtype="auto"|"f32"|"bf16"|"f16"}]) -> {weights=, masters=, grads=, optimizer=, activations=, workspace=, total=, params=,
    trainable_params=, first_kept=, layers=}: the bytes a run will take, without loading or allocating
-   (adept_plan_estimate). config_or_dir: a table of HF config fields or a model directory (its config.json). */
+   (adept_plan_estimate). config_or_dir: a table of HF config fields or a model directory (its config.json).
+   dtype "auto" is what adept.load's default keeps: the matrices in config.json's torch_dtype when bfloat16/float16
+   (frozen ones at 2 bytes, trainable ones as fp32 masters), else fp32; "f32" is adept.load{dtype="f32"}. */
 static int l_plan(lua_State *L) {
     adept_config c;
     if (lua_type(L, 1) == LUA_TSTRING) {
@@ -77,11 +79,21 @@ static int l_plan(lua_State *L) {
         config_from_table(L, 1, &c, "adept.plan");
     }
     adept_plan_request r = {.batch_size = 8, .seq_len = 256, .trainable = ADEPT_PLAN_ALL, .shards = 1};
-    int *layers = NULL;
+    int *layers = NULL, dtype_given = 0;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        static const char *const keys[] = {"batch_size", "seq_len", "copies", "trainable", "shards", "recompute", NULL};
+        static const char *const keys[] = {"batch_size", "seq_len", "copies", "trainable", "shards", "recompute",
+                                           "dtype", NULL};
         adept_lua_check_keys(L, 2, keys, "adept.plan");
+        const char *dt = adept_lua_opt_str_field(L, 2, "dtype", "auto");
+        if (strcmp(dt, "auto") == 0) { /* as adept.load's default: the checkpoint's dtype (config.json's torch_dtype) */
+        } else if (strcmp(dt, "f32") == 0 || strcmp(dt, "bf16") == 0 || strcmp(dt, "f16") == 0) {
+            adept_dtype_parse(dt, &r.dtype);
+        } else {
+            adept_hf_config_clear(&c);
+            return luaL_error(L, "adept.plan: dtype must be \"auto\", \"f32\", \"bf16\" or \"f16\", got '%s'", dt);
+        }
+        dtype_given = strcmp(dt, "auto") != 0;
         r.batch_size = (int)adept_lua_opt_int_field_range(L, 2, "batch_size", 8, 1, 1 << 20);
         r.seq_len = (int)adept_lua_opt_int_field_range(L, 2, "seq_len", 256, 1, 1 << 24);
         r.copies = (int)adept_lua_opt_int_field_range(L, 2, "copies", 0, 0, 1 << 16);
@@ -110,6 +122,7 @@ static int l_plan(lua_State *L) {
         }
         lua_pop(L, 1);
     }
+    if (!dtype_given) r.dtype = c.dtype == ADEPT_BF16 || c.dtype == ADEPT_F16 ? c.dtype : ADEPT_F32;
     adept_plan_bytes b;
     adept_status st = adept_plan_estimate(&c, &r, &b);
     adept_hf_config_clear(&c);
@@ -183,16 +196,18 @@ static int m_set_param(lua_State *L) {
         return luaL_error(L, "set_param: %s has shape %s, the tensor has %s", p->name,
                           adept_shape_str(p->ndim, p->shape, a, sizeof a), adept_shape_str(t->ndim, t->shape, b, sizeof b));
     }
+    /* into the row's dtype: fp32, or a frozen row's bf16/f16 (rounded to nearest even, as torch's copy_ does) */
+    adept_dtype dt = p->value->dtype;
     if (adept_tensor_device(p->value) == ADEPT_CPU && adept_tensor_device(t) == ADEPT_CPU) {
-        ADEPT_LUA_TRY(L, "set_param", adept_convert(adept_tensor_data(p->value), ADEPT_F32, adept_tensor_data(t),
+        ADEPT_LUA_TRY(L, "set_param", adept_convert(adept_tensor_data(p->value), dt, adept_tensor_data(t),
                                                     t->dtype, p->numel));
         return 0;
     }
     /* a device on either side: converted on the host, then one copy into the row */
     adept_tensor *h = adept_lua_host_tensor(L, t, "set_param");
-    float *f32 = lua_newuserdatauv(L, p->numel * sizeof(float) + 1, 0);
-    ADEPT_LUA_TRY(L, "set_param", adept_convert(f32, ADEPT_F32, adept_tensor_data(h), h->dtype, p->numel));
-    ADEPT_LUA_TRY(L, "set_param", adept_tensor_write(p->value, 0, f32, p->numel * sizeof(float)));
+    void *conv = lua_newuserdatauv(L, p->numel * adept_dtype_size(dt) + 1, 0);
+    ADEPT_LUA_TRY(L, "set_param", adept_convert(conv, dt, adept_tensor_data(h), h->dtype, p->numel));
+    ADEPT_LUA_TRY(L, "set_param", adept_tensor_write(p->value, 0, conv, p->numel * adept_dtype_size(dt)));
     return 0;
 }
 
@@ -365,13 +380,17 @@ static int m_zero_grad(lua_State *L) {
 
 static int m_memory(lua_State *L) {
     adept_memory mem = adept_model_memory(adept_lua_check_model(L, 1));
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 5);
     lua_pushinteger(L, (lua_Integer)mem.params);
     lua_setfield(L, -2, "params");
     lua_pushinteger(L, (lua_Integer)mem.grads);
     lua_setfield(L, -2, "grads");
     lua_pushinteger(L, (lua_Integer)mem.activations);
     lua_setfield(L, -2, "activations");
+    lua_pushinteger(L, (lua_Integer)mem.params_f32); /* the fp32 value slab (trainable rows' masters, norms) */
+    lua_setfield(L, -2, "params_f32");
+    lua_pushinteger(L, (lua_Integer)mem.params_16);  /* the 16-bit slab (frozen bf16/f16 matrices) */
+    lua_setfield(L, -2, "params_16");
     return 1;
 }
 

@@ -2,23 +2,30 @@
    m:save(dir [, {dtype=, max_shard_bytes=}]), added to the model metatable that bind_model.c defines. */
 #include <string.h>
 
+#include "adept/backend.h"
 #include "adept/model.h"
 #include "binding.h"
 
-/* adept.load(path [, {allow_nonfinite=false, device=, recompute=false}]): weights holding NaN or infinity are
-   refused, naming the tensor, unless allow_nonfinite is set (inspecting a diverged checkpoint). device ("cpu" |
-   "cuda") defaults to adept.default_device (`adeptlua --device`). recompute: m:set_recompute(true). */
+/* adept.load(path [, {allow_nonfinite=false, device=, dtype="auto", recompute=false}]): weights holding NaN or
+   infinity are refused, naming the tensor, unless allow_nonfinite is set (inspecting a diverged checkpoint).
+   device ("cpu" | "cuda") defaults to adept.default_device (`adeptlua --device`). dtype "auto" keeps the matrices
+   of a bf16/f16 checkpoint in that dtype while frozen, "f32" widens everything (adept_model_load_dtype).
+   recompute: m:set_recompute(true). */
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.load");
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-    static const char *const known[] = {"allow_nonfinite", "device", "recompute", NULL};
+    static const char *const known[] = {"allow_nonfinite", "device", "dtype", "recompute", NULL};
     adept_lua_check_keys(L, 2, known, "adept.load");
+    const char *dt = adept_lua_opt_str_field(L, 2, "dtype", "auto");
+    if (strcmp(dt, "auto") != 0 && strcmp(dt, "f32") != 0)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "dtype must be \"auto\" or \"f32\", got '%s'", dt));
+    adept_load_dtype mode = strcmp(dt, "f32") == 0 ? ADEPT_LOAD_F32 : ADEPT_LOAD_AUTO;
     int allow_nonfinite = adept_lua_opt_bool_field(L, 2, "allow_nonfinite", 0);
     int recompute = adept_lua_opt_bool_field(L, 2, "recompute", 0);
     adept_device device = (adept_device)adept_lua_opt_device(L, 2, "adept.load");
     adept_model *m;
-    ADEPT_LUA_TRY(L, "adept.load", adept_model_load_on(path, device, &m));
+    ADEPT_LUA_TRY(L, "adept.load", adept_model_load_dtype(path, device, mode, &m));
     if (!allow_nonfinite && adept_model_check_finite(m) != ADEPT_OK) {
         adept_model_free(m);
         return luaL_error(L, "adept.load: %s: %s", path, adept_last_error());
@@ -52,10 +59,21 @@ static int m_save(lua_State *L) {
     return 1;
 }
 
+/* adept.w16_products([dtype="bf16"]) -> "onednn" | "sgemm": how the CPU multiplies by frozen 16-bit weights
+   (adept_cpu_w16_path; docs/model.md "Precision") */
+static int l_w16_products(lua_State *L) {
+    const char *name = luaL_optstring(L, 1, "bf16");
+    adept_dtype d;
+    if (adept_dtype_parse(name, &d) != ADEPT_OK || (d != ADEPT_BF16 && d != ADEPT_F16))
+        return luaL_argerror(L, 1, lua_pushfstring(L, "dtype must be bf16 or f16, got '%s'", name));
+    lua_pushstring(L, adept_cpu_w16_path(d));
+    return 1;
+}
+
 void adept_open_model_io(lua_State *L) {
     /* bind_model.c creates the class (it is opened before this file) */
     static const luaL_Reg methods[] = {{"save", m_save}, {NULL, NULL}};
     adept_lua_add_methods(L, ADEPT_MODEL_MT, methods);
-    static const luaL_Reg fns[] = {{"load", l_load}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"load", l_load}, {"w16_products", l_w16_products}, {NULL, NULL}};
     adept_lua_setfuncs(L, fns, "adept.");
 }

@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   liblua5.4-dev lua5.4 libopenblas-dev libarchive-dev libcjson-dev libpcre2-dev libutf8proc-dev libcairo2-dev libssl-dev fonts-dejavu-core
+  libdnnl-dev
   libopenmpi-dev openmpi-bin
 )
 if [[ "${1:-}" == "test" ]]; then

@@ -35,6 +35,7 @@
 #include "adept/log.h"
 #include "adept/model.h"
 #include "adept/safetensors.h"
+#include "model/model_internal.h"
 
 #ifndef ADEPT_VERSION
 #define ADEPT_VERSION "0.0.0"
@@ -210,6 +211,11 @@ static adept_status load_param(const shards *s, adept_param *p, const adept_conf
         return adept_fail(ADEPT_ESHAPE, "%s: tensor %s has shape %s, expected %s for this config", file, p->name, got,
                           want);
     }
+    if (p->value->dtype == e->dtype && e->dtype != ADEPT_F32) /* a 16-bit row keeps the file's bytes */
+        return adept_tensor_write(p->value, 0, entry_bytes(s->st[sh], e), p->numel * 2);
+    if (p->value->dtype != ADEPT_F32)
+        return adept_fail(ADEPT_EFORMAT, "%s: tensor %s has dtype %s but the model keeps it as %s", file, p->name,
+                          adept_dtype_safetensors_name(e->dtype), adept_dtype_name(p->value->dtype));
     if (!scratch) {
         to_f32(adept_tensor_f32(p->value), entry_bytes(s->st[sh], e), e->dtype, p->numel);
         return ADEPT_OK;
@@ -254,7 +260,7 @@ static adept_status check_extras(const shards *s, adept_model *m, const adept_co
                 if (tmp) {
                     /* the embedding is read back from wherever it lives (the model may be on a device) */
                     to_f32(tmp, entry_bytes(st, e), e->dtype, emb->numel);
-                    adept_status rs = adept_tensor_read(emb->value, 0, tmp + emb->numel, emb->numel * sizeof(float));
+                    adept_status rs = adept_model_row_f32(m, emb, tmp + emb->numel);
                     equal = rs == ADEPT_OK && !memcmp(tmp, tmp + emb->numel, emb->numel * sizeof(float));
                     free(tmp);
                     if (rs != ADEPT_OK) return rs;
@@ -317,7 +323,7 @@ static size_t config_numel(const adept_config *c) {
     return (size_t)c->vocab_size * C * (c->tie_word_embeddings ? 1 : 2) + C + (size_t)c->num_layers * layer;
 }
 
-static adept_status load_hf_dir(const char *dir, adept_device device, adept_model **out) {
+static adept_status load_hf_dir(const char *dir, adept_device device, adept_load_dtype mode, adept_model **out) {
     adept_config cfg;
     char *cpath = path_join(dir, "config.json");
     if (!cpath) return adept_fail(ADEPT_ENOMEM, "out of memory");
@@ -327,6 +333,7 @@ static adept_status load_hf_dir(const char *dir, adept_device device, adept_mode
     shards s;
     adept_model *m = NULL;
     int *expanded = NULL, n_expanded = 0;
+    int seen2 = -1; /* the one dtype of the 2-D tensors (the matrices), F32 when they mix */
     st = open_shards(dir, &s);
     if (st == ADEPT_OK) st = read_adept_json(dir, cfg.num_layers, &expanded, &n_expanded);
     if (st == ADEPT_OK) st = adept_hf_config_strip_layers(&cfg, expanded, n_expanded, cfg.num_layers);
@@ -341,6 +348,7 @@ static adept_status load_hf_dir(const char *dir, adept_device device, adept_mode
                 held += adept_shape_numel(e->ndim, e->shape);
                 if (!is_float_weight(e->dtype)) continue;
                 seen = seen < 0 || seen == (int)e->dtype ? (int)e->dtype : (int)ADEPT_F32;
+                if (e->ndim == 2) seen2 = seen2 < 0 || seen2 == (int)e->dtype ? (int)e->dtype : (int)ADEPT_F32;
             }
         cfg.dtype = seen < 0 ? ADEPT_F32 : (adept_dtype)seen;
         size_t need = config_numel(&cfg);
@@ -348,7 +356,18 @@ static adept_status load_hf_dir(const char *dir, adept_device device, adept_mode
             st = adept_fail(ADEPT_EFORMAT, "config.json describes %zu weights but the safetensors files hold %zu: "
                             "config.json does not match the weights", need, held);
     }
-    if (st == ADEPT_OK) st = adept_model_create_on(&cfg, device, 0, 0.0f, &m);
+    /* dtype auto: the matrices stay bf16 (or f16) when every matrix of the checkpoint is (DESIGN.md §2.9; norms may
+       be kept in f32 by some writers) */
+    adept_dtype matrices = ADEPT_F32, m16 = seen2 < 0 ? ADEPT_F32 : (adept_dtype)seen2;
+    if (st == ADEPT_OK && mode == ADEPT_LOAD_AUTO && (m16 == ADEPT_BF16 || m16 == ADEPT_F16)) {
+        const adept_backend *be = adept_backend_for(device);
+        if (be && be->matmul_forward_w16 && be->matmul_backward_w16 && be->embedding_forward_w16)
+            matrices = m16;
+        else if (be)
+            adept_log(ADEPT_LOG_WARN, "load: the %s backend has no %s products; weights are widened to f32 (dtype \"f32\")",
+                           be->name, adept_dtype_name(m16));
+    }
+    if (st == ADEPT_OK) st = adept_model_create_stored(&cfg, device, matrices, &m);
     /* on a device: one host buffer of the largest row, each tensor widened there and uploaded */
     float *scratch = NULL;
     if (st == ADEPT_OK && device != ADEPT_CPU) {
@@ -410,6 +429,28 @@ adept_status adept_model_check_finite(adept_model *m) {
     for (size_t i = 0; i < adept_model_num_params(m); i++) {
         const adept_param *p = adept_model_param(m, i);
         const float *v = adept_tensor_f32(p->value);
+        if (p->value->dtype != ADEPT_F32) { /* a 16-bit row: NaN and infinity have every exponent bit set */
+            const uint16_t *h = adept_tensor_data(p->value);
+            uint16_t mask = p->value->dtype == ADEPT_BF16 ? 0x7f80 : 0x7c00, *hb = NULL;
+            if (!on_host) { /* read back to the host (rare: only backends with 16-bit products keep such rows) */
+                if (!(hb = malloc(p->numel * 2 + 1))) { free(buf); return adept_fail(ADEPT_ENOMEM, "out of memory"); }
+                adept_status rs = adept_tensor_read(p->value, 0, hb, p->numel * 2);
+                if (rs != ADEPT_OK) { free(hb); free(buf); return rs; }
+                h = hb;
+            }
+            size_t bad = 0, first = 0;
+            for (size_t k = 0; k < p->numel; k++)
+                if ((h[k] & mask) == mask) { if (!bad++) first = k; }
+            double first_value = bad ? (p->value->dtype == ADEPT_BF16 ? adept_bf16_to_f32(h[first])
+                                                                       : adept_f16_to_f32(h[first])) : 0;
+            free(hb);
+            if (bad) free(buf);
+            if (bad)
+                return adept_fail(ADEPT_ENONFINITE, "tensor %s holds %zu non-finite value%s (the first at flat index %zu "
+                                  "is %g): the checkpoint is corrupt or diverged (allow_nonfinite=true loads it "
+                                  "anyway)", p->name, bad, bad == 1 ? "" : "s", first, first_value);
+            continue;
+        }
         if (!on_host) {
             /* a device model: the row's sum of squares runs on the device, in double, where finite floats cannot
                overflow it (each square is below 1.2e77): it is finite exactly when the row holds no NaN or
@@ -441,6 +482,10 @@ adept_status adept_model_check_finite(adept_model *m) {
 adept_status adept_model_load(const char *path, adept_model **out) { return adept_model_load_on(path, ADEPT_CPU, out); }
 
 adept_status adept_model_load_on(const char *path, adept_device device, adept_model **out) {
+    return adept_model_load_dtype(path, device, ADEPT_LOAD_F32, out);
+}
+
+adept_status adept_model_load_dtype(const char *path, adept_device device, adept_load_dtype dtype, adept_model **out) {
     *out = NULL;
     if (!path || !*path) return adept_fail(ADEPT_EINVAL, "load: empty path");
     struct stat sb;
@@ -458,7 +503,7 @@ adept_status adept_model_load_on(const char *path, adept_device device, adept_mo
             free(bin);
             return st;
         }
-        return load_hf_dir(path, device, out);
+        return load_hf_dir(path, device, dtype, out);
     }
     if (adept_llama2c_sniff(path)) return adept_llama2c_load_on(path, device, out);
     if (ends_with(path, ".safetensors") || ends_with(path, "config.json"))

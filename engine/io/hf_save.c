@@ -146,13 +146,13 @@ static adept_status collect(adept_model *m, adept_dtype dtype, adept_st_item *it
             ADEPT_TRY(adept_tensor_new(ADEPT_F32, p->ndim, p->shape, &host));
             adept_status st = adept_model_merged_value(m, i, adept_tensor_f32(host));
             if (st != ADEPT_OK) { adept_tensor_free(host); return st; }
-        } else if (dtype == ADEPT_F32) {
+        } else if (p->value->dtype == dtype) { /* f32 rows saved as f32, 16-bit rows in their dtype: as they are */
             items[k++].tensor = p->value; /* the writer stages device rows */
             continue;
         } else {
             ADEPT_TRY(adept_tensor_host(p->value, &host));
         }
-        if (dtype == ADEPT_F32) {
+        if (host->dtype == dtype) {
             owned[k] = host;
         } else {
             adept_status st = adept_tensor_to_dtype(host, dtype, &owned[k]);

@@ -74,14 +74,14 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         int need_attn = below || attn_trainable(m, l);
         float *dln2 = need_attn || G(ADEPT_UNIT_MLP_NORM) ? a->dln : NULL;
         int need_h = dln2 || G(ADEPT_UNIT_GATE) || G(ADEPT_UNIT_UP) || LT(ADEPT_UNIT_GATE) || LT(ADEPT_UNIT_UP);
-        be->matmul_backward(need_h ? a->dhmlp : NULL, G(ADEPT_UNIT_DOWN), NULL, a->dresid, h, W(ADEPT_UNIT_DOWN),
-                                   N, F, C, 0);
+        adept_model_mm_backward(m, m->layer_idx[l][ADEPT_UNIT_DOWN], need_h ? a->dhmlp : NULL, G(ADEPT_UNIT_DOWN), NULL,
+                                a->dresid, h, N, F, C, 0);
         LORA_B(ADEPT_UNIT_DOWN, need_h ? a->dhmlp : NULL, a->dresid, h, F, C);
         if (need_h) {
             be->swiglu_backward(a->dgate, a->dup, a->dhmlp, gate, up, N * F);
-            be->matmul_backward(dln2, G(ADEPT_UNIT_GATE), NULL, a->dgate, ln2, W(ADEPT_UNIT_GATE), N, C, F, 0);
+            adept_model_mm_backward(m, m->layer_idx[l][ADEPT_UNIT_GATE], dln2, G(ADEPT_UNIT_GATE), NULL, a->dgate, ln2, N, C, F, 0);
             LORA_B(ADEPT_UNIT_GATE, dln2, a->dgate, ln2, C, F);
-            be->matmul_backward(dln2, G(ADEPT_UNIT_UP), NULL, a->dup, ln2, W(ADEPT_UNIT_UP), N, C, F, 1);
+            adept_model_mm_backward(m, m->layer_idx[l][ADEPT_UNIT_UP], dln2, G(ADEPT_UNIT_UP), NULL, a->dup, ln2, N, C, F, 1);
             LORA_B(ADEPT_UNIT_UP, dln2, a->dup, ln2, C, F);
         }
         if (dln2)
@@ -89,7 +89,7 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
                                    W(ADEPT_UNIT_MLP_NORM), a->ln2_rstd + s * N, N, C);
         if (!need_attn) { adept_model_grad_ready(m, l); break; }
         /* attention: mid = x + o(y) */
-        be->matmul_backward(a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, W(ADEPT_UNIT_O), N, QD, C, 0);
+        adept_model_mm_backward(m, m->layer_idx[l][ADEPT_UNIT_O], a->datty, G(ADEPT_UNIT_O), NULL, a->dresid, y, N, QD, C, 0);
         LORA_B(ADEPT_UNIT_O, a->datty, a->dresid, y, QD, C);
         be->fill_zero(a->dq, N * QD * sizeof(float));
         be->fill_zero(a->dk, N * KD * sizeof(float));
@@ -113,11 +113,11 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         }
         (void)qin; (void)kin;
         float *dln = below || G(ADEPT_UNIT_ATTN_NORM) ? a->dln : NULL;
-        be->matmul_backward(dln, G(ADEPT_UNIT_Q), G(ADEPT_UNIT_Q_BIAS), dqp, ln1, W(ADEPT_UNIT_Q), N, C, QD, 0);
+        adept_model_mm_backward(m, m->layer_idx[l][ADEPT_UNIT_Q], dln, G(ADEPT_UNIT_Q), G(ADEPT_UNIT_Q_BIAS), dqp, ln1, N, C, QD, 0);
         LORA_B(ADEPT_UNIT_Q, dln, dqp, ln1, C, QD);
-        be->matmul_backward(dln, G(ADEPT_UNIT_K), G(ADEPT_UNIT_K_BIAS), dkp, ln1, W(ADEPT_UNIT_K), N, C, KD, 1);
+        adept_model_mm_backward(m, m->layer_idx[l][ADEPT_UNIT_K], dln, G(ADEPT_UNIT_K), G(ADEPT_UNIT_K_BIAS), dkp, ln1, N, C, KD, 1);
         LORA_B(ADEPT_UNIT_K, dln, dkp, ln1, C, KD);
-        be->matmul_backward(dln, G(ADEPT_UNIT_V), G(ADEPT_UNIT_V_BIAS), a->dv, ln1, W(ADEPT_UNIT_V), N, C, KD, 1);
+        adept_model_mm_backward(m, m->layer_idx[l][ADEPT_UNIT_V], dln, G(ADEPT_UNIT_V), G(ADEPT_UNIT_V_BIAS), a->dv, ln1, N, C, KD, 1);
         LORA_B(ADEPT_UNIT_V, dln, a->dv, ln1, C, KD);
         if (dln)
             be->rmsnorm_backward(below ? a->dresid : NULL, G(ADEPT_UNIT_ATTN_NORM), dln, x, W(ADEPT_UNIT_ATTN_NORM),

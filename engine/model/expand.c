@@ -95,7 +95,7 @@ adept_status adept_model_expand(adept_model *m, const int *layers, int n, int *n
     for (size_t i = 0; i < nr && st == ADEPT_OK; i++) {
         adept_param *p = &rows[i];
         if (p->uid >= first_copy_uid && (p->kind == ADEPT_UNIT_O || p->kind == ADEPT_UNIT_DOWN))
-            st = m->be->fill_zero(adept_tensor_data(p->value), p->numel * sizeof(float));
+            st = m->be->fill_zero(adept_tensor_data(p->value), adept_tensor_nbytes(p->value));
     }
     rows = NULL;
     free(m->skip);

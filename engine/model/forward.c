@@ -35,12 +35,6 @@ static adept_status prepare(adept_model *m, const adept_batch *b, const char *op
     return ADEPT_OK;
 }
 
-float *adept_model_head_weight(adept_model *m, float **grad) {
-    adept_param *p = &m->params[m->lm_head_idx >= 0 ? m->lm_head_idx : m->embed_idx];
-    if (grad) *grad = p->grad ? adept_tensor_f32(p->grad) : NULL;
-    return adept_tensor_f32(p->value);
-}
-
 /* a LoRA adapter's term added to a projection's output (nothing when the projection has none) */
 #define LORA(kind, out, in, IN, OUT) adept_model_lora_forward(m, l, kind, s, out, in, IN, OUT)
 
@@ -62,34 +56,34 @@ void adept_model_layer_forward(adept_model *m, int l) {
     be->rmsnorm_forward(ln1, a->ln1_rstd + s * N, x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), N, C, eps);
     if (c->qk_norm) {
         float *qp = a->qpre + s * N * QD, *kp = a->kpre + s * N * KD;
-        be->matmul_forward(qp, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_Q], qp, ln1, adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
         LORA(ADEPT_UNIT_Q, qp, ln1, C, QD);
-        be->matmul_forward(kp, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_K], kp, ln1, adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
         LORA(ADEPT_UNIT_K, kp, ln1, C, KD);
         be->rmsnorm_forward(q, a->q_rstd + s * N * H, qp, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), N * H, D, eps);
         be->rmsnorm_forward(k, a->k_rstd + s * N * KH, kp, adept_model_w(m, l, ADEPT_UNIT_K_NORM), N * KH, D, eps);
     } else {
-        be->matmul_forward(q, ln1, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_Q], q, ln1, adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
         LORA(ADEPT_UNIT_Q, q, ln1, C, QD);
-        be->matmul_forward(k, ln1, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_K], k, ln1, adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
         LORA(ADEPT_UNIT_K, k, ln1, C, KD);
     }
-    be->matmul_forward(v, ln1, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), N, C, KD, 0);
+    adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_V], v, ln1, adept_model_w(m, l, ADEPT_UNIT_V_BIAS), N, C, KD, 0);
     LORA(ADEPT_UNIT_V, v, ln1, C, KD);
     be->rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D, 0);
     be->rope_forward(k, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
     be->attention_forward(y, a->lse + s * B * H * T, q, k, v, B, T, H, KH, D, (size_t)m->cfg.sliding_window);
     be->copy(mid, x, N * C * sizeof(float)); /* residual fused into the o_proj product (beta = 1) */
-    be->matmul_forward(mid, y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, N, QD, C, 1);
+    adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_O], mid, y, NULL, N, QD, C, 1);
     LORA(ADEPT_UNIT_O, mid, y, QD, C);
     be->rmsnorm_forward(ln2, a->ln2_rstd + s * N, mid, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), N, C, eps);
-    be->matmul_forward(gate, ln2, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, N, C, F, 0);
+    adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_GATE], gate, ln2, NULL, N, C, F, 0);
     LORA(ADEPT_UNIT_GATE, gate, ln2, C, F);
-    be->matmul_forward(up, ln2, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, N, C, F, 0);
+    adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_UP], up, ln2, NULL, N, C, F, 0);
     LORA(ADEPT_UNIT_UP, up, ln2, C, F);
     be->swiglu_forward(h, gate, up, N * F);
     be->copy(xout, mid, N * C * sizeof(float));
-    be->matmul_forward(xout, h, adept_model_w(m, l, ADEPT_UNIT_DOWN), NULL, N, F, C, 1);
+    adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_DOWN], xout, h, NULL, N, F, C, 1);
     LORA(ADEPT_UNIT_DOWN, xout, h, F, C);
 }
 
@@ -101,7 +95,7 @@ void adept_model_forward_from(adept_model *m, int l0) {
     const adept_backend *be = m->be;
     adept_acts *a = &m->acts;
     size_t N = a->B * a->T, C = c->hidden_size;
-    if (l0 == 0) be->embedding_forward(a->resid, a->ids, adept_tensor_f32(m->params[m->embed_idx].value), N, C);
+    if (l0 == 0) adept_model_embed(m, a->resid, a->ids, N, C);
     for (int l = l0; l < c->num_layers; l++) adept_model_layer_forward(m, l);
     float *xl = a->resid + (size_t)c->num_layers * N * C;
     be->rmsnorm_forward(a->lnf, a->lnf_rstd, xl, adept_tensor_f32(m->params[m->final_norm_idx].value), N, C,
@@ -117,16 +111,18 @@ adept_status adept_model_head(adept_model *m, int has_targets, float grad_scale,
     const adept_backend *be = m->be;
     adept_acts *a = &m->acts;
     size_t N = (size_t)a->B * a->T, C = m->cfg.hidden_size, V = m->cfg.vocab_size, R = a->head_rows;
-    float *dhead, *head = adept_model_head_weight(m, &dhead);
+    int head = adept_model_head_row(m);
+    float *dhead = m->params[head].grad ? adept_tensor_f32(m->params[head].grad) : NULL;
     float *dln = want_grad && adept_model_needs_dln(m) ? a->dln : NULL;
     int grad = want_grad && has_targets && (dln || dhead);
     for (size_t r0 = 0; r0 < N; r0 += R) {
         size_t n = N - r0 < R ? N - r0 : R;
-        be->matmul_forward(a->logits, a->lnf + r0 * C, head, NULL, n, C, V, 0);
+        adept_model_mm_forward(m, head, a->logits, a->lnf + r0 * C, NULL, n, C, V, 0);
         if (host_logits) ADEPT_TRY(be->to_host(host_logits + r0 * V, a->logits, n * V * sizeof(float)));
         if (!has_targets) continue;
         be->xent(a->logits, a->nll + r0, a->tgt + r0, n, V, grad_scale, grad);
-        if (grad) be->matmul_backward(dln ? dln + r0 * C : NULL, dhead, NULL, a->logits, a->lnf + r0 * C, head, n, C, V, 0);
+        if (grad)
+            adept_model_mm_backward(m, head, dln ? dln + r0 * C : NULL, dhead, NULL, a->logits, a->lnf + r0 * C, n, C, V, 0);
     }
     double s = 0;
     if (has_targets) ADEPT_TRY(be->nll_sum(a->nll, a->tgt, N, &s));

@@ -7,7 +7,6 @@
 #include "adept/rng.h"
 #include "model/model_internal.h"
 
-float *adept_model_head_weight(adept_model *m, float **grad); /* forward.c */
 adept_status adept_model_rope_tables(const adept_backend *be, const adept_config *c, int T, float *cos_t,
                                      float *sin_t); /* plan.c */
 
@@ -26,14 +25,14 @@ static adept_status step(adept_model *m, gen_state *s, int32_t id, int pos) {
     size_t QD = H * D, KD = KH * D;
     double eps = c->rms_norm_eps;
     ADEPT_TRY(be->to_device(s->id, &id, sizeof id));
-    be->embedding_forward(s->x, s->id, adept_tensor_f32(m->params[m->embed_idx].value), 1, C);
+    adept_model_embed(m, s->x, s->id, 1, C);
     for (int l = 0; l < c->num_layers; l++) {
         if (m->skip[l]) continue;
         float *kc = s->kc + ((size_t)l * s->maxT) * KD, *vc = s->vc + ((size_t)l * s->maxT) * KD;
         be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), 1, C, eps);
-        be->matmul_forward(s->q, s->ln, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), 1, C, QD, 0);
-        be->matmul_forward(s->k, s->ln, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), 1, C, KD, 0);
-        be->matmul_forward(s->v, s->ln, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), 1, C, KD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_Q], s->q, s->ln, adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), 1, C, QD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_K], s->k, s->ln, adept_model_w(m, l, ADEPT_UNIT_K_BIAS), 1, C, KD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_V], s->v, s->ln, adept_model_w(m, l, ADEPT_UNIT_V_BIAS), 1, C, KD, 0);
         if (c->qk_norm) {
             be->rmsnorm_forward(s->q, s->rstd, s->q, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), H, D, eps);
             be->rmsnorm_forward(s->k, s->rstd, s->k, adept_model_w(m, l, ADEPT_UNIT_K_NORM), KH, D, eps);
@@ -44,15 +43,15 @@ static adept_status step(adept_model *m, gen_state *s, int32_t id, int pos) {
         ADEPT_TRY(be->copy(vc + (size_t)pos * KD, s->v, KD * sizeof(float)));
         size_t w0 = adept_model_window_start(c, (size_t)pos); /* a sliding window sees the last W positions */
         be->attention_decode(s->y, s->att, s->q, kc + w0 * KD, vc + w0 * KD, (size_t)pos + 1 - w0, KD, H, KH, D);
-        be->matmul_forward(s->x, s->y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, 1, QD, C, 1);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_O], s->x, s->y, NULL, 1, QD, C, 1);
         be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), 1, C, eps);
-        be->matmul_forward(s->g, s->ln, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, 1, C, F, 0);
-        be->matmul_forward(s->u, s->ln, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, 1, C, F, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_GATE], s->g, s->ln, NULL, 1, C, F, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_UP], s->u, s->ln, NULL, 1, C, F, 0);
         be->swiglu_forward(s->h, s->g, s->u, F);
-        be->matmul_forward(s->x, s->h, adept_model_w(m, l, ADEPT_UNIT_DOWN), NULL, 1, F, C, 1);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_DOWN], s->x, s->h, NULL, 1, F, C, 1);
     }
     be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_tensor_f32(m->params[m->final_norm_idx].value), 1, C, eps);
-    be->matmul_forward(s->logits, s->ln, adept_model_head_weight(m, NULL), NULL, 1, C, c->vocab_size, 0);
+    adept_model_mm_forward(m, adept_model_head_row(m), s->logits, s->ln, NULL, 1, C, c->vocab_size, 0);
     return ADEPT_OK;
 }
 

@@ -11,7 +11,6 @@
 #include "adept/tokenizer.h"
 #include "model/model_internal.h"
 
-float *adept_model_head_weight(adept_model *m, float **grad); /* forward.c */
 adept_status adept_model_rope_tables(const adept_backend *be, const adept_config *c, int T, float *cos_t,
                                      float *sin_t); /* plan.c */
 
@@ -31,13 +30,13 @@ static adept_status step(adept_model *m, batch_state *s, const int32_t *host_ids
     size_t QD = H * D, KD = KH * D, N = (size_t)n;
     double eps = c->rms_norm_eps;
     ADEPT_TRY(be->to_device(s->ids, host_ids, N * sizeof *host_ids));
-    be->embedding_forward(s->x, s->ids, adept_tensor_f32(m->params[m->embed_idx].value), N, C);
+    adept_model_embed(m, s->x, s->ids, N, C);
     for (int l = 0; l < c->num_layers; l++) {
         if (m->skip[l]) continue;
         be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_ATTN_NORM), N, C, eps);
-        be->matmul_forward(s->q, s->ln, adept_model_w(m, l, ADEPT_UNIT_Q), adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
-        be->matmul_forward(s->k, s->ln, adept_model_w(m, l, ADEPT_UNIT_K), adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
-        be->matmul_forward(s->v, s->ln, adept_model_w(m, l, ADEPT_UNIT_V), adept_model_w(m, l, ADEPT_UNIT_V_BIAS), N, C, KD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_Q], s->q, s->ln, adept_model_w(m, l, ADEPT_UNIT_Q_BIAS), N, C, QD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_K], s->k, s->ln, adept_model_w(m, l, ADEPT_UNIT_K_BIAS), N, C, KD, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_V], s->v, s->ln, adept_model_w(m, l, ADEPT_UNIT_V_BIAS), N, C, KD, 0);
         if (c->qk_norm) {
             be->rmsnorm_forward(s->q, s->rstd, s->q, adept_model_w(m, l, ADEPT_UNIT_Q_NORM), N * H, D, eps);
             be->rmsnorm_forward(s->k, s->rstd, s->k, adept_model_w(m, l, ADEPT_UNIT_K_NORM), N * KH, D, eps);
@@ -54,15 +53,15 @@ static adept_status step(adept_model *m, batch_state *s, const int32_t *host_ids
             size_t w0 = adept_model_window_start(c, p); /* a sliding window sees the last W positions */
             be->attention_decode(s->y + j * QD, s->att, q, kc + w0 * KD, vc + w0 * KD, p + 1 - w0, KD, H, KH, D);
         }
-        be->matmul_forward(s->x, s->y, adept_model_w(m, l, ADEPT_UNIT_O), NULL, N, QD, C, 1);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_O], s->x, s->y, NULL, N, QD, C, 1);
         be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_model_w(m, l, ADEPT_UNIT_MLP_NORM), N, C, eps);
-        be->matmul_forward(s->g, s->ln, adept_model_w(m, l, ADEPT_UNIT_GATE), NULL, N, C, F, 0);
-        be->matmul_forward(s->u, s->ln, adept_model_w(m, l, ADEPT_UNIT_UP), NULL, N, C, F, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_GATE], s->g, s->ln, NULL, N, C, F, 0);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_UP], s->u, s->ln, NULL, N, C, F, 0);
         be->swiglu_forward(s->h, s->g, s->u, N * F);
-        be->matmul_forward(s->x, s->h, adept_model_w(m, l, ADEPT_UNIT_DOWN), NULL, N, F, C, 1);
+        adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_DOWN], s->x, s->h, NULL, N, F, C, 1);
     }
     be->rmsnorm_forward(s->ln, s->rstd, s->x, adept_tensor_f32(m->params[m->final_norm_idx].value), N, C, eps);
-    be->matmul_forward(s->logits, s->ln, adept_model_head_weight(m, NULL), NULL, N, C, c->vocab_size, 0);
+    adept_model_mm_forward(m, adept_model_head_row(m), s->logits, s->ln, NULL, N, C, c->vocab_size, 0);
     return ADEPT_OK;
 }
 

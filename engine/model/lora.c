@@ -209,7 +209,7 @@ static adept_status download(adept_model *m, const adept_param *p, float **out) 
 adept_status adept_model_merged_value(adept_model *m, size_t i, float *out) {
     if (i >= m->nparams) return adept_fail(ADEPT_EINVAL, "lora: row %zu out of range", i);
     adept_param *p = &m->params[i];
-    ADEPT_TRY(m->be->to_host(out, adept_tensor_data(p->value), p->numel * sizeof *out));
+    ADEPT_TRY(adept_model_row_f32(m, p, out));
     int t = adept_lora_target_index(p->kind);
     if (!m->lora_idx || p->layer < 0 || t < 0 || m->lora_idx[p->layer][t][0] < 0) return ADEPT_OK;
     float *A = NULL, *Bw = NULL;
@@ -238,6 +238,12 @@ adept_status adept_model_merge_lora(adept_model *m) {
         if (!merged[i]) st = adept_fail(ADEPT_ENOMEM, "merge_lora: out of memory");
         else st = adept_model_merged_value(m, i, merged[i]);
     }
+    /* a merged row holds values no 16-bit dtype represents: a row kept in bf16/f16 is widened to fp32 first */
+    unsigned char *widen = st == ADEPT_OK ? calloc(n, 1) : NULL;
+    if (st == ADEPT_OK && !widen) st = adept_fail(ADEPT_ENOMEM, "merge_lora: out of memory");
+    for (size_t i = 0; i < n && widen; i++) widen[i] = merged[i] != NULL;
+    if (st == ADEPT_OK) st = adept_model_widen_rows(m, widen);
+    free(widen);
     for (size_t i = 0; i < n && st == ADEPT_OK; i++)
         if (merged[i]) st = m->be->to_device(adept_tensor_data(m->params[i].value), merged[i], m->params[i].numel * sizeof(float));
     for (size_t i = 0; i < n; i++) free(merged[i]);

@@ -148,8 +148,8 @@ size_t adept_model_layer_name(int layer, adept_unit_kind kind, char *buf, size_t
     return (size_t)snprintf(buf, cap, "model.layers.%d.%s", layer, layer_suffix[kind] ? layer_suffix[kind] : "?");
 }
 
-adept_status adept_model_create_on(const adept_config *cfg_in, adept_device device, uint64_t seed, float init_std,
-                                   adept_model **out) {
+static adept_status create(const adept_config *cfg_in, adept_device device, uint64_t seed, float init_std,
+                           adept_dtype matrices, adept_model **out) {
     *out = NULL;
     adept_config cfg = *cfg_in;
     cfg.config_json = NULL;
@@ -181,6 +181,8 @@ adept_status adept_model_create_on(const adept_config *cfg_in, adept_device devi
         adept_model_row_init(m, &m->params[m->nparams++], "lm_head.weight", -1, ADEPT_UNIT_LM_HEAD, 2, cfg.vocab_size,
                              cfg.hidden_size);
     m->grads_deferred = 1; /* the gradient slab waits for its first use (adept_model_grads_materialize) */
+    for (size_t i = 0; i < m->nparams; i++)
+        if (m->params[i].ndim == 2) m->params[i].storage = matrices;
     if ((st = adept_model_reindex(m)) != ADEPT_OK || (st = adept_model_relay_values(m)) != ADEPT_OK) goto fail;
     /* initial values are drawn on the host and uploaded row by row (norms one, matrices normal(0, std)) */
     for (size_t i = 0; i < m->nparams && st == ADEPT_OK; i++) {
@@ -204,6 +206,19 @@ adept_status adept_model_create_on(const adept_config *cfg_in, adept_device devi
 fail:
     adept_model_free(m);
     return adept_fail_context(st, "model create");
+}
+
+adept_status adept_model_create_on(const adept_config *cfg, adept_device device, uint64_t seed, float init_std,
+                                   adept_model **out) {
+    return create(cfg, device, seed, init_std, ADEPT_F32, out);
+}
+
+adept_status adept_model_create_stored(const adept_config *cfg, adept_device device, adept_dtype matrices,
+                                       adept_model **out) {
+    if (matrices != ADEPT_F32 && matrices != ADEPT_BF16 && matrices != ADEPT_F16)
+        return adept_fail(ADEPT_EINVAL, "model create: matrices can be stored as f32, bf16 or f16, not %s",
+                          adept_dtype_name(matrices));
+    return create(cfg, device, 0, 0.0f, matrices, out);
 }
 
 adept_status adept_model_create(const adept_config *cfg, uint64_t seed, float init_std, adept_model **out) {
@@ -281,8 +296,10 @@ adept_status adept_model_set_expanded(adept_model *m, int layer, int expanded) {
 }
 
 adept_memory adept_model_memory(const adept_model *m) {
-    adept_memory r = {0, 0, 0};
-    r.params = m->value_elems * sizeof(float);
+    adept_memory r = {0, 0, 0, 0, 0};
+    r.params_f32 = m->value_elems * sizeof(float);
+    r.params_16 = m->value16_elems * 2;
+    r.params = r.params_f32 + r.params_16;
     r.grads = m->grad_elems * sizeof(float);
     r.activations = m->acts.bytes;
     return r;

@@ -95,7 +95,9 @@ struct adept_model {
     const adept_backend *be;      /* compute backend of the model's device: every kernel and device buffer */
     adept_param *params;
     size_t nparams;
-    adept_storage *value_slab;    /* f32 values of every row (64-byte aligned rows, table order) */
+    adept_storage *value_slab;    /* f32 values of the fp32 rows (64-byte aligned rows, table order) */
+    adept_storage *value16_slab;  /* bf16/f16 values of the 16-bit rows (adept_param.storage), NULL when none */
+    size_t value16_elems;
     adept_storage *grad_slab;     /* f32 gradients of the trainable rows, NULL when none */
     size_t value_elems, grad_elems;
     uint64_t grad_layout;         /* bumped on every re-lay of the gradient slab */
@@ -123,6 +125,10 @@ static inline void adept_model_grad_ready(adept_model *m, int group) {
     if (m->grad_hook) m->grad_hook(m->grad_hook_ctx, group);
 }
 
+/* A model whose rows are zero (norms one) with its 2-D rows stored as `matrices` (f32, bf16 or f16): loaders of
+   16-bit checkpoints fill it (adept_model_load_dtype). */
+adept_status adept_model_create_stored(const adept_config *cfg, adept_device device, adept_dtype matrices,
+                                       adept_model **out);
 /* Fills a table row's description (no memory: the slabs are laid afterwards); trainable, with a new uid. */
 void adept_model_row_init(adept_model *m, adept_param *p, const char *name, int layer, adept_unit_kind kind, int ndim,
                           int64_t d0, int64_t d1);
@@ -172,6 +178,35 @@ static inline float *adept_model_w(adept_model *m, int layer, adept_unit_kind ki
     int i = m->layer_idx[layer][kind];
     return i < 0 ? NULL : adept_tensor_f32(m->params[i].value);
 }
+/* Products with row `row`'s weight [OC, IC] through the backend: the fp32 kernel, or the 16-bit one for a row kept
+   in bf16/f16 (adept_param.storage). A 16-bit row is frozen (a trainable one is widened when the gradient slab is
+   laid), so backward gives it no dW; a trainable bias beside it still gets its gradient. */
+static inline void adept_model_mm_forward(adept_model *m, int row, float *out, const float *inp, const float *bias,
+                                          size_t N, size_t IC, size_t OC, int beta_one) {
+    const adept_tensor *v = m->params[row].value;
+    if (v->dtype == ADEPT_F32) m->be->matmul_forward(out, inp, adept_tensor_f32(v), bias, N, IC, OC, beta_one);
+    else m->be->matmul_forward_w16(out, inp, adept_tensor_data(v), v->dtype, bias, N, IC, OC, beta_one);
+}
+static inline void adept_model_mm_backward(adept_model *m, int row, float *dinp, float *dw, float *dbias,
+                                           const float *dout, const float *inp, size_t N, size_t IC, size_t OC,
+                                           int dinp_accumulate) {
+    const adept_tensor *v = m->params[row].value;
+    if (v->dtype == ADEPT_F32) {
+        m->be->matmul_backward(dinp, dw, dbias, dout, inp, adept_tensor_f32(v), N, IC, OC, dinp_accumulate);
+        return;
+    }
+    if (dinp) m->be->matmul_backward_w16(dinp, dout, adept_tensor_data(v), v->dtype, N, IC, OC, dinp_accumulate);
+    if (dbias) m->be->matmul_backward(NULL, NULL, dbias, dout, inp, NULL, N, IC, OC, 1);
+}
+/* the embedding gather from the embedding row, whatever its storage */
+static inline void adept_model_embed(adept_model *m, float *out, const int32_t *ids, size_t N, size_t C) {
+    const adept_tensor *v = m->params[m->embed_idx].value;
+    if (v->dtype == ADEPT_F32) m->be->embedding_forward(out, ids, adept_tensor_f32(v), N, C);
+    else m->be->embedding_forward_w16(out, ids, adept_tensor_data(v), v->dtype, N, C);
+}
+/* the classifier's row: lm_head, or the embedding when tied */
+static inline int adept_model_head_row(const adept_model *m) { return m->lm_head_idx >= 0 ? m->lm_head_idx : m->embed_idx; }
+
 static inline float *adept_model_g(adept_model *m, int layer, adept_unit_kind kind) {
     int i = m->layer_idx[layer][kind];
     return (i < 0 || !m->params[i].grad) ? NULL : adept_tensor_f32(m->params[i].grad);

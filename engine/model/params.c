@@ -6,45 +6,56 @@
 
 #include "model/model_internal.h"
 
-/* Rows start on 64-byte boundaries: 16 floats. */
-static size_t aligned(size_t n) { return (n + 15) / 16 * 16; }
+/* Rows start on 64-byte boundaries: 16 floats, 32 16-bit values. */
+static size_t aligned(size_t n, size_t esize) {
+    size_t per = 64 / esize;
+    return (n + per - 1) / per * per;
+}
 
 static void slab_release(void *data, size_t nbytes, void *ctx) {
     (void)nbytes;
     ((const adept_backend *)ctx)->free(data);
 }
 
-static adept_status slab_new(adept_model *m, size_t elems, const char *what, adept_storage **out) {
-    void *p = m->be->alloc(elems * sizeof(float));
+static adept_status slab_new(adept_model *m, size_t nbytes, const char *what, adept_storage **out) {
+    void *p = m->be->alloc(nbytes);
     if (!p)
         return adept_fail(ADEPT_ENOMEM, "model: cannot allocate the %s slab (%.1f MiB on %s)", what,
-                          elems * 4.0 / 1048576, m->be->name);
-    adept_status st = adept_storage_wrap(p, elems * sizeof(float), m->be->device, slab_release, (void *)m->be, out);
+                          nbytes / 1048576.0, m->be->name);
+    adept_status st = adept_storage_wrap(p, nbytes, m->be->device, slab_release, (void *)m->be, out);
     if (st != ADEPT_OK) m->be->free(p);
     return st;
 }
 
-/* Views of rows[i] into slab at offsets[i] (rows where offsets[i] == SIZE_MAX get NULL). */
-static adept_status make_views(adept_param *rows, size_t n, adept_storage *slab, const size_t *offsets,
-                               adept_tensor **views) {
-    for (size_t i = 0; i < n; i++) {
-        views[i] = NULL;
-        if (offsets[i] == SIZE_MAX) continue;
-        adept_status st = adept_tensor_view(slab, offsets[i] * sizeof(float), ADEPT_F32, rows[i].ndim, rows[i].shape,
-                                            &views[i]);
-        if (st != ADEPT_OK) {
-            for (size_t j = 0; j < i; j++) adept_tensor_free(views[j]);
-            return st;
-        }
-    }
-    return ADEPT_OK;
+static int is16(adept_dtype d) { return d == ADEPT_BF16 || d == ADEPT_F16; }
+
+/* The dtype a row is laid with: its storage in the value slab(s), always f32 in the gradient slab. */
+static adept_dtype laid_dtype(const adept_param *p, int grads) { return grads || !is16(p->storage) ? ADEPT_F32 : p->storage; }
+
+/* Copies a row's old value into its new place, converting when the dtype changed (a 16-bit row widened to its
+   fp32 master: exact). A conversion runs on the host; only widening needs it, once per row. */
+static adept_status copy_row(adept_model *m, adept_tensor *dst, const adept_tensor *src, size_t numel) {
+    if (dst->dtype == src->dtype)
+        return m->be->copy(adept_tensor_data(dst), adept_tensor_data(src), numel * adept_dtype_size(dst->dtype));
+    if (m->be->device == ADEPT_CPU)
+        return adept_convert(adept_tensor_data(dst), dst->dtype, adept_tensor_data(src), src->dtype, numel);
+    size_t sb = numel * adept_dtype_size(src->dtype), db = numel * adept_dtype_size(dst->dtype);
+    void *hs = malloc(sb + 1), *hd = malloc(db + 1);
+    adept_status st = hs && hd ? ADEPT_OK : adept_fail(ADEPT_ENOMEM, "model: out of memory widening a row");
+    if (st == ADEPT_OK) st = m->be->to_host(hs, adept_tensor_data(src), sb);
+    if (st == ADEPT_OK) st = adept_convert(hd, dst->dtype, hs, src->dtype, numel);
+    if (st == ADEPT_OK) st = m->be->to_device(adept_tensor_data(dst), hd, db);
+    free(hs);
+    free(hd);
+    return st;
 }
 
-/* The shared re-lay: rows selected by `want` (all, or the trainable ones) get a place in a new slab; the
-   old contents of `old_of(row)` are copied in. grads = 0: value slab, 1: gradient slab. */
+/* The shared re-lay: rows selected by `want` (all, or the trainable ones) get a place in a new slab (the value
+   rows in the f32 slab or, by their storage dtype, in the 16-bit one); the old contents of each row are copied
+   in. grads = 0: value slabs, 1: gradient slab. */
 static adept_status relay(adept_model *m, int grads) {
     if (grads && m->grads_deferred) return ADEPT_OK; /* laid at the first need (adept_model_grads_materialize) */
-    size_t n = m->nparams, total = 0;
+    size_t n = m->nparams, total = 0, total16 = 0;
     size_t *off = malloc((n ? n : 1) * sizeof *off);
     adept_tensor **views = calloc(n ? n : 1, sizeof *views);
     if (!off || !views) {
@@ -54,28 +65,33 @@ static adept_status relay(adept_model *m, int grads) {
     }
     for (size_t i = 0; i < n; i++) {
         int want = grads ? m->params[i].trainable : 1;
-        off[i] = want ? total : SIZE_MAX;
-        if (want) total += aligned(m->params[i].numel);
+        off[i] = SIZE_MAX;
+        if (!want) continue;
+        adept_dtype dt = laid_dtype(&m->params[i], grads);
+        size_t *t = dt == ADEPT_F32 ? &total : &total16;
+        off[i] = *t;
+        *t += aligned(m->params[i].numel, adept_dtype_size(dt));
     }
-    adept_storage *slab = NULL;
+    adept_storage *slab = NULL, *slab16 = NULL;
     adept_status st = ADEPT_OK;
-    if (total || !grads) st = slab_new(m, total, grads ? "gradient" : "value", &slab);
-    if (st == ADEPT_OK && slab) st = make_views(m->params, n, slab, off, views);
-    if (st != ADEPT_OK) {
-        if (slab) adept_storage_release(slab);
-        free(off);
-        free(views);
-        return st;
+    if (total || !grads) st = slab_new(m, total * sizeof(float), grads ? "gradient" : "value", &slab);
+    if (st == ADEPT_OK && total16) st = slab_new(m, total16 * 2, "16-bit value", &slab16);
+    for (size_t i = 0; i < n && st == ADEPT_OK; i++) {
+        if (off[i] == SIZE_MAX) continue;
+        adept_param *p = &m->params[i];
+        adept_dtype dt = laid_dtype(p, grads);
+        st = adept_tensor_view(dt == ADEPT_F32 ? slab : slab16, off[i] * adept_dtype_size(dt), dt, p->ndim, p->shape,
+                               &views[i]);
     }
-    /* copy what survives, then swap the views in */
+    /* copy what survives */
     for (size_t i = 0; i < n && st == ADEPT_OK; i++) {
         adept_tensor *old = grads ? m->params[i].grad : m->params[i].value;
-        if (views[i] && old)
-            st = m->be->copy(adept_tensor_data(views[i]), adept_tensor_data(old), m->params[i].numel * sizeof(float));
+        if (views[i] && old) st = copy_row(m, views[i], old, m->params[i].numel);
     }
     if (st != ADEPT_OK) {
         for (size_t i = 0; i < n; i++) adept_tensor_free(views[i]);
         if (slab) adept_storage_release(slab);
+        if (slab16) adept_storage_release(slab16);
         free(off);
         free(views);
         return st;
@@ -103,23 +119,66 @@ static adept_status relay(adept_model *m, int grads) {
         m->grad_layout++;
     } else {
         m->value_elems = total;
+        if (m->value16_slab) adept_storage_release(m->value16_slab);
+        m->value16_slab = slab16;
+        m->value16_elems = total16;
     }
     free(off);
     free(views);
     return ADEPT_OK;
 }
 
-adept_status adept_model_relay_values(adept_model *m) {
-    ADEPT_TRY(relay(m, 0));
+/* Trainable 16-bit rows get their fp32 masters before the gradient slab is laid (DESIGN.md §2.9): a row
+   frozen until then never held an fp32 copy. On failure the storage flags come back. */
+static adept_status widen_trainable(adept_model *m) {
+    size_t n = 0;
+    for (size_t i = 0; i < m->nparams; i++) n += m->params[i].trainable && is16(m->params[i].storage);
+    if (!n) return ADEPT_OK;
+    adept_dtype *before = malloc(m->nparams * sizeof *before);
+    if (!before) return adept_fail(ADEPT_ENOMEM, "model: out of memory widening trainable rows");
+    for (size_t i = 0; i < m->nparams; i++) {
+        before[i] = m->params[i].storage;
+        if (m->params[i].trainable) m->params[i].storage = ADEPT_F32;
+    }
+    adept_status st = relay(m, 0);
+    if (st != ADEPT_OK)
+        for (size_t i = 0; i < m->nparams; i++) m->params[i].storage = before[i];
+    free(before);
+    return st;
+}
+
+static adept_status relay_grads(adept_model *m) {
+    if (m->grads_deferred) return ADEPT_OK;
+    ADEPT_TRY(widen_trainable(m));
     return relay(m, 1);
 }
 
-adept_status adept_model_relay_grads(adept_model *m) { return relay(m, 1); }
+adept_status adept_model_widen_rows(adept_model *m, const unsigned char *widen) {
+    adept_dtype *before = malloc((m->nparams ? m->nparams : 1) * sizeof *before);
+    if (!before) return adept_fail(ADEPT_ENOMEM, "model: out of memory widening rows");
+    int any = 0;
+    for (size_t i = 0; i < m->nparams; i++) {
+        before[i] = m->params[i].storage;
+        if (widen[i] && is16(before[i])) m->params[i].storage = ADEPT_F32, any = 1;
+    }
+    adept_status st = any ? relay(m, 0) : ADEPT_OK;
+    if (st != ADEPT_OK)
+        for (size_t i = 0; i < m->nparams; i++) m->params[i].storage = before[i];
+    free(before);
+    return st;
+}
+
+adept_status adept_model_relay_values(adept_model *m) {
+    ADEPT_TRY(relay(m, 0));
+    return relay_grads(m);
+}
+
+adept_status adept_model_relay_grads(adept_model *m) { return relay_grads(m); }
 
 adept_status adept_model_grads_materialize(adept_model *m) {
     if (!m->grads_deferred) return ADEPT_OK;
     m->grads_deferred = 0;
-    adept_status st = relay(m, 1);
+    adept_status st = relay_grads(m);
     if (st != ADEPT_OK) m->grads_deferred = 1;
     return st;
 }
@@ -131,8 +190,9 @@ void adept_model_slabs_free(adept_model *m) {
         m->params[i].value = m->params[i].grad = NULL;
     }
     if (m->value_slab) adept_storage_release(m->value_slab);
+    if (m->value16_slab) adept_storage_release(m->value16_slab);
     if (m->grad_slab) adept_storage_release(m->grad_slab);
-    m->value_slab = m->grad_slab = NULL;
+    m->value_slab = m->value16_slab = m->grad_slab = NULL;
 }
 
 adept_status adept_model_set_trainable_mask(adept_model *m, const unsigned char *trainable) {
@@ -144,7 +204,7 @@ adept_status adept_model_set_trainable_mask(adept_model *m, const unsigned char 
         m->params[i].trainable = trainable[i] ? 1 : 0;
         changed |= before[i] != m->params[i].trainable;
     }
-    adept_status st = changed ? relay(m, 1) : ADEPT_OK;
+    adept_status st = changed ? relay_grads(m) : ADEPT_OK;
     if (st != ADEPT_OK)
         for (size_t i = 0; i < m->nparams; i++) m->params[i].trainable = before[i];
     free(before);
@@ -156,7 +216,7 @@ adept_status adept_model_set_trainable(adept_model *m, size_t i, int trainable) 
         return adept_fail(ADEPT_EINVAL, "set_trainable: row %zu out of range (%zu rows)", i, m->nparams);
     if (!!m->params[i].trainable == !!trainable) return ADEPT_OK;
     m->params[i].trainable = trainable ? 1 : 0;
-    adept_status st = relay(m, 1);
+    adept_status st = relay_grads(m);
     if (st != ADEPT_OK) m->params[i].trainable = !trainable;
     return st;
 }
@@ -178,4 +238,19 @@ int64_t adept_model_find_uid(const adept_model *m, uint64_t uid) {
     for (size_t i = 0; i < m->nparams; i++)
         if (m->params[i].uid == uid) return (int64_t)i;
     return -1;
+}
+
+adept_status adept_model_row_f32(const adept_model *m, const adept_param *p, float *out) {
+    const adept_tensor *v = p->value;
+    if (v->dtype == ADEPT_F32) return m->be->to_host(out, adept_tensor_data(v), p->numel * sizeof(float));
+    if (m->be->device == ADEPT_CPU) return adept_convert(out, ADEPT_F32, adept_tensor_data(v), v->dtype, p->numel);
+    /* the 16-bit values land in the upper half of out and are widened front to back in place: out[i] (bytes
+       4i..4i+3) only overwrites values at bytes below 2 numel + 2i + 2, i.e. ones already read */
+    uint16_t *h = (uint16_t *)(out + p->numel) - p->numel;
+    ADEPT_TRY(m->be->to_host(h, adept_tensor_data(v), p->numel * 2));
+    for (size_t i = 0; i < p->numel; i++) {
+        uint16_t x = h[i];
+        out[i] = v->dtype == ADEPT_BF16 ? adept_bf16_to_f32(x) : adept_f16_to_f32(x);
+    }
+    return ADEPT_OK;
 }

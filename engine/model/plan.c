@@ -2,6 +2,7 @@
    backward pass plus the backward scratch and the batch ids, carved into named regions; the rotary tables are
    computed on the host and copied in. Logged once with the memory split. */
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,9 +170,12 @@ adept_status adept_model_plan(adept_model *m, int B, int T) {
     if (!m->plan_logged || adept_log_get_level() <= ADEPT_LOG_DEBUG) {
         adept_memory mem = adept_model_memory(m);
         const double MiB = 1048576.0;
-        adept_log(any_plan_logged ? ADEPT_LOG_DEBUG : ADEPT_LOG_INFO, "model memory plan (batch %d x %d): params %.1f MiB, grads %.1f MiB, "
+        char split16[96] = ""; /* frozen 16-bit matrices and fp32 rows: adept.plan's weights + masters */
+        if (mem.params_16)
+            snprintf(split16, sizeof split16, " (fp32 %.1f, 16-bit frozen %.1f)", mem.params_f32 / MiB, mem.params_16 / MiB);
+        adept_log(any_plan_logged ? ADEPT_LOG_DEBUG : ADEPT_LOG_INFO, "model memory plan (batch %d x %d): params %.1f MiB%s, grads %.1f MiB, "
                   "activations %.1f MiB (%.1f MiB per sequence; by class: kept for backward %.1f for layers %d.. (%d per-layer "
-                  "slots%s), classifier chunk of %zu rows %.1f, backward scratch %.1f, batch %.1f)", B, T, mem.params / MiB,
+                  "slots%s), classifier chunk of %zu rows %.1f, backward scratch %.1f, batch %.1f)", B, T, mem.params / MiB, split16,
                   mem.grads / MiB, a->bytes / MiB, a->bytes / MiB / B, a->kept_bytes / MiB, first_kept, a->slots,
                   a->recompute ? ", layers recomputed in backward" : "", rows,
                   a->head_bytes / MiB, a->scratch_bytes / MiB, a->batch_bytes / MiB);

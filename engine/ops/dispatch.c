@@ -92,6 +92,21 @@ static adept_status new_on(const adept_tensor *like, adept_dtype dtype, int ndim
     return st;
 }
 
+/* ---- 16-bit inputs ----
+   A bf16/f16 CPU tensor (a frozen row of a model loaded with dtype "auto": m:param) is read through a temporary f32
+   copy (the widening is exact), so every op below takes it like an f32 tensor and gives f32 results. */
+static int is16(const adept_tensor *t) {
+    return t && (t->dtype == ADEPT_BF16 || t->dtype == ADEPT_F16) && t->storage->device == ADEPT_CPU;
+}
+
+static adept_status widen16(const adept_tensor **t, adept_tensor **tmp) {
+    *tmp = NULL;
+    if (!is16(*t)) return ADEPT_OK;
+    ADEPT_TRY(adept_tensor_to_dtype(*t, ADEPT_F32, tmp));
+    *t = *tmp;
+    return ADEPT_OK;
+}
+
 /* ---- validated entry points ---- */
 
 adept_status adept_ops_unary(adept_unary_op op, const adept_tensor *a, adept_tensor *out) {
@@ -138,7 +153,7 @@ adept_status adept_ops_scalar(adept_binary_op op, const adept_tensor *a, double 
     return be->scalar(op, a, s, out);
 }
 
-adept_status adept_ops_reduce(adept_reduce_op op, const adept_tensor *a, double *out) {
+static adept_status reduce_f(adept_reduce_op op, const adept_tensor *a, double *out) {
     if (!out || !a) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op >= ADEPT_REDUCE_COUNT) return adept_fail(ADEPT_EINVAL, "reduce: invalid op %d", (int)op);
     const char *name = adept_reduce_op_name(op);
@@ -160,6 +175,14 @@ adept_status adept_ops_reduce(adept_reduce_op op, const adept_tensor *a, double 
     if (staged(be, be->reduce != NULL)) return adept_staged_reduce(op, a, out);
     ADEPT_TRY(entry_present(name, be, be->reduce != NULL));
     return be->reduce(op, a, out);
+}
+
+adept_status adept_ops_reduce(adept_reduce_op op, const adept_tensor *a, double *out) {
+    adept_tensor *w;
+    ADEPT_TRY(widen16(&a, &w));
+    adept_status st = reduce_f(op, a, out);
+    adept_tensor_free(w);
+    return st;
 }
 
 static adept_status check_dim(const char *name, const adept_tensor *a, int *dim) {
@@ -221,7 +244,7 @@ adept_status adept_ops_topk_into(const adept_tensor *a, size_t k, adept_tensor *
 
 /* ---- allocating conveniences ---- */
 
-static adept_status unary_new(adept_unary_op op, const adept_tensor *a, adept_tensor **out) {
+static adept_status unary_new_f(adept_unary_op op, const adept_tensor *a, adept_tensor **out) {
     if (!a || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     ADEPT_TRY(check_dtype(adept_unary_op_name(op), a->dtype, op != ADEPT_OP_SQRT));
     ADEPT_TRY(new_on(a, a->dtype, a->ndim, a->shape, out));
@@ -230,12 +253,20 @@ static adept_status unary_new(adept_unary_op op, const adept_tensor *a, adept_te
     return st;
 }
 
+static adept_status unary_new(adept_unary_op op, const adept_tensor *a, adept_tensor **out) {
+    adept_tensor *w;
+    ADEPT_TRY(widen16(&a, &w));
+    adept_status st = unary_new_f(op, a, out);
+    adept_tensor_free(w);
+    return st;
+}
+
 adept_status adept_ops_abs(const adept_tensor *a, adept_tensor **out) { return unary_new(ADEPT_OP_ABS, a, out); }
 adept_status adept_ops_square(const adept_tensor *a, adept_tensor **out) { return unary_new(ADEPT_OP_SQUARE, a, out); }
 adept_status adept_ops_sqrt(const adept_tensor *a, adept_tensor **out) { return unary_new(ADEPT_OP_SQRT, a, out); }
 adept_status adept_ops_neg(const adept_tensor *a, adept_tensor **out) { return unary_new(ADEPT_OP_NEG, a, out); }
 
-static adept_status binary_new(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor **out) {
+static adept_status binary_new_f(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor **out) {
     if (!a || !b || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     const char *name = adept_binary_op_name(op);
     ADEPT_TRY(check_same(name, a, b, NULL)); /* before allocating: the message names both shapes */
@@ -246,12 +277,22 @@ static adept_status binary_new(adept_binary_op op, const adept_tensor *a, const 
     return st;
 }
 
+static adept_status binary_new(adept_binary_op op, const adept_tensor *a, const adept_tensor *b, adept_tensor **out) {
+    adept_tensor *wa, *wb;
+    ADEPT_TRY(widen16(&a, &wa));
+    adept_status st = widen16(&b, &wb);
+    if (st == ADEPT_OK) st = binary_new_f(op, a, b, out);
+    adept_tensor_free(wb);
+    adept_tensor_free(wa);
+    return st;
+}
+
 adept_status adept_ops_add(const adept_tensor *a, const adept_tensor *b, adept_tensor **out) { return binary_new(ADEPT_OP_ADD, a, b, out); }
 adept_status adept_ops_sub(const adept_tensor *a, const adept_tensor *b, adept_tensor **out) { return binary_new(ADEPT_OP_SUB, a, b, out); }
 adept_status adept_ops_mul(const adept_tensor *a, const adept_tensor *b, adept_tensor **out) { return binary_new(ADEPT_OP_MUL, a, b, out); }
 adept_status adept_ops_div(const adept_tensor *a, const adept_tensor *b, adept_tensor **out) { return binary_new(ADEPT_OP_DIV, a, b, out); }
 
-adept_status adept_ops_scalar_new(adept_binary_op op, const adept_tensor *a, double s, adept_tensor **out) {
+static adept_status scalar_new_f(adept_binary_op op, const adept_tensor *a, double s, adept_tensor **out) {
     if (!a || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     if ((unsigned)op >= ADEPT_BINARY_COUNT) return adept_fail(ADEPT_EINVAL, "scalar op: invalid op %d", (int)op);
     ADEPT_TRY(check_dtype(adept_binary_op_name(op), a->dtype, op != ADEPT_OP_DIV && op != ADEPT_OP_RDIV));
@@ -261,13 +302,21 @@ adept_status adept_ops_scalar_new(adept_binary_op op, const adept_tensor *a, dou
     return st;
 }
 
+adept_status adept_ops_scalar_new(adept_binary_op op, const adept_tensor *a, double s, adept_tensor **out) {
+    adept_tensor *w;
+    ADEPT_TRY(widen16(&a, &w));
+    adept_status st = scalar_new_f(op, a, s, out);
+    adept_tensor_free(w);
+    return st;
+}
+
 adept_status adept_ops_sum(const adept_tensor *a, double *out) { return adept_ops_reduce(ADEPT_REDUCE_SUM, a, out); }
 adept_status adept_ops_mean(const adept_tensor *a, double *out) { return adept_ops_reduce(ADEPT_REDUCE_MEAN, a, out); }
 adept_status adept_ops_max(const adept_tensor *a, double *out) { return adept_ops_reduce(ADEPT_REDUCE_MAX, a, out); }
 adept_status adept_ops_min(const adept_tensor *a, double *out) { return adept_ops_reduce(ADEPT_REDUCE_MIN, a, out); }
 adept_status adept_ops_norm(const adept_tensor *a, double *out) { return adept_ops_reduce(ADEPT_REDUCE_NORM, a, out); }
 
-static adept_status reduce_dim_new(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor **out) {
+static adept_status reduce_dim_new_f(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor **out) {
     if (!a || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     const char *name = adept_reduce_op_name(op);
     ADEPT_TRY(check_dtype(name, a->dtype, 0));
@@ -280,10 +329,18 @@ static adept_status reduce_dim_new(adept_reduce_op op, const adept_tensor *a, in
     return st;
 }
 
+static adept_status reduce_dim_new(adept_reduce_op op, const adept_tensor *a, int dim, adept_tensor **out) {
+    adept_tensor *w;
+    ADEPT_TRY(widen16(&a, &w));
+    adept_status st = reduce_dim_new_f(op, a, dim, out);
+    adept_tensor_free(w);
+    return st;
+}
+
 adept_status adept_ops_sum_dim(const adept_tensor *a, int dim, adept_tensor **out) { return reduce_dim_new(ADEPT_REDUCE_SUM, a, dim, out); }
 adept_status adept_ops_mean_dim(const adept_tensor *a, int dim, adept_tensor **out) { return reduce_dim_new(ADEPT_REDUCE_MEAN, a, dim, out); }
 
-static adept_status dot3(const char *name, const adept_tensor *a, const adept_tensor *b, double r[3]) {
+static adept_status dot3_f(const char *name, const adept_tensor *a, const adept_tensor *b, double r[3]) {
     if (!a || !b) return adept_fail(ADEPT_EINVAL, "%s: NULL tensor argument", name);
     const adept_backend *be;
     ADEPT_TRY(backend_of(name, a, b, &be));
@@ -293,6 +350,16 @@ static adept_status dot3(const char *name, const adept_tensor *a, const adept_te
     if (staged(be, be->dot3 != NULL)) return adept_staged_dot3(a, b, r);
     ADEPT_TRY(entry_present(name, be, be->dot3 != NULL));
     return be->dot3(a, b, r);
+}
+
+static adept_status dot3(const char *name, const adept_tensor *a, const adept_tensor *b, double r[3]) {
+    adept_tensor *wa, *wb;
+    ADEPT_TRY(widen16(&a, &wa));
+    adept_status st = widen16(&b, &wb);
+    if (st == ADEPT_OK) st = dot3_f(name, a, b, r);
+    adept_tensor_free(wb);
+    adept_tensor_free(wa);
+    return st;
 }
 
 adept_status adept_ops_dot(const adept_tensor *a, const adept_tensor *b, double *out) {
@@ -310,7 +377,7 @@ adept_status adept_ops_cosine(const adept_tensor *a, const adept_tensor *b, doub
     return ADEPT_OK;
 }
 
-adept_status adept_ops_topk(const adept_tensor *a, size_t k, adept_tensor **values, int64_t *indices) {
+static adept_status topk_f(const adept_tensor *a, size_t k, adept_tensor **values, int64_t *indices) {
     if (!a || !values) return adept_fail(ADEPT_EINVAL, "topk: NULL tensor or output argument");
     ADEPT_TRY(check_dtype("topk", a->dtype, 1));
     size_t n = adept_tensor_numel(a);
@@ -319,6 +386,14 @@ adept_status adept_ops_topk(const adept_tensor *a, size_t k, adept_tensor **valu
     ADEPT_TRY(new_on(a, a->dtype, 1, shape, values));
     adept_status st = adept_ops_topk_into(a, k, *values, indices);
     if (st != ADEPT_OK) { adept_tensor_free(*values); *values = NULL; }
+    return st;
+}
+
+adept_status adept_ops_topk(const adept_tensor *a, size_t k, adept_tensor **values, int64_t *indices) {
+    adept_tensor *w;
+    ADEPT_TRY(widen16(&a, &w));
+    adept_status st = topk_f(a, k, values, indices);
+    adept_tensor_free(w);
     return st;
 }
 
@@ -362,11 +437,21 @@ adept_status adept_ops_scale_rows(const adept_tensor *a, const adept_tensor *w, 
     return be->scale_rows(a, w, out);
 }
 
-adept_status adept_ops_scale_rows_new(const adept_tensor *a, const adept_tensor *w, adept_tensor **out) {
+static adept_status scale_rows_new_f(const adept_tensor *a, const adept_tensor *w, adept_tensor **out) {
     if (!a || !w || !out) return adept_fail(ADEPT_EINVAL, "ops: NULL tensor or output argument");
     ADEPT_TRY(check_row_weights(a, w)); /* before allocating: the message names both shapes */
     ADEPT_TRY(new_on(a, a->dtype, a->ndim, a->shape, out));
     adept_status st = adept_ops_scale_rows(a, w, *out);
     if (st != ADEPT_OK) { adept_tensor_free(*out); *out = NULL; }
+    return st;
+}
+
+adept_status adept_ops_scale_rows_new(const adept_tensor *a, const adept_tensor *w, adept_tensor **out) {
+    adept_tensor *wa, *ww;
+    ADEPT_TRY(widen16(&a, &wa));
+    adept_status st = widen16(&w, &ww);
+    if (st == ADEPT_OK) st = scale_rows_new_f(a, w, out);
+    adept_tensor_free(ww);
+    adept_tensor_free(wa);
     return st;
 }

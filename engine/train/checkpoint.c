@@ -316,6 +316,16 @@ adept_status adept_model_load_weights(adept_model *m, const char *const *paths, 
                             p->name, adept_dtype_name(e->dtype), got, want);
         }
     }
+    /* a row kept in bf16/f16 takes a tensor of its dtype as it is; any other is widened to fp32 first */
+    unsigned char *widen = st == ADEPT_OK ? calloc(m->nparams ? m->nparams : 1, 1) : NULL;
+    if (st == ADEPT_OK && !widen) st = adept_fail(ADEPT_ENOMEM, "load_weights: out of memory");
+    for (size_t i = 0; i < m->nparams && widen; i++) {
+        const adept_st_entry *e = NULL;
+        for (size_t f = 0; f < n_paths && !e; f++) e = adept_safetensors_find(sf[f], m->params[i].name);
+        widen[i] = e && e->dtype != m->params[i].value->dtype;
+    }
+    if (st == ADEPT_OK) st = adept_model_widen_rows(m, widen);
+    free(widen);
     float *host = NULL;
     for (size_t i = 0; i < m->nparams && st == ADEPT_OK; i++) {
         adept_param *p = &m->params[i];
@@ -326,6 +336,11 @@ adept_status adept_model_load_weights(adept_model *m, const char *const *paths, 
         st = adept_safetensors_view(sf[f - 1], e, &v);
         if (st != ADEPT_OK) break;
         const float *src = adept_tensor_f32(v);
+        if (v->dtype == p->value->dtype && v->dtype != ADEPT_F32) { /* a 16-bit row: the bytes as they are */
+            st = m->be->to_device(adept_tensor_data(p->value), adept_tensor_data(v), p->numel * 2);
+            adept_tensor_free(v);
+            continue;
+        }
         if (v->dtype != ADEPT_F32) {
             free(host);
             host = malloc(p->numel * sizeof *host + 1);

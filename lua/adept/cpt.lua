@@ -112,6 +112,9 @@ local function declarations()
     {name = "domain_doc_split", choices = {"blank_line", "line", "file"}, help = "domain corpus document split"},
     {name = "progress", type = "boolean", help = "progress line while training"},
     {name = "allow_nonfinite", type = "boolean", help = "load weights holding NaN or infinity"},
+    -- no default, so runs that do not set it keep their identity; unset means adept.load's "auto"
+    {name = "dtype", choices = {"auto", "f32"},
+     help = "weights of a bf16/f16 checkpoint: \"auto\" keeps frozen matrices in it, \"f32\" widens all"},
     -- TaSL (adept.tasl, docs/adept.md): no defaults here, so the other methods' options stay as they were; unset
     -- means adept.tasl.defaults
     {name = "consolidate", choices = {"none", "tasl"},
@@ -351,7 +354,7 @@ function M.run(o)
   -- the model first: a wrong path is a model error, and the tokenizer is checked against it before any corpus
   if not adept.fs.exists(o.model) then fail("model: %s does not exist", o.model) end
   local model_path = resolve_model(o.model)
-  local m = adept.load(model_path, {allow_nonfinite = o.allow_nonfinite or nil})
+  local m = adept.load(model_path, {allow_nonfinite = o.allow_nonfinite or nil, dtype = o.dtype})
   local tok, tok_path = tokenizer_for(o.model)
   local vocab = m.config.vocab_size
   if tok:vocab_size() > vocab then

@@ -253,7 +253,9 @@ function M.start(spec)
     engine = {version = info.version, commit = info.commit, lua = info.lua},
     machine = {cpu = info.cpu, isa = info.isa, blas_core = info.blas_core, threads = adept.threads(),
                ranks = adept.dist.world_size(), dist = adept.dist.backend(),
-               openblas_coretype = os.getenv("OPENBLAS_CORETYPE")},
+               openblas_coretype = os.getenv("OPENBLAS_CORETYPE"),
+               -- how frozen bf16 weights are multiplied here (docs/model.md "Precision"): it changes the numbers
+               bf16_products = adept.w16_products()},
     seed = spec.options and spec.options.seed or adept.seed,
     started = now_iso(), started_clock = adept.now(),
   }

@@ -91,7 +91,11 @@ end
 function M.snapshot(m)
   local copy = {}
   for _, p in ipairs(m:params()) do
-    if p.trainable then copy[p.name] = m:param(p.name):clone() end
+    if p.trainable then
+      -- in fp32, as the row will be once it trains (a bf16 row of a model loaded with dtype "auto" is widened then)
+      local t = m:param(p.name)
+      copy[p.name] = t:dtype() == "f32" and t:clone() or t:to("f32")
+    end
   end
   return copy
 end

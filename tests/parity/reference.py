@@ -58,9 +58,12 @@ def rope(x, T, D, theta, style, dtype, scaling=None):
     raise ValueError(f"rope style {style!r}: expected 'half' or 'interleaved'")
 
 
-def forward(cfg, W, inputs, rope_style="half"):
+def forward(cfg, W, inputs, rope_style="half", mm=None):
     """Logits (B, T, V) of a batch of token ids (B x T: a tensor, or lists) under HF config keys cfg and
-    HF-named weights W (torch tensors, one dtype)."""
+    HF-named weights W (torch tensors, one dtype). mm(x, w, name), when given, computes each product x @ w^T with
+    the weight named `name` (test_bf16_frozen.py rounds the operands of bf16 rows with it)."""
+    if mm is None:
+        mm = lambda x, w, name: x @ w.T
     inputs = torch.as_tensor(inputs)
     B, T = inputs.shape
     C, H, KH = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
@@ -80,7 +83,7 @@ def forward(cfg, W, inputs, rope_style="half"):
         h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
 
         def lin(name):
-            y = h @ W[p + name + ".weight"].T
+            y = mm(h, W[p + name + ".weight"], p + name + ".weight")
             return y + W[p + name + ".bias"] if p + name + ".bias" in W else y
         q = lin("self_attn.q_proj").view(B, T, H, D)
         k = lin("self_attn.k_proj").view(B, T, KH, D)
@@ -95,12 +98,13 @@ def forward(cfg, W, inputs, rope_style="half"):
         k, v = k.repeat_interleave(H // KH, dim=1), v.repeat_interleave(H // KH, dim=1)
         att = torch.softmax(q @ k.transpose(-1, -2) / D ** 0.5 + mask, dim=-1)
         y = (att @ v).transpose(1, 2).reshape(B, T, H * D)
-        x = x + y @ W[p + "self_attn.o_proj.weight"].T
+        x = x + mm(y, W[p + "self_attn.o_proj.weight"], p + "self_attn.o_proj.weight")
         h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
-        x = x + (F.silu(h @ W[p + "mlp.gate_proj.weight"].T) * (h @ W[p + "mlp.up_proj.weight"].T)) \
-            @ W[p + "mlp.down_proj.weight"].T
-    head = W.get("lm_head.weight", emb)
-    return rms_norm(x, W["model.norm.weight"], eps) @ head.T
+        g = mm(h, W[p + "mlp.gate_proj.weight"], p + "mlp.gate_proj.weight")
+        u = mm(h, W[p + "mlp.up_proj.weight"], p + "mlp.up_proj.weight")
+        x = x + mm(F.silu(g) * u, W[p + "mlp.down_proj.weight"], p + "mlp.down_proj.weight")
+    head = "lm_head.weight" if "lm_head.weight" in W else "model.embed_tokens.weight"
+    return mm(rms_norm(x, W["model.norm.weight"], eps), W[head], head)
 
 
 def tensor_from_st(dtype, shape, raw):

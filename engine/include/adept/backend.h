@@ -134,8 +134,26 @@ typedef struct adept_backend {
     adept_status (*tensor_copy)(const adept_tensor *src, adept_tensor *dst); /* same dtype and numel */
     /* out[r, ...] = a[r, ...] * w[r]: f32, w is [rows of a] (a's first dimension), out has a's shape. */
     adept_status (*scale_rows)(const adept_tensor *a, const adept_tensor *w, adept_tensor *out);
+
+    /* ---- frozen 16-bit weights (DESIGN.md §2.9) ----
+       OPTIONAL: a backend without them loads every row in fp32 (adept_model_load_dtype logs the fallback). w is a
+       [OC, IC] (emb [V, C]) matrix of dtype wdt, ADEPT_BF16 or ADEPT_F16, never trainable (so no dW). The products
+       accumulate in fp32; a backend may round the activations to bf16 first (bf16 x bf16 -> f32, as PyTorch's
+       autocast does: the CPU does with oneDNN). Same argument order and accumulation rules as the fp32 entries. */
+    void (*matmul_forward_w16)(float *out, const float *inp, const void *w, adept_dtype wdt, const float *bias,
+                               size_t N, size_t IC, size_t OC, int beta_one);
+    /* dinp (+)= dout @ w (overwritten when dinp_accumulate is 0) */
+    void (*matmul_backward_w16)(float *dinp, const float *dout, const void *w, adept_dtype wdt, size_t N, size_t IC,
+                                size_t OC, int dinp_accumulate);
+    /* out[n] = widen(emb[ids[n]]) (exact) */
+    void (*embedding_forward_w16)(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N,
+                                  size_t C);
 } adept_backend;
 
+/* How the CPU backend multiplies by frozen weights of dtype dt (ADEPT_BF16 / ADEPT_F16): "onednn" (bf16 x bf16 ->
+   f32 on oneDNN's native kernels, activations rounded to bf16) or "sgemm" (weights widened to fp32 block by block,
+   activations in fp32): engine/ops/cpu/gemm16.c. */
+const char *adept_cpu_w16_path(adept_dtype dt);
 /* The built-in CPU backend (engine/ops/cpu/). */
 const adept_backend *adept_backend_cpu(void);
 /* Installs the backend of a device (a later call replaces it; tests install a fake device this way). */

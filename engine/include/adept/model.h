@@ -66,13 +66,17 @@ typedef struct adept_param {
     int ndim;
     int64_t shape[2];
     size_t numel;
-    adept_tensor *value;     /* f32 [shape]: a view into the model's value slab */
+    adept_tensor *value;     /* [shape] of dtype `storage`: a view into the model's f32 value slab, or into its
+                                16-bit slab for a frozen matrix kept in the checkpoint's bf16/f16 (DESIGN.md §2.9) */
     adept_tensor *grad;      /* f32 [shape] view into the gradient slab when trainable, else NULL */
     size_t value_offset;     /* element offset of the row in the value slab */
     size_t grad_offset;      /* element offset in the gradient slab (meaningful when trainable) */
     int trainable;
     int decay;               /* weight decay applies (default: 2-D tensors only, not norms or biases) */
     adept_unit_kind lora_target; /* LORA_A / LORA_B rows: the projection adapted (q_proj ... down_proj) */
+    adept_dtype storage;     /* F32, or BF16 / F16: the row is kept as loaded until it first needs an fp32 master
+                                (the gradient slab is laid while it is trainable: it is widened then, exactly, and
+                                stays F32). Only 2-D rows of a model loaded with dtype "auto" start 16-bit. */
 } adept_param;
 
 typedef struct adept_model adept_model;
@@ -96,8 +100,20 @@ int64_t adept_batch_count_targets(const adept_batch *b);
 /* path: a Hugging Face directory (config.json + safetensors, sharded or not) or a llama2.c .bin. */
 adept_status adept_model_load(const char *path, adept_model **out);
 /* The same with the model's slabs on a device: each tensor is read and widened on the host, then uploaded
-   (a device model is never reached through a host pointer). */
+   (a device model is never reached through a host pointer). Every row is fp32 (dtype "f32" below). */
 adept_status adept_model_load_on(const char *path, adept_device device, adept_model **out);
+/* How a loaded model stores its weights (docs/model.md "Precision"): F32 widens every tensor (the parity path);
+   AUTO keeps the 2-D matrices (embedding, projections, lm_head) of a checkpoint whose weights are all bf16 (or
+   all f16) in that dtype until they need an fp32 master (adept_param.storage); norms and biases are fp32.
+   AUTO falls back to fp32 for llama2.c checkpoints, f32/mixed files and backends without 16-bit GEMMs (logged). */
+typedef enum adept_load_dtype { ADEPT_LOAD_F32 = 0, ADEPT_LOAD_AUTO = 1 } adept_load_dtype;
+adept_status adept_model_load_dtype(const char *path, adept_device device, adept_load_dtype dtype, adept_model **out);
+/* Row p's values as fp32 on the host (out: p->numel floats), whatever its storage and device. */
+adept_status adept_model_row_f32(const adept_model *m, const adept_param *p, float *out);
+/* Widens the 16-bit rows i with widen[i] != 0 to fp32 (exact; fp32 rows are left as they are), in one re-lay:
+   for writers of values no 16-bit dtype holds (checkpoint loads, LoRA merges). Row views taken before are no
+   longer the model's. On failure the model is unchanged. */
+adept_status adept_model_widen_rows(adept_model *m, const unsigned char *widen);
 /* Fails (ADEPT_ENONFINITE) naming the first tensor that holds a NaN or infinity, with how many it holds;
    adept.load runs it after loading unless allow_nonfinite is set (engine/io/hf_model.c). */
 adept_status adept_model_check_finite(adept_model *m);
@@ -237,7 +253,9 @@ int adept_model_num_layers(const adept_model *m);
 /* Bytes held: parameters, gradients, activations (the planned buffers). */
 /* A run's memory before it starts (engine/model/estimate.c): weights of a config, plus `copies` identity copies
    (ADEPT's uniform placement), trained as said, for batch_size x seq_len, the optimizer sharded over `shards`
-   processes (ZeRO-1; 1 otherwise). Bytes by class, as the engine allocates them (fp32 weights today). */
+   processes (ZeRO-1; 1 otherwise). Bytes by class, as the engine allocates them: weights = frozen rows as stored,
+   masters = fp32 rows of the trainable layers when the matrices are 16-bit (0 with fp32 matrices, whose trainable
+   rows are counted in weights), so weights + masters is adept_model_memory's params. */
 typedef enum adept_plan_trainable {
     ADEPT_PLAN_ALL = 0, ADEPT_PLAN_NONE, ADEPT_PLAN_COPIES, ADEPT_PLAN_LAYERS
 } adept_plan_trainable;
@@ -249,6 +267,8 @@ typedef struct adept_plan_request {
     int n_layers;
     int shards;
     int recompute;                    /* adept_model_set_recompute: one layer's buffers, recomputed in backward */
+    adept_dtype dtype;                /* F32 (0): every row fp32; BF16 / F16: the matrices of frozen rows kept in
+                                         that dtype (adept_model_load_dtype AUTO), trainable rows' fp32 masters */
 } adept_plan_request;
 typedef struct adept_plan_bytes {
     size_t weights, masters, grads, optimizer, activations, workspace, total;
@@ -258,7 +278,8 @@ typedef struct adept_plan_bytes {
 adept_status adept_plan_estimate(const adept_config *cfg, const adept_plan_request *r, adept_plan_bytes *out);
 
 typedef struct adept_memory {
-    size_t params, grads, activations;
+    size_t params, grads, activations;   /* params = params_f32 + params_16 */
+    size_t params_f32, params_16;        /* bytes of the fp32 value slab and of the 16-bit (frozen bf16/f16) one */
 } adept_memory;
 adept_memory adept_model_memory(const adept_model *m);
 

@@ -21,4 +21,14 @@ adept_status adept_cpu_reduce_dim(adept_reduce_op op, const adept_tensor *a, int
 adept_status adept_cpu_dot3(const adept_tensor *a, const adept_tensor *b, double out[3]);
 adept_status adept_cpu_topk(const adept_tensor *a, size_t k, adept_tensor *values, int64_t *indices);
 
+/* Frozen 16-bit weights (gemm16.c; adept_backend.*_w16) */
+void adept_cpu_matmul_forward_w16(float *out, const float *inp, const void *w, adept_dtype wdt, const float *bias,
+                                  size_t N, size_t IC, size_t OC, int beta_one);
+void adept_cpu_matmul_backward_w16(float *dinp, const float *dout, const void *w, adept_dtype wdt, size_t N,
+                                   size_t IC, size_t OC, int dinp_accumulate);
+void adept_cpu_embedding_forward_w16(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N,
+                                     size_t C);
+/* 1 when products with weights of dtype dt run on oneDNN's native bf16 kernels here (0: widened for sgemm) */
+int adept_cpu_w16_native(adept_dtype dt);
+
 #endif
