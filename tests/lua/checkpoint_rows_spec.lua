@@ -53,14 +53,27 @@ local build = assert(load(config_src() .. BUILD .. "\nreturn build"))()
 
 -- The child: trains 6 steps on a deterministic function of the micro-batch index, checkpointing every step
 -- (keep=2), resuming when it finds checkpoints; writes the final weights (all rows, f32) and prints RESULT.
--- Arguments: out, seed=9, copies="0,2", all, full, kill_at (SIGKILLs itself in the callback of that step,
+-- Arguments: out, seed=9, copies="0,2", all, full, bf16 (the base through a bf16 checkpoint), kill_at (SIGKILLs
+-- itself in the callback of that step,
 -- before its checkpoint), unfreeze_at / refreeze_at (model.norm.weight trains from one to the other).
 local recipe = H.tmpfile(config_src() .. BUILD .. [[
 local adept = require "adept"
 local a = adept.args
 local copies_of = {}
 for l in tostring(a.copies or "0,2"):gmatch("%d+") do copies_of[#copies_of + 1] = tonumber(l) end
-local m = build(adept, tonumber(a.seed or 9), copies_of, a.all)
+local m
+if a.bf16 then
+  -- bf16 frozen rows (docs/model.md, Precision): the base written as bf16 and loaded back, so the frozen
+  -- matrices stay 16-bit and only the copies get fp32 masters
+  local base = adept.model(CONFIG, {seed = tonumber(a.seed or 9)})
+  base:save(a.out .. "/base16", {dtype = "bf16"})
+  m = adept.load(a.out .. "/base16")
+  local copies = m:expand(copies_of, {init = "identity"})
+  m:freeze("all")
+  for _, l in ipairs(copies) do m:unfreeze("^model%.layers%." .. l .. "%.") end
+else
+  m = build(adept, tonumber(a.seed or 9), copies_of, a.all)
+end
 local opt = adept.adamw(m, {lr = 2e-2})
 local function micro(i)
   local ids = {}
@@ -203,6 +216,27 @@ describe("an ADEPT-style run (expanded layers, only the copies train)", function
     assert.is_true(slurp(ref .. "/final.safetensors") == slurp(d .. "/final.safetensors"), "final weights differ")
     local a, b = losses(ref), losses(d)
     for s = 1, 6 do assert.equals(a[s], b[s], "loss of step " .. s) end
+  end)
+
+  it("over bf16 frozen rows: checkpoints the copies' fp32 masters and resumes bitwise after a kill", function()
+    local whole, d = tmpdir(), tmpdir()
+    local out, ok = run("out=" .. whole .. " bf16=true")
+    assert.is_true(ok, out)
+    local h = header(whole .. "/ckpt/step_00000006/rows.safetensors")
+    assert.equals(18, #names_of(h))
+    for _, e in pairs(h) do assert.equals("F32", e.dtype) end
+    out, ok = run("out=" .. d .. " bf16=true kill_at=4")
+    assert.is_false(ok, out)
+    out, ok = run("out=" .. d .. " bf16=true")
+    assert.is_true(ok, out)
+    assert.matches("resumed_from=" .. d .. "/ckpt/step_00000003", out, 1, true)
+    assert.is_true(slurp(whole .. "/final.safetensors") == slurp(d .. "/final.safetensors"), "final weights differ")
+    local a, b = losses(whole), losses(d)
+    for s = 1, 6 do assert.equals(a[s], b[s], "loss of step " .. s) end
+    -- the bf16 run is another base than the fp32 one: its checkpoints do not resume there
+    out, ok = run("out=" .. d)
+    assert.is_false(ok, out)
+    assert.matches("base", out, 1, true)
   end)
 
   it("refuses to resume onto another base, naming the checkpoint and both identities, and loads nothing", function()
