@@ -211,17 +211,21 @@ static adept_status load_param(const shards *s, adept_param *p, const adept_conf
         return adept_fail(ADEPT_ESHAPE, "%s: tensor %s has shape %s, expected %s for this config", file, p->name, got,
                           want);
     }
-    if (p->value->dtype == e->dtype && e->dtype != ADEPT_F32) /* a 16-bit row keeps the file's bytes */
-        return adept_tensor_write(p->value, 0, entry_bytes(s->st[sh], e), p->numel * 2);
-    if (p->value->dtype != ADEPT_F32)
+    adept_status st = ADEPT_OK;
+    if (p->value->dtype == e->dtype && e->dtype != ADEPT_F32) { /* a 16-bit row keeps the file's bytes */
+        st = adept_tensor_write(p->value, 0, entry_bytes(s->st[sh], e), p->numel * 2);
+    } else if (p->value->dtype != ADEPT_F32) {
         return adept_fail(ADEPT_EFORMAT, "%s: tensor %s has dtype %s but the model keeps it as %s", file, p->name,
                           adept_dtype_safetensors_name(e->dtype), adept_dtype_name(p->value->dtype));
-    if (!scratch) {
+    } else if (!scratch) {
         to_f32(adept_tensor_f32(p->value), entry_bytes(s->st[sh], e), e->dtype, p->numel);
-        return ADEPT_OK;
+    } else {
+        to_f32(scratch, entry_bytes(s->st[sh], e), e->dtype, p->numel);
+        st = adept_tensor_write(p->value, 0, scratch, p->numel * sizeof(float));
     }
-    to_f32(scratch, entry_bytes(s->st[sh], e), e->dtype, p->numel);
-    return adept_tensor_write(p->value, 0, scratch, p->numel * sizeof(float));
+    /* copied: the file's pages leave the resident set, so a load peaks at the model plus one tensor */
+    adept_safetensors_evict(s->st[sh], e);
+    return st;
 }
 
 static int ends_with(const char *s, const char *suffix) {

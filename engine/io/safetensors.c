@@ -373,7 +373,20 @@ adept_status adept_safetensors_open(const char *path, adept_safetensors **out) {
         munmap(map, size);
         return s;
     }
-    return st_validate(file, path, out);
+    s = st_validate(file, path, out);
+    if (s == ADEPT_OK) (*out)->mapped = 1;
+    return s;
+}
+
+void adept_safetensors_evict(const adept_safetensors *st, const adept_st_entry *e) {
+    if (!st || !e || !st->mapped) return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t base = (uintptr_t)st->file->data, lo = base + st->data_offset + e->begin;
+    uintptr_t hi = base + st->data_offset + e->end;
+    lo = (lo + page - 1) / page * page; /* whole pages inside the entry only */
+    hi = hi / page * page;
+    /* private, never written: the dropped pages read back from the file (advice only: a failure changes nothing) */
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 adept_status adept_safetensors_parse(const void *data, size_t size, const char *label, adept_safetensors **out) {

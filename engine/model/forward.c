@@ -25,10 +25,10 @@ static adept_status check_batch(const adept_model *m, const adept_batch *b, cons
 }
 
 /* Validates the batch, plans the buffers for its shape and copies its ids (and targets) to the device. */
-static adept_status prepare(adept_model *m, const adept_batch *b, const char *op, int need_targets) {
+static adept_status prepare(adept_model *m, const adept_batch *b, const char *op, int need_targets, int backward) {
     ADEPT_TRY(check_batch(m, b, op));
     if (need_targets && !b->targets) return adept_fail(ADEPT_EINVAL, "%s: the batch has no targets", op);
-    ADEPT_TRY(adept_model_plan(m, b->B, b->T));
+    ADEPT_TRY(adept_model_plan(m, b->B, b->T, backward));
     size_t nbytes = (size_t)b->B * b->T * sizeof(int32_t);
     ADEPT_TRY(m->be->to_device(m->acts.ids, b->inputs, nbytes));
     if (b->targets) ADEPT_TRY(m->be->to_device(m->acts.tgt, b->targets, nbytes));
@@ -136,7 +136,7 @@ adept_status adept_model_head_loss(adept_model *m, float grad_scale, int want_gr
 
 adept_status adept_model_forward(adept_model *m, const adept_batch *b, double *nll_sum, int64_t *n_tokens,
                                  float *logits_out) {
-    ADEPT_TRY(prepare(m, b, "forward", 0));
+    ADEPT_TRY(prepare(m, b, "forward", 0, 0));
     const adept_backend *be = m->be;
     int blas = be->enter();
     adept_model_forward_from(m, 0);
@@ -155,7 +155,7 @@ adept_status adept_model_forward(adept_model *m, const adept_batch *b, double *n
 adept_status adept_model_forward_backward(adept_model *m, const adept_batch *b, float grad_scale, double *nll_sum,
                                           int64_t *n_tokens) {
     ADEPT_TRY(adept_model_grads_materialize(m));
-    ADEPT_TRY(prepare(m, b, "forward_backward", 1));
+    ADEPT_TRY(prepare(m, b, "forward_backward", 1, 1));
     const adept_backend *be = m->be;
     int blas = be->enter();
     adept_model_forward_from(m, 0);
@@ -171,7 +171,7 @@ adept_status adept_model_forward_backward(adept_model *m, const adept_batch *b, 
 }
 
 adept_status adept_model_hidden_states(adept_model *m, const adept_batch *b, float *out) {
-    ADEPT_TRY(prepare(m, b, "hidden_states", 0));
+    ADEPT_TRY(prepare(m, b, "hidden_states", 0, 0));
     int blas = m->be->enter();
     adept_model_forward_from(m, 0);
     m->be->exit(blas);

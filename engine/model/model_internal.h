@@ -145,8 +145,10 @@ void adept_model_slabs_free(adept_model *m);
 size_t adept_model_layer_name(int layer, adept_unit_kind kind, char *buf, size_t cap);
 /* Recomputes layer_idx / embed_idx / ... from the names and kinds of the rows. */
 adept_status adept_model_reindex(adept_model *m);
-/* Plans (or reuses) the activation buffers for (B, T); logs the memory plan the first time. */
-adept_status adept_model_plan(adept_model *m, int B, int T);
+/* Plans (or reuses) the activation buffers for (B, T); logs the memory plan the first time. backward: the pass
+   will run backward, so the plan keeps what it reads (from the lowest trainable layer up); a forward-only pass
+   reuses any plan of its shape, or lays a streaming one (nothing kept for backward). */
+adept_status adept_model_plan(adept_model *m, int B, int T, int backward);
 void adept_model_acts_free(adept_acts *a);
 /* forward.c: runs layers l0.. from acts.resid[l0] (0: from the embedding) and the final norm into acts.lnf */
 void adept_model_forward_from(adept_model *m, int l0);

@@ -122,12 +122,14 @@ adept_status adept_model_plan_split(const adept_config *c, int B, int T, int hea
     return ADEPT_OK;
 }
 
-adept_status adept_model_plan(adept_model *m, int B, int T) {
+adept_status adept_model_plan(adept_model *m, int B, int T, int backward) {
     adept_acts *a = &m->acts;
     size_t rows = adept_model_head_rows((size_t)B * T, (size_t)m->cfg.vocab_size, m->head_rows_override);
-    int first_kept = adept_model_stop_layer(m);
-    if (a->block && a->B == B && a->T == T && a->be == m->be && a->head_rows == rows && a->first_kept == first_kept &&
-        a->recompute == m->recompute)
+    /* a pass without backward keeps nothing for it: every layer streams through one slot. It runs in any plan of
+       its shape, so one laid for training is reused (evaluation between steps re-lays nothing) */
+    int first_kept = backward ? adept_model_stop_layer(m) : m->cfg.num_layers;
+    if (a->block && a->B == B && a->T == T && a->be == m->be && a->head_rows == rows &&
+        (a->first_kept == first_kept || !backward) && a->recompute == m->recompute)
         return ADEPT_OK;
     const adept_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return adept_fail(ADEPT_EINVAL, "model: batch %d x %d must be positive", B, T);

@@ -26,6 +26,7 @@ typedef struct adept_safetensors {
     size_t n_meta;
     char **meta_keys, **meta_values;
     char *path;            /* for messages */
+    int mapped;            /* file is a mapping of the file on disk (adept_safetensors_open), not a buffer */
 } adept_safetensors;
 
 /* Opens and validates a file: header length within the file, JSON well-formed, every dtype known, shape
@@ -38,6 +39,11 @@ adept_status adept_safetensors_parse(const void *data, size_t size, const char *
 void adept_safetensors_close(adept_safetensors *st); /* NULL is fine; views stay valid */
 
 const adept_st_entry *adept_safetensors_find(const adept_safetensors *st, const char *name);
+/* Gives the resident pages of an entry's bytes back to the kernel once they have been copied out (a loader that
+   walks a 16 GB checkpoint would otherwise hold the mapped file beside its copy: resident memory up to twice the
+   weights). The bytes stay readable: a later read faults them in again from the file. A no-op for a parsed buffer
+   and for pages shared with a neighbouring entry. */
+void adept_safetensors_evict(const adept_safetensors *st, const adept_st_entry *e);
 /* A zero-copy view of one tensor (shares the mapped file). */
 adept_status adept_safetensors_view(const adept_safetensors *st, const adept_st_entry *e, adept_tensor **out);
 const char *adept_safetensors_meta(const adept_safetensors *st, const char *key); /* NULL if absent */
