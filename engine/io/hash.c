@@ -35,29 +35,24 @@ adept_status adept_sha256_file(const char *path, char hex[ADEPT_SHA256_HEX], uin
     if (!S_ISREG(sb.st_mode)) return adept_fail(ADEPT_EINVAL, "sha256: %s: not a regular file", path);
     FILE *f; /* checked again on the opened descriptor: a FIFO swapped in after the stat() would block */
     ADEPT_TRY(adept_input_fopen(path, "sha256", &f));
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    adept_status st = ADEPT_OK;
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        st = adept_fail(ADEPT_ENOMEM, "sha256: cannot create an OpenSSL digest context");
-    } else {
+    adept_sha256_ctx *ctx;
+    adept_status st = adept_sha256_begin(&ctx);
+    if (st == ADEPT_OK) {
         static _Thread_local unsigned char buf[1 << 16];
         uint64_t total = 0;
         size_t got;
         while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
-            EVP_DigestUpdate(ctx, buf, got);
+            adept_sha256_update(ctx, buf, got);
             total += got;
         }
         if (ferror(f)) {
+            adept_sha256_free(ctx);
             st = adept_fail(ADEPT_EIO, "sha256: %s: read error", path);
         } else {
-            unsigned char md[EVP_MAX_MD_SIZE];
-            unsigned n = 0;
-            EVP_DigestFinal_ex(ctx, md, &n);
-            to_hex(md, n, hex);
-            if (size) *size = total;
+            st = adept_sha256_end(ctx, hex);
+            if (st == ADEPT_OK && size) *size = total;
         }
     }
-    EVP_MD_CTX_free(ctx);
     fclose(f);
     return st;
 }
