@@ -20,7 +20,11 @@ print(("device_spec: backend %s, %s comparisons"):format(backend, exact and "bit
 -- pass chains ~30 of them: 1e-4 for logits, losses and mask-out; gradients chain them twice: 2e-4; 1 - cos of
 -- close vectors loses digits to cancellation: 1e-3 for block influence; after AdamW the weight CHANGES carry the
 -- relative error of normalised gradients: 1e-3. A value passed through a saved file is exact on both.
-local TOL = {model = 1e-4, grad = 2e-4, influence = 1e-3, step = 1e-3}
+local TOL = {model = 1e-4, grad = 2e-4, influence = 1e-3, step = 1e-3, generation_exact = true}
+-- bf16 frozen weights: both devices round the activations to bf16 before each frozen product, but an fp32 sum in
+-- another order can put an activation on the other side of a bf16 rounding midpoint, moving it by 2^-8 of itself:
+-- the issue's bound for the bf16 path, 1e-2 normwise, and greedy tokens may part at a near tie.
+local TOL16 = {model = 1e-2, grad = 1e-2, influence = 1e-2, step = 1e-2, generation_exact = false}
 
 local failures, checks = 0, 0
 -- On a GPU the lines start with "cuda-check ", which tests/device/run collects into its table.
@@ -159,7 +163,10 @@ local function batches_of(V, n, B, T, seed)
   return out
 end
 
-local function pipeline(label, mc, md, V, prompt)
+-- tol: the bounds on a GPU (TOL, or TOL16 for bf16 frozen weights)
+local function pipeline(label, mc, md, V, prompt, tol)
+  tol = tol or TOL
+  local TOL = tol
   print("-- " .. label)
   check(md:device() == "cuda" and mc:device() == "cpu", label .. ": models on their devices")
   compare_params(label .. ": weights equal after loading", md, mc, nil)
@@ -176,7 +183,14 @@ local function pipeline(label, mc, md, V, prompt)
   compare(label .. ": hidden states", hd[#hd], hc[#hc], TOL.model)
   local gd = md:generate(prompt, {max_tokens = 60, stop = false})
   local gc = mc:generate(prompt, {max_tokens = 60, stop = false})
-  compare(label .. ": greedy generation, 60 tokens", gd, gc, nil) -- the same ids, also on a GPU (issue 12)
+  if TOL.generation_exact or exact then
+    compare(label .. ": greedy generation, 60 tokens", gd, gc, nil) -- the same ids, also on a GPU (issue 12)
+  else
+    local same = 0
+    while same < #gc and gd[same + 1] == gc[same + 1] do same = same + 1 end
+    print(("cuda-info lua: %s: greedy generation agrees on its first %d of %d tokens (bf16 products: a near tie "
+      .. "may break the other way)"):format(label, same, #gc))
+  end
 
   -- stage 1: layer importance, then identity copies of the least important layers
   local sd = adept.importance.layers(md, probe, {metric = "mask_out"})
@@ -258,7 +272,7 @@ local function pipeline(label, mc, md, V, prompt)
 
   -- HF directories saved from the device load on the cpu (f32 exact; bf16 through the same rounding)
   local hf = tmp .. "/" .. label .. "-hf"
-  md:save(hf)
+  md:save(hf, {dtype = "f32"}) -- f32: a bf16-loaded model saves in bf16 by default, rounding its trained masters
   compare_params(label .. ": HF directory saved from the device, loaded on the cpu", adept.load(hf, {device = "cpu"}), md, nil)
   md:save(hf .. "-bf16", {dtype = "bf16"})
   local viacpu = adept.load(hf, {device = "cpu"})
@@ -267,7 +281,7 @@ local function pipeline(label, mc, md, V, prompt)
     adept.load(hf .. "-bf16", {device = "cpu"}), adept.load(hf .. "-bf16-cpu", {device = "cpu"}), nil)
   compare_params(label .. ": a bf16 directory loaded on the device (widened on the host)",
     adept.load(hf .. "-bf16", {device = "cuda"}), adept.load(hf .. "-bf16", {device = "cpu"}), nil)
-  md:save(hf .. "-shards", {max_shard_bytes = 40000})
+  md:save(hf .. "-shards", {max_shard_bytes = 40000, dtype = "f32"})
   local sharded = adept.load(hf .. "-shards", {device = "cuda"})
   check(adept.fs.exists(hf .. "-shards/model.safetensors.index.json") == "file" and sharded:device() == "cuda",
     label .. ": sharded save from the device loads on the device")
@@ -280,6 +294,30 @@ do
   local mc = adept.model(cfg, {seed = 5, device = "cpu", init_std = 0.3})
   local md = adept.model(cfg, {seed = 5, device = "cuda", init_std = 0.3})
   pipeline("random", mc, md, cfg.vocab_size, {1, 5, 9})
+end
+
+-- bf16 frozen weights on the device: a bf16 HF directory loads with its matrices in bf16 on both devices (the w16
+-- products: cuBLAS bf16 GEMMs on a GPU, the CPU's own on the fake device), and the pipeline runs over them
+do
+  local dir = tmp .. "/bf16-source"
+  adept.model(cfg, {seed = 9, device = "cpu", init_std = 0.3}):save(dir, {dtype = "bf16"})
+  local mc = adept.load(dir, {device = "cpu"})
+  local md = adept.load(dir, {device = "cuda"})
+  local dc, dd = {}, {}
+  for _, p in ipairs(mc:params()) do dc[#dc + 1] = p.dtype end
+  for _, p in ipairs(md:params()) do dd[#dd + 1] = p.dtype end
+  local matrices16 = 0
+  for i = 1, #dc do if dc[i] == "bf16" and dd[i] == "bf16" then matrices16 = matrices16 + 1 end end
+  check(table.concat(dd, ",") == table.concat(dc, ",") and matrices16 > 0,
+    "bf16: the matrices stay bf16 on the device, as on the cpu", ("%d of %d tensors bf16"):format(matrices16, #dc))
+  -- a loaded model starts all trainable, and a backward pass gives trainable rows fp32 masters: only layer 1
+  -- trains before the expansion (the pipeline reads its gradient), so the other layers stay bf16 throughout
+  for _, m in ipairs({mc, md}) do m:freeze("all"); m:unfreeze("^model%.layers%.1%.") end
+  pipeline("bf16", mc, md, cfg.vocab_size, {1, 5, 9}, TOL16)
+  local kept = 0
+  for _, p in ipairs(md:params()) do if p.dtype == "bf16" then kept = kept + 1 end end
+  check(kept > 0 and kept < matrices16, "bf16: the trained copy's rows became f32 masters, the frozen rows stayed bf16",
+    ("%d bf16 tensors after training"):format(kept))
 end
 
 local shared = os.getenv("ADEPT_SHARED") or "../shared"

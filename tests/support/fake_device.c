@@ -284,6 +284,25 @@ static adept_status t_row_cosine(const float *x, const float *y, size_t N, size_
     RUN(st = cpu->row_cosine(x, y, N, C, host_cos));
     return st;
 }
+/* frozen 16-bit weights: the CPU's products (oneDNN or widened sgemm) over device memory */
+static void t_matmul_forward_w16(float *out, const float *inp, const void *w, adept_dtype wdt, const float *bias,
+                                 size_t N, size_t IC, size_t OC, int beta_one) {
+    const char *e = "matmul_forward_w16";
+    dev(out, e), dev(inp, e), dev(w, e), dev(bias, e);
+    RUN(cpu->matmul_forward_w16(out, inp, w, wdt, bias, N, IC, OC, beta_one));
+}
+static void t_matmul_backward_w16(float *dinp, const float *dout, const void *w, adept_dtype wdt, size_t N,
+                                  size_t IC, size_t OC, int acc) {
+    const char *e = "matmul_backward_w16";
+    dev(dinp, e), dev(dout, e), dev(w, e);
+    RUN(cpu->matmul_backward_w16(dinp, dout, w, wdt, N, IC, OC, acc));
+}
+static void t_embedding_forward_w16(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N,
+                                    size_t C) {
+    const char *e = "embedding_forward_w16";
+    dev(out, e), dev(ids, e), dev(emb, e);
+    RUN(cpu->embedding_forward_w16(out, ids, emb, wdt, N, C));
+}
 
 static const adept_backend fake = {
     .name = "test-device", .device = ADEPT_CUDA,
@@ -297,6 +316,8 @@ static const adept_backend fake = {
     .swiglu_backward = t_swiglu_backward, .embedding_forward = t_embedding_forward,
     .embedding_backward = t_embedding_backward, .xent = t_xent, .nll_sum = t_nll_sum, .adamw = t_adamw,
     .sum_squares = t_sum_squares, .scale = t_scale, .row_cosine = t_row_cosine,
+    .matmul_forward_w16 = t_matmul_forward_w16, .matmul_backward_w16 = t_matmul_backward_w16,
+    .embedding_forward_w16 = t_embedding_forward_w16,
 };
 
 const adept_backend *adept_fake_device(void) {

@@ -1,6 +1,6 @@
 /* The CUDA layer kernels against the CPU backend on random inputs: GEMM (all transposes, leading dimensions,
    alpha/beta), matmul forward/backward (bias, fused residual, accumulate or overwrite), RMSNorm, RoPE, SwiGLU,
-   embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
+   products with frozen bf16/f16 weights, embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
    (head_dim 128), 512 and 4096 (the CPU kernel works in blocks of 64 rows, the device in tiles of 32, so 70
    crosses both). Bound and its derivation: cuda_compare.h.
    Skips (77) without a device. */
@@ -70,6 +70,58 @@ static void test_matmul(void) {
         cuda_be->free(d_inp), cuda_be->free(d_w), cuda_be->free(d_b), cuda_be->free(d_out);
         cuda_be->free(d_dout), cuda_be->free(d_dinp), cuda_be->free(d_dw), cuda_be->free(d_db);
     }
+}
+
+/* Products with frozen 16-bit weights (gemm16.cu against gemm16.c). Both sides get the same fp32 inputs, so both
+   round the activations to the same bf16 values: with the CPU's oneDNN path the products differ by fp32
+   summation order only (CUDA_TOL). Where the CPU lacks native bf16 products it multiplies the fp32 activations
+   unrounded, and the device's rounding (2^-9 relative per activation at most, of random sign) moves the products
+   by about 2^-9 / sqrt(3) = 1.1e-3 normwise: bound 4e-3. f16 weights are widened exactly on both sides and the
+   activations stay fp32 (CUDA_TOL). OC = 4100 crosses the device's 4096-row f16 widening blocks. */
+static void test_matmul_w16(adept_dtype wdt, size_t N, size_t IC, size_t OC) {
+    double tol = wdt == ADEPT_BF16 && strcmp(adept_cpu_w16_path(wdt), "onednn") ? 4e-3 : CUDA_TOL;
+    const char *dt = wdt == ADEPT_BF16 ? "bf16" : "f16";
+    float *wf = host_rand(OC * IC, 0.1f);
+    uint16_t *w = malloc(OC * IC * sizeof *w);
+    for (size_t i = 0; i < OC * IC; i++) w[i] = wdt == ADEPT_BF16 ? adept_f32_to_bf16(wf[i]) : adept_f32_to_f16(wf[i]);
+    uint16_t *d_w = dev_from(w, OC * IC * sizeof *w);
+    float *inp = host_rand(N * IC, 1), *bias = host_rand(OC, 1);
+    float *d_inp = dev_from(inp, N * IC * 4), *d_b = dev_from(bias, OC * 4);
+    char name[80];
+    for (int variant = 0; variant < 4; variant++) {
+        int with_bias = variant & 1, beta_one = (variant >> 1) & 1;
+        float *out = host_rand(N * OC, 1), *d_out = dev_from(out, N * OC * 4);
+        cpu_be->matmul_forward_w16(out, inp, w, wdt, with_bias ? bias : NULL, N, IC, OC, beta_one);
+        cuda_be->matmul_forward_w16(d_out, d_inp, d_w, wdt, with_bias ? d_b : NULL, N, IC, OC, beta_one);
+        float *got = dev_back(d_out, N * OC * 4);
+        snprintf(name, sizeof name, "matmul_fwd_w16 %s %zux%zux%zu b=%d acc=%d", dt, N, IC, OC, with_bias, beta_one);
+        compare_f32(name, got, out, N * OC, tol);
+        free(got), free(out), cuda_be->free(d_out);
+
+        if (variant > 1) continue; /* backward: overwritten, then accumulated onto random contents */
+        int acc = variant & 1;
+        float *dout = host_rand(N * OC, 1), *dinp = host_rand(N * IC, 1);
+        float *d_dout = dev_from(dout, N * OC * 4), *d_dinp = dev_from(dinp, N * IC * 4);
+        cpu_be->matmul_backward_w16(dinp, dout, w, wdt, N, IC, OC, acc);
+        cuda_be->matmul_backward_w16(d_dinp, d_dout, d_w, wdt, N, IC, OC, acc);
+        float *g = dev_back(d_dinp, N * IC * 4);
+        snprintf(name, sizeof name, "matmul_bwd_w16 %s %zux%zux%zu acc=%d", dt, N, IC, OC, acc);
+        compare_f32(name, g, dinp, N * IC, tol);
+        free(g), free(dout), free(dinp), cuda_be->free(d_dout), cuda_be->free(d_dinp);
+    }
+    /* the embedding lookup widens exactly: bitwise */
+    const size_t rows = 40;
+    int32_t ids[40];
+    for (size_t n = 0; n < rows; n++) ids[n] = (int32_t)((n * 37 + 5) % OC);
+    int32_t *d_ids = dev_from(ids, sizeof ids);
+    float *e_out = malloc(rows * IC * 4), *d_e = dev_from(NULL, rows * IC * 4);
+    cpu_be->embedding_forward_w16(e_out, ids, w, wdt, rows, IC);
+    cuda_be->embedding_forward_w16(d_e, d_ids, d_w, wdt, rows, IC);
+    float *g_e = dev_back(d_e, rows * IC * 4);
+    snprintf(name, sizeof name, "embedding_forward_w16 %s", dt);
+    compare_bitwise(name, g_e, e_out, rows * IC * 4);
+    free(g_e), free(e_out), free(wf), free(w), free(inp), free(bias);
+    cuda_be->free(d_e), cuda_be->free(d_ids), cuda_be->free(d_w), cuda_be->free(d_inp), cuda_be->free(d_b);
 }
 
 static void test_rmsnorm(void) {
@@ -253,6 +305,10 @@ int main(void) {
     cuda_or_skip();
     test_gemm();
     test_matmul();
+    test_matmul_w16(ADEPT_BF16, 53, 96, 80);
+    test_matmul_w16(ADEPT_F16, 53, 96, 80);
+    test_matmul_w16(ADEPT_BF16, 3, 8, 4100);
+    test_matmul_w16(ADEPT_F16, 3, 8, 4100);
     test_rmsnorm();
     test_rope();
     test_swiglu();

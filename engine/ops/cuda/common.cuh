@@ -28,6 +28,10 @@ struct BlasApi {
     decltype(&cublasSetPointerMode_v2) set_pointer_mode;
     decltype(&cublasSetStream_v2) set_stream;
     decltype(&cublasSgemm_v2) sgemm;
+    /* spelled out: cublas_api.h overloads cublasGemmEx in C++, so decltype cannot name it */
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
+                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
 };
 extern BlasApi blas;
 
@@ -101,14 +105,21 @@ __device__ inline float block_max(float v, float *shm) {
     return shm[0];
 }
 
-/* The table's entries, one source file per concern (gemm.cu, layers.cu, attention.cu, embedding.cu, xent.cu,
-   optim.cu); runtime.cu holds memory and builds the table. Semantics: adept/backend.h. */
+/* The table's entries, one source file per concern (gemm.cu, gemm16.cu, layers.cu, attention.cu, embedding.cu,
+   xent.cu, optim.cu); runtime.cu holds memory and builds the table. Semantics: adept/backend.h. */
 void gemm(adept_transpose ta, adept_transpose tb, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, size_t IC, size_t OC,
                     int beta_one);
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                      size_t N, size_t IC, size_t OC, int dinp_accumulate);
+/* out[n, :] += bias over N rows of OC (gemm.cu; the w16 products add their bias after the product) */
+void add_bias_rows(const char *op, float *out, const float *bias, size_t N, size_t OC);
+void matmul_forward_w16(float *out, const float *inp, const void *w, adept_dtype wdt, const float *bias, size_t N,
+                        size_t IC, size_t OC, int beta_one);
+void matmul_backward_w16(float *dinp, const float *dout, const void *w, adept_dtype wdt, size_t N, size_t IC,
+                         size_t OC, int dinp_accumulate);
+void embedding_forward_w16(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N, size_t C);
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C, double eps);
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                       const float *rstd, size_t N, size_t C);

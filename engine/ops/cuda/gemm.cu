@@ -64,6 +64,12 @@ __global__ void bias_grad_kernel(float *dbias, const float *dout, size_t N, size
     }
 }
 
+void add_bias_rows(const char *op, float *out, const float *bias, size_t N, size_t OC) {
+    if (N == 0 || OC == 0) return;
+    bias_rows_kernel<<<grid_for(N * OC), kThreads>>>(out, bias, N, OC, 1);
+    launched(op);
+}
+
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, size_t IC, size_t OC,
                     int beta_one) {
     float beta = beta_one ? 1.0f : 0.0f;

@@ -46,6 +46,7 @@ static adept_status load_cublas(void) {
     SYM(set_pointer_mode, "cublasSetPointerMode_v2")
     SYM(set_stream, "cublasSetStream_v2")
     SYM(sgemm, "cublasSgemm_v2")
+    SYM(gemm_ex, "cublasGemmEx")
 #undef SYM
     blas = b;
     return ADEPT_OK;
@@ -220,6 +221,9 @@ static const adept_backend table = {
     .sum_squares = sum_squares,
     .scale = scale,
     .row_cosine = row_cosine,
+    .matmul_forward_w16 = matmul_forward_w16,
+    .matmul_backward_w16 = matmul_backward_w16,
+    .embedding_forward_w16 = embedding_forward_w16,
 };
 
 } // namespace adept_cuda
