@@ -369,7 +369,11 @@ adept.train{model = m, optimizer = adept.adamw(m), data = data, steps = 5, progr
       local inner = model(2)
       adept.train{model = inner, optimizer = adept.adamw(inner), data = data, steps = 1, progress = false}
     end,
-    [3] = function() os.execute("kill -TERM " .. adept.getpid()) end,
+    [3] = function()
+      -- any thread may run the handler, later than kill returns on a busy machine: wait for the flag
+      os.execute("kill -TERM " .. adept.getpid())
+      for _ = 1, 500 do if adept.interrupted() then break end adept.sleep(0.01) end
+    end,
   }}
 print("not interrupted")
 ]])

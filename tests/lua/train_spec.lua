@@ -306,7 +306,11 @@ local every = {[2] = function(ctx)
   if ctx.step == 4 then ctx.model:freeze("^model%.layers%.0%.mlp%.") end
 end}
 if a.kill_at then
-  every[a.kill_at] = function() os.execute("kill -TERM " .. adept.getpid()) end
+  every[a.kill_at] = function() 
+    -- any thread may run the handler, later than kill returns on a busy machine: wait for the flag
+    os.execute("kill -TERM " .. adept.getpid())
+    for _ = 1, 500 do if adept.interrupted() then break end adept.sleep(0.01) end
+  end
 end
 adept.train{model = m, optimizer = opt, data = micro, steps = 6, grad_accum = 2, clip = 1.0,
   schedule = adept.schedule.cosine{warmup = 2}, every = every, progress = false,

@@ -22,7 +22,12 @@ local ds = adept.dataset{path = %q, tokenizer = tok, seq_len = 32, holdout = 0.0
 m:freeze("^model%%.embed_tokens%%.")
 local opt = adept.adamw(m, {lr = 2e-3})
 local every = {}
-if a.kill_at then every[a.kill_at] = function() os.execute("kill -TERM " .. adept.getpid()) end end
+-- the signal goes to the process, so any of its threads (an OpenMP worker) may run the handler, later than kill
+-- returns on a busy machine: wait for the flag, so the run stops at this step and not the next
+if a.kill_at then every[a.kill_at] = function()
+  os.execute("kill -TERM " .. adept.getpid())
+  for _ = 1, 500 do if adept.interrupted() then break end adept.sleep(0.01) end
+end end
 adept.train{model = m, optimizer = opt, data = ds:train(), steps = 4, batch_size = 2, grad_accum = 2,
   schedule = adept.schedule.cosine{warmup = 1}, every = every, progress = false,
   eval = {val = ds:holdout()}, eval_every = 2, eval_batches = 2,
