@@ -306,7 +306,7 @@ local every = {[2] = function(ctx)
   if ctx.step == 4 then ctx.model:freeze("^model%.layers%.0%.mlp%.") end
 end}
 if a.kill_at then
-  every[a.kill_at] = function() 
+  every[a.kill_at] = function()
     -- any thread may run the handler, later than kill returns on a busy machine: wait for the flag
     os.execute("kill -TERM " .. adept.getpid())
     for _ = 1, 500 do if adept.interrupted() then break end adept.sleep(0.01) end
