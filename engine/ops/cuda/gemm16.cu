@@ -59,6 +59,15 @@ static const __nv_bfloat16 *rounded(const char *op, const float *x, size_t n) {
     return b;
 }
 
+/* rows [o0, o0 + rows) of the f16 weight w [*, IC] widened to fp32 in scratch; NULL (recorded) on failure */
+static const float *widened_rows(const char *op, const void *w, size_t o0, size_t rows, size_t IC) {
+    float *blk = (float *)scratch(op, rows * IC * sizeof(float));
+    if (!blk) return NULL;
+    widen_kernel<<<grid_for(rows * IC), kThreads>>>(blk, (const uint16_t *)w + o0 * IC, rows * IC, 1);
+    launched(op);
+    return blk;
+}
+
 /* row-major C [M, Nc] = alpha op(A) op(B) + beta C with A, B bf16 and C fp32 */
 static void gemm_bf16(const char *op, adept_transpose ta, adept_transpose tb, size_t M, size_t Nc, size_t K,
                       const __nv_bfloat16 *A, size_t lda, const __nv_bfloat16 *B, size_t ldb, float beta, float *C,
@@ -87,10 +96,8 @@ void matmul_forward_w16(float *out, const float *inp, const void *w, adept_dtype
         /* f16: rows [o0, o0 + rows) of w widened, out[:, o0 : o0 + rows] (+)= inp @ block^T */
         for (size_t o0 = 0; o0 < OC; o0 += kW16BlockRows) {
             size_t rows = OC - o0 < kW16BlockRows ? OC - o0 : kW16BlockRows;
-            float *blk = (float *)scratch(op, rows * IC * sizeof(float));
+            const float *blk = widened_rows(op, w, o0, rows, IC);
             if (!blk) return;
-            widen_kernel<<<grid_for(rows * IC), kThreads>>>(blk, (const uint16_t *)w + o0 * IC, rows * IC, 1);
-            launched(op);
             gemm(ADEPT_NO_TRANS, ADEPT_TRANS, N, rows, IC, 1.0f, inp, IC, blk, IC, beta, out + o0, OC);
         }
     }
@@ -116,10 +123,8 @@ void matmul_backward_w16(float *dinp, const float *dout, const void *w, adept_dt
     /* f16: the sum over OC in blocks of widened rows, each added to dinp after the first */
     for (size_t o0 = 0; o0 < OC; o0 += kW16BlockRows) {
         size_t rows = OC - o0 < kW16BlockRows ? OC - o0 : kW16BlockRows;
-        float *blk = (float *)scratch(op, rows * IC * sizeof(float));
+        const float *blk = widened_rows(op, w, o0, rows, IC);
         if (!blk) return;
-        widen_kernel<<<grid_for(rows * IC), kThreads>>>(blk, (const uint16_t *)w + o0 * IC, rows * IC, 1);
-        launched(op);
         float beta = o0 > 0 || dinp_accumulate ? 1.0f : 0.0f;
         gemm(ADEPT_NO_TRANS, ADEPT_NO_TRANS, N, IC, rows, 1.0f, dout + o0, OC, blk, IC, beta, dinp, IC);
     }
