@@ -165,8 +165,7 @@ end
 
 -- tol: the bounds on a GPU (TOL, or TOL16 for bf16 frozen weights)
 local function pipeline(label, mc, md, V, prompt, tol)
-  tol = tol or TOL
-  local TOL = tol
+  local TOL = tol or TOL
   print("-- " .. label)
   check(md:device() == "cuda" and mc:device() == "cpu", label .. ": models on their devices")
   compare_params(label .. ": weights equal after loading", md, mc, nil)

@@ -72,20 +72,28 @@ static void test_matmul(void) {
     }
 }
 
-/* Products with frozen 16-bit weights (gemm16.cu against gemm16.c). Both sides get the same fp32 inputs, so both
-   round the activations to the same bf16 values: with the CPU's oneDNN path the products differ by fp32
-   summation order only (CUDA_TOL). Where the CPU lacks native bf16 products it multiplies the fp32 activations
-   unrounded, and the device's rounding (2^-9 relative per activation at most, of random sign) moves the products
-   by about 2^-9 / sqrt(3) = 1.1e-3 normwise: bound 4e-3. f16 weights are widened exactly on both sides and the
-   activations stay fp32 (CUDA_TOL). OC = 4100 crosses the device's 4096-row f16 widening blocks. */
-static void test_matmul_w16(adept_dtype wdt, size_t N, size_t IC, size_t OC) {
-    double tol = wdt == ADEPT_BF16 && strcmp(adept_cpu_w16_path(wdt), "onednn") ? 4e-3 : CUDA_TOL;
-    const char *dt = wdt == ADEPT_BF16 ? "bf16" : "f16";
+/* Products with frozen 16-bit weights (gemm16.cu against gemm16.c). The device rounds bf16 products' activations
+   (and output gradients) to bf16; the CPU does too on its oneDNN path, but multiplies them unrounded on its sgemm
+   path (no AVX-512 BF16, or a shape oneDNN declines). So two kinds of input:
+   - prerounded: the host activations already hold bf16 values, so rounding changes nothing on either side and
+     both compute the same exact products with fp32 sums in different orders: CUDA_TOL, whichever CPU path ran;
+   - raw fp32 activations: the device's rounding (at most 2^-9 relative per activation, of random sign) may be
+     absent on the CPU, moving the products by about 2^-9 / sqrt(3) = 1.1e-3 normwise: bound 4e-3.
+   f16 weights are widened exactly on both sides with fp32 activations (CUDA_TOL). OC = 4100 crosses the device's
+   4096-row f16 widening blocks. */
+static void bf16_values(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = adept_bf16_to_f32(adept_f32_to_bf16(x[i]));
+}
+
+static void test_matmul_w16(adept_dtype wdt, size_t N, size_t IC, size_t OC, int prerounded) {
+    double tol = wdt == ADEPT_BF16 && !prerounded ? 4e-3 : CUDA_TOL;
+    const char *dt = wdt == ADEPT_F16 ? "f16" : prerounded ? "bf16 pre" : "bf16";
     float *wf = host_rand(OC * IC, 0.1f);
     uint16_t *w = malloc(OC * IC * sizeof *w);
     for (size_t i = 0; i < OC * IC; i++) w[i] = wdt == ADEPT_BF16 ? adept_f32_to_bf16(wf[i]) : adept_f32_to_f16(wf[i]);
     uint16_t *d_w = dev_from(w, OC * IC * sizeof *w);
     float *inp = host_rand(N * IC, 1), *bias = host_rand(OC, 1);
+    if (prerounded) bf16_values(inp, N * IC);
     float *d_inp = dev_from(inp, N * IC * 4), *d_b = dev_from(bias, OC * 4);
     char name[80];
     for (int variant = 0; variant < 4; variant++) {
@@ -101,6 +109,7 @@ static void test_matmul_w16(adept_dtype wdt, size_t N, size_t IC, size_t OC) {
         if (variant > 1) continue; /* backward: overwritten, then accumulated onto random contents */
         int acc = variant & 1;
         float *dout = host_rand(N * OC, 1), *dinp = host_rand(N * IC, 1);
+        if (prerounded) bf16_values(dout, N * OC);
         float *d_dout = dev_from(dout, N * OC * 4), *d_dinp = dev_from(dinp, N * IC * 4);
         cpu_be->matmul_backward_w16(dinp, dout, w, wdt, N, IC, OC, acc);
         cuda_be->matmul_backward_w16(d_dinp, d_dout, d_w, wdt, N, IC, OC, acc);
@@ -305,10 +314,11 @@ int main(void) {
     cuda_or_skip();
     test_gemm();
     test_matmul();
-    test_matmul_w16(ADEPT_BF16, 53, 96, 80);
-    test_matmul_w16(ADEPT_F16, 53, 96, 80);
-    test_matmul_w16(ADEPT_BF16, 3, 8, 4100);
-    test_matmul_w16(ADEPT_F16, 3, 8, 4100);
+    test_matmul_w16(ADEPT_BF16, 53, 96, 80, 1);
+    test_matmul_w16(ADEPT_BF16, 53, 96, 80, 0);
+    test_matmul_w16(ADEPT_F16, 53, 96, 80, 0);
+    test_matmul_w16(ADEPT_BF16, 3, 8, 4100, 1);
+    test_matmul_w16(ADEPT_F16, 3, 8, 4100, 0);
     test_rmsnorm();
     test_rope();
     test_swiglu();

@@ -113,6 +113,8 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
                     int beta_one);
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                      size_t N, size_t IC, size_t OC, int dinp_accumulate);
+/* cuBLAS takes int dimensions: 1, or 0 with the failure recorded for op (gemm.cu) */
+int cublas_dims_fit(const char *op, size_t M, size_t N, size_t K, size_t lda, size_t ldb, size_t ldc);
 /* out[n, :] += bias over N rows of OC (gemm.cu; the w16 products add their bias after the product) */
 void add_bias_rows(const char *op, float *out, const float *bias, size_t N, size_t OC);
 void matmul_forward_w16(float *out, const float *inp, const void *w, adept_dtype wdt, const float *bias, size_t N,

@@ -18,16 +18,19 @@ __global__ void scale_block_kernel(float *C, size_t M, size_t N, size_t ldc, flo
     }
 }
 
+int cublas_dims_fit(const char *op, size_t M, size_t N, size_t K, size_t lda, size_t ldb, size_t ldc) {
+    if (M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX) return 1;
+    char msg[160];
+    snprintf(msg, sizeof msg, "dimensions %zu x %zu x %zu exceed cuBLAS's 32-bit int", M, N, K);
+    record_msg(op, ADEPT_EUNSUPPORTED, msg);
+    return 0;
+}
+
 static void gemm_named(const char *op, adept_transpose ta, adept_transpose tb, size_t M, size_t N, size_t K,
                        float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                        size_t ldc) {
     if (M == 0 || N == 0) return;
-    if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "dimensions %zu x %zu x %zu exceed cuBLAS's 32-bit int", M, N, K);
-        record_msg(op, ADEPT_EUNSUPPORTED, msg);
-        return;
-    }
+    if (!cublas_dims_fit(op, M, N, K, lda, ldb, ldc)) return;
     if (K == 0) {
         if (beta != 1.0f) {
             scale_block_kernel<<<grid_for(M * N), kThreads>>>(C, M, N, ldc, beta);

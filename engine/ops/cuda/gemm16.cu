@@ -9,8 +9,6 @@
    Row-major to column-major mapping as in gemm.cu: operands swapped. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <limits.h>
-#include <stdio.h>
 
 #include "common.cuh"
 
@@ -42,14 +40,6 @@ __global__ void embedding_w16_kernel(float *out, const int32_t *ids, const uint1
     }
 }
 
-static int fits_int(const char *op, size_t a, size_t b, size_t c) {
-    if (a <= INT_MAX && b <= INT_MAX && c <= INT_MAX) return 1;
-    char msg[160];
-    snprintf(msg, sizeof msg, "dimensions %zu x %zu x %zu exceed cuBLAS's 32-bit int", a, b, c);
-    record_msg(op, ADEPT_EUNSUPPORTED, msg);
-    return 0;
-}
-
 /* x [n] rounded to bf16 in scratch; NULL (recorded) on failure */
 static const __nv_bfloat16 *rounded(const char *op, const float *x, size_t n) {
     __nv_bfloat16 *b = (__nv_bfloat16 *)scratch(op, n * sizeof(__nv_bfloat16));
@@ -72,7 +62,7 @@ static const float *widened_rows(const char *op, const void *w, size_t o0, size_
 static void gemm_bf16(const char *op, adept_transpose ta, adept_transpose tb, size_t M, size_t Nc, size_t K,
                       const __nv_bfloat16 *A, size_t lda, const __nv_bfloat16 *B, size_t ldb, float beta, float *C,
                       size_t ldc) {
-    if (!fits_int(op, M, Nc, K) || !fits_int(op, lda, ldb, ldc)) return;
+    if (!cublas_dims_fit(op, M, Nc, K, lda, ldb, ldc)) return;
     float alpha = 1.0f;
     cublasOperation_t opa = ta == ADEPT_TRANS ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = tb == ADEPT_TRANS ? CUBLAS_OP_T : CUBLAS_OP_N;
