@@ -33,7 +33,7 @@ static void single_destroy(adept_comm *c) { (void)c; }
 
 static const adept_comm_ops single_ops = {"single", single_rank, single_size, single_reduce_f32, single_reduce_f64,
                                           single_broadcast, single_barrier, single_halves, single_halves,
-                                          single_abort, single_destroy};
+                                          single_abort, single_destroy, NULL, NULL};
 static adept_comm single = {&single_ops, 0, 0};
 static adept_comm *world = &single;
 

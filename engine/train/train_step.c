@@ -94,8 +94,7 @@ adept_status adept_train_step(adept_model *m, adept_adamw *opt, adept_comm *comm
     /* the all-reduce overlapped with the last micro-batch's backward, in buckets (grad_sync.h) */
     size_t bucket = o ? o->bucket_bytes : 0;
     adept_grad_sync *sync = NULL;
-    int overlap = !sharded && adept_comm_size(comm) > 1 && comm->concurrent && bucket > 0 &&
-                  adept_model_device(m) == ADEPT_CPU && n * sizeof(float) > bucket;
+    int overlap = !sharded && bucket > 0 && n * sizeof(float) > bucket && adept_grad_sync_possible(m, comm);
     for (size_t k = 0; k < n_mb; k++) {
         double nll = 0;
         if (overlap && k + 1 == n_mb) ADEPT_TRY(adept_grad_sync_begin(m, comm, bucket, &sync));

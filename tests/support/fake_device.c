@@ -304,6 +304,14 @@ static void t_embedding_forward_w16(float *out, const int32_t *ids, const void *
     RUN(cpu->embedding_forward_w16(out, ids, emb, wdt, N, C));
 }
 
+/* The side queue of the overlapped gradient all-reduce: every entry here runs when called, so the queues are
+   ordered already and the waits have nothing to do; they exist so that a device slab takes the overlapped path
+   (engine/train/grad_sync.c) on this device as on CUDA. */
+static int side_queue;
+static void *t_comm_queue(void) { return &side_queue; }
+static adept_status t_comm_queue_wait_main(void) { return ADEPT_OK; }
+static adept_status t_main_wait_comm_queue(void) { return ADEPT_OK; }
+
 static const adept_backend fake = {
     .name = "test-device", .device = ADEPT_CUDA,
     .alloc = t_alloc, .free = t_free, .to_device = t_to_device, .to_host = t_to_host, .copy = t_copy,
@@ -318,6 +326,8 @@ static const adept_backend fake = {
     .sum_squares = t_sum_squares, .scale = t_scale, .row_cosine = t_row_cosine,
     .matmul_forward_w16 = t_matmul_forward_w16, .matmul_backward_w16 = t_matmul_backward_w16,
     .embedding_forward_w16 = t_embedding_forward_w16,
+    .comm_queue = t_comm_queue, .comm_queue_wait_main = t_comm_queue_wait_main,
+    .main_wait_comm_queue = t_main_wait_comm_queue,
 };
 
 const adept_backend *adept_fake_device(void) {

@@ -1,7 +1,7 @@
 /* NCCL for GPU ranks, with the one GPU a test machine has: a one-rank NCCL communicator (adept_dist_nccl_wrap over
    the single communicator, NCCL opened with dlopen) reduces a device slab (a sum over one rank: the same bits),
    and three training steps of a device model through it equal the same steps through the single communicator
-   bitwise. Skips (77) without a device, or when NCCL cannot be opened (ADEPT_NCCL_LIBRARY names the library). */
+   bitwise; the overlapped form (a reduction queued on the backend's side stream) runs and orders. Skips (77) without a device, or when NCCL cannot be opened (ADEPT_NCCL_LIBRARY names the library). */
 #include "adept/dist.h"
 #include "adept/optim.h"
 #include "adept/train.h"
@@ -64,6 +64,20 @@ int main(void) {
     float *y = dev_back(d, n * 4);
     compare_bitwise("nccl all_reduce, 1 rank", y, x, n * 4);
     CHECK(strcmp(nccl->ops->name, "mpi+nccl") == 0 && adept_comm_size(nccl) == 1 && adept_comm_rank(nccl) == 0);
+    /* the overlapped form (grad_sync.c on device slabs): the slab doubled by a kernel on the main stream, its two
+       halves reduced on the side stream (each after the kernels queued before it), then the main stream made to
+       wait for them; with one rank the sums are the doubled values. The ordering across ranks needs 2 GPUs. */
+    CHECK(nccl->ops->all_reduce_f32_start && nccl->ops->all_reduce_f32_finish);
+    CHECK(cuda_be->device != ADEPT_CUDA || cuda_be->comm_queue); /* the harness's dry run on the CPU has none */
+    cuda_be->scale(d, n, 2.0f);
+    CHECK_OK(nccl->ops->all_reduce_f32_start(nccl, cuda_be, d + n / 2, n - n / 2));
+    CHECK_OK(nccl->ops->all_reduce_f32_start(nccl, cuda_be, d, n / 2));
+    CHECK_OK(nccl->ops->all_reduce_f32_finish(nccl, cuda_be));
+    cuda_be->scale(d, n, 0.5f);
+    CHECK_OK(cuda_be->synchronize());
+    float *z = dev_back(d, n * 4);
+    compare_bitwise("nccl all_reduce_f32_start/finish on a side stream, 1 rank", z, x, n * 4);
+    free(z);
     double ls[3], ln[3];
     size_t ns = 0, nn = 0;
     float *ws = train3(adept_comm_single(), ls, &ns), *wn = train3(nccl, ln, &nn);

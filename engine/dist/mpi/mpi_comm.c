@@ -207,7 +207,7 @@ static void mpi_destroy(adept_comm *c) {
 
 static const adept_comm_ops mpi_ops = {"mpi", mpi_rank, mpi_size, mpi_reduce_f32, mpi_reduce_f64,
                                        mpi_broadcast, mpi_barrier, mpi_reduce_scatter, mpi_all_gather,
-                                       mpi_abort, mpi_destroy};
+                                       mpi_abort, mpi_destroy, NULL, NULL}; /* no overlap for staged device slabs */
 
 adept_status adept_comm_mpi_create(int *argc, char ***argv, adept_comm **out) {
     int inited = 0, provided = 0;

@@ -22,6 +22,10 @@ typedef struct nccl_api {
     ncclResult_t (*get_unique_id)(ncclUniqueId *);
     ncclResult_t (*comm_init_rank)(ncclComm_t *, int, ncclUniqueId, int);
     ncclResult_t (*all_reduce)(const void *, void *, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t);
+    ncclResult_t (*reduce)(const void *, void *, size_t, ncclDataType_t, ncclRedOp_t, int, ncclComm_t, cudaStream_t);
+    ncclResult_t (*bcast)(const void *, void *, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t);
+    ncclResult_t (*group_start)(void);
+    ncclResult_t (*group_end)(void);
     ncclResult_t (*comm_destroy)(ncclComm_t);
     const char *(*error_string)(ncclResult_t);
     ncclResult_t (*get_version)(int *);
@@ -60,6 +64,10 @@ static adept_status load_nccl(void) {
     SYM(get_unique_id, "ncclGetUniqueId");
     SYM(comm_init_rank, "ncclCommInitRank");
     SYM(all_reduce, "ncclAllReduce");
+    SYM(reduce, "ncclReduce");
+    SYM(bcast, "ncclBroadcast");
+    SYM(group_start, "ncclGroupStart");
+    SYM(group_end, "ncclGroupEnd");
     SYM(comm_destroy, "ncclCommDestroy");
     SYM(error_string, "ncclGetErrorString");
     SYM(get_version, "ncclGetVersion");
@@ -107,6 +115,25 @@ static adept_status n_reduce_f32(adept_comm *c, const adept_backend *be, float *
     return be->synchronize();
 }
 
+/* The overlapped form (adept_comm_ops.all_reduce_f32_start): the same ncclAllReduce, queued on the backend's side
+   queue after an event that marks the backward kernels queued so far, so it runs beside the ones queued next. */
+static adept_status n_reduce_start(adept_comm *c, const adept_backend *be, float *data, size_t n) {
+    nccl_impl *p = c->impl;
+    if (be->device != ADEPT_CUDA || !be->comm_queue) return n_reduce_f32(c, be, data, n);
+    if (n == 0) return ADEPT_OK;
+    ADEPT_TRY(ensure_comm(p));
+    void *q = be->comm_queue();
+    if (!q) return adept_fail(ADEPT_EIO, "dist (nccl): no side queue for the overlapped all-reduce: %s", adept_last_error());
+    ADEPT_TRY(be->comm_queue_wait_main());
+    return nccl_check(api.all_reduce(data, data, n, ncclFloat32, ncclSum, p->comm, (cudaStream_t)q), "ncclAllReduce");
+}
+
+static adept_status n_reduce_finish(adept_comm *c, const adept_backend *be) {
+    (void)c;
+    if (be->device != ADEPT_CUDA || !be->main_wait_comm_queue) return ADEPT_OK;
+    return be->main_wait_comm_queue();
+}
+
 static adept_status n_reduce_f64(adept_comm *c, double *host, size_t n) {
     nccl_impl *p = c->impl;
     return p->host->ops->all_reduce_f64(p->host, host, n);
@@ -119,14 +146,41 @@ static adept_status n_barrier(adept_comm *c) {
     nccl_impl *p = c->impl;
     return p->host->ops->barrier(p->host);
 }
-/* ZeRO-1's halves go through the host communicator (a device slab is staged through host memory there) */
-static adept_status n_reduce_scatter(adept_comm *c, const adept_backend *be, float *data, size_t n) {
+/* ZeRO-1's halves on device slabs: one ncclReduce to each block's owner (reduce-scatter) or one ncclBroadcast from
+   it (all-gather) per block of adept_comm_block, fused into one launch by an NCCL group. ncclReduceScatter and
+   ncclAllGather would need n padded to a multiple of the world size, which the slab is not. Host slabs go to
+   the host communicator. */
+static adept_status n_blocks(adept_comm *c, const adept_backend *be, float *data, size_t n, int gather) {
     nccl_impl *p = c->impl;
-    return p->host->ops->reduce_scatter_f32(p->host, be, data, n);
+    const char *op = gather ? "ncclBroadcast" : "ncclReduce";
+    int size = adept_comm_size(p->host);
+    if (be->device != ADEPT_CUDA)
+        return gather ? p->host->ops->all_gather_f32(p->host, be, data, n)
+                      : p->host->ops->reduce_scatter_f32(p->host, be, data, n);
+    if (size == 1 || n == 0) return ADEPT_OK;
+    ADEPT_TRY(be->synchronize());
+    ADEPT_TRY(ensure_comm(p));
+    ADEPT_TRY(nccl_check(api.group_start(), "ncclGroupStart"));
+    adept_status st = ADEPT_OK;
+    for (int r = 0; r < size && st == ADEPT_OK; r++) {
+        size_t lo, hi;
+        adept_comm_block(n, r, size, &lo, &hi);
+        if (hi <= lo) continue; /* every rank skips the same empty blocks */
+        st = nccl_check(gather ? api.bcast(data + lo, data + lo, hi - lo, ncclFloat32, r, p->comm, (cudaStream_t)0)
+                               : api.reduce(data + lo, data + lo, hi - lo, ncclFloat32, ncclSum, r, p->comm,
+                                            (cudaStream_t)0),
+                        op);
+    }
+    adept_status end = nccl_check(api.group_end(), "ncclGroupEnd"); /* a group once opened is always closed */
+    ADEPT_TRY(st);
+    ADEPT_TRY(end);
+    return be->synchronize();
+}
+static adept_status n_reduce_scatter(adept_comm *c, const adept_backend *be, float *data, size_t n) {
+    return n_blocks(c, be, data, n, 0);
 }
 static adept_status n_all_gather(adept_comm *c, const adept_backend *be, float *data, size_t n) {
-    nccl_impl *p = c->impl;
-    return p->host->ops->all_gather_f32(p->host, be, data, n);
+    return n_blocks(c, be, data, n, 1);
 }
 static void n_abort(adept_comm *c, int code) {
     nccl_impl *p = c->impl;
@@ -139,8 +193,10 @@ static void n_destroy(adept_comm *c) {
     free(c);
 }
 
-static const adept_comm_ops nccl_ops = {"mpi+nccl", n_rank, n_size, n_reduce_f32, n_reduce_f64,
-                                        n_broadcast, n_barrier, n_reduce_scatter, n_all_gather, n_abort, n_destroy};
+static const adept_comm_ops nccl_ops = {"mpi+nccl",       n_rank,       n_size,          n_reduce_f32,
+                                        n_reduce_f64,     n_broadcast,  n_barrier,       n_reduce_scatter,
+                                        n_all_gather,     n_abort,      n_destroy,       n_reduce_start,
+                                        n_reduce_finish};
 
 adept_status adept_comm_nccl_wrap(adept_comm *host, adept_comm **out) {
     adept_comm *c = calloc(1, sizeof *c);
@@ -151,7 +207,9 @@ adept_status adept_comm_nccl_wrap(adept_comm *host, adept_comm **out) {
     }
     p->host = host;
     c->ops = &nccl_ops, c->impl = p;
-    c->concurrent = host->concurrent; /* host slabs go to the host communicator (device ones are never overlapped) */
+    /* host slabs go to the host communicator, and to its helper thread where it allows one; device slabs are
+       overlapped through all_reduce_f32_start instead */
+    c->concurrent = host->concurrent;
     *out = c;
     return ADEPT_OK;
 }

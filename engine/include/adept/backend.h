@@ -148,6 +148,18 @@ typedef struct adept_backend {
     /* out[n] = widen(emb[ids[n]]) (exact) */
     void (*embedding_forward_w16)(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N,
                                   size_t C);
+
+    /* ---- a side queue for the gradient all-reduce (OPTIONAL; CUDA) ----
+       Every entry above runs in order on the backend's one main queue. A communicator that reduces device memory
+       without the host waiting (NCCL) runs its reductions on this side queue, so that the all-reduce of the upper
+       layers' gradients overlaps the backward pass below them (engine/train/grad_sync.c); the two waits below
+       order the queues without blocking the host. A backend without them gets its slab reduced after backward. */
+    /* The side queue's handle (a cudaStream_t on CUDA, made at the first call); NULL with a message on failure. */
+    void *(*comm_queue)(void);
+    /* Work queued on the side queue from now on runs after everything queued on the main queue so far. */
+    adept_status (*comm_queue_wait_main)(void);
+    /* Work queued on the main queue from now on runs after everything queued on the side queue so far. */
+    adept_status (*main_wait_comm_queue)(void);
 } adept_backend;
 
 /* How the CPU backend multiplies by frozen weights of dtype dt (ADEPT_BF16 / ADEPT_F16): "onednn" (bf16 x bf16 ->

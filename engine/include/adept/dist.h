@@ -34,6 +34,13 @@ typedef struct adept_comm_ops {
        collective); the single communicator exits this process. Does not return. */
     void (*abort)(adept_comm *c, int code);
     void (*destroy)(adept_comm *c);
+    /* OPTIONAL (NULL: a device slab is reduced whole after backward, by all_reduce_f32). The sum of all_reduce_f32
+       over n floats of device memory, queued behind the work backend `be` has queued so far and NOT waited for:
+       it returns at once and the backend's next kernels may run beside it (on be->comm_queue). Every rank starts
+       the same ranges in the same order. all_reduce_f32_finish then orders the backend's later work after every
+       reduction started (the optimizer reads the sums) and reports what failed. */
+    adept_status (*all_reduce_f32_start)(adept_comm *c, const adept_backend *be, float *data, size_t n);
+    adept_status (*all_reduce_f32_finish)(adept_comm *c, const adept_backend *be);
 } adept_comm_ops;
 
 struct adept_comm {

@@ -15,10 +15,11 @@
 typedef struct adept_step_options {
     double lr_factor; /* the schedule's factor for this step */
     double clip;      /* max gradient norm; <= 0: no clipping (the norm is still measured) */
-    /* Under several processes: the gradient all-reduce runs in buckets of this many bytes on a helper thread
-       while the last micro-batch's backward goes on (engine/train/grad_sync.c), when the communicator allows
-       it, the slab is host memory and spans more than one bucket; 0: one all-reduce after backward. The
-       result is bitwise the same either way. */
+    /* Under several processes: the gradient all-reduce runs in buckets of this many bytes while the last
+       micro-batch's backward goes on (engine/train/grad_sync.c: a helper thread for a host slab, the device's
+       side queue for a device slab), when the communicator allows it and the slab spans more than one bucket;
+       0: one all-reduce after backward. The result is bitwise the same either way with 2 ranks (and always
+       over MPI, which adds in rank order). */
     size_t bucket_bytes;
 } adept_step_options;
 

@@ -1,7 +1,9 @@
 /* Shared by the CUDA sources of the backend: the backend state (device, cuBLAS handle, the first pending
    error, a grow-only scratch buffer), status checks that turn CUDA and cuBLAS codes into adept_fail messages
    naming the op, launch shapes, and block reductions in a fixed order (deterministic: no atomics).
-   Everything runs on the legacy default stream, so work is ordered with cudaMemcpy and scratch reuse is safe. */
+   Everything runs on the legacy default stream, so work is ordered with cudaMemcpy and scratch reuse is safe;
+   the one exception is NCCL's gradient all-reduce on the side queue of comm_queue.cu, which touches only the
+   gradient slab's ranges whose backward is done. */
 #ifndef ADEPT_OPS_CUDA_COMMON_CUH
 #define ADEPT_OPS_CUDA_COMMON_CUH
 
@@ -138,6 +140,10 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dy, const 
                         size_t D, size_t window);
 void attention_decode(float *y, float *att, const float *q, const float *k_cache, const float *v_cache, size_t n,
                       size_t ld, size_t H, size_t KH, size_t D);
+/* the side queue of the overlapped gradient all-reduce (comm_queue.cu) */
+void *comm_queue(void);
+adept_status comm_queue_wait_main(void);
+adept_status main_wait_comm_queue(void);
 void embedding_forward(float *out, const int32_t *ids, const float *emb, size_t N, size_t C);
 void embedding_backward(float *demb, const int32_t *ids, const float *dout, size_t N, size_t C);
 void xent(float *logits, double *nll, const int32_t *targets, size_t N, size_t V, double grad_scale, int want_grad);

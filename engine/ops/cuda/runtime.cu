@@ -224,6 +224,9 @@ static const adept_backend table = {
     .matmul_forward_w16 = matmul_forward_w16,
     .matmul_backward_w16 = matmul_backward_w16,
     .embedding_forward_w16 = embedding_forward_w16,
+    .comm_queue = comm_queue,
+    .comm_queue_wait_main = comm_queue_wait_main,
+    .main_wait_comm_queue = main_wait_comm_queue,
 };
 
 } // namespace adept_cuda
