@@ -2,7 +2,7 @@
    alpha/beta), matmul forward/backward (bias, fused residual, accumulate or overwrite), RMSNorm, RoPE, SwiGLU,
    products with frozen bf16/f16 weights, embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
    (head_dim 128), 512 and 4096 (the CPU kernel works in blocks of 64 rows, the device in tiles of 32, so 70
-   crosses both). Bound and its derivation: cuda_compare.h.
+   crosses both), with sliding windows of 1, 5, 33, 100 and 1000. Bound and its derivation: cuda_compare.h.
    Skips (77) without a device. */
 #include "cuda_compare.h"
 
@@ -229,7 +229,7 @@ static void test_embedding(void) {
    T keys and D dimensions in fp32, in different orders (CPU: 64 x 64 BLAS tiles, device: 32 x 32 tiles and warp
    trees): by cuda_compare.h's argument the normwise difference grows like sqrt(T) u; at T = 4096 that is
    64 u = 4e-6, inside CUDA_TOL = 1e-5. */
-static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
+static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D, size_t W) {
     size_t QD = H * D, KD = KH * D, nq = B * T * QD, nk = B * T * KD, nl = B * H * T;
     float *q = host_rand(nq, 1), *k = host_rand(nk, 1), *v = host_rand(nk, 1), *dy = host_rand(nq, 1);
     float *y = malloc(nq * 4), *lse = malloc(nl * 4);
@@ -237,41 +237,41 @@ static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D) {
     float *d_q = dev_from(q, nq * 4), *d_k = dev_from(k, nk * 4), *d_v = dev_from(v, nk * 4);
     float *d_dy = dev_from(dy, nq * 4), *d_y = dev_from(NULL, nq * 4), *d_lse = dev_from(NULL, nl * 4);
     float *d_dq = dev_from(dq, nq * 4), *d_dk = dev_from(dk, nk * 4), *d_dv = dev_from(dv, nk * 4);
-    cpu_be->attention_forward(y, lse, q, k, v, B, T, H, KH, D, 0);
-    cuda_be->attention_forward(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
+    cpu_be->attention_forward(y, lse, q, k, v, B, T, H, KH, D, W);
+    cuda_be->attention_forward(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     float *g_y = dev_back(d_y, nq * 4), *g_lse = dev_back(d_lse, nl * 4);
     char name[80];
-    snprintf(name, sizeof name, "attention_forward y T=%zu", T);
+    snprintf(name, sizeof name, "attention_forward y T=%zu W=%zu", T, W);
     compare_f32(name, g_y, y, nq, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_forward lse T=%zu", T);
+    snprintf(name, sizeof name, "attention_forward lse T=%zu W=%zu", T, W);
     compare_f32(name, g_lse, lse, nl, CUDA_TOL);
     /* backward from the CPU's forward results on both sides */
     CHECK_OK(cuda_be->to_device(d_y, y, nq * 4));
     CHECK_OK(cuda_be->to_device(d_lse, lse, nl * 4));
-    cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, 0);
-    cuda_be->attention_backward(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
+    cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W);
+    cuda_be->attention_backward(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     float *g_dq = dev_back(d_dq, nq * 4), *g_dk = dev_back(d_dk, nk * 4), *g_dv = dev_back(d_dv, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dq T=%zu", T);
+    snprintf(name, sizeof name, "attention_backward dq T=%zu W=%zu", T, W);
     compare_f32(name, g_dq, dq, nq, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_backward dk T=%zu", T);
+    snprintf(name, sizeof name, "attention_backward dk T=%zu W=%zu", T, W);
     compare_f32(name, g_dk, dk, nk, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_backward dv T=%zu", T);
+    snprintf(name, sizeof name, "attention_backward dv T=%zu W=%zu", T, W);
     compare_f32(name, g_dv, dv, nk, CUDA_TOL);
     /* one pass with dq alone and one with dk, dv alone: each adds the same again, the others stay */
-    cuda_be->attention_backward(d_dq, NULL, NULL, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
+    cuda_be->attention_backward(d_dq, NULL, NULL, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     float *g_dk1 = dev_back(d_dk, nk * 4), *g_dv1 = dev_back(d_dv, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dk untouched by a dq-only pass T=%zu", T);
+    snprintf(name, sizeof name, "attention_backward dk untouched by a dq-only pass T=%zu W=%zu", T, W);
     compare_bitwise(name, g_dk1, g_dk, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dv untouched by a dq-only pass T=%zu", T);
+    snprintf(name, sizeof name, "attention_backward dv untouched by a dq-only pass T=%zu W=%zu", T, W);
     compare_bitwise(name, g_dv1, g_dv, nk * 4);
-    cuda_be->attention_backward(NULL, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, 0);
-    cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, 0);
+    cuda_be->attention_backward(NULL, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
+    cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W);
     float *g_dq2 = dev_back(d_dq, nq * 4), *g_dk2 = dev_back(d_dk, nk * 4), *g_dv2 = dev_back(d_dv, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dq twice T=%zu", T);
+    snprintf(name, sizeof name, "attention_backward dq twice T=%zu W=%zu", T, W);
     compare_f32(name, g_dq2, dq, nq, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_backward dk twice T=%zu", T);
+    snprintf(name, sizeof name, "attention_backward dk twice T=%zu W=%zu", T, W);
     compare_f32(name, g_dk2, dk, nk, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_backward dv twice T=%zu", T);
+    snprintf(name, sizeof name, "attention_backward dv twice T=%zu W=%zu", T, W);
     compare_f32(name, g_dv2, dv, nk, CUDA_TOL);
     free(q), free(k), free(v), free(dy), free(y), free(lse), free(dq), free(dk), free(dv);
     free(g_y), free(g_lse), free(g_dq), free(g_dk), free(g_dv), free(g_dk1), free(g_dv1);
@@ -323,12 +323,19 @@ int main(void) {
     test_rope();
     test_swiglu();
     test_embedding();
-    test_attention(2, 1, 4, 2, 16);
-    test_attention(2, 17, 4, 2, 16);
-    test_attention(1, 70, 6, 2, 32);   /* crosses the CPU's 64-row and the device's 32-row tiles */
-    test_attention(1, 512, 4, 1, 64);
-    test_attention(1, 100, 2, 1, 128); /* head_dim 128 (Llama, Qwen3): over 48 KiB of shared memory per block */
-    test_attention(1, 4096, 2, 1, 64); /* one kv group at long context */
+    test_attention(2, 1, 4, 2, 16, 0);
+    test_attention(2, 17, 4, 2, 16, 0);
+    test_attention(1, 70, 6, 2, 32, 0);   /* crosses the CPU's 64-row and the device's 32-row tiles */
+    test_attention(1, 512, 4, 1, 64, 0);
+    test_attention(1, 100, 2, 1, 128, 0); /* head_dim 128 (Llama, Qwen3): over 48 KiB of shared memory per block */
+    test_attention(1, 4096, 2, 1, 64, 0); /* one kv group at long context */
+    /* sliding windows (Mistral): each row sees keys (i - W, i]; W = 1 only the diagonal, W = 5 inside one tile,
+       W = 33 and 100 across tiles (rows whose window starts past a tile's first keys), W = 1000 at long context */
+    test_attention(2, 17, 4, 2, 16, 5);
+    test_attention(1, 70, 6, 2, 32, 1);
+    test_attention(1, 70, 6, 2, 32, 33);
+    test_attention(1, 512, 4, 1, 64, 100);
+    test_attention(1, 4096, 2, 1, 64, 1000);
     test_decode_and_cosine(1, 4, 2, 16);
     test_decode_and_cosine(37, 4, 2, 16);
     test_decode_and_cosine(300, 8, 2, 64);

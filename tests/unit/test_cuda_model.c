@@ -1,6 +1,8 @@
 /* The whole model on the CUDA backend against the same model on the CPU backend: forward (loss and logits),
    gradients, hidden states, mask-out, block influence, greedy generation with the KV cache, layer expansion and
-   three AdamW training steps through adept_train_step; then two identical device runs bitwise equal.
+   three AdamW training steps through adept_train_step, for Llama (with biases), Qwen3 (q/k norms, tied head,
+   bottom frozen), Qwen2 and Mistral (a sliding window narrower than the sequence); then two identical device
+   runs bitwise equal.
    Skips (77) without a device.
    Bounds: each kernel agrees with the CPU to about 1e-6 normwise (cuda_compare.h); a forward pass chains about
    8 kernels per layer over 3 layers plus the head, and each layer's residual stream carries the error on without
@@ -217,6 +219,12 @@ int main(void) {
     q3.arch = ADEPT_ARCH_QWEN3, q3.qk_norm = 1, q3.attention_bias = 0, q3.tie_word_embeddings = 1;
     q3.head_dim = 32;
     compare_model("qwen3", q3, 1);
+    adept_config q2 = cfg; /* Qwen2: q/k/v biases, untied head */
+    q2.arch = ADEPT_ARCH_QWEN2;
+    compare_model("qwen2", q2, 0);
+    adept_config mi = cfg; /* Mistral: a sliding window narrower than the 33-token batch and the 19-token generations */
+    mi.arch = ADEPT_ARCH_MISTRAL, mi.attention_bias = 0, mi.sliding_window = 8;
+    compare_model("mistral, window 8", mi, 0);
     test_device_determinism(cfg);
     CHECK_OK(cuda_be->synchronize());
     return check_summary();

@@ -8,7 +8,10 @@
    one per (batch, kv group, key tile) walking the group's heads and the query tiles from its diagonal down, so
    every output element has a single owner that adds in a fixed order: no atomics, bitwise-repeatable runs.
    fp32 throughout (no tensor cores); expf and division stay IEEE (no fast math). K and V tiles sit in shared
-   memory with rows padded to D + 1 floats, so lanes reading 32 different keys at one column hit 32 banks. */
+   memory with rows padded to D + 1 floats, so lanes reading 32 different keys at one column hit 32 banks.
+   Sliding window W (0: none): row i sees keys (i - W, i]; the walks skip the tiles wholly outside it, and inside
+   a tile the mask is per (row, key), as the causal one is. A row may then see no key of a whole tile (a tile
+   straddling the window's lower edge), so the online softmax guards its -inf maximum. */
 #include <math.h>
 #include <stdio.h>
 
@@ -28,6 +31,15 @@ __device__ inline float warp_max_all(float v) {
     return __shfl_sync(0xffffffffu, v, 0);
 }
 
+/* whether query row i sees key j: causal, and inside the window when there is one */
+__device__ inline bool sees(size_t i, size_t j, size_t window) { return j <= i && (!window || i - j < window); }
+
+/* the first key tile a query tile starting at row i0 needs: 0, or the tile holding key i0 - W + 1 */
+__device__ inline size_t first_key_tile(size_t i0, size_t window) {
+    if (!window || i0 + 1 <= window) return 0;
+    return (i0 + 1 - window) / kTile * kTile;
+}
+
 /* tile rows [r0, r0 + n) of a [T, ld] head slice into shared rows of `stride` floats, zeros past n (columns D) */
 __device__ inline void load_tile(float *dst, size_t stride, const float *src, size_t ld, size_t n, size_t D) {
     for (size_t e = threadIdx.x; e < (size_t)kTile * D; e += blockDim.x) {
@@ -39,7 +51,7 @@ __device__ inline void load_tile(float *dst, size_t stride, const float *src, si
 /* forward: shared Q [kTile][D], O [kTile][D] (unnormalised accumulator), K [kTile][D+1], V [kTile][D],
    P [kTile][kTile] */
 __global__ void flash_fwd_kernel(float *y, float *lse, const float *q, const float *k, const float *v, size_t B,
-                                 size_t T, size_t H, size_t KH, size_t D, float scale) {
+                                 size_t T, size_t H, size_t KH, size_t D, size_t window, float scale) {
     extern __shared__ float smem[];
     size_t Dp = D + 1, QD = H * D, KD = KH * D, grp = H / KH, nqt = (T + kTile - 1) / kTile;
     float *Qs = smem, *Os = Qs + kTile * D, *Ks = Os + kTile * D, *Vs = Ks + kTile * Dp, *Ps = Vs + kTile * D;
@@ -53,7 +65,7 @@ __global__ void flash_fwd_kernel(float *y, float *lse, const float *q, const flo
         for (size_t e = threadIdx.x; e < (size_t)kTile * D; e += blockDim.x) Os[e] = 0.0f;
         float m[kRowsPerWarp], l[kRowsPerWarp];
         for (int rr = 0; rr < kRowsPerWarp; rr++) m[rr] = -INFINITY, l[rr] = 0.0f;
-        for (size_t j0 = 0; j0 < i0 + nr; j0 += kTile) {
+        for (size_t j0 = first_key_tile(i0, window); j0 < i0 + nr; j0 += kTile) {
             size_t nc = T - j0 < (size_t)kTile ? T - j0 : kTile;
             __syncthreads(); /* K/V of the previous key tile no longer read */
             load_tile(Ks, Dp, kh + j0 * KD, KD, nc, D);
@@ -63,8 +75,7 @@ __global__ void flash_fwd_kernel(float *y, float *lse, const float *q, const flo
                 size_t r = (size_t)warp * kRowsPerWarp + rr;
                 if (r >= nr) break; /* warp-uniform */
                 size_t i = i0 + r, j = j0 + lane;
-                /* j0 <= i0 (aligned tiles), so lane 0's key is visible and the row max is finite */
-                bool vis = (size_t)lane < nc && j <= i;
+                bool vis = (size_t)lane < nc && sees(i, j, window);
                 float s = -INFINITY;
                 if (vis) {
                     float acc = 0.0f;
@@ -73,7 +84,9 @@ __global__ void flash_fwd_kernel(float *y, float *lse, const float *q, const flo
                 }
                 float m_new = fmaxf(m[rr], warp_max_all(s));
                 float p = vis ? expf(s - m_new) : 0.0f;
-                float alpha = expf(m[rr] - m_new); /* 0 on the first tile (m = -inf) */
+                /* 0 on the row's first tile with a visible key (m = -inf); 1 while it has seen none (m_new = -inf:
+                   only a window hides every key of a tile, and expf(-inf - -inf) would be NaN) */
+                float alpha = m_new == -INFINITY ? 1.0f : expf(m[rr] - m_new);
                 l[rr] = l[rr] * alpha + warp_sum_all(p);
                 m[rr] = m_new;
                 Ps[r * kTile + lane] = p;
@@ -134,7 +147,7 @@ __device__ inline void flash_rowdot(float *Dsh, const float *dOs, const float *y
    lse and D per row. */
 __global__ void flash_dq_kernel(float *dq, const float *dy, const float *y, const float *lse, const float *q,
                                 const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH, size_t D,
-                                float scale) {
+                                size_t window, float scale) {
     extern __shared__ float smem[];
     size_t Dp = D + 1, QD = H * D, KD = KH * D, grp = H / KH, nqt = (T + kTile - 1) / kTile;
     float *Qs = smem, *dOs = Qs + kTile * D, *dQs = dOs + kTile * D, *Ks = dQs + kTile * D, *Vs = Ks + kTile * Dp;
@@ -152,7 +165,7 @@ __global__ void flash_dq_kernel(float *dq, const float *dy, const float *y, cons
             Ls[threadIdx.x] = threadIdx.x < nr ? lse[(b * H + h) * T + i0 + threadIdx.x] : 0.0f;
         __syncthreads();
         flash_rowdot(Dsh, dOs, y + b * T * QD + h * D, i0, QD, D, nr);
-        for (size_t j0 = 0; j0 < i0 + nr; j0 += kTile) {
+        for (size_t j0 = first_key_tile(i0, window); j0 < i0 + nr; j0 += kTile) {
             size_t nc = T - j0 < (size_t)kTile ? T - j0 : kTile;
             __syncthreads();
             load_tile(Ks, Dp, kh + j0 * KD, KD, nc, D);
@@ -161,7 +174,7 @@ __global__ void flash_dq_kernel(float *dq, const float *dy, const float *y, cons
             for (int rr = 0; rr < kRowsPerWarp; rr++) {
                 size_t r = (size_t)warp * kRowsPerWarp + rr;
                 if (r >= nr) break;
-                bool vis = (size_t)lane < nc && j0 + lane <= i0 + r;
+                bool vis = (size_t)lane < nc && sees(i0 + r, j0 + lane, window);
                 float p, ds;
                 flash_pds(&p, &ds, Qs + r * D, dOs + r * D, Ks + lane * Dp, Vs + lane * Dp, D, vis, Ls[r], Dsh[r],
                           scale);
@@ -190,7 +203,7 @@ __global__ void flash_dq_kernel(float *dq, const float *dy, const float *y, cons
    dV_c += sum_r P[r, c] dO_r and dK_c += sum_r dS[r, c] Q_r, rows in order, added to dv/dk per query tile. */
 __global__ void flash_dkv_kernel(float *dk, float *dv, const float *dy, const float *y, const float *lse,
                                  const float *q, const float *k, const float *v, size_t B, size_t T, size_t H,
-                                 size_t KH, size_t D, float scale) {
+                                 size_t KH, size_t D, size_t window, float scale) {
     extern __shared__ float smem[];
     size_t Dp = D + 1, QD = H * D, KD = KH * D, grp = H / KH, nt = (T + kTile - 1) / kTile;
     float *Ks = smem, *Vs = Ks + kTile * Dp, *Qs = Vs + kTile * Dp, *dOs = Qs + kTile * D, *Ps = dOs + kTile * D;
@@ -203,7 +216,8 @@ __global__ void flash_dkv_kernel(float *dk, float *dv, const float *dy, const fl
         load_tile(Ks, Dp, k + (b * T + j0) * KD + g * D, KD, nc, D);
         load_tile(Vs, Dp, v + (b * T + j0) * KD + g * D, KD, nc, D);
         for (size_t h = g * grp; h < (g + 1) * grp; h++)
-            for (size_t i0 = j0; i0 < T; i0 += kTile) {
+            /* the query tiles from the diagonal down to the last row that sees the tile's last key */
+            for (size_t i0 = j0; i0 < T && (!window || i0 < j0 + nc - 1 + window); i0 += kTile) {
                 size_t nr = T - i0 < (size_t)kTile ? T - i0 : kTile;
                 __syncthreads(); /* the previous query tile's readers are done */
                 load_tile(Qs, D, q + (b * T + i0) * QD + h * D, QD, nr, D);
@@ -215,7 +229,7 @@ __global__ void flash_dkv_kernel(float *dk, float *dv, const float *dy, const fl
                 __syncwarp();
                 for (int rr = 0; rr < kRowsPerWarp; rr++) {
                     size_t r = (size_t)warp * kRowsPerWarp + rr;
-                    bool vis = r < nr && (size_t)lane < nc && j0 + lane <= i0 + r;
+                    bool vis = r < nr && (size_t)lane < nc && sees(i0 + r, j0 + lane, window);
                     float p, ds;
                     flash_pds(&p, &ds, Qs + r * D, dOs + r * D, Ks + lane * Dp, Vs + lane * Dp, D, vis, Ls[r],
                               Dsh[r], scale);
@@ -277,23 +291,15 @@ template <typename K> static bool smem_ok(const char *op, K kernel, size_t bytes
     return true;
 }
 
-/* The CUDA kernels have no sliding window yet: a window narrower than the sequence is an error naming the op (the
-   CPU backend has one; sequences up to the window need none). */
-static bool window_ok(const char *op, size_t T, size_t window) {
-    if (!window || window >= T) return true;
-    record_msg(op, ADEPT_EUNSUPPORTED, "a sliding window narrower than the sequence is not implemented on the cuda "
-               "device (use sequences of at most sliding_window tokens there, or the cpu device)");
-    return false;
-}
-
 void attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, size_t B, size_t T,
                        size_t H, size_t KH, size_t D, size_t window) {
     size_t items = B * H * ((T + kTile - 1) / kTile);
-    if (!items || !D || !shape_ok("attention_forward", H, KH) || !window_ok("attention_forward", T, window)) return;
+    if (!items || !D || !shape_ok("attention_forward", H, KH)) return;
+    if (window >= T) window = 0; /* a window spanning the sequence hides nothing */
     size_t bytes = sizeof(float) * ((size_t)kTile * (3 * D + D + 1) + (size_t)kTile * kTile);
     if (!smem_ok("attention_forward", flash_fwd_kernel, bytes, D)) return;
     float scale = (float)(1.0 / sqrt((double)D));
-    flash_fwd_kernel<<<grid_rows(items), kAttThreads, bytes>>>(y, lse, q, k, v, B, T, H, KH, D, scale);
+    flash_fwd_kernel<<<grid_rows(items), kAttThreads, bytes>>>(y, lse, q, k, v, B, T, H, KH, D, window, scale);
     launched("attention_forward");
 }
 
@@ -301,21 +307,21 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dy, const 
                         const float *q, const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH,
                         size_t D, size_t window) {
     size_t nt = (T + kTile - 1) / kTile;
-    if (!B || !nt || !D || !shape_ok("attention_backward", H, KH) || !window_ok("attention_backward", T, window))
-        return;
+    if (!B || !nt || !D || !shape_ok("attention_backward", H, KH)) return;
+    if (window >= T) window = 0;
     float scale = (float)(1.0 / sqrt((double)D));
     if (dk || dv) {
         size_t bytes = sizeof(float) * ((size_t)kTile * (2 * (D + 1) + 2 * D) + 2 * (size_t)kTile * kTile + 2 * kTile);
         if (!smem_ok("attention_backward (dk, dv)", flash_dkv_kernel, bytes, D)) return;
         flash_dkv_kernel<<<grid_rows(B * KH * nt), kAttThreads, bytes>>>(dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D,
-                                                                          scale);
+                                                                          window, scale);
         launched("attention_backward (dk, dv)");
     }
     if (dq) {
         size_t bytes = sizeof(float) * ((size_t)kTile * (3 * D + 2 * (D + 1)) + (size_t)kTile * kTile + 2 * kTile);
         if (!smem_ok("attention_backward (dq)", flash_dq_kernel, bytes, D)) return;
         flash_dq_kernel<<<grid_rows(B * H * nt), kAttThreads, bytes>>>(dq, dy, y, lse, q, k, v, B, T, H, KH, D,
-                                                                        scale);
+                                                                        window, scale);
         launched("attention_backward (dq)");
     }
 }
