@@ -170,6 +170,12 @@ add_test(NAME lua/device_fake_recipe COMMAND adeptlua_fakecuda --device cuda
 set_tests_properties(lua/device_fake_recipe PROPERTIES LABELS "lua;recipe" SKIP_RETURN_CODE 77
                      ENVIRONMENT "${ADEPT_TEST_ENV}")
 
+# tests/device/hf_check.py (tests/device/run runs it on a GPU with transformers): train on the device, save the
+# HF directory, compare its logits by an independent reader; here on the fake device, so the script stays working
+add_test(NAME parity/hf_check_fake COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/device/hf_check.py
+         --adeptlua $<TARGET_FILE:adeptlua_fakecuda> --device cuda WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+set_tests_properties(parity/hf_check_fake PROPERTIES LABELS parity SKIP_RETURN_CODE 77 ENVIRONMENT "${ADEPT_TEST_ENV}")
+
 # Data parallelism over MPI (tests/dist/*.sh): mpirun with 2 processes against 1; skip (77) without MPI
 file(GLOB dist_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/dist/*.sh)
 foreach(script IN LISTS dist_tests)
