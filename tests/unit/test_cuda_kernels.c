@@ -2,7 +2,8 @@
    alpha/beta), matmul forward/backward (bias, fused residual, accumulate or overwrite), RMSNorm, RoPE, SwiGLU,
    products with frozen bf16/f16 weights, embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
    (head_dim 128), 512 and 4096 (the CPU kernel works in blocks of 64 rows, the device in tiles of 32, so 70
-   crosses both), with sliding windows of 1, 5, 33, 100 and 1000. Bound and its derivation: cuda_compare.h.
+   crosses both), with sliding windows of 1, 5, 33, 100 and 1000, each by the flash kernels, by the chunked GEMMs
+   in fp32 and in bf16 (bounds at test_attention_mode). Bound and its derivation: cuda_compare.h.
    Skips (77) without a device. */
 #include "cuda_compare.h"
 
@@ -229,7 +230,25 @@ static void test_embedding(void) {
    T keys and D dimensions in fp32, in different orders (CPU: 64 x 64 BLAS tiles, device: 32 x 32 tiles and warp
    trees): by cuda_compare.h's argument the normwise difference grows like sqrt(T) u; at T = 4096 that is
    64 u = 4e-6, inside CUDA_TOL = 1e-5. */
-static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D, size_t W) {
+/* The device's attention against the CPU's fp32 kernels. mode: "flash" (the flash kernels of attention.cu), "gemm"
+   (the chunked GEMMs of attention_gemm.cu in fp32, selected by ADEPT_CUDA_ATTENTION) or "bf16" (the same GEMMs with
+   bf16 operands: adept_backend.attention_forward_bf16). Bounds: CUDA_TOL in fp32; in bf16 the operands Q, K, V, P
+   (and dY, dS backward) carry a relative rounding of u = 2^-9 each, a product of two rounded operands 2u, and the
+   output chains about three such products, so 6u = 1.2e-2 elementwise at worst and less normwise: 1e-2 forward;
+   backward chains two more (dP, then dS into dQ/dK): 2e-2. */
+static void test_attention_mode(const char *mode, size_t B, size_t T, size_t H, size_t KH, size_t D, size_t W) {
+    int bf16 = strcmp(mode, "bf16") == 0;
+    if (bf16 && !cuda_be->attention_forward_bf16) {
+        printf("cuda-check attention bf16 T=%zu W=%zu: skipped (this backend has no bf16 attention)\n", T, W);
+        return;
+    }
+    if (strcmp(mode, "gemm") == 0) setenv("ADEPT_CUDA_ATTENTION", "gemm", 1);
+    double tolf = bf16 ? 1e-2 : CUDA_TOL, tolb = bf16 ? 2e-2 : CUDA_TOL;
+    void (*fwd)(float *, float *, const float *, const float *, const float *, size_t, size_t, size_t, size_t, size_t,
+                size_t) = bf16 ? cuda_be->attention_forward_bf16 : cuda_be->attention_forward;
+    void (*bwd)(float *, float *, float *, const float *, const float *, const float *, const float *, const float *,
+                const float *, size_t, size_t, size_t, size_t, size_t, size_t) =
+        bf16 ? cuda_be->attention_backward_bf16 : cuda_be->attention_backward;
     size_t QD = H * D, KD = KH * D, nq = B * T * QD, nk = B * T * KD, nl = B * H * T;
     float *q = host_rand(nq, 1), *k = host_rand(nk, 1), *v = host_rand(nk, 1), *dy = host_rand(nq, 1);
     float *y = malloc(nq * 4), *lse = malloc(nl * 4);
@@ -238,46 +257,53 @@ static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D, si
     float *d_dy = dev_from(dy, nq * 4), *d_y = dev_from(NULL, nq * 4), *d_lse = dev_from(NULL, nl * 4);
     float *d_dq = dev_from(dq, nq * 4), *d_dk = dev_from(dk, nk * 4), *d_dv = dev_from(dv, nk * 4);
     cpu_be->attention_forward(y, lse, q, k, v, B, T, H, KH, D, W);
-    cuda_be->attention_forward(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
+    fwd(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     float *g_y = dev_back(d_y, nq * 4), *g_lse = dev_back(d_lse, nl * 4);
     char name[80];
-    snprintf(name, sizeof name, "attention_forward y T=%zu W=%zu", T, W);
-    compare_f32(name, g_y, y, nq, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_forward lse T=%zu W=%zu", T, W);
-    compare_f32(name, g_lse, lse, nl, CUDA_TOL);
+    snprintf(name, sizeof name, "attention_forward y %s T=%zu W=%zu", mode, T, W);
+    compare_f32(name, g_y, y, nq, tolf);
+    snprintf(name, sizeof name, "attention_forward lse %s T=%zu W=%zu", mode, T, W);
+    compare_f32(name, g_lse, lse, nl, tolf);
     /* backward from the CPU's forward results on both sides */
     CHECK_OK(cuda_be->to_device(d_y, y, nq * 4));
     CHECK_OK(cuda_be->to_device(d_lse, lse, nl * 4));
     cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W);
-    cuda_be->attention_backward(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
+    bwd(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     float *g_dq = dev_back(d_dq, nq * 4), *g_dk = dev_back(d_dk, nk * 4), *g_dv = dev_back(d_dv, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dq T=%zu W=%zu", T, W);
-    compare_f32(name, g_dq, dq, nq, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_backward dk T=%zu W=%zu", T, W);
-    compare_f32(name, g_dk, dk, nk, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_backward dv T=%zu W=%zu", T, W);
-    compare_f32(name, g_dv, dv, nk, CUDA_TOL);
+    snprintf(name, sizeof name, "attention_backward dq %s T=%zu W=%zu", mode, T, W);
+    compare_f32(name, g_dq, dq, nq, tolb);
+    snprintf(name, sizeof name, "attention_backward dk %s T=%zu W=%zu", mode, T, W);
+    compare_f32(name, g_dk, dk, nk, tolb);
+    snprintf(name, sizeof name, "attention_backward dv %s T=%zu W=%zu", mode, T, W);
+    compare_f32(name, g_dv, dv, nk, tolb);
     /* one pass with dq alone and one with dk, dv alone: each adds the same again, the others stay */
-    cuda_be->attention_backward(d_dq, NULL, NULL, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
+    bwd(d_dq, NULL, NULL, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     float *g_dk1 = dev_back(d_dk, nk * 4), *g_dv1 = dev_back(d_dv, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dk untouched by a dq-only pass T=%zu W=%zu", T, W);
+    snprintf(name, sizeof name, "attention_backward dk untouched by a dq-only pass %s T=%zu W=%zu", mode, T, W);
     compare_bitwise(name, g_dk1, g_dk, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dv untouched by a dq-only pass T=%zu W=%zu", T, W);
+    snprintf(name, sizeof name, "attention_backward dv untouched by a dq-only pass %s T=%zu W=%zu", mode, T, W);
     compare_bitwise(name, g_dv1, g_dv, nk * 4);
-    cuda_be->attention_backward(NULL, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
+    bwd(NULL, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W);
     float *g_dq2 = dev_back(d_dq, nq * 4), *g_dk2 = dev_back(d_dk, nk * 4), *g_dv2 = dev_back(d_dv, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dq twice T=%zu W=%zu", T, W);
-    compare_f32(name, g_dq2, dq, nq, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_backward dk twice T=%zu W=%zu", T, W);
-    compare_f32(name, g_dk2, dk, nk, CUDA_TOL);
-    snprintf(name, sizeof name, "attention_backward dv twice T=%zu W=%zu", T, W);
-    compare_f32(name, g_dv2, dv, nk, CUDA_TOL);
+    snprintf(name, sizeof name, "attention_backward dq twice %s T=%zu W=%zu", mode, T, W);
+    compare_f32(name, g_dq2, dq, nq, tolb);
+    snprintf(name, sizeof name, "attention_backward dk twice %s T=%zu W=%zu", mode, T, W);
+    compare_f32(name, g_dk2, dk, nk, tolb);
+    snprintf(name, sizeof name, "attention_backward dv twice %s T=%zu W=%zu", mode, T, W);
+    compare_f32(name, g_dv2, dv, nk, tolb);
     free(q), free(k), free(v), free(dy), free(y), free(lse), free(dq), free(dk), free(dv);
     free(g_y), free(g_lse), free(g_dq), free(g_dk), free(g_dv), free(g_dk1), free(g_dv1);
     free(g_dq2), free(g_dk2), free(g_dv2);
     cuda_be->free(d_q), cuda_be->free(d_k), cuda_be->free(d_v), cuda_be->free(d_dy), cuda_be->free(d_y);
     cuda_be->free(d_lse), cuda_be->free(d_dq), cuda_be->free(d_dk), cuda_be->free(d_dv);
+    unsetenv("ADEPT_CUDA_ATTENTION");
+}
+
+static void test_attention(size_t B, size_t T, size_t H, size_t KH, size_t D, size_t W) {
+    test_attention_mode("flash", B, T, H, KH, D, W);
+    test_attention_mode("gemm", B, T, H, KH, D, W);
+    test_attention_mode("bf16", B, T, H, KH, D, W);
 }
 
 /* generation's one-token attention against a KV cache with a row stride wider than the kv heads (as the model's

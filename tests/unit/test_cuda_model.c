@@ -225,6 +225,11 @@ int main(void) {
     adept_config mi = cfg; /* Mistral: a sliding window narrower than the 33-token batch and the 19-token generations */
     mi.arch = ADEPT_ARCH_MISTRAL, mi.attention_bias = 0, mi.sliding_window = 8;
     compare_model("mistral, window 8", mi, 0);
+    /* attention through the chunked GEMMs of attention_gemm.cu (fp32) instead of the flash kernels */
+    setenv("ADEPT_CUDA_ATTENTION", "gemm", 1);
+    compare_model("llama, attention by GEMMs", cfg, 0);
+    compare_model("mistral, window 8, attention by GEMMs", mi, 0);
+    unsetenv("ADEPT_CUDA_ATTENTION");
     test_device_determinism(cfg);
     CHECK_OK(cuda_be->synchronize());
     return check_summary();

@@ -149,6 +149,16 @@ typedef struct adept_backend {
     void (*embedding_forward_w16)(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N,
                                   size_t C);
 
+    /* ---- attention with bf16 products (OPTIONAL; CUDA: tensor cores) ----
+       attention_forward / attention_backward with Q, K, V, dY and the probabilities and score gradients rounded to
+       bf16 as the operands of their products (fp32 accumulation; softmax statistics, lse and outputs fp32), as
+       PyTorch's SDPA does in bf16. A model in precision "bf16" uses them where present, else the fp32 entries. */
+    void (*attention_forward_bf16)(float *y, float *lse, const float *q, const float *k, const float *v, size_t B,
+                                   size_t T, size_t H, size_t KH, size_t D, size_t window);
+    void (*attention_backward_bf16)(float *dq, float *dk, float *dv, const float *dy, const float *y,
+                                    const float *lse, const float *q, const float *k, const float *v, size_t B,
+                                    size_t T, size_t H, size_t KH, size_t D, size_t window);
+
     /* ---- a side queue for the gradient all-reduce (OPTIONAL; CUDA) ----
        Every entry above runs in order on the backend's one main queue. A communicator that reduces device memory
        without the host waiting (NCCL) runs its reductions on this side queue, so that the all-reduce of the upper

@@ -14,6 +14,8 @@
    straddling the window's lower edge), so the online softmax guards its -inf maximum. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common.cuh"
 
@@ -291,8 +293,16 @@ template <typename K> static bool smem_ok(const char *op, K kernel, size_t bytes
     return true;
 }
 
+/* ADEPT_CUDA_ATTENTION=gemm runs fp32 attention through the chunked GEMMs of attention_gemm.cu instead of these
+   kernels (read at every call, so a test can compare both in one process) */
+static bool by_gemm(void) {
+    const char *e = getenv("ADEPT_CUDA_ATTENTION");
+    return e && strcmp(e, "gemm") == 0;
+}
+
 void attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, size_t B, size_t T,
                        size_t H, size_t KH, size_t D, size_t window) {
+    if (by_gemm()) return attention_forward_gemm(y, lse, q, k, v, B, T, H, KH, D, window, 0);
     size_t items = B * H * ((T + kTile - 1) / kTile);
     if (!items || !D || !shape_ok("attention_forward", H, KH)) return;
     if (window >= T) window = 0; /* a window spanning the sequence hides nothing */
@@ -306,6 +316,7 @@ void attention_forward(float *y, float *lse, const float *q, const float *k, con
 void attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                         const float *q, const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH,
                         size_t D, size_t window) {
+    if (by_gemm()) return attention_backward_gemm(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, window, 0);
     size_t nt = (T + kTile - 1) / kTile;
     if (!B || !nt || !D || !shape_ok("attention_backward", H, KH)) return;
     if (window >= T) window = 0;

@@ -8,6 +8,7 @@
 #define ADEPT_OPS_CUDA_COMMON_CUH
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,10 @@ struct BlasApi {
     cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
                               const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
                               cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+    cublasStatus_t (*gemm_sb_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                                 const void *, cudaDataType, int, long long, const void *, cudaDataType, int, long long,
+                                 const void *, void *, cudaDataType, int, long long, int, cublasComputeType_t,
+                                 cublasGemmAlgo_t);
 };
 extern BlasApi blas;
 
@@ -140,6 +145,19 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dy, const 
                         size_t D, size_t window);
 void attention_decode(float *y, float *att, const float *q, const float *k_cache, const float *v_cache, size_t n,
                       size_t ld, size_t H, size_t KH, size_t D);
+/* src [n] rounded to bf16 (nearest even) into dst, queued (gemm16.cu) */
+void round_to_bf16(const char *op, __nv_bfloat16 *dst, const float *src, size_t n);
+/* attention through chunked cuBLAS GEMMs (attention_gemm.cu): fp32 or bf16 operands (tensor cores) */
+void attention_forward_gemm(float *y, float *lse, const float *q, const float *k, const float *v, size_t B, size_t T,
+                            size_t H, size_t KH, size_t D, size_t window, int bf16);
+void attention_backward_gemm(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
+                             const float *q, const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH,
+                             size_t D, size_t window, int bf16);
+void attention_forward_bf16(float *y, float *lse, const float *q, const float *k, const float *v, size_t B, size_t T,
+                            size_t H, size_t KH, size_t D, size_t window);
+void attention_backward_bf16(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
+                             const float *q, const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH,
+                             size_t D, size_t window);
 /* the side queue of the overlapped gradient all-reduce (comm_queue.cu) */
 void *comm_queue(void);
 adept_status comm_queue_wait_main(void);

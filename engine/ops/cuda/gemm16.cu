@@ -40,12 +40,16 @@ __global__ void embedding_w16_kernel(float *out, const int32_t *ids, const uint1
     }
 }
 
+void round_to_bf16(const char *op, __nv_bfloat16 *dst, const float *src, size_t n) {
+    if (!n) return;
+    round_bf16_kernel<<<grid_for(n), kThreads>>>(dst, src, n);
+    launched(op);
+}
+
 /* x [n] rounded to bf16 in scratch; NULL (recorded) on failure */
 static const __nv_bfloat16 *rounded(const char *op, const float *x, size_t n) {
     __nv_bfloat16 *b = (__nv_bfloat16 *)scratch(op, n * sizeof(__nv_bfloat16));
-    if (!b) return NULL;
-    round_bf16_kernel<<<grid_for(n), kThreads>>>(b, x, n);
-    launched(op);
+    if (b) round_to_bf16(op, b, x, n);
     return b;
 }
 

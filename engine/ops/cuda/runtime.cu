@@ -47,6 +47,7 @@ static adept_status load_cublas(void) {
     SYM(set_stream, "cublasSetStream_v2")
     SYM(sgemm, "cublasSgemm_v2")
     SYM(gemm_ex, "cublasGemmEx")
+    SYM(gemm_sb_ex, "cublasGemmStridedBatchedEx")
 #undef SYM
     blas = b;
     return ADEPT_OK;
@@ -224,6 +225,8 @@ static const adept_backend table = {
     .matmul_forward_w16 = matmul_forward_w16,
     .matmul_backward_w16 = matmul_backward_w16,
     .embedding_forward_w16 = embedding_forward_w16,
+    .attention_forward_bf16 = attention_forward_bf16,
+    .attention_backward_bf16 = attention_backward_bf16,
     .comm_queue = comm_queue,
     .comm_queue_wait_main = comm_queue_wait_main,
     .main_wait_comm_queue = main_wait_comm_queue,
