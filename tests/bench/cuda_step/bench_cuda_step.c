@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "adept/backend.h"
+#include "adept/cuda.h"
 #include "adept/dist.h"
 #include "adept/model.h"
 #include "adept/optim.h"
@@ -61,6 +62,10 @@ int main(int argc, char **argv) {
     adept_device dev = !strcmp(device, "cuda") ? ADEPT_CUDA : ADEPT_CPU;
     adept_model *m = NULL;
     if (adept_model_config_check(&cfg) != ADEPT_OK) return fail("config");
+    /* device memory: the driver's free memory before the model and after the timed steps (adeptlua never gives
+       its scratch back, so the difference is the most it held, with cuBLAS's workspace; the context excluded) */
+    adept_cuda_device before = {0}, after = {0};
+    if (dev == ADEPT_CUDA && adept_cuda_device_info(0, &before) != ADEPT_OK) return fail("device_info");
     if (adept_model_create_on(&cfg, dev, 0, 0.02f, &m) != ADEPT_OK) return fail("model");
     int adept = !strcmp(mode, "adept");
     if (adept) { /* 4 identity copies stacked on top, as bench.py adds its 4 layers; only they train (ADEPT places
@@ -79,7 +84,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < adept_model_num_params(m); i++) {
         adept_param *p = adept_model_param(m, i);
         n_all += p->numel;
-        if (p->grad) n_train += p->numel;
+        if (p->trainable) n_train += p->numel;
     }
     adept_adamw_config oc = adept_adamw_defaults();
     adept_adamw *opt = NULL;
@@ -103,9 +108,12 @@ int main(int argc, char **argv) {
         if (adept_train_step(m, opt, adept_comm_world(), &b, 1, &so, &r) != ADEPT_OK) return fail("step");
     if (m->be->synchronize() != ADEPT_OK) return fail("synchronize");
     double dt = (now() - t0) / steps;
+    if (dev == ADEPT_CUDA && adept_cuda_device_info(0, &after) != ADEPT_OK) return fail("device_info");
+    double mem_gib = dev == ADEPT_CUDA ? ((double)before.free_bytes - (double)after.free_bytes) / 1073741824.0 : 0.0;
     printf("{\"engine\": \"adeptlua-%s-f32\", \"model\": \"%s\", \"mode\": \"%s\", \"seq\": %d, \"batch\": %d, "
-           "\"step_s\": %.6f, \"tokens_per_s\": %.1f, \"params\": %zu, \"trainable\": %zu, \"loss\": %.6f}\n",
-           device, model, mode, T, B, dt, N / dt, n_all, n_train, r.loss);
+           "\"step_s\": %.6f, \"tokens_per_s\": %.1f, \"params\": %zu, \"trainable\": %zu, \"loss\": %.6f, "
+           "\"device_mem_gib\": %.3f}\n",
+           device, model, mode, T, B, dt, N / dt, n_all, n_train, r.loss, mem_gib);
     adept_adamw_free(opt);
     adept_model_free(m);
     free(in), free(tg);
