@@ -303,6 +303,18 @@ static void t_embedding_forward_w16(float *out, const int32_t *ids, const void *
     dev(out, e), dev(ids, e), dev(emb, e);
     RUN(cpu->embedding_forward_w16(out, ids, emb, wdt, N, C));
 }
+static void t_matmul_forward_bf16(float *out, const float *inp, const float *w, const float *bias, size_t N,
+                                  size_t IC, size_t OC, int beta_one) {
+    const char *e = "matmul_forward_bf16";
+    dev(out, e), dev(inp, e), dev(w, e), dev(bias, e);
+    RUN(cpu->matmul_forward_bf16(out, inp, w, bias, N, IC, OC, beta_one));
+}
+static void t_matmul_backward_bf16(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                                   const float *w, size_t N, size_t IC, size_t OC, int acc) {
+    const char *e = "matmul_backward_bf16";
+    dev(dinp, e), dev(dw, e), dev(dbias, e), dev(dout, e), dev(inp, e), dev(w, e);
+    RUN(cpu->matmul_backward_bf16(dinp, dw, dbias, dout, inp, w, N, IC, OC, acc));
+}
 
 static const adept_backend fake = {
     .name = "test-device", .device = ADEPT_CUDA,
@@ -318,6 +330,7 @@ static const adept_backend fake = {
     .sum_squares = t_sum_squares, .scale = t_scale, .row_cosine = t_row_cosine,
     .matmul_forward_w16 = t_matmul_forward_w16, .matmul_backward_w16 = t_matmul_backward_w16,
     .embedding_forward_w16 = t_embedding_forward_w16,
+    .matmul_forward_bf16 = t_matmul_forward_bf16, .matmul_backward_bf16 = t_matmul_backward_bf16,
 };
 
 const adept_backend *adept_fake_device(void) {

@@ -28,6 +28,11 @@ void adept_cpu_matmul_backward_w16(float *dinp, const float *dout, const void *w
                                    size_t IC, size_t OC, int dinp_accumulate);
 void adept_cpu_embedding_forward_w16(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N,
                                      size_t C);
+/* bf16 products of fp32 weights (gemm_bf16.c; adept_backend.*_bf16, the model's precision "bf16") */
+void adept_cpu_matmul_forward_bf16(float *out, const float *inp, const float *w, const float *bias, size_t N,
+                                   size_t IC, size_t OC, int beta_one);
+void adept_cpu_matmul_backward_bf16(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                                    const float *w, size_t N, size_t IC, size_t OC, int dinp_accumulate);
 /* 1 when products with weights of dtype dt run on oneDNN's native bf16 kernels here (0: widened for sgemm) */
 int adept_cpu_w16_native(adept_dtype dt);
 
