@@ -224,6 +224,8 @@ static const adept_backend table = {
     .matmul_forward_w16 = matmul_forward_w16,
     .matmul_backward_w16 = matmul_backward_w16,
     .embedding_forward_w16 = embedding_forward_w16,
+    .matmul_forward_bf16 = matmul_forward_bf16,
+    .matmul_backward_bf16 = matmul_backward_bf16,
 };
 
 } // namespace adept_cuda
