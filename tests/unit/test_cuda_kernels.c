@@ -1,6 +1,6 @@
 /* The CUDA layer kernels against the CPU backend on random inputs: GEMM (all transposes, leading dimensions,
    alpha/beta), matmul forward/backward (bias, fused residual, accumulate or overwrite), RMSNorm, RoPE, SwiGLU,
-   products with frozen bf16/f16 weights, embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
+   bf16 products of fp32 weights (precision "bf16"), products with frozen bf16/f16 weights, embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
    (head_dim 128), 512 and 4096 (the CPU kernel works in blocks of 64 rows, the device in tiles of 32, so 70
    crosses both). Bound and its derivation: cuda_compare.h.
    Skips (77) without a device. */
@@ -70,6 +70,66 @@ static void test_matmul(void) {
         cuda_be->free(d_inp), cuda_be->free(d_w), cuda_be->free(d_b), cuda_be->free(d_out);
         cuda_be->free(d_dout), cuda_be->free(d_dinp), cuda_be->free(d_dw), cuda_be->free(d_db);
     }
+}
+
+/* bf16 products of fp32 weights (precision "bf16": gemm16.cu's matmul_*_bf16 against gemm_bf16.c). Both sides
+   round the same fp32 operands to bf16 the same way (nearest even), so they multiply the same exact products and
+   differ only in the order of the fp32 sums: CUDA_TOL on raw random inputs. Forward with and without bias and
+   residual; backward with every gradient accumulating onto random contents (dinp overwritten when !acc), and
+   dinp alone. That the device really rounds: its forward is farther than 10 CUDA_TOL from the CPU's fp32 one
+   (rounding moves a product by ~1e-3 normwise). */
+static void test_matmul_bf16(size_t N, size_t IC, size_t OC) {
+    float *inp = host_rand(N * IC, 1), *w = host_rand(OC * IC, 0.1f), *bias = host_rand(OC, 1);
+    float *d_inp = dev_from(inp, N * IC * 4), *d_w = dev_from(w, OC * IC * 4), *d_b = dev_from(bias, OC * 4);
+    char name[80];
+    for (int variant = 0; variant < 4; variant++) {
+        int with_bias = variant & 1, beta_one = (variant >> 1) & 1;
+        float *out = host_rand(N * OC, 1), *d_out = dev_from(out, N * OC * 4);
+        float *f32 = malloc(N * OC * 4);
+        memcpy(f32, out, N * OC * 4);
+        cpu_be->matmul_forward_bf16(out, inp, w, with_bias ? bias : NULL, N, IC, OC, beta_one);
+        cuda_be->matmul_forward_bf16(d_out, d_inp, d_w, with_bias ? d_b : NULL, N, IC, OC, beta_one);
+        float *got = dev_back(d_out, N * OC * 4);
+        snprintf(name, sizeof name, "matmul_fwd_bf16 %zux%zux%zu b=%d acc=%d", N, IC, OC, with_bias, beta_one);
+        compare_f32(name, got, out, N * OC, CUDA_TOL);
+        if (variant == 0) {
+            cpu_be->matmul_forward(f32, inp, w, NULL, N, IC, OC, 0);
+            double maxabs;
+            int nan_mismatch;
+            double rel = relerr_f32(got, f32, N * OC, &maxabs, &nan_mismatch);
+            int ok = !nan_mismatch && rel > 10 * CUDA_TOL;
+            printf("cuda-check %-36s relerr=%.2e from the fp32 product, must exceed %.0e %s\n",
+                   "matmul_fwd_bf16 rounds", rel, 10 * CUDA_TOL, ok ? "ok" : "FAIL");
+            CHECK(ok);
+        }
+        free(got), free(out), free(f32), cuda_be->free(d_out);
+
+        if (variant > 1) continue; /* backward: overwritten, then accumulated onto random contents */
+        int acc = variant & 1;
+        float *dout = host_rand(N * OC, 1), *dinp = host_rand(N * IC, 1), *dw = host_rand(OC * IC, 1);
+        float *dbias = host_rand(OC, 1);
+        float *d_dout = dev_from(dout, N * OC * 4), *d_dinp = dev_from(dinp, N * IC * 4);
+        float *d_dw = dev_from(dw, OC * IC * 4), *d_db = dev_from(dbias, OC * 4);
+        cpu_be->matmul_backward_bf16(dinp, dw, dbias, dout, inp, w, N, IC, OC, acc);
+        cuda_be->matmul_backward_bf16(d_dinp, d_dw, d_db, d_dout, d_inp, d_w, N, IC, OC, acc);
+        float *g_dinp = dev_back(d_dinp, N * IC * 4), *g_dw = dev_back(d_dw, OC * IC * 4);
+        float *g_db = dev_back(d_db, OC * 4);
+        snprintf(name, sizeof name, "matmul_bwd_bf16 dinp %zux%zux%zu acc=%d", N, IC, OC, acc);
+        compare_f32(name, g_dinp, dinp, N * IC, CUDA_TOL);
+        snprintf(name, sizeof name, "matmul_bwd_bf16 dw %zux%zux%zu", N, IC, OC);
+        compare_f32(name, g_dw, dw, OC * IC, CUDA_TOL);
+        compare_f32("matmul_bwd_bf16 dbias", g_db, dbias, OC, CUDA_TOL);
+        /* dinp alone (a frozen weight under precision bf16) */
+        cpu_be->matmul_backward_bf16(dinp, NULL, NULL, dout, inp, w, N, IC, OC, 1);
+        cuda_be->matmul_backward_bf16(d_dinp, NULL, NULL, d_dout, d_inp, d_w, N, IC, OC, 1);
+        free(g_dinp);
+        g_dinp = dev_back(d_dinp, N * IC * 4);
+        compare_f32("matmul_bwd_bf16 dinp only", g_dinp, dinp, N * IC, CUDA_TOL);
+        free(g_dinp), free(g_dw), free(g_db), free(dout), free(dinp), free(dw), free(dbias);
+        cuda_be->free(d_dout), cuda_be->free(d_dinp), cuda_be->free(d_dw), cuda_be->free(d_db);
+    }
+    free(inp), free(w), free(bias);
+    cuda_be->free(d_inp), cuda_be->free(d_w), cuda_be->free(d_b);
 }
 
 /* Products with frozen 16-bit weights (gemm16.cu against gemm16.c). The device rounds bf16 products' activations
@@ -314,6 +374,8 @@ int main(void) {
     cuda_or_skip();
     test_gemm();
     test_matmul();
+    test_matmul_bf16(53, 96, 80);
+    test_matmul_bf16(3, 8, 4100); /* more weight than activations to round: the scratch parts' sizes differ */
     test_matmul_w16(ADEPT_BF16, 53, 96, 80, 1);
     test_matmul_w16(ADEPT_BF16, 53, 96, 80, 0);
     test_matmul_w16(ADEPT_F16, 53, 96, 80, 0);
