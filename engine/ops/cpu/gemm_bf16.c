@@ -17,10 +17,8 @@
 /* dst [n] = src rounded to bf16 and widened back (exact) */
 static void round_into(float *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static) if (n > ADEPT_CPU_PAR_MIN && !omp_in_parallel())
-    for (size_t i = 0; i < n; i++) dst[i] = adept_bf16_to_f32(adept_f32_to_bf16(src[i]));
+    for (size_t i = 0; i < n; i++) dst[i] = adept_cpu_round_bf16(src[i]);
 }
-
-static float bf(float x) { return adept_bf16_to_f32(adept_f32_to_bf16(x)); }
 
 /* Without memory for the rounded copies: C [M, Nc] (+)= sum_k bf16(A(m, k)) bf16(B(k, n)) element by element,
    A(m, k) = A[m * am + k * ak], B(k, n) = B[k * bk + n * bn], fp32 sums in k order (slow, never wrong). */
@@ -29,7 +27,7 @@ static void product_naive(float *C, const float *A, size_t am, size_t ak, const 
     for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < Nc; n++) {
             float s = 0;
-            for (size_t k = 0; k < K; k++) s += bf(A[m * am + k * ak]) * bf(B[k * bk + n * bn]);
+            for (size_t k = 0; k < K; k++) s += adept_cpu_round_bf16(A[m * am + k * ak]) * adept_cpu_round_bf16(B[k * bk + n * bn]);
             C[m * Nc + n] = accumulate ? C[m * Nc + n] + s : s;
         }
 }
