@@ -9,13 +9,11 @@ It also checks that the rounding is what separates the paths (the reference with
 tolerance) and that dtype "f32" matches the unrounded reference. Where the CPU multiplies bf16 weights by widening
 them for sgemm (adept.w16_products() == "sgemm": no oneDNN or no AVX-512 BF16) the activations are not rounded,
 and the unrounded reference is the one compared against."""
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
-from common import adeptlua, check, failures, read_safetensors, write_hf_dir
+from common import adeptlua, check, failures, read_safetensors, run_lua_cases, write_hf_dir
 import reference  # skips (77) without torch / numpy
 from reference import tiny_config, tiny_weights
 from bf16_rounding import bf16, closest, which
@@ -95,18 +93,10 @@ def main():
             d = os.path.join(tmp, "case%d" % i)
             write_hf_dir(d, c, w, "BF16", 1)
             specs.append((d, c, {n: bf16(t) for n, t in w.items()}, arch, tied))
-        script = os.path.join(tmp, "run.lua")
-        lua_list = lambda xs: "{" + ",".join(lua_list(x) if isinstance(x, list) else str(x) for x in xs) + "}"
-        with open(script, "w") as f:
-            f.write("local IDS = %s\nlocal BATCH = %s\nlocal TARGETS = %s\nlocal CASES = {%s}\n" % (
-                lua_list(ids), lua_list(batch), lua_list(targets),
-                ",".join("{dir = %s}" % json.dumps(s[0]) for s in specs)) + LUA)
-        r = subprocess.run([exe, script], capture_output=True, text=True, timeout=120)
-        check(r.returncode == 0, "adeptlua loaded the bf16 checkpoints and ran them")
-        if r.returncode != 0:
-            print(r.stdout, r.stderr)
+        res = run_lua_cases(exe, tmp, [s[0] for s in specs], ids, batch, targets, LUA,
+                            "adeptlua loaded the bf16 checkpoints and ran them")
+        if res is None:
             return 1
-        res = json.loads([l for l in r.stdout.splitlines() if l.startswith("RESULT ")][0][7:])
         onednn = res["path"] == "onednn"
         print("bf16 products: %s" % res["path"])
         for (d, c, w, arch, tied), got in zip(specs, res["cases"]):

@@ -14,13 +14,11 @@ row trainable, against two float64 references:
 The matrices are the shared tiny weights scaled by 1/2 (std 0.15: a per-layer gain of ~0.7, so the three layers
 do not amplify the roundings; at std 0.3 the rounded reference's logits are already 1.1e-2 - 1.7e-2 away).
 precision "f32" on the same directory must match the unrounded reference within TOL."""
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
-from common import adeptlua, check, failures, read_safetensors, write_hf_dir
+from common import adeptlua, check, failures, read_safetensors, run_lua_cases, write_hf_dir
 import reference  # skips (77) without torch / numpy
 from reference import tiny_config, tiny_weights
 from bf16_rounding import bf16, closest, which
@@ -108,18 +106,10 @@ def main():
             d = os.path.join(tmp, "case%d" % i)
             write_hf_dir(d, c, w, "F32", 1)
             specs.append((d, c, w, "%s tied=%s" % (arch, tied)))
-        script = os.path.join(tmp, "run.lua")
-        lua_list = lambda xs: "{" + ",".join(lua_list(x) if isinstance(x, list) else str(x) for x in xs) + "}"
-        with open(script, "w") as f:
-            f.write("local IDS = %s\nlocal BATCH = %s\nlocal TARGETS = %s\nlocal CASES = {%s}\n" % (
-                lua_list(ids), lua_list(batch), lua_list(targets),
-                ",".join("{dir = %s}" % json.dumps(s[0]) for s in specs)) + LUA)
-        r = subprocess.run([exe, script], capture_output=True, text=True, timeout=300)
-        check(r.returncode == 0, "adeptlua ran the fp32 checkpoints with precision bf16")
-        if r.returncode != 0:
-            print(r.stdout, r.stderr)
+        res = run_lua_cases(exe, tmp, [s[0] for s in specs], ids, batch, targets, LUA,
+                            "adeptlua ran the fp32 checkpoints with precision bf16", timeout=300)
+        if res is None:
             return 1
-        res = json.loads([l for l in r.stdout.splitlines() if l.startswith("RESULT ")][0][7:])
         for (d, c, w, label), got in zip(specs, res):
             out = read_safetensors(os.path.join(d, "out.safetensors"))
             check(got["precision"] == "bf16" and got["default"] == "f32",
