@@ -13,7 +13,9 @@ const char *adept_precision_name(adept_precision precision) {
 adept_status adept_precision_parse(const char *name, adept_precision *out) {
     if (name && strcmp(name, "f32") == 0) *out = ADEPT_PRECISION_F32;
     else if (name && strcmp(name, "bf16") == 0) *out = ADEPT_PRECISION_BF16;
-    else return adept_fail(ADEPT_EINVAL, "unknown precision '%s' (expected \"f32\" or \"bf16\")", name ? name : "(null)");
+    else
+        return adept_fail(ADEPT_EINVAL, "unknown precision '%s' (expected \"f32\" or \"bf16\")",
+                          name ? name : "(null)");
     return ADEPT_OK;
 }
 

@@ -1,6 +1,7 @@
 /* The CUDA layer kernels against the CPU backend on random inputs: GEMM (all transposes, leading dimensions,
-   alpha/beta), matmul forward/backward (bias, fused residual, accumulate or overwrite), RMSNorm, RoPE, SwiGLU,
-   bf16 products of fp32 weights (precision "bf16"), products with frozen bf16/f16 weights, embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
+   alpha/beta), matmul forward/backward (bias, fused residual, accumulate or overwrite) in fp32 and as bf16
+   products of fp32 weights (precision "bf16"), RMSNorm, RoPE, SwiGLU, products with frozen bf16/f16 weights,
+   embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
    (head_dim 128), 512 and 4096 (the CPU kernel works in blocks of 64 rows, the device in tiles of 32, so 70
    crosses both). Bound and its derivation: cuda_compare.h.
    Skips (77) without a device. */

@@ -28,7 +28,6 @@ static float widen(const uint16_t *w, size_t i, adept_dtype dt) {
     return f;
 }
 
-
 /* ---- the fp32 path: widened weight blocks and sgemm ---- */
 
 /* out [N, OC] (+)= inp [N, IC] @ w[OC, IC]^T, a block of W16_BLOCK output columns per work item */

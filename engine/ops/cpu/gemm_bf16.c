@@ -2,7 +2,7 @@
    model's precision "bf16", docs/model.md "Precision"). The operands are rounded to bf16 (nearest even, what
    PyTorch's autocast does) and kept as fp32 values, then multiplied by the fp32 layer kernels (OpenBLAS sgemm).
    A product of two bf16 values is exact in fp32, so this is the bf16 x bf16 -> fp32 GEMM with fp32
-   accumulation, bitwise independent of the thread count like the fp32 path; the CPU is the reference the fake
+   accumulation, reproducible for a fixed thread count like the fp32 path; the CPU is the reference the fake
    device and the CUDA tests compare against.
    Why not oneDNN (gemm16.c): its cached primitives take a bf16 weight as stored, so a trainable weight would
    be rounded into a second 16-bit copy per product anyway, and dW = dout^T @ inp needs a transposed source it
@@ -27,7 +27,8 @@ static void product_naive(float *C, const float *A, size_t am, size_t ak, const 
     for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < Nc; n++) {
             float s = 0;
-            for (size_t k = 0; k < K; k++) s += adept_cpu_round_bf16(A[m * am + k * ak]) * adept_cpu_round_bf16(B[k * bk + n * bn]);
+            for (size_t k = 0; k < K; k++)
+                s += adept_cpu_round_bf16(A[m * am + k * ak]) * adept_cpu_round_bf16(B[k * bk + n * bn]);
             C[m * Nc + n] = accumulate ? C[m * Nc + n] + s : s;
         }
 }

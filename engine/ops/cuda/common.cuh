@@ -105,8 +105,9 @@ __device__ inline float block_max(float v, float *shm) {
     return shm[0];
 }
 
-/* The table's entries, one source file per concern (gemm.cu, gemm16.cu (bf16/f16 products), layers.cu, attention.cu, embedding.cu,
-   xent.cu, optim.cu); runtime.cu holds memory and builds the table. Semantics: adept/backend.h. */
+/* The table's entries, one source file per concern (gemm.cu, gemm16.cu (bf16/f16 products), layers.cu,
+   attention.cu, embedding.cu, xent.cu, optim.cu); runtime.cu holds memory and builds the table. Semantics:
+   adept/backend.h. */
 void gemm(adept_transpose ta, adept_transpose tb, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, size_t IC, size_t OC,
