@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "adept/device.h"
+#include "adept/model.h"
 #include "adept/suggest.h"
 #include "binding.h"
 
@@ -222,6 +223,15 @@ int adept_lua_opt_device(lua_State *L, int arg, const char *fname) {
     if (adept_device_parse(name, &d) != ADEPT_OK)
         luaL_error(L, "%s: %s: %s", fname, from, adept_last_error());
     return (int)d;
+}
+
+int adept_lua_opt_precision(lua_State *L, int arg, int device, const char *fname) {
+    const char *name = adept_lua_opt_str_field(L, arg, "precision", NULL);
+    if (!name) return device == ADEPT_CUDA ? ADEPT_PRECISION_BF16 : ADEPT_PRECISION_F32;
+    adept_precision p;
+    if (adept_precision_parse(name, &p) != ADEPT_OK)
+        luaL_error(L, "%s: option 'precision': %s", fname, adept_last_error());
+    return (int)p;
 }
 
 int adept_lua_check_shape(lua_State *L, int arg, int64_t *shape, const char *fname) {

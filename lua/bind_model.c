@@ -137,7 +137,8 @@ static int l_plan(lua_State *L) {
     return 1;
 }
 
-/* adept.model(config [, {seed=, init_std=, device=}]): device defaults to adept.default_device */
+/* adept.model(config [, {seed=, init_std=, device=, precision=}]): device defaults to adept.default_device,
+   precision to the device's (adept_lua_opt_precision: bf16 on cuda, f32 on the cpu) */
 static int l_model(lua_State *L) {
     adept_config c;
     config_from_table(L, 1, &c, "adept.model");
@@ -149,8 +150,13 @@ static int l_model(lua_State *L) {
         std = adept_lua_opt_f32_field(L, 2, "init_std", 0.02);
     }
     adept_device device = (adept_device)adept_lua_opt_device(L, 2, "adept.model");
+    adept_precision precision = (adept_precision)adept_lua_opt_precision(L, 2, device, "adept.model");
     adept_model *m;
     ADEPT_LUA_TRY(L, "adept.model", adept_model_create_on(&c, device, (uint64_t)seed, (float)std, &m));
+    if (adept_model_set_precision(m, precision) != ADEPT_OK) {
+        adept_model_free(m);
+        return adept_lua_raise(L, "adept.model");
+    }
     adept_lua_push_model(L, m);
     return 1;
 }
@@ -239,6 +245,22 @@ static int m_set_recompute(lua_State *L) {
 
 static int m_recompute(lua_State *L) {
     lua_pushboolean(L, adept_model_recompute(adept_lua_check_model(L, 1)));
+    return 1;
+}
+
+/* m:set_precision("f32" | "bf16"): the precision of the fp32 weights' products from the next pass
+   (adept_model_set_precision); m:precision() -> "f32" | "bf16" */
+static int m_set_precision(lua_State *L) {
+    adept_model *m = adept_lua_check_model(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    adept_precision p;
+    if (adept_precision_parse(name, &p) != ADEPT_OK) return luaL_argerror(L, 2, adept_last_error());
+    ADEPT_LUA_TRY(L, "set_precision", adept_model_set_precision(m, p));
+    return 0;
+}
+
+static int m_precision(lua_State *L) {
+    lua_pushstring(L, adept_precision_name(adept_model_precision(adept_lua_check_model(L, 1))));
     return 1;
 }
 
@@ -638,6 +660,7 @@ void adept_open_model(lua_State *L) {
         {"zero_grad", m_zero_grad}, {"memory", m_memory}, {"expand", m_expand},
         {"add_lora", m_add_lora}, {"merge_lora", m_merge_lora}, {"lora", m_lora},
         {"set_recompute", m_set_recompute}, {"recompute", m_recompute},
+        {"set_precision", m_set_precision}, {"precision", m_precision},
         {"expanded_layers", m_expanded_layers}, {"with_layers_skipped", m_with_layers_skipped},
         {"loss", adept_lua_model_loss}, {"loss_and_grad", adept_lua_model_loss_and_grad},
         {"logits", adept_lua_model_logits}, {"generate", adept_lua_model_generate},

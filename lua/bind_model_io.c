@@ -6,16 +6,17 @@
 #include "adept/model.h"
 #include "binding.h"
 
-/* adept.load(path [, {allow_nonfinite=false, device=, dtype="auto", recompute=false}]): weights holding NaN or
-   infinity are refused, naming the tensor, unless allow_nonfinite is set (inspecting a diverged checkpoint).
-   device ("cpu" | "cuda") defaults to adept.default_device (`adeptlua --device`). dtype "auto" keeps the matrices
-   of a bf16/f16 checkpoint in that dtype while frozen, "f32" widens everything (adept_model_load_dtype).
+/* adept.load(path [, {allow_nonfinite=false, device=, dtype="auto", precision=, recompute=false}]): weights
+   holding NaN or infinity are refused, naming the tensor, unless allow_nonfinite is set (inspecting a diverged
+   checkpoint). device ("cpu" | "cuda") defaults to adept.default_device (`adeptlua --device`). dtype "auto" keeps
+   the matrices of a bf16/f16 checkpoint in that dtype while frozen, "f32" widens everything
+   (adept_model_load_dtype). precision "f32" | "bf16" (default: bf16 on cuda, f32 on the cpu): m:set_precision.
    recompute: m:set_recompute(true). */
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     adept_lua_check_path(L, path, ADEPT_SANDBOX_READ, "adept.load");
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-    static const char *const known[] = {"allow_nonfinite", "device", "dtype", "recompute", NULL};
+    static const char *const known[] = {"allow_nonfinite", "device", "dtype", "precision", "recompute", NULL};
     adept_lua_check_keys(L, 2, known, "adept.load");
     const char *dt = adept_lua_opt_str_field(L, 2, "dtype", "auto");
     if (strcmp(dt, "auto") != 0 && strcmp(dt, "f32") != 0)
@@ -24,11 +25,16 @@ static int l_load(lua_State *L) {
     int allow_nonfinite = adept_lua_opt_bool_field(L, 2, "allow_nonfinite", 0);
     int recompute = adept_lua_opt_bool_field(L, 2, "recompute", 0);
     adept_device device = (adept_device)adept_lua_opt_device(L, 2, "adept.load");
+    adept_precision precision = (adept_precision)adept_lua_opt_precision(L, 2, device, "adept.load");
     adept_model *m;
     ADEPT_LUA_TRY(L, "adept.load", adept_model_load_dtype(path, device, mode, &m));
     if (!allow_nonfinite && adept_model_check_finite(m) != ADEPT_OK) {
         adept_model_free(m);
         return luaL_error(L, "adept.load: %s: %s", path, adept_last_error());
+    }
+    if (adept_model_set_precision(m, precision) != ADEPT_OK) {
+        adept_model_free(m);
+        return adept_lua_raise(L, "adept.load");
     }
     adept_model_set_recompute(m, recompute);
     adept_lua_push_model(L, m);

@@ -92,6 +92,11 @@ adept_tensor *adept_lua_host_tensor(lua_State *L, const adept_tensor *t, const c
    be none or nil), else adept.default_device (set by `adeptlua --device`), else the CPU. An unknown name raises
    naming the option. */
 int adept_lua_opt_device(lua_State *L, int arg, const char *fname);
+/* The precision a new model on `device` gets (adept_model_set_precision): the string field `precision` of the
+   options table at `arg` ("f32" | "bf16"), else the device's default: "bf16" on cuda (mixed precision, how
+   models are trained on GPUs), "f32" on the cpu (the exact reference path). Anything else raises naming the
+   option and the valid values. Read before the model exists, so a typo leaks nothing. */
+int adept_lua_opt_precision(lua_State *L, int arg, int device, const char *fname);
 
 /* Reads a shape: a table of non-negative integers {2, 3}. Returns ndim; raises a standard
    "bad argument #arg to 'fname' (table of dimensions expected, got X)" on misuse. */

@@ -94,8 +94,8 @@ adept_status adept_model_backward(adept_model *m, const adept_batch *b) {
         be->fill_zero(a->dq, N * QD * sizeof(float));
         be->fill_zero(a->dk, N * KD * sizeof(float));
         be->fill_zero(a->dv, N * KD * sizeof(float));
-        be->attention_backward(a->dq, a->dk, a->dv, a->datty, y, a->lse + s * B * H * T, q, k, v, B, T, H, KH, D,
-                               (size_t)m->cfg.sliding_window);
+        adept_model_attention_backward(m, a->dq, a->dk, a->dv, a->datty, y, a->lse + s * B * H * T, q, k, v, B, T, H,
+                                       KH, D);
         be->rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D, 0);
         be->rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
         float *dqp = a->dq, *dkp = a->dk, *qin = q, *kin = k;

@@ -72,7 +72,7 @@ void adept_model_layer_forward(adept_model *m, int l) {
     LORA(ADEPT_UNIT_V, v, ln1, C, KD);
     be->rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D, 0);
     be->rope_forward(k, a->rope_cos, a->rope_sin, B, T, KH, D, 0);
-    be->attention_forward(y, a->lse + s * B * H * T, q, k, v, B, T, H, KH, D, (size_t)m->cfg.sliding_window);
+    adept_model_attention_forward(m, y, a->lse + s * B * H * T, q, k, v, B, T, H, KH, D);
     be->copy(mid, x, N * C * sizeof(float)); /* residual fused into the o_proj product (beta = 1) */
     adept_model_mm_forward(m, m->layer_idx[l][ADEPT_UNIT_O], mid, y, NULL, N, QD, C, 1);
     LORA(ADEPT_UNIT_O, mid, y, QD, C);

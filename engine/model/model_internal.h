@@ -109,6 +109,7 @@ struct adept_model {
     int plan_logged;
     int head_rows_override;       /* > 0: rows per classifier chunk (tests exercise small chunks); 0: automatic */
     int recompute;                /* adept_model_set_recompute: the next plan recomputes layers in backward */
+    adept_precision precision;    /* adept_model_set_precision: fp32 weights' products in fp32 or bf16 */
     int grads_deferred;           /* no gradient slab yet: laid at the first need (adept_model_grads_materialize) */
     /* LoRA (lora.c): rank 0 when none; lora_idx[l][t][0/1] = rows of A / B for target t (adept_lora_target
        order), -1 when absent; scale = alpha / rank */
@@ -180,25 +181,48 @@ static inline float *adept_model_w(adept_model *m, int layer, adept_unit_kind ki
     int i = m->layer_idx[layer][kind];
     return i < 0 ? NULL : adept_tensor_f32(m->params[i].value);
 }
-/* Products with row `row`'s weight [OC, IC] through the backend: the fp32 kernel, or the 16-bit one for a row kept
-   in bf16/f16 (adept_param.storage). A 16-bit row is frozen (a trainable one is widened when the gradient slab is
-   laid), so backward gives it no dW; a trainable bias beside it still gets its gradient. */
+/* Products with row `row`'s weight [OC, IC] through the backend: for an fp32 row the fp32 kernel, or under the
+   model's precision bf16 the bf16 one (operands rounded per product, fp32 accumulation and dW); the 16-bit one
+   for a row kept in bf16/f16 (adept_param.storage). A 16-bit row is frozen (a trainable one is widened when the
+   gradient slab is laid), so backward gives it no dW; a trainable bias beside it still gets its gradient. */
 static inline void adept_model_mm_forward(adept_model *m, int row, float *out, const float *inp, const float *bias,
                                           size_t N, size_t IC, size_t OC, int beta_one) {
     const adept_tensor *v = m->params[row].value;
-    if (v->dtype == ADEPT_F32) m->be->matmul_forward(out, inp, adept_tensor_f32(v), bias, N, IC, OC, beta_one);
-    else m->be->matmul_forward_w16(out, inp, adept_tensor_data(v), v->dtype, bias, N, IC, OC, beta_one);
+    if (v->dtype != ADEPT_F32)
+        m->be->matmul_forward_w16(out, inp, adept_tensor_data(v), v->dtype, bias, N, IC, OC, beta_one);
+    else if (m->precision == ADEPT_PRECISION_BF16)
+        m->be->matmul_forward_bf16(out, inp, adept_tensor_f32(v), bias, N, IC, OC, beta_one);
+    else m->be->matmul_forward(out, inp, adept_tensor_f32(v), bias, N, IC, OC, beta_one);
 }
 static inline void adept_model_mm_backward(adept_model *m, int row, float *dinp, float *dw, float *dbias,
                                            const float *dout, const float *inp, size_t N, size_t IC, size_t OC,
                                            int dinp_accumulate) {
     const adept_tensor *v = m->params[row].value;
     if (v->dtype == ADEPT_F32) {
-        m->be->matmul_backward(dinp, dw, dbias, dout, inp, adept_tensor_f32(v), N, IC, OC, dinp_accumulate);
+        if (m->precision == ADEPT_PRECISION_BF16)
+            m->be->matmul_backward_bf16(dinp, dw, dbias, dout, inp, adept_tensor_f32(v), N, IC, OC, dinp_accumulate);
+        else m->be->matmul_backward(dinp, dw, dbias, dout, inp, adept_tensor_f32(v), N, IC, OC, dinp_accumulate);
         return;
     }
     if (dinp) m->be->matmul_backward_w16(dinp, dout, adept_tensor_data(v), v->dtype, N, IC, OC, dinp_accumulate);
     if (dbias) m->be->matmul_backward(NULL, NULL, dbias, dout, inp, NULL, N, IC, OC, 1);
+}
+/* Attention through the backend: under precision bf16 its bf16 entries where it has them (CUDA: tensor cores),
+   else the fp32 ones (the CPU keeps attention in fp32 in both precisions). */
+static inline void adept_model_attention_forward(adept_model *m, float *y, float *lse, const float *q, const float *k,
+                                                 const float *v, size_t B, size_t T, size_t H, size_t KH, size_t D) {
+    size_t W = (size_t)m->cfg.sliding_window;
+    if (m->precision == ADEPT_PRECISION_BF16 && m->be->attention_forward_bf16)
+        m->be->attention_forward_bf16(y, lse, q, k, v, B, T, H, KH, D, W);
+    else m->be->attention_forward(y, lse, q, k, v, B, T, H, KH, D, W);
+}
+static inline void adept_model_attention_backward(adept_model *m, float *dq, float *dk, float *dv, const float *dy,
+                                                  const float *y, const float *lse, const float *q, const float *k,
+                                                  const float *v, size_t B, size_t T, size_t H, size_t KH, size_t D) {
+    size_t W = (size_t)m->cfg.sliding_window;
+    if (m->precision == ADEPT_PRECISION_BF16 && m->be->attention_backward_bf16)
+        m->be->attention_backward_bf16(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W);
+    else m->be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W);
 }
 /* the embedding gather from the embedding row, whatever its storage */
 static inline void adept_model_embed(adept_model *m, float *out, const int32_t *ids, size_t N, size_t C) {

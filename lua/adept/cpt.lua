@@ -115,6 +115,9 @@ local function declarations()
     -- no default, so runs that do not set it keep their identity; unset means adept.load's "auto"
     {name = "dtype", choices = {"auto", "f32"},
      help = "weights of a bf16/f16 checkpoint: \"auto\" keeps frozen matrices in it, \"f32\" widens all"},
+    -- no default either: unset means adept.load's (bf16 on cuda, f32 on the cpu)
+    {name = "precision", choices = {"f32", "bf16"},
+     help = "products of fp32 weights: \"bf16\" rounds their operands (mixed precision), \"f32\" exact"},
     -- TaSL (adept.tasl, docs/adept.md): no defaults here, so the other methods' options stay as they were; unset
     -- means adept.tasl.defaults
     {name = "consolidate", choices = {"none", "tasl"},
@@ -354,7 +357,8 @@ function M.run(o)
   -- the model first: a wrong path is a model error, and the tokenizer is checked against it before any corpus
   if not adept.fs.exists(o.model) then fail("model: %s does not exist", o.model) end
   local model_path = resolve_model(o.model)
-  local m = adept.load(model_path, {allow_nonfinite = o.allow_nonfinite or nil, dtype = o.dtype})
+  local m = adept.load(model_path, {allow_nonfinite = o.allow_nonfinite or nil, dtype = o.dtype,
+                                    precision = o.precision})
   local tok, tok_path = tokenizer_for(o.model)
   local vocab = m.config.vocab_size
   if tok:vocab_size() > vocab then

@@ -30,7 +30,7 @@ IDS = [1, 5, 9, 3, 40, 0, 17, 22, 8, 8, 31, 12]
 
 LUA = """
 local dir, device, ids = DIR, DEVICE, IDS
-local m = adept.load(dir, {dtype = "f32", device = device})
+local m = adept.load(dir, {dtype = "f32", device = device, precision = "f32"}) -- bf16 would need a bf16 bound
 local targets = {}
 for t = 1, #ids do targets[t] = ids[t % #ids + 1] end
 adept.train{model = m, optimizer = adept.adamw(m, {lr = 1e-2, weight_decay = 0}), steps = 3, progress = false,

@@ -22,6 +22,28 @@ function M.tmpfile(contents, suffix)
   return name
 end
 
+-- A fresh temporary directory name (not created): os.tmpname's file removed, the suffix appended.
+function M.tmpdir(suffix)
+  local name = os.tmpname()
+  os.remove(name)
+  return name .. (suffix or "_dir")
+end
+
+-- The values of a tensor in row-major order, as one flat Lua list.
+function M.values(t)
+  local out = {}
+  local function flat(x) if type(x) == "table" then for _, v in ipairs(x) do flat(v) end else out[#out + 1] = x end end
+  flat(t:table())
+  return out
+end
+
+-- Whether two flat lists hold equal values (bitwise for numbers: NaN is never equal).
+function M.same(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
 function M.shared(path)
   local root = os.getenv("ADEPT_SHARED") or "../shared"
   local full = root .. "/" .. path

@@ -1,10 +1,12 @@
 """Shared set-up of the parity tests: skip (exit 77, as ctest expects) when a reference or the engine is
 missing, and say why; the one spec-only safetensors writer and reader the tests use (written from the format's
-description, independently of the engine); NaN-aware comparisons. The PyTorch reference model is reference.py."""
+description, independently of the engine); NaN-aware comparisons; a Lua script run over test directories. The
+PyTorch reference model is reference.py."""
 import json
 import math
 import os
 import struct
+import subprocess
 import sys
 
 
@@ -192,3 +194,20 @@ def write_hf_dir(d, config, weights, dtype, shards):
 def read_safetensors(path):
     """{name: float64 numpy array} of a file, checked as st_read does."""
     return {n: st_decode(*t) for n, t in read_safetensors_raw(path)[0].items()}
+
+
+def run_lua_cases(exe, tmp, dirs, ids, batch, targets, lua, what, timeout=120):
+    """Runs `lua` under adeptlua after a prelude defining IDS, BATCH and TARGETS (Lua tables of the lists) and
+    CASES ({dir = ...} for each directory); returns the JSON the script prints after "RESULT ", or None when it
+    failed (recorded as a failure of `what`, its output printed)."""
+    lua_list = lambda xs: "{" + ",".join(lua_list(x) if isinstance(x, list) else str(x) for x in xs) + "}"
+    script = os.path.join(tmp, "run.lua")
+    with open(script, "w") as f:
+        f.write("local IDS = %s\nlocal BATCH = %s\nlocal TARGETS = %s\nlocal CASES = {%s}\n" % (
+            lua_list(ids), lua_list(batch), lua_list(targets), ",".join("{dir = %s}" % json.dumps(d) for d in dirs))
+            + lua)
+    r = subprocess.run([exe, script], capture_output=True, text=True, timeout=timeout)
+    if not check(r.returncode == 0, what):
+        print(r.stdout, r.stderr)
+        return None
+    return json.loads([l for l in r.stdout.splitlines() if l.startswith("RESULT ")][0][7:])

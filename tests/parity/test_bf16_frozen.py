@@ -9,16 +9,14 @@ It also checks that the rounding is what separates the paths (the reference with
 tolerance) and that dtype "f32" matches the unrounded reference. Where the CPU multiplies bf16 weights by widening
 them for sgemm (adept.w16_products() == "sgemm": no oneDNN or no AVX-512 BF16) the activations are not rounded,
 and the unrounded reference is the one compared against."""
-import itertools
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
-from common import adeptlua, check, failures, read_safetensors, write_hf_dir
+from common import adeptlua, check, failures, read_safetensors, run_lua_cases, write_hf_dir
 import reference  # skips (77) without torch / numpy
 from reference import tiny_config, tiny_weights
+from bf16_rounding import bf16, closest, which
 
 torch = reference.torch
 torch.set_num_threads(1)
@@ -29,67 +27,6 @@ torch.set_num_threads(1)
 # tensor's largest entry. The bf16 rounding itself moves the logits by about 2^-8 relative per rounded operand:
 # the unrounded reference must be farther than TOL (so the test sees the rounding), by at least 4x.
 TOL = 84 * 2 * 40 * 2.0 ** -24
-
-
-# adeptlua rounds its fp32 operands, the reference its float64 ones: they round alike unless an operand lies
-# closer to a bf16 rounding midpoint than the two differ (fp32 activations agree with float64 to ~1e-7 relative
-# here, below AMBIGUOUS). Such an operand may round either way in adeptlua, moving the result by a bf16 ulp of it
-# (gradients by up to ~1e-3 relative: more than TOL), and which way depends on the fp32 sums' order, so on the
-# BLAS kernels (OPENBLAS_CORETYPE). The reference is therefore evaluated with every subset of those operands
-# rounded the other way (greedily, by the size of each flip's effect, past MAX_EXHAUSTIVE of them), and adeptlua
-# must match the closest evaluation to TOL. The checks print how many flips that took.
-AMBIGUOUS = 2.0 ** -19
-MAX_EXHAUSTIVE = 10
-rounding = {"calls": 0, "record": None, "flip": frozenset()}
-
-
-def bf16(x):
-    """x rounded to bf16 as adeptlua does: its fp32 value (x is float64 here, the fp32 one's reference) to nearest
-    even bf16. Records the operands within AMBIGUOUS of a rounding midpoint; rounds those in rounding["flip"]
-    (a set of (call, flat index)) the other way."""
-    call = rounding["calls"]
-    rounding["calls"] += 1
-    f = x.float()
-    r = f.bfloat16().double()
-    lo = (f.view(torch.int32) & ~0xFFFF).view(torch.float32).double()
-    hi = ((f.view(torch.int32) & ~0xFFFF) + 0x10000).view(torch.float32).double()
-    near = ((x - (lo + hi) / 2).abs() <= AMBIGUOUS * x.abs()).reshape(-1)
-    if rounding["record"] is not None:
-        rounding["record"] += [(call, int(i)) for i in near.nonzero().reshape(-1)]
-    mine = [i for c, i in rounding["flip"] if c == call]
-    if mine:
-        r = r.clone()
-        flat, lo, hi = r.view(-1), lo.reshape(-1), hi.reshape(-1)
-        for i in mine:
-            flat[i] = lo[i] if flat[i] == hi[i] else hi[i]
-    return r
-
-
-def closest(evaluate, error):
-    """(reference, its error, candidates, flipped): evaluate() with the subset of ambiguous operands rounded the
-    other way that brings error(reference) lowest"""
-    def run(flips):
-        rounding.update(calls=0, flip=frozenset(flips))
-        r = evaluate()
-        return r, error(r)
-    rounding.update(calls=0, record=[], flip=frozenset())
-    ref = evaluate()
-    candidates = rounding["record"]
-    rounding["record"] = None
-    best, best_err, best_flips = ref, error(ref), ()
-    if len(candidates) <= MAX_EXHAUSTIVE:
-        subsets = (s for k in range(1, len(candidates) + 1) for s in itertools.combinations(candidates, k))
-        for flips in subsets:
-            r, e = run(flips)
-            if e < best_err:
-                best, best_err, best_flips = r, e, flips
-    else:
-        for c in candidates:
-            r, e = run(best_flips + (c,))
-            if e < best_err:
-                best, best_err, best_flips = r, e, best_flips + (c,)
-    rounding.update(calls=0, flip=frozenset())
-    return best, best_err, len(candidates), len(best_flips)
 
 
 class BF16Product(torch.autograd.Function):
@@ -156,18 +93,10 @@ def main():
             d = os.path.join(tmp, "case%d" % i)
             write_hf_dir(d, c, w, "BF16", 1)
             specs.append((d, c, {n: bf16(t) for n, t in w.items()}, arch, tied))
-        script = os.path.join(tmp, "run.lua")
-        lua_list = lambda xs: "{" + ",".join(lua_list(x) if isinstance(x, list) else str(x) for x in xs) + "}"
-        with open(script, "w") as f:
-            f.write("local IDS = %s\nlocal BATCH = %s\nlocal TARGETS = %s\nlocal CASES = {%s}\n" % (
-                lua_list(ids), lua_list(batch), lua_list(targets),
-                ",".join("{dir = %s}" % json.dumps(s[0]) for s in specs)) + LUA)
-        r = subprocess.run([exe, script], capture_output=True, text=True, timeout=120)
-        check(r.returncode == 0, "adeptlua loaded the bf16 checkpoints and ran them")
-        if r.returncode != 0:
-            print(r.stdout, r.stderr)
+        res = run_lua_cases(exe, tmp, [s[0] for s in specs], ids, batch, targets, LUA,
+                            "adeptlua loaded the bf16 checkpoints and ran them")
+        if res is None:
             return 1
-        res = json.loads([l for l in r.stdout.splitlines() if l.startswith("RESULT ")][0][7:])
         onednn = res["path"] == "onednn"
         print("bf16 products: %s" % res["path"])
         for (d, c, w, arch, tied), got in zip(specs, res["cases"]):
@@ -225,11 +154,6 @@ def main():
                       if nm in matrices - trainable), "%s: frozen matrices stayed bf16" % label)
     print("%d failures" % len(failures))
     return 1 if failures else 0
-
-
-def which(candidates, flipped):
-    return "%d operand(s) near a bf16 midpoint; %s" % (candidates, "none rounded otherwise" if not flipped else
-                                                        "adeptlua rounded %d of them the other way" % flipped)
 
 
 def param_order(c, w):

@@ -303,6 +303,18 @@ static void t_embedding_forward_w16(float *out, const int32_t *ids, const void *
     dev(out, e), dev(ids, e), dev(emb, e);
     RUN(cpu->embedding_forward_w16(out, ids, emb, wdt, N, C));
 }
+static void t_matmul_forward_bf16(float *out, const float *inp, const float *w, const float *bias, size_t N,
+                                  size_t IC, size_t OC, int beta_one) {
+    const char *e = "matmul_forward_bf16";
+    dev(out, e), dev(inp, e), dev(w, e), dev(bias, e);
+    RUN(cpu->matmul_forward_bf16(out, inp, w, bias, N, IC, OC, beta_one));
+}
+static void t_matmul_backward_bf16(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                                   const float *w, size_t N, size_t IC, size_t OC, int acc) {
+    const char *e = "matmul_backward_bf16";
+    dev(dinp, e), dev(dw, e), dev(dbias, e), dev(dout, e), dev(inp, e), dev(w, e);
+    RUN(cpu->matmul_backward_bf16(dinp, dw, dbias, dout, inp, w, N, IC, OC, acc));
+}
 
 /* The side queue of the overlapped gradient all-reduce: every entry here runs when called, so the queues are
    ordered already and the waits have nothing to do; they exist so that a device slab takes the overlapped path
@@ -326,6 +338,7 @@ static const adept_backend fake = {
     .sum_squares = t_sum_squares, .scale = t_scale, .row_cosine = t_row_cosine,
     .matmul_forward_w16 = t_matmul_forward_w16, .matmul_backward_w16 = t_matmul_backward_w16,
     .embedding_forward_w16 = t_embedding_forward_w16,
+    .matmul_forward_bf16 = t_matmul_forward_bf16, .matmul_backward_bf16 = t_matmul_backward_bf16,
     .comm_queue = t_comm_queue, .comm_queue_wait_main = t_comm_queue_wait_main,
     .main_wait_comm_queue = t_main_wait_comm_queue,
 };

@@ -70,19 +70,27 @@ static inline void *dev_back(const void *dev, size_t nbytes) {
     return h;
 }
 
-/* normwise relative error with the NaN pattern checked; prints the line tests/device/run collects */
-static inline void compare_f32(const char *what, const float *got, const float *ref, size_t n, double tol) {
-    double num = 0, den = 0, maxabs = 0;
-    int nan_mismatch = 0;
+/* normwise relative error ||got - ref|| / ||ref|| over the non-NaN entries; *nan_mismatch counts entries NaN on
+   one side only, *maxabs is the largest absolute difference */
+static inline double relerr_f32(const float *got, const float *ref, size_t n, double *maxabs, int *nan_mismatch) {
+    double num = 0, den = 0;
+    *maxabs = 0, *nan_mismatch = 0;
     for (size_t i = 0; i < n; i++) {
-        if (isnan(got[i]) != isnan(ref[i])) { nan_mismatch++; continue; }
+        if (isnan(got[i]) != isnan(ref[i])) { ++*nan_mismatch; continue; }
         if (isnan(ref[i])) continue;
         double d = (double)got[i] - ref[i];
         num += d * d;
         den += (double)ref[i] * ref[i];
-        if (fabs(d) > maxabs) maxabs = fabs(d);
+        if (fabs(d) > *maxabs) *maxabs = fabs(d);
     }
-    double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* normwise relative error with the NaN pattern checked; prints the line tests/device/run collects */
+static inline void compare_f32(const char *what, const float *got, const float *ref, size_t n, double tol) {
+    double maxabs;
+    int nan_mismatch;
+    double rel = relerr_f32(got, ref, n, &maxabs, &nan_mismatch);
     int ok = !nan_mismatch && rel <= tol;
     printf("cuda-check %-36s n=%-8zu relerr=%.2e maxabs=%.2e bound=%.0e %s\n", what, n, rel, maxabs, tol,
            ok ? "ok" : "FAIL");

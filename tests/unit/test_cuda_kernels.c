@@ -1,6 +1,7 @@
 /* The CUDA layer kernels against the CPU backend on random inputs: GEMM (all transposes, leading dimensions,
-   alpha/beta), matmul forward/backward (bias, fused residual, accumulate or overwrite), RMSNorm, RoPE, SwiGLU,
-   products with frozen bf16/f16 weights, embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
+   alpha/beta), matmul forward/backward (bias, fused residual, accumulate or overwrite) in fp32 and as bf16
+   products of fp32 weights (precision "bf16"), RMSNorm, RoPE, SwiGLU, products with frozen bf16/f16 weights,
+   embedding (backward bitwise: same order as the CPU) and flash-style causal GQA attention at T = 1, 17, 70, 100
    (head_dim 128), 512 and 4096 (the CPU kernel works in blocks of 64 rows, the device in tiles of 32, so 70
    crosses both), with sliding windows of 1, 5, 33, 100 and 1000, each by the flash kernels, by the chunked GEMMs
    in fp32 and in bf16 (bounds at test_attention_mode). Bound and its derivation: cuda_compare.h.
@@ -36,21 +37,48 @@ static void test_gemm(void) {
     cuda_be->free(dC), cuda_be->free(dA);
 }
 
-static void test_matmul(void) {
-    const size_t N = 53, IC = 96, OC = 80;
+/* matmul forward/backward, fp32 (bf16 = 0) or the bf16 products of fp32 weights (bf16 = 1, precision "bf16":
+   gemm16.cu's matmul_*_bf16 against gemm_bf16.c). Both sides of the bf16 entries round the same fp32 operands to
+   bf16 the same way (nearest even), so they multiply the same exact products and differ only in the order of the
+   fp32 sums: CUDA_TOL on raw random inputs, as for fp32. Forward with and without bias and residual; backward
+   with every gradient accumulating onto random contents (dinp overwritten when !acc), then dinp alone (a frozen
+   weight). That the device's bf16 entry really rounds: its forward is farther than 10 CUDA_TOL from the CPU's
+   fp32 one (rounding moves a product by ~1e-3 normwise). */
+typedef void (*matmul_fwd_fn)(float *, const float *, const float *, const float *, size_t, size_t, size_t, int);
+typedef void (*matmul_bwd_fn)(float *, float *, float *, const float *, const float *, const float *, size_t, size_t,
+                              size_t, int);
+
+static void test_matmul(int bf16, size_t N, size_t IC, size_t OC) {
+    matmul_fwd_fn cpu_fwd = bf16 ? cpu_be->matmul_forward_bf16 : cpu_be->matmul_forward;
+    matmul_fwd_fn dev_fwd = bf16 ? cuda_be->matmul_forward_bf16 : cuda_be->matmul_forward;
+    matmul_bwd_fn cpu_bwd = bf16 ? cpu_be->matmul_backward_bf16 : cpu_be->matmul_backward;
+    matmul_bwd_fn dev_bwd = bf16 ? cuda_be->matmul_backward_bf16 : cuda_be->matmul_backward;
+    const char *fname = bf16 ? "matmul_forward_bf16" : "matmul_forward";
+    const char *bname = bf16 ? "matmul_backward_bf16" : "matmul_backward";
+    float *inp = host_rand(N * IC, 1), *w = host_rand(OC * IC, 0.1f), *bias = host_rand(OC, 1);
+    float *d_inp = dev_from(inp, N * IC * 4), *d_w = dev_from(w, OC * IC * 4), *d_b = dev_from(bias, OC * 4);
+    char name[96];
     for (int variant = 0; variant < 4; variant++) {
         int with_bias = variant & 1, beta_one = (variant >> 1) & 1;
-        float *inp = host_rand(N * IC, 1), *w = host_rand(OC * IC, 0.1f), *bias = host_rand(OC, 1);
-        float *out = host_rand(N * OC, 1);
-        float *d_inp = dev_from(inp, N * IC * 4), *d_w = dev_from(w, OC * IC * 4), *d_b = dev_from(bias, OC * 4);
-        float *d_out = dev_from(out, N * OC * 4);
-        cpu_be->matmul_forward(out, inp, w, with_bias ? bias : NULL, N, IC, OC, beta_one);
-        cuda_be->matmul_forward(d_out, d_inp, d_w, with_bias ? d_b : NULL, N, IC, OC, beta_one);
+        float *out = host_rand(N * OC, 1), *d_out = dev_from(out, N * OC * 4);
+        cpu_fwd(out, inp, w, with_bias ? bias : NULL, N, IC, OC, beta_one);
+        dev_fwd(d_out, d_inp, d_w, with_bias ? d_b : NULL, N, IC, OC, beta_one);
         float *got = dev_back(d_out, N * OC * 4);
-        char name[64];
-        snprintf(name, sizeof name, "matmul_forward bias=%d beta_one=%d", with_bias, beta_one);
+        snprintf(name, sizeof name, "%s %zux%zux%zu bias=%d beta_one=%d", fname, N, IC, OC, with_bias, beta_one);
         compare_f32(name, got, out, N * OC, CUDA_TOL);
-        free(got);
+        if (bf16 && variant == 0) {
+            float *f32 = malloc(N * OC * 4);
+            cpu_be->matmul_forward(f32, inp, w, NULL, N, IC, OC, 0);
+            double maxabs;
+            int nan_mismatch;
+            double rel = relerr_f32(got, f32, N * OC, &maxabs, &nan_mismatch);
+            int ok = !nan_mismatch && rel > 10 * CUDA_TOL;
+            printf("cuda-check %-36s relerr=%.2e from the fp32 product, must exceed %.0e %s\n",
+                   "matmul_forward_bf16 rounds", rel, 10 * CUDA_TOL, ok ? "ok" : "FAIL");
+            CHECK(ok);
+            free(f32);
+        }
+        free(got), free(out), cuda_be->free(d_out);
 
         /* backward: every gradient accumulates onto random contents (dinp overwritten when !accumulate) */
         int acc = variant & 1;
@@ -58,19 +86,28 @@ static void test_matmul(void) {
         float *dbias = host_rand(OC, 1);
         float *d_dout = dev_from(dout, N * OC * 4), *d_dinp = dev_from(dinp, N * IC * 4);
         float *d_dw = dev_from(dw, OC * IC * 4), *d_db = dev_from(dbias, OC * 4);
-        cpu_be->matmul_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC, acc);
-        cuda_be->matmul_backward(d_dinp, d_dw, d_db, d_dout, d_inp, d_w, N, IC, OC, acc);
+        cpu_bwd(dinp, dw, dbias, dout, inp, w, N, IC, OC, acc);
+        dev_bwd(d_dinp, d_dw, d_db, d_dout, d_inp, d_w, N, IC, OC, acc);
         float *g_dinp = dev_back(d_dinp, N * IC * 4), *g_dw = dev_back(d_dw, OC * IC * 4);
         float *g_db = dev_back(d_db, OC * 4);
-        snprintf(name, sizeof name, "matmul_backward dinp acc=%d", acc);
+        snprintf(name, sizeof name, "%s dinp %zux%zux%zu acc=%d", bname, N, IC, OC, acc);
         compare_f32(name, g_dinp, dinp, N * IC, CUDA_TOL);
-        compare_f32("matmul_backward dw", g_dw, dw, OC * IC, CUDA_TOL);
-        compare_f32("matmul_backward dbias", g_db, dbias, OC, CUDA_TOL);
+        snprintf(name, sizeof name, "%s dw", bname);
+        compare_f32(name, g_dw, dw, OC * IC, CUDA_TOL);
+        snprintf(name, sizeof name, "%s dbias", bname);
+        compare_f32(name, g_db, dbias, OC, CUDA_TOL);
+        /* dinp alone (a frozen weight), accumulated */
+        cpu_bwd(dinp, NULL, NULL, dout, inp, w, N, IC, OC, 1);
+        dev_bwd(d_dinp, NULL, NULL, d_dout, d_inp, d_w, N, IC, OC, 1);
+        free(g_dinp);
+        g_dinp = dev_back(d_dinp, N * IC * 4);
+        snprintf(name, sizeof name, "%s dinp only", bname);
+        compare_f32(name, g_dinp, dinp, N * IC, CUDA_TOL);
         free(g_dinp), free(g_dw), free(g_db), free(dout), free(dinp), free(dw), free(dbias);
-        free(inp), free(w), free(bias), free(out);
-        cuda_be->free(d_inp), cuda_be->free(d_w), cuda_be->free(d_b), cuda_be->free(d_out);
         cuda_be->free(d_dout), cuda_be->free(d_dinp), cuda_be->free(d_dw), cuda_be->free(d_db);
     }
+    free(inp), free(w), free(bias);
+    cuda_be->free(d_inp), cuda_be->free(d_w), cuda_be->free(d_b);
 }
 
 /* Products with frozen 16-bit weights (gemm16.cu against gemm16.c). The device rounds bf16 products' activations
@@ -339,7 +376,9 @@ static void test_decode_and_cosine(size_t n, size_t H, size_t KH, size_t D) {
 int main(void) {
     cuda_or_skip();
     test_gemm();
-    test_matmul();
+    test_matmul(0, 53, 96, 80);
+    test_matmul(1, 53, 96, 80);
+    test_matmul(1, 3, 8, 4100); /* more weight than activations to round: the scratch parts' sizes differ */
     test_matmul_w16(ADEPT_BF16, 53, 96, 80, 1);
     test_matmul_w16(ADEPT_BF16, 53, 96, 80, 0);
     test_matmul_w16(ADEPT_F16, 53, 96, 80, 0);

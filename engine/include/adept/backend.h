@@ -149,6 +149,21 @@ typedef struct adept_backend {
     void (*embedding_forward_w16)(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N,
                                   size_t C);
 
+    /* ---- bf16 products of fp32 weights (precision = "bf16"; docs/model.md "Precision") ----
+       OPTIONAL: a model on a backend without them refuses precision "bf16" (adept_model_set_precision names the
+       device). Mixed precision as PyTorch's autocast does it: the fp32 weight stays the master (and the optimizer's
+       value); each product rounds its operands to bf16 (nearest even) and multiplies them with fp32 accumulation
+       into fp32 outputs. Every bf16 x bf16 product is exact in fp32, so these differ from the fp32 entries only
+       by the rounding of the operands and the order of the fp32 sums. Same arguments and accumulation rules as
+       matmul_forward / matmul_backward. */
+    /* out (+)= bf16(inp) @ bf16(w)^T (+ bias, fp32) */
+    void (*matmul_forward_bf16)(float *out, const float *inp, const float *w, const float *bias, size_t N, size_t IC,
+                                size_t OC, int beta_one);
+    /* dinp (+)= bf16(dout) @ bf16(w); dw += bf16(dout)^T @ bf16(inp) (fp32, into the fp32 gradient); dbias +=
+       sum_rows dout in fp32 (a sum, not a product: rounding dout there would lose accuracy and save nothing) */
+    void (*matmul_backward_bf16)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                                 const float *w, size_t N, size_t IC, size_t OC, int dinp_accumulate);
+
     /* ---- attention with bf16 products (OPTIONAL; CUDA: tensor cores) ----
        attention_forward / attention_backward with Q, K, V, dY and the probabilities and score gradients rounded to
        bf16 as the operands of their products (fp32 accumulation; softmax statistics, lse and outputs fp32), as

@@ -195,6 +195,22 @@ void adept_model_grad_group_range(const adept_model *m, int group, size_t *lo, s
 void adept_model_set_recompute(adept_model *m, int on);
 int adept_model_recompute(const adept_model *m);
 
+/* Precision of the products of fp32 weights (docs/model.md "Precision"). F32: exact fp32 GEMMs (TF32 off), the
+   default of every C constructor and loader. BF16: mixed precision as PyTorch's autocast does it: each product of
+   an fp32 weight rounds the weight and the activations (backward: the output gradient and the saved input) to
+   bf16, multiplies with fp32 accumulation into fp32 outputs; the fp32 rows stay the masters the optimizer
+   updates, weight gradients are fp32; norms, softmax, cross-entropy and LoRA adapters stay fp32 (attention's
+   products take bf16 operands on a backend with bf16 attention entries, CUDA; the CPU keeps attention fp32);
+   frozen 16-bit rows multiply as before. It applies to frozen fp32 rows too, as autocast rounds every linear
+   layer. Takes effect at the next pass. Setting BF16 fails on a backend without the bf16 products, naming the
+   device. (The Lua default is "bf16" on cuda, "f32" on the cpu: lua/bind_model.c.) */
+typedef enum adept_precision { ADEPT_PRECISION_F32 = 0, ADEPT_PRECISION_BF16 = 1 } adept_precision;
+adept_status adept_model_set_precision(adept_model *m, adept_precision precision);
+adept_precision adept_model_precision(const adept_model *m);
+const char *adept_precision_name(adept_precision precision); /* "f32", "bf16" */
+/* "f32" or "bf16"; anything else fails naming the valid values (a typo never becomes a default). */
+adept_status adept_precision_parse(const char *name, adept_precision *out);
+
 /* Layers skipped in forward passes (residual identity), for mask-out importance; 0/1 per layer. */
 adept_status adept_model_set_skip(adept_model *m, int layer, int skip);
 int adept_model_is_skipped(const adept_model *m, int layer);

@@ -28,15 +28,6 @@ static float widen(const uint16_t *w, size_t i, adept_dtype dt) {
     return f;
 }
 
-/* adept_f32_to_bf16 (nearest even, NaN kept quiet), inlined for the activations' loop */
-static inline uint16_t to_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
 /* ---- the fp32 path: widened weight blocks and sgemm ---- */
 
 /* out [N, OC] (+)= inp [N, IC] @ w[OC, IC]^T, a block of W16_BLOCK output columns per work item */
@@ -228,7 +219,7 @@ static uint16_t *round_bf16(const float *x, size_t n) {
     uint16_t *b = round_buf;
     long long nn = (long long)n;
 #pragma omp parallel for schedule(static) if (nn > (1 << 16) && !omp_in_parallel())
-    for (long long i = 0; i < nn; i++) b[i] = to_bf16(x[i]);
+    for (long long i = 0; i < nn; i++) b[i] = adept_cpu_to_bf16(x[i]);
     return b;
 }
 

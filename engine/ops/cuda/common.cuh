@@ -112,8 +112,9 @@ __device__ inline float block_max(float v, float *shm) {
     return shm[0];
 }
 
-/* The table's entries, one source file per concern (gemm.cu, gemm16.cu, layers.cu, attention.cu, embedding.cu,
-   xent.cu, optim.cu); runtime.cu holds memory and builds the table. Semantics: adept/backend.h. */
+/* The table's entries, one source file per concern (gemm.cu, gemm16.cu (bf16/f16 products), layers.cu,
+   attention.cu, embedding.cu, xent.cu, optim.cu); runtime.cu holds memory and builds the table. Semantics:
+   adept/backend.h. */
 void gemm(adept_transpose ta, adept_transpose tb, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, size_t IC, size_t OC,
@@ -129,6 +130,10 @@ void matmul_forward_w16(float *out, const float *inp, const void *w, adept_dtype
 void matmul_backward_w16(float *dinp, const float *dout, const void *w, adept_dtype wdt, size_t N, size_t IC,
                          size_t OC, int dinp_accumulate);
 void embedding_forward_w16(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N, size_t C);
+void matmul_forward_bf16(float *out, const float *inp, const float *w, const float *bias, size_t N, size_t IC,
+                         size_t OC, int beta_one);
+void matmul_backward_bf16(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                          size_t N, size_t IC, size_t OC, int dinp_accumulate);
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C, double eps);
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                       const float *rstd, size_t N, size_t C);

@@ -1,4 +1,4 @@
-/* Products with frozen 16-bit weights on the GPU (adept_backend.matmul_forward_w16 / matmul_backward_w16 /
+/* bf16/f16 products on the GPU. Frozen 16-bit weights (adept_backend.matmul_forward_w16 / matmul_backward_w16 /
    embedding_forward_w16; DESIGN.md §2.9), the device side of engine/ops/cpu/gemm16.c with the same arithmetic:
    - bf16 weights: the fp32 activations are rounded to bf16 (nearest even, as PyTorch's autocast and the CPU's
      oneDNN path do) into scratch and multiplied bf16 x bf16 by cublasGemmEx with fp32 accumulation and fp32
@@ -6,6 +6,9 @@
      fp32 sums differs from the CPU).
    - f16 weights: widened to fp32 a block of rows at a time (exact) and multiplied by the fp32 GEMM with the
      activations in fp32 (rounding activations to f16 could overflow its 65504 range); the CPU's sgemm path.
+   And fp32 weights under the model's precision "bf16" (matmul_forward_bf16 / matmul_backward_bf16; the device
+   side of engine/ops/cpu/gemm_bf16.c): the weight and the activations (backward: the output gradient and the
+   saved input) rounded to bf16 into scratch, then the same cublasGemmEx; dW accumulates in fp32 (beta 1).
    Row-major to column-major mapping as in gemm.cu: operands swapped. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -46,11 +49,32 @@ void round_to_bf16(const char *op, __nv_bfloat16 *dst, const float *src, size_t 
     launched(op);
 }
 
+/* bytes of a scratch part: 256-byte multiples keep every part aligned as cuBLAS's tensor-core kernels want */
+static size_t part_bytes(size_t n) { return (n * sizeof(__nv_bfloat16) + 255) / 256 * 256; }
+
+/* src[i] [n[i]] rounded to bf16 into dst[i], the parts of one scratch allocation (NULL where n[i] is 0);
+   0 (recorded) on failure */
+static int rounded_parts(const char *op, int k, const float *const *src, const size_t *n,
+                         const __nv_bfloat16 **dst) {
+    size_t total = 0;
+    for (int i = 0; i < k; i++) total += part_bytes(n[i]);
+    char *base = (char *)scratch(op, total);
+    if (!base) return 0;
+    for (int i = 0; i < k; i++) {
+        dst[i] = NULL;
+        if (!n[i]) continue;
+        __nv_bfloat16 *b = (__nv_bfloat16 *)base;
+        round_to_bf16(op, b, src[i], n[i]);
+        dst[i] = b;
+        base += part_bytes(n[i]);
+    }
+    return 1;
+}
+
 /* x [n] rounded to bf16 in scratch; NULL (recorded) on failure */
 static const __nv_bfloat16 *rounded(const char *op, const float *x, size_t n) {
-    __nv_bfloat16 *b = (__nv_bfloat16 *)scratch(op, n * sizeof(__nv_bfloat16));
-    if (b) round_to_bf16(op, b, x, n);
-    return b;
+    const __nv_bfloat16 *b;
+    return rounded_parts(op, 1, &x, &n, &b) ? b : NULL;
 }
 
 /* rows [o0, o0 + rows) of the f16 weight w [*, IC] widened to fp32 in scratch; NULL (recorded) on failure */
@@ -122,6 +146,45 @@ void matmul_backward_w16(float *dinp, const float *dout, const void *w, adept_dt
         float beta = o0 > 0 || dinp_accumulate ? 1.0f : 0.0f;
         gemm(ADEPT_NO_TRANS, ADEPT_NO_TRANS, N, IC, rows, 1.0f, dout + o0, OC, blk, IC, beta, dinp, IC);
     }
+}
+
+/* ---- bf16 products of fp32 weights (the model's precision "bf16"): both operands rounded per product ---- */
+
+void matmul_forward_bf16(float *out, const float *inp, const float *w, const float *bias, size_t N, size_t IC,
+                         size_t OC, int beta_one) {
+    const char *op = "matmul_forward_bf16";
+    if (N == 0 || OC == 0 || IC == 0) { /* no product: the bias and the zero fill of the fp32 entry */
+        matmul_forward(out, inp, w, bias, N, IC, OC, beta_one);
+        return;
+    }
+    const float *src[2] = {inp, w};
+    size_t n[2] = {N * IC, OC * IC};
+    const __nv_bfloat16 *b[2];
+    if (!rounded_parts(op, 2, src, n, b)) return;
+    /* out [N, OC] (+)= bf16(inp) [N, IC] @ bf16(w) [OC, IC]^T */
+    gemm_bf16(op, ADEPT_NO_TRANS, ADEPT_TRANS, N, OC, IC, b[0], IC, b[1], IC, beta_one ? 1.0f : 0.0f, out, OC);
+    if (bias) add_bias_rows(op, out, bias, N, OC);
+}
+
+void matmul_backward_bf16(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                          size_t N, size_t IC, size_t OC, int dinp_accumulate) {
+    const char *op = "matmul_backward_bf16";
+    if (N == 0 || IC == 0 || OC == 0 || (!dinp && !dw)) { /* no product to round */
+        matmul_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC, dinp_accumulate);
+        return;
+    }
+    /* dout once for both products; w only for dinp, inp only for dw */
+    const float *src[3] = {dout, w, inp};
+    size_t n[3] = {N * OC, dinp ? OC * IC : 0, dw ? N * IC : 0};
+    const __nv_bfloat16 *b[3];
+    if (!rounded_parts(op, 3, src, n, b)) return;
+    if (dinp) /* dinp [N, IC] (+)= bf16(dout) [N, OC] @ bf16(w) [OC, IC] */
+        gemm_bf16(op, ADEPT_NO_TRANS, ADEPT_NO_TRANS, N, IC, OC, b[0], OC, b[1], IC, dinp_accumulate ? 1.0f : 0.0f,
+                  dinp, IC);
+    if (dw) /* dw [OC, IC] += bf16(dout)^T @ bf16(inp), fp32 into the fp32 gradient */
+        gemm_bf16(op, ADEPT_TRANS, ADEPT_NO_TRANS, OC, IC, N, b[0], OC, b[2], IC, 1.0f, dw, IC);
+    /* the bias gradient sums the fp32 output gradient (adept/backend.h) */
+    if (dbias) matmul_backward(NULL, NULL, dbias, dout, NULL, NULL, N, IC, OC, 1);
 }
 
 void embedding_forward_w16(float *out, const int32_t *ids, const void *emb, adept_dtype wdt, size_t N, size_t C) {

@@ -1,11 +1,12 @@
 /* The adeptlua side of the GPU benchmark (tests/device/run prints it beside tests/device/bench.py): training
    steps of a Llama-shaped model through adept_train_step on one device, full training or ADEPT (4 layer copies
    trainable, the rest frozen, as bench.py's "adept" mode), reporting tokens/s and ms per step after warm-up.
-   Precision: fp32 (the CUDA backend's only path so far: cuBLAS SGEMM with TF32 off, O(T^2) attention), so the
-   fair PyTorch reference is bench.py --dtype f32.
+   Precision: --precision f32 (the default: cuBLAS SGEMM with TF32 off, fp32 attention; the fair PyTorch
+   reference is bench.py --dtype f32) or bf16 (the model's precision "bf16": fp32 masters, every product of a
+   weight on bf16 operands with fp32 accumulation, attention still fp32; against bench.py's bf16).
 
-     bench_cuda_step [--device cuda|cpu] [--model 124m|1b|tiny] [--mode full|adept] [--seq T] [--batch B]
-                     [--steps N] [--warmup N] */
+     bench_cuda_step [--device cuda|cpu] [--model 124m|1b|tiny] [--mode full|adept] [--precision f32|bf16]
+                     [--seq T] [--batch B] [--steps N] [--warmup N] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +32,14 @@ static int fail(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    const char *device = "cuda", *model = "124m", *mode = "full";
+    const char *device = "cuda", *model = "124m", *mode = "full", *precision = "f32";
     int T = 1024, B = 1, steps = 10, warmup = 3;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--device")) device = v;
         else if (!strcmp(k, "--model")) model = v;
         else if (!strcmp(k, "--mode")) mode = v;
+        else if (!strcmp(k, "--precision")) precision = v;
         else if (!strcmp(k, "--seq")) T = atoi(v);
         else if (!strcmp(k, "--batch")) B = atoi(v);
         else if (!strcmp(k, "--steps")) steps = atoi(v);
@@ -66,7 +68,10 @@ int main(int argc, char **argv) {
        its scratch back, so the difference is the most it held, with cuBLAS's workspace; the context excluded) */
     adept_cuda_device before = {0}, after = {0};
     if (dev == ADEPT_CUDA && adept_cuda_device_info(0, &before) != ADEPT_OK) return fail("device_info");
+    adept_precision prec;
+    if (adept_precision_parse(precision, &prec) != ADEPT_OK) return fail("--precision");
     if (adept_model_create_on(&cfg, dev, 0, 0.02f, &m) != ADEPT_OK) return fail("model");
+    if (adept_model_set_precision(m, prec) != ADEPT_OK) return fail("precision");
     int adept = !strcmp(mode, "adept");
     if (adept) { /* 4 identity copies stacked on top, as bench.py adds its 4 layers; only they train (ADEPT places
                     them after every L/4-th layer: the same work forward, a deeper backward) */
@@ -110,10 +115,10 @@ int main(int argc, char **argv) {
     double dt = (now() - t0) / steps;
     if (dev == ADEPT_CUDA && adept_cuda_device_info(0, &after) != ADEPT_OK) return fail("device_info");
     double mem_gib = dev == ADEPT_CUDA ? ((double)before.free_bytes - (double)after.free_bytes) / 1073741824.0 : 0.0;
-    printf("{\"engine\": \"adeptlua-%s-f32\", \"model\": \"%s\", \"mode\": \"%s\", \"seq\": %d, \"batch\": %d, "
+    printf("{\"engine\": \"adeptlua-%s-%s\", \"model\": \"%s\", \"mode\": \"%s\", \"seq\": %d, \"batch\": %d, "
            "\"step_s\": %.6f, \"tokens_per_s\": %.1f, \"params\": %zu, \"trainable\": %zu, \"loss\": %.6f, "
            "\"device_mem_gib\": %.3f}\n",
-           device, model, mode, T, B, dt, N / dt, n_all, n_train, r.loss, mem_gib);
+           device, precision, model, mode, T, B, dt, N / dt, n_all, n_train, r.loss, mem_gib);
     adept_adamw_free(opt);
     adept_model_free(m);
     free(in), free(tg);
