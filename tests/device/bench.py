@@ -110,6 +110,19 @@ def measure_peak_bf16(dev):
     return 2 * n**3 * 10 / (time.perf_counter() - t)
 
 
+def flops_per_token(c, mode, n_all, n_train, T):
+    """Model FLOPs per token (for MFU; tests/device/table.py uses it for adeptlua's rows too): forward 2N plus
+    causal attention 2 L T d (QK^T and PV, half of 4 L T d); full training triples both. ADEPT (4 copies on top):
+    the forward, then backward (4 flops per weight: dx and dw) through the trainable copies, and dx only (2 per
+    weight) through the frozen final norm and head."""
+    copies = 4 if mode == "adept" else 0
+    L, d = c["layers"] + copies, c["hidden"]
+    attn = 2 * L * T * d
+    if mode == "full":
+        return 6 * n_all + 3 * attn
+    return 2 * n_all + attn + 4 * n_train + 2 * c["vocab"] * d + 2 * attn * copies / L
+
+
 def run(name, mode, args, dev, dtype, peak):
     c = CONFIGS[name]
     torch.manual_seed(0)
@@ -150,15 +163,8 @@ def run(name, mode, args, dev, dtype, peak):
     tokens = args.batch * args.seq
     n_all = sum(p.numel() for p in m.parameters())
     n_train = sum(p.numel() for p in params)
-    L, d, T = len(m.blocks), c["hidden"], args.seq
-    # model FLOPs per token (for MFU): forward 2N plus causal attention 2 L T d (QK^T and PV, half of 4 L T d);
-    # full training triples both. ADEPT: the forward, then backward (4 flops per weight: dx and dw) through the
-    # trainable copies on top, and dx only (2 per weight) through the frozen final norm and head.
-    attn = 2 * L * T * d
-    if mode == "full":
-        flops = 6 * n_all + 3 * attn
-    else:
-        flops = 2 * n_all + attn + 4 * n_train + 2 * m.head.weight.numel() + 2 * attn * copies / L
+    T = args.seq
+    flops = flops_per_token(c, mode, n_all, n_train, T)
     r = dict(engine="pytorch" + ("-compile" if args.compile else "-eager") + ("-f32" if dtype == torch.float32 else ""), model=name, mode=mode, seq=T,
              batch=args.batch, step_s=dt, tokens_per_s=tokens / dt, mfu=flops * tokens / dt / peak,
              peak_mem_gib=(torch.cuda.max_memory_allocated() / 2**30) if dev.type == "cuda" else float("nan"),
