@@ -267,6 +267,14 @@ static void test_embedding(void) {
    T keys and D dimensions in fp32, in different orders (CPU: 64 x 64 BLAS tiles, device: 32 x 32 tiles and warp
    trees): by cuda_compare.h's argument the normwise difference grows like sqrt(T) u; at T = 4096 that is
    64 u = 4e-6, inside CUDA_TOL = 1e-5. */
+/* one attention comparison, named by the array, the mode and the shape */
+static void compare_att(const char *what, const char *mode, size_t T, size_t W, const float *got, const float *want,
+                        size_t n, double tol) {
+    char name[120];
+    snprintf(name, sizeof name, "%s %s T=%zu W=%zu", what, mode, T, W);
+    compare_f32(name, got, want, n, tol);
+}
+
 /* The device's attention against the CPU's fp32 kernels. mode: "flash" (the flash kernels of attention.cu), "gemm"
    (the chunked GEMMs of attention_gemm.cu in fp32, selected by ADEPT_CUDA_ATTENTION) or "bf16" (the same GEMMs with
    bf16 operands: adept_backend.attention_forward_bf16). Bounds: CUDA_TOL in fp32; in bf16 the operands Q, K, V, P
@@ -297,22 +305,17 @@ static void test_attention_mode(const char *mode, size_t B, size_t T, size_t H, 
     fwd(d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     float *g_y = dev_back(d_y, nq * 4), *g_lse = dev_back(d_lse, nl * 4);
     char name[80];
-    snprintf(name, sizeof name, "attention_forward y %s T=%zu W=%zu", mode, T, W);
-    compare_f32(name, g_y, y, nq, tolf);
-    snprintf(name, sizeof name, "attention_forward lse %s T=%zu W=%zu", mode, T, W);
-    compare_f32(name, g_lse, lse, nl, tolf);
+    compare_att("attention_forward y", mode, T, W, g_y, y, nq, tolf);
+    compare_att("attention_forward lse", mode, T, W, g_lse, lse, nl, tolf);
     /* backward from the CPU's forward results on both sides */
     CHECK_OK(cuda_be->to_device(d_y, y, nq * 4));
     CHECK_OK(cuda_be->to_device(d_lse, lse, nl * 4));
     cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W);
     bwd(d_dq, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     float *g_dq = dev_back(d_dq, nq * 4), *g_dk = dev_back(d_dk, nk * 4), *g_dv = dev_back(d_dv, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dq %s T=%zu W=%zu", mode, T, W);
-    compare_f32(name, g_dq, dq, nq, tolb);
-    snprintf(name, sizeof name, "attention_backward dk %s T=%zu W=%zu", mode, T, W);
-    compare_f32(name, g_dk, dk, nk, tolb);
-    snprintf(name, sizeof name, "attention_backward dv %s T=%zu W=%zu", mode, T, W);
-    compare_f32(name, g_dv, dv, nk, tolb);
+    compare_att("attention_backward dq", mode, T, W, g_dq, dq, nq, tolb);
+    compare_att("attention_backward dk", mode, T, W, g_dk, dk, nk, tolb);
+    compare_att("attention_backward dv", mode, T, W, g_dv, dv, nk, tolb);
     /* one pass with dq alone and one with dk, dv alone: each adds the same again, the others stay */
     bwd(d_dq, NULL, NULL, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     float *g_dk1 = dev_back(d_dk, nk * 4), *g_dv1 = dev_back(d_dv, nk * 4);
@@ -323,12 +326,9 @@ static void test_attention_mode(const char *mode, size_t B, size_t T, size_t H, 
     bwd(NULL, d_dk, d_dv, d_dy, d_y, d_lse, d_q, d_k, d_v, B, T, H, KH, D, W);
     cpu_be->attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, W);
     float *g_dq2 = dev_back(d_dq, nq * 4), *g_dk2 = dev_back(d_dk, nk * 4), *g_dv2 = dev_back(d_dv, nk * 4);
-    snprintf(name, sizeof name, "attention_backward dq twice %s T=%zu W=%zu", mode, T, W);
-    compare_f32(name, g_dq2, dq, nq, tolb);
-    snprintf(name, sizeof name, "attention_backward dk twice %s T=%zu W=%zu", mode, T, W);
-    compare_f32(name, g_dk2, dk, nk, tolb);
-    snprintf(name, sizeof name, "attention_backward dv twice %s T=%zu W=%zu", mode, T, W);
-    compare_f32(name, g_dv2, dv, nk, tolb);
+    compare_att("attention_backward dq twice", mode, T, W, g_dq2, dq, nq, tolb);
+    compare_att("attention_backward dk twice", mode, T, W, g_dk2, dk, nk, tolb);
+    compare_att("attention_backward dv twice", mode, T, W, g_dv2, dv, nk, tolb);
     free(q), free(k), free(v), free(dy), free(y), free(lse), free(dq), free(dk), free(dv);
     free(g_y), free(g_lse), free(g_dq), free(g_dk), free(g_dv), free(g_dk1), free(g_dv1);
     free(g_dq2), free(g_dk2), free(g_dv2);
