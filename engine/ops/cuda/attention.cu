@@ -258,7 +258,7 @@ __global__ void flash_dkv_kernel(float *dk, float *dv, const float *dy, const fl
     }
 }
 
-static bool shape_ok(const char *op, size_t H, size_t KH) {
+bool attention_shape_ok(const char *op, size_t H, size_t KH) {
     if (KH == 0 || H % KH != 0) {
         record_msg(op, ADEPT_EINVAL, "the number of heads is not a multiple of the number of kv heads");
         return false;
@@ -304,7 +304,7 @@ void attention_forward(float *y, float *lse, const float *q, const float *k, con
                        size_t H, size_t KH, size_t D, size_t window) {
     if (by_gemm()) return attention_forward_gemm(y, lse, q, k, v, B, T, H, KH, D, window, 0);
     size_t items = B * H * ((T + kTile - 1) / kTile);
-    if (!items || !D || !shape_ok("attention_forward", H, KH)) return;
+    if (!items || !D || !attention_shape_ok("attention_forward", H, KH)) return;
     if (window >= T) window = 0; /* a window spanning the sequence hides nothing */
     size_t bytes = sizeof(float) * ((size_t)kTile * (3 * D + D + 1) + (size_t)kTile * kTile);
     if (!smem_ok("attention_forward", flash_fwd_kernel, bytes, D)) return;
@@ -318,7 +318,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dy, const 
                         size_t D, size_t window) {
     if (by_gemm()) return attention_backward_gemm(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, KH, D, window, 0);
     size_t nt = (T + kTile - 1) / kTile;
-    if (!B || !nt || !D || !shape_ok("attention_backward", H, KH)) return;
+    if (!B || !nt || !D || !attention_shape_ok("attention_backward", H, KH)) return;
     if (window >= T) window = 0;
     float scale = (float)(1.0 / sqrt((double)D));
     if (dk || dv) {
@@ -379,7 +379,7 @@ __global__ void att_decode_kernel(float *y, float *att, const float *q, const fl
 
 void attention_decode(float *y, float *att, const float *q, const float *k_cache, const float *v_cache, size_t n,
                       size_t ld, size_t H, size_t KH, size_t D) {
-    if (!H || !shape_ok("attention_decode", H, KH)) return;
+    if (!H || !attention_shape_ok("attention_decode", H, KH)) return;
     if (!n) { /* nothing cached: the output is zero, as the CPU kernel's */
         record("attention_decode", cudaMemsetAsync(y, 0, H * D * sizeof(float), 0));
         return;

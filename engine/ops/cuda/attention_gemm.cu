@@ -285,17 +285,9 @@ static void backward_gemm(float *dq, float *dk, float *dv, const float *dy, cons
         }
 }
 
-static bool gemm_shape_ok(const char *op, size_t H, size_t KH) {
-    if (KH == 0 || H % KH != 0) {
-        record_msg(op, ADEPT_EINVAL, "the number of heads is not a multiple of the number of kv heads");
-        return false;
-    }
-    return true;
-}
-
 void attention_forward_gemm(float *y, float *lse, const float *q, const float *k, const float *v, size_t B, size_t T,
                             size_t H, size_t KH, size_t D, size_t window, int bf16) {
-    if (!B || !T || !H || !D || !gemm_shape_ok("attention_forward (gemm)", H, KH)) return;
+    if (!B || !T || !H || !D || !attention_shape_ok("attention_forward (gemm)", H, KH)) return;
     if (bf16) forward_gemm(y, lse, q, k, v, dims<__nv_bfloat16>(B, T, H, KH, D, window));
     else forward_gemm(y, lse, q, k, v, dims<float>(B, T, H, KH, D, window));
 }
@@ -303,7 +295,7 @@ void attention_forward_gemm(float *y, float *lse, const float *q, const float *k
 void attention_backward_gemm(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                              const float *q, const float *k, const float *v, size_t B, size_t T, size_t H, size_t KH,
                              size_t D, size_t window, int bf16) {
-    if (!B || !T || !H || !D || !(dq || dk || dv) || !gemm_shape_ok("attention_backward (gemm)", H, KH)) return;
+    if (!B || !T || !H || !D || !(dq || dk || dv) || !attention_shape_ok("attention_backward (gemm)", H, KH)) return;
     if (bf16) backward_gemm(dq, dk, dv, dy, y, lse, q, k, v, dims<__nv_bfloat16>(B, T, H, KH, D, window));
     else backward_gemm(dq, dk, dv, dy, y, lse, q, k, v, dims<float>(B, T, H, KH, D, window));
 }

@@ -150,6 +150,8 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dy, const 
                         size_t D, size_t window);
 void attention_decode(float *y, float *att, const float *q, const float *k_cache, const float *v_cache, size_t n,
                       size_t ld, size_t H, size_t KH, size_t D);
+/* false (recorded for op) unless the heads split evenly into kv groups (attention.cu) */
+bool attention_shape_ok(const char *op, size_t H, size_t KH);
 /* src [n] rounded to bf16 (nearest even) into dst, queued (gemm16.cu) */
 void round_to_bf16(const char *op, __nv_bfloat16 *dst, const float *src, size_t n);
 /* attention through chunked cuBLAS GEMMs (attention_gemm.cu): fp32 or bf16 operands (tensor cores) */
