@@ -170,6 +170,18 @@ add_test(NAME lua/device_fake_recipe COMMAND adeptlua_fakecuda --device cuda
 set_tests_properties(lua/device_fake_recipe PROPERTIES LABELS "lua;recipe" SKIP_RETURN_CODE 77
                      ENVIRONMENT "${ADEPT_TEST_ENV}")
 
+# more recipe tests with `--device cuda` on the fake device: the baselines and ablations and TASL in the device's
+# default precision (bf16); pt_lora's merge and grad_accum's equal losses are bounded by fp32 rounding, so they run
+# with --precision f32 (in bf16 a product's rounding of tiny fp32 differences exceeds those bounds by design)
+foreach(spec IN ITEMS "baselines_ablations;bf16" "tasl_smoke;bf16" "pt_lora_smoke;f32" "cpt_grad_accum;f32")
+  list(GET spec 0 name)
+  list(GET spec 1 prec)
+  add_test(NAME recipe/device_fake_${name} COMMAND adeptlua_fakecuda --device cuda --precision ${prec}
+           ${CMAKE_SOURCE_DIR}/tests/recipes/${name}.lua WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(recipe/device_fake_${name} PROPERTIES LABELS recipe SKIP_RETURN_CODE 77
+                       ENVIRONMENT "${ADEPT_TEST_ENV}")
+endforeach()
+
 # tests/device/hf_check.py (tests/device/run runs it on a GPU with transformers): train on the device, save the
 # HF directory, compare its logits by an independent reader; here on the fake device, so the script stays working
 add_test(NAME parity/hf_check_fake COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/device/hf_check.py

@@ -1,5 +1,6 @@
 /* adeptlua: runs a recipe with the adept module preloaded.
    adeptlua [options] [recipe.lua [key=value ...]] ; -e code ; -i ; --threads N ; --seed N ; --device cpu|cuda ;
+   --precision f32|bf16 ;
    --sandbox/--trust/--out/--data/--read ; adeptlua pack|run|verify|inspect ...: bundles (lua/adept/bundle.lua). */
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@ static const char usage_text[] =
     "  --threads N    threads for OpenMP and OpenBLAS together (default: all cores)\n"
     "  --seed N       the run's seed, as adept.seed (default 0)\n"
     "  --device D     cpu or cuda: the default device of adept.load and adept.model, as adept.default_device\n"
+    "  --precision P  f32 or bf16: the default precision of their products, as adept.default_precision\n"
+    "                 (unset: bf16 on cuda, f32 on the cpu; f32 on cuda is the path for parity with the cpu)\n"
     "  -q, --quiet    only warnings and errors on stderr\n"
     "  --sandbox      run the recipe sandboxed (no processes, native code or bytecode; reads only declared\n"
     "                 inputs, writes only under the output folder; see docs/sharing.md)\n"
@@ -45,7 +48,7 @@ static const char usage_text[] =
     "  --version      print the version and exit\n"
     "  -h, --help     print this help and exit (after the recipe: the recipe's options, see adept.options)\n"
     "\n"
-    "bundles (docs/sharing.md; --threads, --seed, --device and -q go before the command):\n"
+    "bundles (docs/sharing.md; --threads, --seed, --device, --precision and -q go before the command):\n"
     "  adeptlua pack recipe.lua [key=value ...] -o exp.adept [--results DIR] [--inputs] [--max-bytes N]\n"
     "  adeptlua run exp.adept [--data DIR ...] [--out DIR] [--trust] [key=value ...]\n"
     "  adeptlua verify exp.adept [--data DIR ...] [--out DIR] [--tol T] [--trust] [key=value ...]\n"
@@ -62,7 +65,7 @@ static int usage_error(const char *fmt, const char *arg) {
 
 /* "unknown option '--sanbox' — did you mean '--sandbox'?", as adept.options words it for recipe options. */
 static int unknown_option(const char *a) {
-    static const char *const known[] = {"-e", "-i", "--threads", "--seed", "--device", "-q", "--quiet", "--sandbox",
+    static const char *const known[] = {"-e", "-i", "--threads", "--seed", "--device", "--precision", "-q", "--quiet", "--sandbox",
                                         "--trust", "--out", "--data", "--read", "--version", "-h", "--help"};
     const char *hint = adept_suggest(a, known, sizeof known / sizeof known[0]);
     fprintf(stderr, "adeptlua: unknown option '%s'", a);
@@ -182,7 +185,7 @@ static int is_bundle_command(const char *w) {
 /* adeptlua pack|run|verify|inspect ...: adept.bundle.main(command, words, settings) in a trusted state; it runs
    recipes in child processes of this binary, sandboxed unless --trust. */
 static int bundle_command(const char *exe, int argc, char **argv, int threads, long long seed, int seed_given, int quiet,
-                          const char *device) {
+                          const char *device, const char *precision) {
     lua_State *L = luaL_newstate();
     if (!L) { fprintf(stderr, "adeptlua: cannot create the Lua state\n"); return 1; }
     luaL_openlibs(L);
@@ -208,6 +211,7 @@ static int bundle_command(const char *exe, int argc, char **argv, int threads, l
         lua_pushboolean(L, quiet);
         lua_setfield(L, -2, "quiet");
         if (device) { lua_pushstring(L, device); lua_setfield(L, -2, "device"); }
+        if (precision) { lua_pushstring(L, precision); lua_setfield(L, -2, "precision"); }
         status = lua_pcall(L, 3, 1, base + 1);
     }
     int rc = 1;
@@ -276,7 +280,7 @@ int main(int argc, char **argv) {
     int n_reads = 0, sandbox = 0, trust = 0, seed_given = 0;
     const char *exprs[64];
     int n_exprs = 0, want_interactive = 0, threads = 0, quiet = 0;
-    const char *device = NULL;
+    const char *device = NULL, *precision = NULL;
     long long seed = 0;
     int i = 1;
     for (; i < argc; i++) {
@@ -296,12 +300,18 @@ int main(int argc, char **argv) {
             reads[n_reads++] = argv[++i];
             continue;
         }
-        if (!strcmp(a, "-e") || !strcmp(a, "--threads") || !strcmp(a, "--seed") || !strcmp(a, "--device")) {
+        if (!strcmp(a, "-e") || !strcmp(a, "--threads") || !strcmp(a, "--seed") || !strcmp(a, "--device") ||
+            !strcmp(a, "--precision")) {
             if (i + 1 >= argc) return usage_error("option '%s' needs an argument", a);
             const char *v = argv[++i];
             if (!strcmp(a, "--device")) {
                 if (strcmp(v, "cpu") && strcmp(v, "cuda")) return usage_error("--device takes cpu or cuda, got '%s'", v);
                 device = v;
+                continue;
+            }
+            if (!strcmp(a, "--precision")) {
+                if (strcmp(v, "f32") && strcmp(v, "bf16")) return usage_error("--precision takes f32 or bf16, got '%s'", v);
+                precision = v;
                 continue;
             }
             if (!strcmp(a, "-e")) {
@@ -323,7 +333,7 @@ int main(int argc, char **argv) {
             return usage_error("options of '%s' go after it (adeptlua --help)", argv[i]);
         adept_set_threads(threads);
         if (quiet) adept_log_set_level(ADEPT_LOG_WARN);
-        return bundle_command(argv[0], argc - i, argv + i, threads, seed, seed_given, quiet, device);
+        return bundle_command(argv[0], argc - i, argv + i, threads, seed, seed_given, quiet, device, precision);
     }
     const char *recipe = i < argc ? argv[i++] : NULL;
     struct stat recipe_st;
@@ -383,6 +393,10 @@ int main(int argc, char **argv) {
     if (device) {
         lua_pushstring(L, device);
         lua_setfield(L, -2, "default_device");
+    }
+    if (precision) {
+        lua_pushstring(L, precision);
+        lua_setfield(L, -2, "default_precision");
     }
     lua_getfield(L, -1, "args");
     for (int j = i; j < argc; j++) {

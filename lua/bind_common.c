@@ -195,16 +195,16 @@ adept_tensor *adept_lua_host_tensor(lua_State *L, const adept_tensor *t, const c
     return h;
 }
 
-/* adept.default_device lives in the module table, which every binding closure does not hold: it is read from
-   package.loaded.adept (the host and require both put the module there). */
-static const char *default_device(lua_State *L) {
+/* adept.default_device and adept.default_precision live in the module table, which every binding closure does not
+   hold: they are read from package.loaded.adept (the host and require both put the module there). NULL when unset. */
+static const char *module_default(lua_State *L, const char *field, const char *expected) {
     const char *name = NULL;
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     if (lua_getfield(L, -1, "adept") == LUA_TTABLE) {
-        lua_getfield(L, -1, "default_device");
+        lua_getfield(L, -1, field);
         if (lua_type(L, -1) == LUA_TSTRING) name = lua_tostring(L, -1); /* kept alive by the module table */
         else if (!lua_isnil(L, -1))
-            luaL_error(L, "adept.default_device must be \"cpu\" or \"cuda\", got a %s", luaL_typename(L, -1));
+            luaL_error(L, "adept.%s must be %s, got a %s", field, expected, luaL_typename(L, -1));
         lua_pop(L, 1);
     }
     lua_pop(L, 2);
@@ -215,7 +215,7 @@ int adept_lua_opt_device(lua_State *L, int arg, const char *fname) {
     const char *name = adept_lua_opt_str_field(L, arg, "device", NULL);
     const char *from = "option 'device'";
     if (!name) {
-        name = default_device(L);
+        name = module_default(L, "default_device", "\"cpu\" or \"cuda\"");
         from = "adept.default_device";
     }
     if (!name) return ADEPT_CPU;
@@ -227,10 +227,15 @@ int adept_lua_opt_device(lua_State *L, int arg, const char *fname) {
 
 int adept_lua_opt_precision(lua_State *L, int arg, int device, const char *fname) {
     const char *name = adept_lua_opt_str_field(L, arg, "precision", NULL);
+    const char *from = "option 'precision'";
+    if (!name) {
+        name = module_default(L, "default_precision", "\"f32\" or \"bf16\"");
+        from = "adept.default_precision";
+    }
     if (!name) return device == ADEPT_CUDA ? ADEPT_PRECISION_BF16 : ADEPT_PRECISION_F32;
     adept_precision p;
     if (adept_precision_parse(name, &p) != ADEPT_OK)
-        luaL_error(L, "%s: option 'precision': %s", fname, adept_last_error());
+        luaL_error(L, "%s: %s: %s", fname, from, adept_last_error());
     return (int)p;
 }
 

@@ -341,6 +341,7 @@ local function run_into(exe, path, m, out, data_dirs, overrides, override_order,
   cmd[#cmd + 1] = "--threads " .. q(settings.threads or m.threads or 0)
   cmd[#cmd + 1] = "--seed " .. q(settings.seed or m.seed or 0)
   if settings.device then cmd[#cmd + 1] = "--device " .. q(settings.device) end
+  if settings.precision then cmd[#cmd + 1] = "--precision " .. q(settings.precision) end
   if settings.quiet then cmd[#cmd + 1] = "-q" end
   cmd[#cmd + 1] = q(bundle_dir .. "/" .. m.recipe.member)
   local args, order = {}, {}

@@ -227,7 +227,8 @@ function M.consolidate(m, before, old, new, opts)
   for name, g in pairs(gamma) do
     local after = m:param(name)
     local delta = before[name]:sub(after)
-    local moved = type(g) == "number" and delta:mul(g) or delta:scale_rows(g)
+    -- γ is computed on the host; the weights may live on a device
+    local moved = type(g) == "number" and delta:mul(g) or delta:scale_rows(g:to(delta:device()))
     m:set_param(name, after:add(moved))
     for _, v in ipairs(type(g) == "number" and {g} or g:table()) do
       units, kept = units + 1, kept + v

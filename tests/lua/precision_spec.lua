@@ -21,6 +21,30 @@ describe("precision", function()
     H.run("rm -rf '" .. dir .. "'")
   end)
 
+  it("follows adept.default_precision (adeptlua --precision) when no option names one", function()
+    local saved = adept.default_precision
+    adept.default_precision = "bf16"
+    local ok, m = pcall(adept.model, CFG, {seed = 1})
+    local explicit = ok and adept.model(CFG, {seed = 1, precision = "f32"})
+    adept.default_precision = "fp8"
+    local bad_ok, err = pcall(adept.model, CFG, {seed = 1})
+    adept.default_precision = saved
+    assert.is_true(ok, tostring(m))
+    assert.equals("bf16", m:precision())
+    assert.equals("f32", explicit:precision())
+    assert.is_false(bad_ok)
+    assert.matches("adept.model: adept.default_precision: ", err, 1, true)
+    local out, run_ok = H.run(H.adeptlua() .. " --precision bf16 -e 'io.write(adept.default_precision, \" \", " ..
+      "adept.model({vocab_size = 8, hidden_size = 8, intermediate_size = 16, num_hidden_layers = 1, " ..
+      "num_attention_heads = 2}):precision())'")
+    assert.is_true(run_ok, out)
+    assert.matches("bf16 bf16", out, 1, true)
+    local usage, usage_ok, code = H.run(H.adeptlua() .. " --precision half -e ''")
+    assert.is_false(usage_ok)
+    assert.equals(2, code)
+    assert.matches("--precision takes f32 or bf16, got 'half'", usage, 1, true)
+  end)
+
   it("bf16 changes the products, keeps fp32 masters and gradients; f32 again is exactly f32", function()
     local m = H.tiny_model(nil, 2)
     local l32 = m:loss_and_grad(TRAIN)
