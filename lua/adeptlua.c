@@ -19,6 +19,7 @@
 #include "adept/dist.h"
 #include "adept/fsutil.h"
 #include "adept/log.h"
+#include "adept/model.h"
 #include "adept/suggest.h"
 #include "adept/threads.h"
 #include "binding.h"
@@ -310,7 +311,9 @@ int main(int argc, char **argv) {
                 continue;
             }
             if (!strcmp(a, "--precision")) {
-                if (strcmp(v, "f32") && strcmp(v, "bf16")) return usage_error("--precision takes f32 or bf16, got '%s'", v);
+                adept_precision parsed; /* the engine's parser owns the list of names */
+                if (adept_precision_parse(v, &parsed) != ADEPT_OK)
+                    return usage_error("--precision takes f32 or bf16, got '%s'", v);
                 precision = v;
                 continue;
             }
