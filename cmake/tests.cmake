@@ -52,7 +52,7 @@ foreach(src IN LISTS unit_tests)
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit ${CMAKE_SOURCE_DIR}/tests/support
                              ${CMAKE_SOURCE_DIR}/engine)
-  if(name MATCHES "^test_(device_backend|grad_sync_device)$")
+  if(name MATCHES "^test_(device_backend|grad_sync_device|device_oom)$")
     target_sources(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/support/fake_device.c)
   endif()
   target_link_libraries(${name} PRIVATE adept)

@@ -77,6 +77,9 @@ typedef struct adept_plan_split {
 /* Lowest layer whose input gradient backward needs (0 when the embedding trains; L when nothing in the layers
    does): the trainable-aware plan keeps per-layer buffers from there up. */
 int adept_model_stop_layer(const adept_model *m);
+/* The ENOMEM failure of the activation plan for (B, T) keeping layers first_kept.. (oom.c): the plan by class
+   against the device's free memory, and the activations recompute, half the batch, half the sequence would need */
+adept_status adept_model_fail_oom_acts(const adept_model *m, size_t asked, int B, int T, int first_kept);
 /* first_kept: the lowest layer whose buffers are kept (0: every layer, the most a plan can need) */
 adept_status adept_model_plan_split(const adept_config *c, int B, int T, int head_rows_override, int first_kept,
                                     int recompute, adept_plan_split *out);

@@ -19,9 +19,17 @@ static void slab_release(void *data, size_t nbytes, void *ctx) {
 
 static adept_status slab_new(adept_model *m, size_t nbytes, const char *what, adept_storage **out) {
     void *p = m->be->alloc(nbytes);
-    if (!p)
-        return adept_fail(ADEPT_ENOMEM, "model: cannot allocate the %s slab (%.1f MiB on %s)", what,
-                          nbytes / 1048576.0, m->be->name);
+    if (!p) {
+        char note[96];
+        adept_backend_memory_note(m->be, note, sizeof note);
+        /* what shrinks this slab */
+        const char *way = strcmp(what, "gradient") == 0
+                              ? ": fewer trainable rows (ADEPT: fewer copies) need fewer gradients"
+                              : strcmp(what, "value") == 0 ? ": a bf16 checkpoint loaded with dtype \"auto\" keeps "
+                                                             "its frozen matrices in 16 bits" : "";
+        return adept_fail(ADEPT_ENOMEM, "model: cannot allocate the %s slab (%.1f MiB on %s%s)%s", what,
+                          nbytes / 1048576.0, m->be->name, note, way);
+    }
     adept_status st = adept_storage_wrap(p, nbytes, m->be->device, slab_release, (void *)m->be, out);
     if (st != ADEPT_OK) m->be->free(p);
     return st;

@@ -143,9 +143,7 @@ adept_status adept_model_plan(adept_model *m, int B, int T, int backward) {
     if (!total) return adept_fail(ADEPT_EINVAL, "model: activation plan for %d x %d overflows", B, T);
     const adept_backend *be = m->be;
     float *block = be->alloc(total * sizeof(float));
-    if (!block)
-        return adept_fail(ADEPT_ENOMEM, "model: cannot allocate %.1f MiB of activations for batch %d x %d on %s; "
-                          "use a smaller batch or sequence length", total * 4.0 / 1048576, B, T, be->name);
+    if (!block) return adept_model_fail_oom_acts(m, total * sizeof(float), B, T, first_kept);
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         *r[i].ptr = r[i].n ? block + off : NULL;

@@ -2,9 +2,18 @@
    Device storage is released through the backend that allocated it, kept as the storage's release context. */
 #include "adept/device.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "adept/backend.h"
+
+void adept_backend_memory_note(const adept_backend *be, char *buf, size_t cap) {
+    size_t free_b = 0, total_b = 0;
+    if (!cap) return;
+    buf[0] = 0;
+    if (be && be->memory_info && be->memory_info(&free_b, &total_b) == ADEPT_OK)
+        snprintf(buf, cap, "; the device has %.1f of %.1f MiB free", free_b / 1048576.0, total_b / 1048576.0);
+}
 
 const char *adept_device_name(adept_device device) {
     switch (device) {

@@ -198,8 +198,11 @@ static adept_status sync_layout(adept_adamw *o) {
     if (!m || !v) {
         be->free(m);
         be->free(v);
-        return adept_fail(ADEPT_ENOMEM, "adamw: cannot allocate the moments (2 x %.1f MiB on %s)",
-                          elems * 4.0 / 1048576, be->name);
+        char note[96];
+        adept_backend_memory_note(be, note, sizeof note);
+        return adept_fail(ADEPT_ENOMEM, "adamw: cannot allocate the moments (2 x %.1f MiB on %s%s): fewer trainable "
+                          "rows (ADEPT: fewer copies), or shard_optimizer = true across ranks, need fewer",
+                          elems * 4.0 / 1048576, be->name, note);
     }
     adept_status st = ADEPT_OK;
     for (size_t i = 0; i < md->nparams && st == ADEPT_OK; i++) {

@@ -52,6 +52,23 @@ def main(argv):
               f"{cell(t and t['tokens_per_s'], '13.0f'):>13} {cell(t and r['tokens_per_s'] / t['tokens_per_s'], '6.2f'):>6} "
               f"{mfu * 100:7.1f}% {cell(t and t['mfu'] * 100, '8.1f'):>8}% {r.get('device_mem_gib', float('nan')):8.2f} "
               f"{cell(t and t['peak_mem_gib'], '9.2f'):>9}")
+    # issue 12's third target: the ADEPT step at most 0.4x the full step (same model, length, precision)
+    for r in ours:
+        if r["mode"] != "adept":
+            continue
+        full = [f for f in ours if f["mode"] == "full" and f["engine"] == r["engine"] and f["model"] == r["model"]
+                and f["seq"] == r["seq"] and f["batch"] == r["batch"]]
+        if full:
+            f = full[0]
+            name = {"tiny": "smoke"}.get(r["model"], r["model"])
+            flops = ""  # the ratio at equal efficiency: what the model's FLOPs alone allow
+            if name in CONFIGS:
+                fa = flops_per_token(CONFIGS[name], "adept", r["params"], r["trainable"], r["seq"])
+                ff = flops_per_token(CONFIGS[name], "full", f["params"], f["trainable"], f["seq"])
+                flops = f"; FLOPs per token {fa / ff:.2f}"
+            print(f"ADEPT step / full step, adeptlua {r['model']} {r['engine'].rsplit('-', 1)[-1]} T={r['seq']}: "
+                  f"{r['step_s'] / f['step_s']:.2f} (target <= 0.40{flops}); device memory "
+                  f"{r.get('device_mem_gib', float('nan')):.2f} / {f.get('device_mem_gib', float('nan')):.2f} GiB")
     return 0
 
 

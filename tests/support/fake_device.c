@@ -25,6 +25,9 @@ static block *live, *spare; /* live blocks (unordered); free ranges sorted by of
 static size_t n_live, cap_live, n_spare, cap_spare;
 static adept_fake_device_stats stats;
 static const adept_backend *cpu;
+/* the device's memory, as a GPU has a fixed amount: adept_fake_device_set_capacity or ADEPT_FAKE_DEVICE_MIB
+   (the fake hosts); unlimited (the arena's reserve) otherwise */
+static size_t capacity = RESERVE;
 
 int adept_fake_device_owns(const void *p) {
     return arena && (const unsigned char *)p >= arena && (const unsigned char *)p <= arena + high;
@@ -77,6 +80,11 @@ static void *t_alloc(size_t nbytes) {
     if (len == 0) len = page;
     if (len < nbytes || !grow(&live, &cap_live, n_live + 1)) {
         adept_fail(ADEPT_ENOMEM, "test-device: cannot allocate %zu bytes", nbytes);
+        return NULL;
+    }
+    if (len > capacity - (stats.live_bytes < capacity ? stats.live_bytes : capacity)) {
+        adept_fail(ADEPT_ENOMEM, "test-device: out of memory: %zu bytes asked, %zu of %zu in use", nbytes,
+                   stats.live_bytes, capacity);
         return NULL;
     }
     size_t off = SIZE_MAX;
@@ -319,6 +327,12 @@ static void t_matmul_backward_bf16(float *dinp, float *dw, float *dbias, const f
 /* The side queue of the overlapped gradient all-reduce: every entry here runs when called, so the queues are
    ordered already and the waits have nothing to do; they exist so that a device slab takes the overlapped path
    (engine/train/grad_sync.c) on this device as on CUDA. */
+static adept_status t_memory_info(size_t *free_bytes, size_t *total_bytes) {
+    *total_bytes = capacity;
+    *free_bytes = stats.live_bytes < capacity ? capacity - stats.live_bytes : 0;
+    return ADEPT_OK;
+}
+
 static int side_queue;
 static void *t_comm_queue(void) { return &side_queue; }
 static adept_status t_comm_queue_wait_main(void) { return ADEPT_OK; }
@@ -340,8 +354,10 @@ static const adept_backend fake = {
     .embedding_forward_w16 = t_embedding_forward_w16,
     .matmul_forward_bf16 = t_matmul_forward_bf16, .matmul_backward_bf16 = t_matmul_backward_bf16,
     .comm_queue = t_comm_queue, .comm_queue_wait_main = t_comm_queue_wait_main,
-    .main_wait_comm_queue = t_main_wait_comm_queue,
+    .main_wait_comm_queue = t_main_wait_comm_queue, .memory_info = t_memory_info,
 };
+
+void adept_fake_device_set_capacity(size_t bytes) { capacity = bytes ? bytes : RESERVE; }
 
 const adept_backend *adept_fake_device(void) {
     if (arena) return &fake;
@@ -353,6 +369,8 @@ const adept_backend *adept_fake_device(void) {
     }
     arena = a;
     cpu = adept_backend_cpu();
+    const char *mib = getenv("ADEPT_FAKE_DEVICE_MIB");
+    if (mib && *mib) adept_fake_device_set_capacity((size_t)strtoull(mib, NULL, 10) << 20);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_segv;

@@ -15,6 +15,9 @@
 const adept_backend *adept_fake_device(void);
 /* Registers the table as the ADEPT_CUDA backend (what the fake hosts do at start-up). */
 void adept_fake_device_install(void);
+/* The device's memory in bytes (0: unlimited, the default), as a GPU's is fixed: allocations past it fail with
+   ADEPT_ENOMEM and memory_info reports it. ADEPT_FAKE_DEVICE_MIB sets it at the first adept_fake_device(). */
+void adept_fake_device_set_capacity(size_t bytes);
 /* 1 when p lies in the arena (any address below its high-water mark). */
 int adept_fake_device_owns(const void *p);
 

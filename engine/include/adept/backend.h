@@ -185,12 +185,20 @@ typedef struct adept_backend {
     adept_status (*comm_queue_wait_main)(void);
     /* Work queued on the main queue from now on runs after everything queued on the side queue so far. */
     adept_status (*main_wait_comm_queue)(void);
+
+    /* ---- the device's memory (OPTIONAL; devices with memory of their own) ----
+       Free and total bytes now (CUDA: cudaMemGetInfo), for the out-of-memory advice (engine/model/oom.c). The
+       CPU has none: its limit is the host's, and what the kernel would kill for is not known in advance. */
+    adept_status (*memory_info)(size_t *free_bytes, size_t *total_bytes);
 } adept_backend;
 
 /* How the CPU backend multiplies by frozen weights of dtype dt (ADEPT_BF16 / ADEPT_F16): "onednn" (bf16 x bf16 ->
    f32 on oneDNN's native kernels, activations rounded to bf16) or "sgemm" (weights widened to fp32 block by block,
    activations in fp32): engine/ops/cpu/gemm16.c. */
 const char *adept_cpu_w16_path(adept_dtype dt);
+/* "; the device has F of T MiB free" for a backend that reports its memory (memory_info), "" for one that does
+   not: the out-of-memory messages of device allocations append it (engine/ops/device.c). */
+void adept_backend_memory_note(const adept_backend *be, char *buf, size_t cap);
 /* The built-in CPU backend (engine/ops/cpu/). */
 const adept_backend *adept_backend_cpu(void);
 /* Installs the backend of a device (a later call replaces it; tests install a fake device this way). */

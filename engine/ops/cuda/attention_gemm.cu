@@ -17,7 +17,7 @@
    Memory is O(R T) per chunk (R chosen so one [H*R, T] fp32 buffer stays near 64 MiB), not O(T^2).
    Precision: in bf16 mode Q, K, V, dY (rounded once per call), P and dS are bf16 operands with fp32 accumulation,
    as FlashAttention-2 and PyTorch's SDPA do in bf16; S, dP, the softmax statistics and every output stay fp32.
-   In fp32 mode the same GEMMs run in fp32 (the handle's pedantic math keeps TF32 off): this mode exists to check
+   In fp32 mode the same GEMMs run in fp32 (the _PEDANTIC compute type keeps TF32 off: compute_type_for): this mode exists to check
    the chunking against the CPU at the fp32 bound (test_cuda_kernels), and ADEPT_CUDA_ATTENTION=gemm selects it for
    precision "f32". Deterministic: cuBLAS on one stream and chunks in a fixed order. */
 #include <cuda_bf16.h>
@@ -134,7 +134,8 @@ static void bgemm(const char *op, bool ta, bool tb, size_t M, size_t N, size_t K
     if (!cublas_dims_fit(op, M, N, K, lda, ldb, ldc) || batch > INT32_MAX) return;
     record_blas(op, blas.gemm_sb_ex(g.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N,
                                     (int)M, (int)K, &alpha, B, t, (int)ldb, sB, A, t, (int)lda, sA, &beta, C,
-                                    CUDA_R_32F, (int)ldc, sC, (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                    CUDA_R_32F, (int)ldc, sC, (int)batch, compute_type_for(t), CUBLAS_GEMM_DEFAULT));
+    mark(op, t == CUDA_R_16BF ? "gemm bf16" : "gemm f32", 2.0 * (double)M * (double)N * (double)K * (double)batch);
 }
 
 /* Query rows per chunk: one [H*R, T] fp32 buffer near kChunkBudget, a multiple of 16 in [16, 1024], not past T. */
@@ -217,15 +218,15 @@ static void forward_gemm(float *y, float *lse, const float *q, const float *k, c
             size_t klo = d.window && i0 + 1 > d.window ? i0 + 1 - d.window : 0, nk = i0 + nr - klo;
             In *P = twoB ? Pb : (In *)S; /* fp32: the probabilities overwrite the scores */
             pack_kernel<In><<<grid_for(HR * d.D), kThreads>>>(Qc, q, b * d.T + i0, nr, d.R, d.H, d.D);
-            launched(op);
+            launched(op, "pack");
             scores(op, d, S, Qc, kin, b, klo, nk);
             softmax_kernel<In><<<(unsigned)HR, kThreads>>>(P, lse + b * d.H * d.T, S, nk, klo, i0, nr, d.R, d.T,
                                                            d.window);
-            launched(op);
+            launched(op, "softmax");
             bgemm(op, false, false, GR, d.D, nk, 1.0f, P, nk, (long long)(GR * nk), vin + (b * d.T + klo) * d.KD, d.KD,
                   (long long)d.D, 0.0f, Yc, d.D, (long long)(GR * d.D), d.KH, d.t);
             scatter_kernel<<<grid_for(d.H * nr * d.D), kThreads>>>(y, Yc, b * d.T + i0, nr, d.R, d.H, d.D, 0);
-            launched(op);
+            launched(op, "scatter");
         }
 }
 
@@ -259,16 +260,16 @@ static void backward_gemm(float *dq, float *dk, float *dv, const float *dy, cons
             pack_kernel<In><<<grid_for(HR * d.D), kThreads>>>(Qc, q, row0, nr, d.R, d.H, d.D);
             pack_kernel<In><<<grid_for(HR * d.D), kThreads>>>(dYc, dy, row0, nr, d.R, d.H, d.D);
             rowdot_kernel<<<grid_for(HR * 32), kThreads>>>(Dvec, dy, y, row0, nr, d.R, d.H, d.D);
-            launched(op);
+            launched(op, "pack, rowdot");
             scores(op, d, S, Qc, kin, b, klo, nk);
             probs_kernel<In><<<(unsigned)HR, kThreads>>>(S, P, lse + b * d.H * d.T, nk, klo, i0, nr, d.R, d.T,
                                                          d.window);
-            launched(op);
+            launched(op, "probs");
             /* dP = dYc V^T */
             bgemm(op, false, true, GR, nk, d.D, 1.0f, dYc, d.D, (long long)(GR * d.D), vc, d.KD, (long long)d.D, 0.0f,
                   dP, nk, (long long)(GR * nk), d.KH, d.t);
             dscores_kernel<In><<<grid_for(HR * nk), kThreads>>>(dS, S, dP, Dvec, HR, nk, d.scale);
-            launched(op);
+            launched(op, "dscores");
             /* dV[klo:] += P^T dYc and dK[klo:] += dS^T Qc, per kv group into its columns */
             if (dv)
                 bgemm(op, true, false, nk, d.D, GR, 1.0f, P, nk, (long long)(GR * nk), dYc, d.D, (long long)(GR * d.D),
@@ -280,7 +281,7 @@ static void backward_gemm(float *dq, float *dk, float *dv, const float *dy, cons
                 bgemm(op, false, false, GR, d.D, nk, 1.0f, dS, nk, (long long)(GR * nk), kc, d.KD, (long long)d.D,
                       0.0f, dQc, d.D, (long long)(GR * d.D), d.KH, d.t);
                 scatter_kernel<<<grid_for(d.H * nr * d.D), kThreads>>>(dq, dQc, row0, nr, d.R, d.H, d.D, 1);
-                launched(op);
+                launched(op, "scatter");
             }
         }
 }

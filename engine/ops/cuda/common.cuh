@@ -30,7 +30,6 @@ struct BlasApi {
     decltype(&cublasSetMathMode) set_math_mode;
     decltype(&cublasSetPointerMode_v2) set_pointer_mode;
     decltype(&cublasSetStream_v2) set_stream;
-    decltype(&cublasSgemm_v2) sgemm;
     /* spelled out: cublas_api.h overloads cublasGemmEx in C++, so decltype cannot name it */
     cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
                               const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
@@ -51,6 +50,7 @@ struct State {
     char pending_msg[512];
     void *scratch;
     size_t scratch_bytes;
+    int profiling; /* adept_cuda_profile_begin is on: mark() records events (profile.cu) */
 };
 extern State g;
 
@@ -62,10 +62,27 @@ void record_msg(const char *op, adept_status st, const char *msg);
 adept_status take_pending(void);
 /* An immediate check: ADEPT_OK, or adept_fail naming the op and the CUDA error. */
 adept_status check(const char *op, cudaError_t e);
-inline void launched(const char *op) { record(op, cudaGetLastError()); }
+/* The profile's event after a piece of queued work, named by its op and part (a literal), with its GEMM FLOPs
+   (profile.cu); one branch while no profile runs */
+void prof_mark(const char *op, const char *part, double flops);
+inline void mark(const char *op, const char *part, double flops = 0.0) {
+    if (g.profiling) prof_mark(op, part, flops);
+}
+/* after a kernel launch: its launch error recorded for op, and its profile mark */
+inline void launched(const char *op, const char *part = "kernel") {
+    record(op, cudaGetLastError());
+    mark(op, part);
+}
 /* Device scratch of at least nbytes, valid until the next call of scratch (grow-only; NULL after recording). */
 void *scratch(const char *op, size_t nbytes);
 const char *blas_status_name(cublasStatus_t s);
+
+/* The cuBLAS compute type of a product whose operands have type t: fp32 operands multiply in fp32 arithmetic by
+   name (_PEDANTIC: no TF32 or BF16x9 emulation, whatever the handle or environment: the parity path); bf16
+   operands on tensor cores with fp32 accumulation */
+inline cublasComputeType_t compute_type_for(cudaDataType t) {
+    return t == CUDA_R_32F ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+}
 
 /* Grid sizes: grid-stride loops cover any n with a bounded grid. */
 constexpr unsigned kThreads = 256;

@@ -40,8 +40,11 @@ static void gemm_named(const char *op, adept_transpose ta, adept_transpose tb, s
     }
     cublasOperation_t opa = ta == ADEPT_TRANS ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = tb == ADEPT_TRANS ? CUBLAS_OP_T : CUBLAS_OP_N;
-    record_blas(op, blas.sgemm(g.blas, opb, opa, (int)N, (int)M, (int)K, &alpha, B, (int)ldb, A, (int)lda, &beta, C,
-                               (int)ldc));
+    /* fp32 arithmetic by name (compute_type_for: no TF32, no emulation, whatever the environment) */
+    record_blas(op, blas.gemm_ex(g.blas, opb, opa, (int)N, (int)M, (int)K, &alpha, B, CUDA_R_32F, (int)ldb, A,
+                                 CUDA_R_32F, (int)lda, &beta, C, CUDA_R_32F, (int)ldc, compute_type_for(CUDA_R_32F),
+                                 CUBLAS_GEMM_DEFAULT));
+    mark(op, "gemm f32", 2.0 * (double)M * (double)N * (double)K);
 }
 
 void gemm(adept_transpose ta, adept_transpose tb, size_t M, size_t N, size_t K, float alpha, const float *A,

@@ -46,7 +46,7 @@ __global__ void embedding_w16_kernel(float *out, const int32_t *ids, const uint1
 void round_to_bf16(const char *op, __nv_bfloat16 *dst, const float *src, size_t n) {
     if (!n) return;
     round_bf16_kernel<<<grid_for(n), kThreads>>>(dst, src, n);
-    launched(op);
+    launched(op, "round bf16");
 }
 
 /* bytes of a scratch part: 256-byte multiples keep every part aligned as cuBLAS's tensor-core kernels want */
@@ -82,7 +82,7 @@ static const float *widened_rows(const char *op, const void *w, size_t o0, size_
     float *blk = (float *)scratch(op, rows * IC * sizeof(float));
     if (!blk) return NULL;
     widen_kernel<<<grid_for(rows * IC), kThreads>>>(blk, (const uint16_t *)w + o0 * IC, rows * IC, 1);
-    launched(op);
+    launched(op, "widen f16");
     return blk;
 }
 
@@ -95,8 +95,9 @@ static void gemm_bf16(const char *op, adept_transpose ta, adept_transpose tb, si
     cublasOperation_t opa = ta == ADEPT_TRANS ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = tb == ADEPT_TRANS ? CUBLAS_OP_T : CUBLAS_OP_N;
     record_blas(op, blas.gemm_ex(g.blas, opb, opa, (int)Nc, (int)M, (int)K, &alpha, B, CUDA_R_16BF, (int)ldb, A,
-                                 CUDA_R_16BF, (int)lda, &beta, C, CUDA_R_32F, (int)ldc, CUBLAS_COMPUTE_32F,
+                                 CUDA_R_16BF, (int)lda, &beta, C, CUDA_R_32F, (int)ldc, compute_type_for(CUDA_R_16BF),
                                  CUBLAS_GEMM_DEFAULT));
+    mark(op, "gemm bf16", 2.0 * (double)M * (double)Nc * (double)K);
 }
 
 void matmul_forward_w16(float *out, const float *inp, const void *w, adept_dtype wdt, const float *bias, size_t N,

@@ -54,12 +54,15 @@ adept_status adamw(const adept_adamw_segment *host_segs, size_t n_segs, double b
         for (size_t off = 0; off < host_segs[s].n; off += kAdamChunk) ch[k++] = AdamChunk{(uint32_t)s, 0, off};
     char *d = (char *)scratch("adamw", bytes);
     adept_status st = d ? check("adamw (segment table)", cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice)) : take_pending();
+    mark("adamw", "copy to device");
     free(h);
     ADEPT_TRY(st);
     adamw_kernel<<<grid_rows(n_chunks), kThreads>>>((const adept_adamw_segment *)d, (const AdamChunk *)(d + seg_bytes),
                                                     n_chunks, (float)beta1, (float)beta2, (float)(1.0 - beta1),
                                                     (float)(1.0 - beta2), (float)eps); /* torch's constants, as the CPU */
-    return check("adamw", cudaGetLastError());
+    adept_status st_launch = check("adamw", cudaGetLastError());
+    mark("adamw", "kernel");
+    return st_launch;
 }
 
 __global__ void sum_squares_kernel(double *part, const float *x, size_t n) {
@@ -84,6 +87,7 @@ adept_status sum_squares(const float *x, size_t n, double *host_out) {
     double *h = (double *)malloc(n_chunks * sizeof(double));
     if (!h) return adept_fail(ADEPT_ENOMEM, "cuda: sum_squares: out of host memory");
     adept_status st = check("sum_squares", cudaMemcpy(h, part, n_chunks * sizeof(double), cudaMemcpyDeviceToHost));
+    mark("sum_squares", "kernel, copy to host");
     if (st == ADEPT_OK) st = take_pending();
     double sum = 0;
     for (size_t j = 0; j < n_chunks; j++) sum += h[j]; /* chunk order, as the CPU */
@@ -118,6 +122,7 @@ adept_status row_cosine(const float *x, const float *y, size_t N, size_t C, doub
     row_cosine_kernel<<<grid_rows(N), kThreads>>>(d, x, y, N, C);
     ADEPT_TRY(check("row_cosine", cudaGetLastError()));
     ADEPT_TRY(check("row_cosine", cudaMemcpy(host_cos, d, N * sizeof(double), cudaMemcpyDeviceToHost)));
+    mark("row_cosine", "kernel, copy to host");
     return take_pending();
 }
 

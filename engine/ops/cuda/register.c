@@ -32,6 +32,12 @@ const adept_backend *adept_backend_cuda(void) {
     return adept_cuda_rt_backend();
 }
 
+adept_status adept_cuda_profile_begin(void) { return adept_cuda_rt_profile_begin(); }
+
+adept_status adept_cuda_profile_end(FILE *out, double per, const char *unit, int top) {
+    return adept_cuda_rt_profile_end(out, per, unit, top);
+}
+
 #else
 
 static const char no_backend[] = "this build has no CUDA backend (configure with -DADEPT_CUDA=ON and the CUDA toolkit)";
@@ -51,6 +57,13 @@ adept_status adept_cuda_device_info(int index, adept_cuda_device *out) {
 const adept_backend *adept_backend_cuda(void) {
     adept_fail(ADEPT_EUNSUPPORTED, "cuda: %s", no_backend);
     return NULL;
+}
+
+adept_status adept_cuda_profile_begin(void) { return adept_fail(ADEPT_EUNSUPPORTED, "cuda: %s", no_backend); }
+
+adept_status adept_cuda_profile_end(FILE *out, double per, const char *unit, int top) {
+    (void)out, (void)per, (void)unit, (void)top;
+    return adept_fail(ADEPT_EUNSUPPORTED, "cuda: %s", no_backend);
 }
 
 #endif

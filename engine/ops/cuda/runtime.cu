@@ -1,5 +1,5 @@
 /* The CUDA backend's runtime side: device discovery, initialisation of device 0 (cuBLAS handle with fp32 math
-   and TF32 off), the error bookkeeping every kernel shares, device memory and copies, and the backend table. */
+   and products that name their compute type), the error bookkeeping every kernel shares, device memory and copies, and the backend table. */
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -45,7 +45,6 @@ static adept_status load_cublas(void) {
     SYM(set_math_mode, "cublasSetMathMode")
     SYM(set_pointer_mode, "cublasSetPointerMode_v2")
     SYM(set_stream, "cublasSetStream_v2")
-    SYM(sgemm, "cublasSgemm_v2")
     SYM(gemm_ex, "cublasGemmEx")
     SYM(gemm_sb_ex, "cublasGemmStridedBatchedEx")
 #undef SYM
@@ -155,13 +154,16 @@ static void dev_free(void *p) {
 static adept_status dev_to_device(void *dst, const void *host_src, size_t nbytes) {
     ADEPT_TRY(take_pending());
     if (!nbytes) return ADEPT_OK;
-    return check("to_device", cudaMemcpy(dst, host_src, nbytes, cudaMemcpyHostToDevice));
+    adept_status st = check("to_device", cudaMemcpy(dst, host_src, nbytes, cudaMemcpyHostToDevice));
+    mark("to_device", "copy");
+    return st;
 }
 
 static adept_status dev_to_host(void *host_dst, const void *src, size_t nbytes) {
     ADEPT_TRY(take_pending());
     if (!nbytes) return ADEPT_OK;
     adept_status st = check("to_host", cudaMemcpy(host_dst, src, nbytes, cudaMemcpyDeviceToHost));
+    mark("to_host", "copy");
     /* a kernel that failed while the copy waited is reported here, naming the kernel */
     return st == ADEPT_OK ? take_pending() : st;
 }
@@ -169,13 +171,17 @@ static adept_status dev_to_host(void *host_dst, const void *src, size_t nbytes) 
 static adept_status dev_copy(void *dst, const void *src, size_t nbytes) {
     ADEPT_TRY(take_pending());
     if (!nbytes) return ADEPT_OK;
-    return check("copy", cudaMemcpy(dst, src, nbytes, cudaMemcpyDeviceToDevice));
+    adept_status st = check("copy", cudaMemcpy(dst, src, nbytes, cudaMemcpyDeviceToDevice));
+    mark("copy", "copy");
+    return st;
 }
 
 static adept_status dev_fill_zero(void *p, size_t nbytes) {
     ADEPT_TRY(take_pending());
     if (!nbytes) return ADEPT_OK;
-    return check("fill_zero", cudaMemsetAsync(p, 0, nbytes, 0));
+    adept_status st = check("fill_zero", cudaMemsetAsync(p, 0, nbytes, 0));
+    mark("fill_zero", "memset");
+    return st;
 }
 
 static adept_status dev_synchronize(void) {
@@ -183,6 +189,10 @@ static adept_status dev_synchronize(void) {
     adept_status pend = take_pending(); /* the first failure wins: it names the op that caused the rest */
     if (pend != ADEPT_OK) return pend;
     return st;
+}
+
+static adept_status dev_memory_info(size_t *free_bytes, size_t *total_bytes) {
+    return check("memory_info (cudaMemGetInfo)", cudaMemGetInfo(free_bytes, total_bytes));
 }
 
 /* BLAS threads are a CPU notion: nothing to enter or leave */
@@ -232,6 +242,7 @@ static const adept_backend table = {
     .comm_queue = comm_queue,
     .comm_queue_wait_main = comm_queue_wait_main,
     .main_wait_comm_queue = main_wait_comm_queue,
+    .memory_info = dev_memory_info,
 };
 
 } // namespace adept_cuda
@@ -307,9 +318,12 @@ extern "C" const adept_backend *adept_cuda_rt_backend(void) {
         adept_fail(ADEPT_EIO, "cuda: init: cublasCreate: %s", blas_status_name(s));
         return NULL;
     }
-    /* fp32 GEMMs exactly as fp32: pedantic math keeps TF32 and other reduced-precision paths off (also when
-       NVIDIA_TF32_OVERRIDE is set), for parity with the CPU engine. One stream, so results are reproducible. */
-    if ((s = blas.set_math_mode(g.blas, CUBLAS_PEDANTIC_MATH)) != CUBLAS_STATUS_SUCCESS ||
+    /* Default math, as PyTorch sets it with TF32 off: every product names its compute type (compute_type_for),
+       so fp32 products ask for CUBLAS_COMPUTE_32F_PEDANTIC (no TF32 or emulation, for parity with the CPU engine)
+       and bf16 ones for CUBLAS_COMPUTE_32F (tensor cores). The handle's CUBLAS_PEDANTIC_MATH, set here until
+       2026-12-06, also turned cublasSgemm pedantic but left that choice implicit (cublas_api.h: it applies to
+       cublas<T> routines and to cudaDataType compute types). One stream, so results are reproducible. */
+    if ((s = blas.set_math_mode(g.blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS ||
         (s = blas.set_pointer_mode(g.blas, CUBLAS_POINTER_MODE_HOST)) != CUBLAS_STATUS_SUCCESS ||
         (s = blas.set_stream(g.blas, 0)) != CUBLAS_STATUS_SUCCESS) {
         adept_fail(ADEPT_EIO, "cuda: init: cuBLAS settings: %s", blas_status_name(s));

@@ -22,8 +22,10 @@ __global__ void xent_kernel(float *logits, double *nll, const int32_t *targets, 
                 for (size_t j = threadIdx.x; j < V; j += blockDim.x) x[j] = 0.0f;
             continue;
         }
-        if ((size_t)tg >= V) { /* the caller validates targets; a bad one gives NaN, never a read out of bounds */
+        if ((size_t)tg >= V) { /* the caller validates targets; a bad one gives NaN, never a read out of bounds, */
             if (threadIdx.x == 0) nll[n] = NAN;
+            if (want_grad) /* and a NaN gradient row rather than the logits left standing as one */
+                for (size_t j = threadIdx.x; j < V; j += blockDim.x) x[j] = NAN;
             continue;
         }
         float xt = x[tg]; /* read before any thread overwrites the row (block_max synchronises) */
@@ -61,6 +63,7 @@ adept_status nll_sum(const double *nll, const int32_t *targets, size_t N, double
     int32_t *t = (int32_t *)(h + N);
     adept_status st = check("nll_sum", cudaMemcpy(h, nll, N * sizeof(double), cudaMemcpyDeviceToHost));
     if (st == ADEPT_OK) st = check("nll_sum", cudaMemcpy(t, targets, N * sizeof(int32_t), cudaMemcpyDeviceToHost));
+    mark("nll_sum", "copy to host");
     if (st == ADEPT_OK) st = take_pending();
     if (st == ADEPT_OK) {
         double s = 0;
