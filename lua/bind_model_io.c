@@ -9,8 +9,8 @@
 /* adept.load(path [, {allow_nonfinite=false, device=, dtype="auto", precision=, recompute=false}]): weights
    holding NaN or infinity are refused, naming the tensor, unless allow_nonfinite is set (inspecting a diverged
    checkpoint). device ("cpu" | "cuda") defaults to adept.default_device (`adeptlua --device`). dtype "auto" keeps
-   the matrices of a bf16/f16 checkpoint in that dtype while frozen, "f32" widens everything
-   (adept_model_load_dtype). precision "f32" | "bf16" (default: bf16 on cuda, f32 on the cpu): m:set_precision.
+   the matrices of a bf16/f16 checkpoint in that dtype while frozen, "f32" widens everything, "bf16" keeps every
+   matrix in bf16, rounding an fp32 checkpoint's (adept_model_load_dtype). precision "f32" | "bf16" (default: bf16 on cuda, f32 on the cpu): m:set_precision.
    recompute: m:set_recompute(true). */
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
@@ -19,9 +19,11 @@ static int l_load(lua_State *L) {
     static const char *const known[] = {"allow_nonfinite", "device", "dtype", "precision", "recompute", NULL};
     adept_lua_check_keys(L, 2, known, "adept.load");
     const char *dt = adept_lua_opt_str_field(L, 2, "dtype", "auto");
-    if (strcmp(dt, "auto") != 0 && strcmp(dt, "f32") != 0)
-        return luaL_argerror(L, 2, lua_pushfstring(L, "dtype must be \"auto\" or \"f32\", got '%s'", dt));
-    adept_load_dtype mode = strcmp(dt, "f32") == 0 ? ADEPT_LOAD_F32 : ADEPT_LOAD_AUTO;
+    adept_load_dtype mode = ADEPT_LOAD_AUTO;
+    if (strcmp(dt, "f32") == 0) mode = ADEPT_LOAD_F32;
+    else if (strcmp(dt, "bf16") == 0) mode = ADEPT_LOAD_BF16;
+    else if (strcmp(dt, "auto") != 0)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "dtype must be \"auto\", \"f32\" or \"bf16\", got '%s'", dt));
     int allow_nonfinite = adept_lua_opt_bool_field(L, 2, "allow_nonfinite", 0);
     int recompute = adept_lua_opt_bool_field(L, 2, "recompute", 0);
     adept_device device = (adept_device)adept_lua_opt_device(L, 2, "adept.load");

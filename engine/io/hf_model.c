@@ -179,6 +179,23 @@ static void to_f32(float *dst, const unsigned char *src, adept_dtype dtype, size
     }
 }
 
+/* f32 or f16 values rounded to bf16 (nearest even, as adept_f32_to_bf16): dtype "bf16" on matrices stored wider */
+static void to_bf16(uint16_t *dst, const unsigned char *src, adept_dtype dtype, size_t n) {
+    long long nn = (long long)n;
+#pragma omp parallel for schedule(static) if (nn > (1 << 18))
+    for (long long i = 0; i < nn; i++) {
+        float f;
+        if (dtype == ADEPT_F32) {
+            memcpy(&f, src + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            f = adept_f16_to_f32(h);
+        }
+        dst[i] = adept_f32_to_bf16(f);
+    }
+}
+
 static const unsigned char *entry_bytes(const adept_safetensors *st, const adept_st_entry *e) {
     return (const unsigned char *)st->file->data + st->data_offset + e->begin;
 }
@@ -214,6 +231,10 @@ static adept_status load_param(const shards *s, adept_param *p, const adept_conf
     adept_status st = ADEPT_OK;
     if (p->value->dtype == e->dtype && e->dtype != ADEPT_F32) { /* a 16-bit row keeps the file's bytes */
         st = adept_tensor_write(p->value, 0, entry_bytes(s->st[sh], e), p->numel * 2);
+    } else if (p->value->dtype == ADEPT_BF16) { /* dtype "bf16" on a wider (or f16) matrix: rounded */
+        uint16_t *dst = scratch ? (uint16_t *)scratch : (uint16_t *)adept_tensor_data(p->value);
+        to_bf16(dst, entry_bytes(s->st[sh], e), e->dtype, p->numel);
+        if (scratch) st = adept_tensor_write(p->value, 0, scratch, p->numel * 2);
     } else if (p->value->dtype != ADEPT_F32) {
         return adept_fail(ADEPT_EFORMAT, "%s: tensor %s has dtype %s but the model keeps it as %s", file, p->name,
                           adept_dtype_safetensors_name(e->dtype), adept_dtype_name(p->value->dtype));
@@ -361,15 +382,17 @@ static adept_status load_hf_dir(const char *dir, adept_device device, adept_load
                             "config.json does not match the weights", need, held);
     }
     /* dtype auto: the matrices stay bf16 (or f16) when every matrix of the checkpoint is (DESIGN.md §2.9; norms may
-       be kept in f32 by some writers) */
+       be kept in f32 by some writers); dtype bf16: they are bf16 whatever the checkpoint holds (rounded) */
     adept_dtype matrices = ADEPT_F32, m16 = seen2 < 0 ? ADEPT_F32 : (adept_dtype)seen2;
-    if (st == ADEPT_OK && mode == ADEPT_LOAD_AUTO && (m16 == ADEPT_BF16 || m16 == ADEPT_F16)) {
+    adept_dtype want = mode == ADEPT_LOAD_BF16 ? ADEPT_BF16
+                       : mode == ADEPT_LOAD_AUTO && (m16 == ADEPT_BF16 || m16 == ADEPT_F16) ? m16 : ADEPT_F32;
+    if (st == ADEPT_OK && want != ADEPT_F32) {
         const adept_backend *be = adept_backend_for(device);
         if (be && be->matmul_forward_w16 && be->matmul_backward_w16 && be->embedding_forward_w16)
-            matrices = m16;
+            matrices = want;
         else if (be)
             adept_log(ADEPT_LOG_WARN, "load: the %s backend has no %s products; weights are widened to f32 (dtype \"f32\")",
-                           be->name, adept_dtype_name(m16));
+                           be->name, adept_dtype_name(want));
     }
     if (st == ADEPT_OK) st = adept_model_create_stored(&cfg, device, matrices, &m);
     /* on a device: one host buffer of the largest row, each tensor widened there and uploaded */
@@ -489,6 +512,12 @@ adept_status adept_model_load_on(const char *path, adept_device device, adept_mo
     return adept_model_load_dtype(path, device, ADEPT_LOAD_F32, out);
 }
 
+/* dtype "bf16" is for HF directories: the llama2.c loader keeps fp32 (its files are fp32 and small) */
+static adept_status llama2c_no_bf16(const char *path) {
+    return adept_fail(ADEPT_EUNSUPPORTED, "%s: a llama2.c checkpoint loads with dtype \"auto\" or \"f32\" (fp32), not "
+                      "\"bf16\" (for Hugging Face directories)", path);
+}
+
 adept_status adept_model_load_dtype(const char *path, adept_device device, adept_load_dtype dtype, adept_model **out) {
     *out = NULL;
     if (!path || !*path) return adept_fail(ADEPT_EINVAL, "load: empty path");
@@ -503,13 +532,14 @@ adept_status adept_model_load_dtype(const char *path, adept_device device, adept
         adept_status st = lone_llama2c(path, &bin);
         if (st != ADEPT_OK) return st;
         if (bin) {
-            st = adept_llama2c_load_on(bin, device, out);
+            st = dtype == ADEPT_LOAD_BF16 ? llama2c_no_bf16(bin) : adept_llama2c_load_on(bin, device, out);
             free(bin);
             return st;
         }
         return load_hf_dir(path, device, dtype, out);
     }
-    if (adept_llama2c_sniff(path)) return adept_llama2c_load_on(path, device, out);
+    if (adept_llama2c_sniff(path))
+        return dtype == ADEPT_LOAD_BF16 ? llama2c_no_bf16(path) : adept_llama2c_load_on(path, device, out);
     if (ends_with(path, ".safetensors") || ends_with(path, "config.json"))
         return adept_fail(ADEPT_EINVAL, "%s: pass the model directory, not one of its files", path);
     return adept_fail(ADEPT_EFORMAT, "%s: neither a Hugging Face model directory nor a llama2.c checkpoint (.bin)", path);

@@ -113,8 +113,9 @@ local function declarations()
     {name = "progress", type = "boolean", help = "progress line while training"},
     {name = "allow_nonfinite", type = "boolean", help = "load weights holding NaN or infinity"},
     -- no default, so runs that do not set it keep their identity; unset means adept.load's "auto"
-    {name = "dtype", choices = {"auto", "f32"},
-     help = "weights of a bf16/f16 checkpoint: \"auto\" keeps frozen matrices in it, \"f32\" widens all"},
+    {name = "dtype", choices = {"auto", "f32", "bf16"},
+     help = "weights of a bf16/f16 checkpoint: \"auto\" keeps frozen matrices in it, \"f32\" widens all, " ..
+            "\"bf16\" keeps every matrix in bf16 (rounding an fp32 checkpoint's)"},
     -- no default either: unset means adept.load's (bf16 on cuda, f32 on the cpu)
     {name = "precision", choices = {"f32", "bf16"},
      help = "products of fp32 weights: \"bf16\" rounds their operands (mixed precision), \"f32\" exact"},

@@ -339,6 +339,25 @@ do
     ("%d bf16 tensors after training"):format(kept))
 end
 
+-- dtype "bf16" (2026-12-06): an fp32 checkpoint's matrices rounded to bf16 as they load, on the host, then uploaded:
+-- the same rows on the device as the cpu's, bitwise (a pure conversion and copy), and as a bf16 directory of the
+-- same model loads them (the same nearest-even rounding), so the same logits on one device
+do
+  local src = adept.model(cfg, {seed = 9, device = "cpu", init_std = 0.3})
+  local d32, d16 = tmp .. "/f32-source", tmp .. "/bf16-of-f32"
+  src:save(d32, {dtype = "f32"})
+  src:save(d16, {dtype = "bf16"})
+  local mc = adept.load(d32, {device = "cpu", dtype = "bf16"})
+  local md = adept.load(d32, {device = "cuda", dtype = "bf16", precision = "f32"})
+  local ref = adept.load(d16, {device = "cuda", precision = "f32"})
+  local n16 = 0
+  for _, p in ipairs(md:params()) do if p.dtype == "bf16" then n16 = n16 + 1 end end
+  check(n16 > 0, "dtype bf16: an fp32 checkpoint's matrices are bf16 on the device", ("%d bf16 tensors"):format(n16))
+  compare_params("dtype bf16: the rows on the device against the cpu's", md, mc, nil)
+  compare("dtype bf16: logits against the bf16 directory's on the device", md:logits({{1, 5, 9, 2}}),
+    ref:logits({{1, 5, 9, 2}}), nil)
+end
+
 local shared = os.getenv("ADEPT_SHARED") or "../shared"
 local stories = shared .. "/models/stories260K"
 if adept.fs.exists(stories .. "/stories260K.bin") then

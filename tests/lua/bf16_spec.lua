@@ -257,10 +257,64 @@ describe("bf16 frozen weights", function()
     rm(dir)
   end)
 
+  it("dtype bf16 keeps an fp32 checkpoint's matrices in bf16, rounded as saving in bf16 rounds them", function()
+    -- the same random model written in fp32 and in bf16: dtype "bf16" on the first must give the second's rows
+    -- (nearest even both ways) and so the same logits, bit for bit; norms stay fp32, and the rows that train
+    -- widen from the bf16 values
+    local dir32, dir16 = tmpdir(), tmpdir()
+    local src = adept.model(CFG, {seed = 11, init_std = 0.2})
+    src:save(dir32, {dtype = "f32"})
+    src:save(dir16, {dtype = "bf16"})
+    local b, ref = adept.load(dir32, {dtype = "bf16"}), adept.load(dir16)
+    local refp = {}
+    for _, p in ipairs(ref:params()) do refp[p.name] = p end
+    local n16 = 0
+    for _, p in ipairs(b:params()) do
+      assert.equals(#p.shape == 2 and "bf16" or "f32", p.dtype, p.name)
+      assert.equals(refp[p.name].dtype, p.dtype, p.name)
+      if p.dtype == "bf16" then n16 = n16 + 1 end
+      assert.same(values(ref:param(p.name)), values(b:param(p.name)), p.name)
+    end
+    assert.is_true(n16 > 0)
+    assert.same(values(ref:logits(BATCH)), values(b:logits(BATCH)))
+    local f32, b16 = slab_bytes(b)
+    assert.equals(b:memory().params, f32 + b16)
+    assert.is_true(b16 > f32) -- the matrices dominate, now at 2 bytes
+    -- a bf16 checkpoint loads the same with "bf16" as with "auto"
+    assert.same(values(ref:logits(BATCH)), values(adept.load(dir16, {dtype = "bf16"}):logits(BATCH)))
+    -- an f16 checkpoint's matrices: each f16 value rounded to bf16 (t:to("bf16") of the exact widening)
+    local dirh = tmpdir()
+    src:save(dirh, {dtype = "f16"})
+    local h, wide = adept.load(dirh, {dtype = "bf16"}), adept.load(dirh, {dtype = "f32"})
+    for _, p in ipairs(h:params()) do
+      if #p.shape == 2 then
+        assert.equals("bf16", p.dtype, p.name)
+        assert.same(values(wide:param(p.name):to("bf16")), values(h:param(p.name)), p.name)
+      end
+    end
+    rm(dir32)
+    rm(dir16)
+    rm(dirh)
+  end)
+
+  it("dtype bf16 refuses a llama2.c checkpoint, naming the file and the dtypes it takes", function()
+    local bin = H.shared("models/stories260K/stories260K.bin")
+    if not bin then
+      print("skipping: ../shared/models/stories260K not found")
+      return
+    end
+    for _, path in ipairs({bin, (bin:gsub("/stories260K%.bin$", ""))}) do -- the file, and its directory
+      local ok, err = pcall(adept.load, path, {dtype = "bf16"})
+      assert.is_false(ok)
+      assert.matches('stories260K.-: a llama2%.c checkpoint loads with dtype "auto" or "f32"', err)
+    end
+    assert.is_truthy(adept.load(bin, {dtype = "auto"}))
+  end)
+
   it("refuses an unknown dtype option, naming it", function()
-    local ok, err = pcall(adept.load, "/nonexistent", {dtype = "bf16"})
+    local ok, err = pcall(adept.load, "/nonexistent", {dtype = "int8"})
     assert.is_false(ok)
-    assert.matches('dtype must be "auto" or "f32", got \'bf16\'', err)
+    assert.matches('dtype must be "auto", "f32" or "bf16", got \'int8\'', err)
     assert.is_true(adept.w16_products() == "onednn" or adept.w16_products() == "sgemm")
     assert.equals("sgemm", adept.w16_products("f16"))
   end)

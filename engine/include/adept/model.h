@@ -105,8 +105,11 @@ adept_status adept_model_load_on(const char *path, adept_device device, adept_mo
 /* How a loaded model stores its weights (docs/model.md "Precision"): F32 widens every tensor (the parity path);
    AUTO keeps the 2-D matrices (embedding, projections, lm_head) of a checkpoint whose weights are all bf16 (or
    all f16) in that dtype until they need an fp32 master (adept_param.storage); norms and biases are fp32.
-   AUTO falls back to fp32 for llama2.c checkpoints, f32/mixed files and backends without 16-bit GEMMs (logged). */
-typedef enum adept_load_dtype { ADEPT_LOAD_F32 = 0, ADEPT_LOAD_AUTO = 1 } adept_load_dtype;
+   AUTO falls back to fp32 for llama2.c checkpoints, f32/mixed files and backends without 16-bit GEMMs (logged).
+   BF16 keeps the matrices in bf16 whatever the checkpoint holds: f32 and f16 matrices are rounded to bf16 (nearest
+   even) as they load, so an fp32 checkpoint's frozen rows take half the memory (issue 12: "frozen rows stored in
+   bf16"); rows that train get fp32 masters widened from those bf16 values. A llama2.c checkpoint refuses it. */
+typedef enum adept_load_dtype { ADEPT_LOAD_F32 = 0, ADEPT_LOAD_AUTO = 1, ADEPT_LOAD_BF16 = 2 } adept_load_dtype;
 adept_status adept_model_load_dtype(const char *path, adept_device device, adept_load_dtype dtype, adept_model **out);
 /* Row p's values as fp32 on the host (out: p->numel floats), whatever its storage and device. */
 adept_status adept_model_row_f32(const adept_model *m, const adept_param *p, float *out);
