@@ -170,10 +170,42 @@ def run(name, mode, args, dev, dtype, peak):
              peak_mem_gib=(torch.cuda.max_memory_allocated() / 2**30) if dev.type == "cuda" else float("nan"),
              params=n_all, trainable=n_train, loss=float(loss))
     print(json.dumps(r), flush=True)
+    if name in args.profile_models.split(","):
+        profile(step, dev, args.profile_steps, f"{name} {mode}")
     del m, opt
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     return r
+
+
+def profile(step, dev, steps, label):
+    """steps more steps under torch.profiler, after the timed ones: the kernels by device time, to set beside
+    adeptlua's profile (bench_cuda_step --profile) op by op. Lines start with "torch-profile:"."""
+    from torch.profiler import ProfilerActivity
+    cuda = dev.type == "cuda"
+    with torch.profiler.profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+
+    def self_time(e):  # microseconds; the device field's name changed across PyTorch versions
+        if not cuda:
+            return e.self_cpu_time_total
+        for k in ("self_device_time_total", "self_cuda_time_total"):
+            v = getattr(e, k, None)
+            if v is not None:
+                return v
+        return 0
+
+    events = [e for e in prof.key_averages() if self_time(e) > 0]
+    total = sum(self_time(e) for e in events) or 1.0
+    print(f"torch-profile: == {label}: {total / 1e3 / steps:.3f} ms of {'device' if cuda else 'cpu'} time per step "
+          f"over {steps} step(s), by kernel/op (self time)", flush=True)
+    print(f"torch-profile: {'share':>7} {'ms/step':>10} {'calls/step':>10}  name")
+    for e in sorted(events, key=lambda e: -self_time(e))[:12]:
+        t = self_time(e)
+        print(f"torch-profile: {100 * t / total:6.1f}% {t / 1e3 / steps:10.3f} {e.count / steps:10.1f}  {e.key[:110]}")
 
 
 def main():
@@ -186,6 +218,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--profile-models", default="", help="models (comma-separated) also profiled after timing")
+    ap.add_argument("--profile-steps", type=int, default=3)
     ap.add_argument("--dtype", default="bf16", choices=["bf16", "f32"],
                     help="f32: fp32 with TF32 off, the fair reference for adeptlua's fp32 CUDA path")
     args = ap.parse_args()

@@ -172,7 +172,7 @@ int main(int argc, char **argv) {
         if (m->be->synchronize() != ADEPT_OK) return fail("synchronize");
         printf("cuda-profile: == %s %s %s, %d x %d tokens (wall %.3f ms per timed step)\n", model, mode, precision, B,
                T, dt * 1e3);
-        if (adept_cuda_profile_end(stdout, profile, "step", 16) != ADEPT_OK) return fail("profile");
+        if (adept_cuda_profile_end(stdout, profile, "step", 12) != ADEPT_OK) return fail("profile");
     }
     adept_adamw_free(opt);
     adept_model_free(m);
