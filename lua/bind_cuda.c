@@ -1,6 +1,9 @@
 /* adept.cuda: is a CUDA device usable, and which ones are there. Works in builds without the CUDA backend and on
    machines without a GPU (available() is then false with the reason, devices() is {}). Also sets
    adept.default_device ("cpu" unless the host's --device option set it) for adept.load / adept.model. */
+#include <stdio.h>
+#include <string.h>
+
 #include "adept/cuda.h"
 #include "binding.h"
 
@@ -61,6 +64,38 @@ static int l_devices(lua_State *L) {
     return 1;
 }
 
+/* adept.cuda.profile(fn [, {per = 1, unit = "run", top = 12}]) -> what fn returns. fn runs with the device-time
+   profile on (adept_cuda_profile_begin / _end; docs/cuda.md "Profile") and the table is printed to stdout: device
+   time by op [part], its share, time and calls per unit (per: how many units fn ran, e.g. 5 "step"s), TFLOP/s of the
+   GEMMs. An error in fn stops the profile without a table and is raised again. Needs the GPU's backend: raises
+   with the reason without one. */
+static int l_profile(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    static const char *const known[] = {"per", "top", "unit", NULL};
+    adept_lua_check_keys(L, 2, known, "adept.cuda.profile");
+    lua_Number per = adept_lua_opt_num_field(L, 2, "per", 1);
+    if (per <= 0) return luaL_argerror(L, 2, "per must be positive");
+    int top = (int)adept_lua_opt_int_field_range(L, 2, "top", 12, 0, 1 << 20);
+    char unit[32];
+    snprintf(unit, sizeof unit, "%s", adept_lua_opt_str_field(L, 2, "unit", "run"));
+    const adept_backend *be = adept_backend_for(ADEPT_CUDA);
+    if (!be) return luaL_error(L, "adept.cuda.profile: %s", adept_last_error());
+    if (strcmp(be->name, "cuda") != 0) /* a test host's fake device: no CUDA events to time it with */
+        return luaL_error(L, "adept.cuda.profile: the device's backend is '%s', not the GPU's: nothing to profile",
+                          be->name);
+    ADEPT_LUA_TRY(L, "adept.cuda.profile", adept_cuda_profile_begin());
+    lua_settop(L, 1);
+    if (lua_pcall(L, 0, LUA_MULTRET, 0) != LUA_OK) {
+        (void)adept_cuda_profile_end(NULL, per, unit, top); /* fn's error is the one to report */
+        return lua_error(L);
+    }
+    fflush(stdout); /* fn's own prints first */
+    ADEPT_LUA_TRY(L, "adept.cuda.profile", adept_cuda_profile_end(stdout, per, unit, top));
+    fflush(stdout);
+    return lua_gettop(L);
+}
+
 /* adept.cuda.built() -> whether this build carries the CUDA backend at all */
 static int l_built(lua_State *L) {
     lua_pushboolean(L, adept_cuda_built());
@@ -69,7 +104,7 @@ static int l_built(lua_State *L) {
 
 void adept_open_cuda(lua_State *L) {
     static const luaL_Reg fns[] = {{"available", l_available}, {"devices", l_devices}, {"built", l_built},
-                                   {"backend", l_backend}, {NULL, NULL}};
+                                   {"backend", l_backend}, {"profile", l_profile}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_setfield(L, -2, "cuda");
     if (lua_getfield(L, -1, "default_device") == LUA_TNIL) {

@@ -249,6 +249,23 @@ describe("adept tensors", function()
       end
     end)
 
+    it("adept.cuda.profile checks its arguments and, without the GPU's backend, raises with the reason", function()
+      assert.has_error(function() adept.cuda.profile(1) end,
+        "bad argument #1 to 'profile' (function expected, got number)")
+      assert.has_error(function() adept.cuda.profile(function() end, {topp = 3}) end,
+        "adept.cuda.profile: unknown option 'topp' — did you mean 'top'? (options: per, top, unit)")
+      assert.has_error(function() adept.cuda.profile(function() end, {per = 0}) end,
+        "bad argument #2 to 'profile' (per must be positive)")
+      local be = adept.cuda.backend()
+      if be ~= "cuda" then -- no GPU here (or a test host's fake device): the reason, and fn never ran
+        local ran = false
+        local ok, err = pcall(adept.cuda.profile, function() ran = true end, {per = 5, unit = "step"})
+        assert.is_false(ok)
+        assert.matches("^adept%.cuda%.profile: ", err)
+        assert.is_false(ran)
+      end
+    end)
+
     it("adept.model and adept.load name a bad device option", function()
       local cfg = {vocab_size = 16, hidden_size = 8, intermediate_size = 8, num_hidden_layers = 1,
                    num_attention_heads = 2, max_position_embeddings = 8}

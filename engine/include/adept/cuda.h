@@ -30,8 +30,8 @@ const adept_backend *adept_backend_cuda(void);
 
 /* Device-time profile of the backend's work (docs/cuda.md "Profile"). After begin (the backend must have
    started), every kernel, GEMM and copy the backend queues is timed by CUDA events, by op and part; end prints
-   the table to out, times and calls divided by per units named unit (e.g. 5, "step"), the top rows (0: all),
-   and stops. Without a CUDA backend or device both fail with the reason. */
+   the table to out (NULL: none), times and calls divided by per units named unit (e.g. 5, "step"), the top rows
+   (0: all), and stops. Without a CUDA backend or device both fail with the reason. */
 adept_status adept_cuda_profile_begin(void);
 adept_status adept_cuda_profile_end(FILE *out, double per, const char *unit, int top);
 

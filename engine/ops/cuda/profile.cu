@@ -76,7 +76,7 @@ static adept_status profile_end(FILE *out, double per, const char *unit, int top
     g.profiling = 0;
     P.n = 0;
     ADEPT_TRY(take_pending());
-    adept_prof_table_print(&P.table, out, per, unit, top);
+    if (out) adept_prof_table_print(&P.table, out, per, unit, top); /* NULL: stopped without a table */
     return ADEPT_OK;
 }
 
