@@ -179,7 +179,9 @@ static void to_f32(float *dst, const unsigned char *src, adept_dtype dtype, size
     }
 }
 
-/* f32 or f16 values rounded to bf16 (nearest even, as adept_f32_to_bf16): dtype "bf16" on matrices stored wider */
+/* f32 or f16 values rounded to bf16 (nearest even, as adept_f32_to_bf16): dtype "bf16" on matrices stored wider.
+   Not adept_convert: that reads through typed pointers, and a tensor's bytes in the mapped file need not be
+   aligned (memcpy per value, as to_f32). */
 static void to_bf16(uint16_t *dst, const unsigned char *src, adept_dtype dtype, size_t n) {
     long long nn = (long long)n;
 #pragma omp parallel for schedule(static) if (nn > (1 << 18))

@@ -3,6 +3,7 @@
    what was asked and what the device has free, what the model already holds, the plan by class, and the
    activation bytes of each way out, computed from the same plan the allocation uses (adept_model_plan_split),
    so a researcher can pick the one that fits instead of halving things at random. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,12 +11,16 @@
 
 static double mib(size_t bytes) { return bytes / 1048576.0; }
 
-/* appends "; " (after the first) and the formatted text to buf of cap bytes */
-#define APPEND(buf, cap, ...)                                                                            \
-    do {                                                                                                 \
-        size_t used_ = strlen(buf);                                                                      \
-        if (used_ < (cap)) snprintf((buf) + used_, (cap) - used_, __VA_ARGS__);                          \
-    } while (0)
+/* appends the formatted text to buf of cap bytes, after "; " when buf already holds something */
+static void append(char *buf, size_t cap, const char *fmt, ...) {
+    size_t used = strlen(buf);
+    if (used && used + 2 < cap) memcpy(buf + used, "; ", 3), used += 2;
+    if (used >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, cap - used, fmt, ap);
+    va_end(ap);
+}
 
 adept_status adept_model_fail_oom_acts(const adept_model *m, size_t asked, int B, int T, int first_kept) {
     const adept_backend *be = m->be;
@@ -37,14 +42,14 @@ adept_status adept_model_fail_oom_acts(const adept_model *m, size_t asked, int B
     adept_plan_split w;
     if (!m->recompute && first_kept < L - 1 &&
         adept_model_plan_split(c, B, T, rows, first_kept, 1, &w) == ADEPT_OK)
-        APPEND(ways, sizeof ways, "recompute (m:set_recompute(true)) %.1f MiB", mib(w.total));
+        append(ways, sizeof ways, "recompute (m:set_recompute(true)) %.1f MiB", mib(w.total));
     if (B > 1 && adept_model_plan_split(c, B / 2, T, rows, first_kept, m->recompute, &w) == ADEPT_OK)
-        APPEND(ways, sizeof ways, "%sbatch %d x %d %.1f MiB", *ways ? "; " : "", B / 2, T, mib(w.total));
+        append(ways, sizeof ways, "batch %d x %d %.1f MiB", B / 2, T, mib(w.total));
     if (T > 1 && adept_model_plan_split(c, B, T / 2, rows, first_kept, m->recompute, &w) == ADEPT_OK)
-        APPEND(ways, sizeof ways, "%sbatch %d x %d %.1f MiB", *ways ? "; " : "", B, T / 2, mib(w.total));
+        append(ways, sizeof ways, "batch %d x %d %.1f MiB", B, T / 2, mib(w.total));
     if (first_kept < L)
-        APPEND(ways, sizeof ways, "%sfewer trainable layers (ADEPT: fewer copies, or none low in the stack) keep "
-               "fewer layers for backward and fewer gradients", *ways ? "; " : "");
+        append(ways, sizeof ways, "fewer trainable layers (ADEPT: fewer copies, or none low in the stack) keep "
+               "fewer layers for backward and fewer gradients");
     return adept_fail(ADEPT_ENOMEM, "model: out of memory on %s for the activations of batch %d x %d: %.1f MiB asked%s; "
                       "held: params %.1f MiB, grads %.1f MiB; the plan by class (MiB): %s; what would fit better: %s",
                       be->name, B, T, mib(asked), device, mib(mem.params), mib(mem.grads), plan, ways);

@@ -25,8 +25,8 @@ static adept_status slab_new(adept_model *m, size_t nbytes, const char *what, ad
         /* what shrinks this slab */
         const char *way = strcmp(what, "gradient") == 0
                               ? ": fewer trainable rows (ADEPT: fewer copies) need fewer gradients"
-                              : strcmp(what, "value") == 0 ? ": a bf16 checkpoint loaded with dtype \"auto\" keeps "
-                                                             "its frozen matrices in 16 bits" : "";
+                              : strcmp(what, "value") == 0 ? ": adept.load's dtype \"bf16\" (or \"auto\" on a bf16 "
+                                                             "checkpoint) keeps frozen matrices in 16 bits" : "";
         return adept_fail(ADEPT_ENOMEM, "model: cannot allocate the %s slab (%.1f MiB on %s%s)%s", what,
                           nbytes / 1048576.0, m->be->name, note, way);
     }

@@ -29,6 +29,8 @@ static const adept_backend *cpu;
    (the fake hosts); unlimited (the arena's reserve) otherwise */
 static size_t capacity = RESERVE;
 
+static size_t free_bytes(void) { return stats.live_bytes < capacity ? capacity - stats.live_bytes : 0; }
+
 int adept_fake_device_owns(const void *p) {
     return arena && (const unsigned char *)p >= arena && (const unsigned char *)p <= arena + high;
 }
@@ -82,7 +84,7 @@ static void *t_alloc(size_t nbytes) {
         adept_fail(ADEPT_ENOMEM, "test-device: cannot allocate %zu bytes", nbytes);
         return NULL;
     }
-    if (len > capacity - (stats.live_bytes < capacity ? stats.live_bytes : capacity)) {
+    if (len > free_bytes()) {
         adept_fail(ADEPT_ENOMEM, "test-device: out of memory: %zu bytes asked, %zu of %zu in use", nbytes,
                    stats.live_bytes, capacity);
         return NULL;
@@ -111,6 +113,12 @@ static void *t_alloc(size_t nbytes) {
     stats.live_bytes += len;
     if (high > stats.high_water) stats.high_water = high;
     return arena + off;
+}
+
+static adept_status t_memory_info(size_t *free_out, size_t *total_out) {
+    *total_out = capacity;
+    *free_out = free_bytes();
+    return ADEPT_OK;
 }
 
 static void t_free(void *p) {
@@ -327,12 +335,6 @@ static void t_matmul_backward_bf16(float *dinp, float *dw, float *dbias, const f
 /* The side queue of the overlapped gradient all-reduce: every entry here runs when called, so the queues are
    ordered already and the waits have nothing to do; they exist so that a device slab takes the overlapped path
    (engine/train/grad_sync.c) on this device as on CUDA. */
-static adept_status t_memory_info(size_t *free_bytes, size_t *total_bytes) {
-    *total_bytes = capacity;
-    *free_bytes = stats.live_bytes < capacity ? capacity - stats.live_bytes : 0;
-    return ADEPT_OK;
-}
-
 static int side_queue;
 static void *t_comm_queue(void) { return &side_queue; }
 static adept_status t_comm_queue_wait_main(void) { return ADEPT_OK; }

@@ -28,8 +28,8 @@ adept_status adept_cuda_device_info(int index, adept_cuda_device *out);
    the message "cuda: no CUDA device (...)" or "cuda: this build has no CUDA backend (...)". */
 const adept_backend *adept_backend_cuda(void);
 
-/* Device-time profile of the backend's work (docs/cuda.md "Profile"). After begin (the backend must have
-   started), every kernel, GEMM and copy the backend queues is timed by CUDA events, by op and part; end prints
+/* Device-time profile of the backend's work (docs/cuda.md "Profile"). After begin (which starts the GPU's
+   backend if nothing has yet, or fails with its reason), every kernel, GEMM and copy the backend queues is timed by CUDA events, by op and part; end prints
    the table to out (NULL: none), times and calls divided by per units named unit (e.g. 5, "step"), the top rows
    (0: all), and stops. Without a CUDA backend or device both fail with the reason. */
 adept_status adept_cuda_profile_begin(void);

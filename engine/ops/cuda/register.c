@@ -32,7 +32,12 @@ const adept_backend *adept_backend_cuda(void) {
     return adept_cuda_rt_backend();
 }
 
-adept_status adept_cuda_profile_begin(void) { return adept_cuda_rt_profile_begin(); }
+adept_status adept_cuda_profile_begin(void) {
+    /* the GPU's backend, started here if nothing has yet; without a device, its reason ("cuda: no CUDA device ...")
+       (a test host's fake device registered for "cuda" is not it: no CUDA events time it) */
+    if (!adept_backend_cuda()) return ADEPT_EUNSUPPORTED;
+    return adept_cuda_rt_profile_begin();
+}
 
 adept_status adept_cuda_profile_end(FILE *out, double per, const char *unit, int top) {
     return adept_cuda_rt_profile_end(out, per, unit, top);
