@@ -120,11 +120,17 @@ static void test_capacity(void) {
     free(t);
 }
 
-/* Without a started backend (no GPU here, or a build without CUDA) the profile fails with the reason */
+/* Without a GPU (or in a build without CUDA) the profile fails with the reason; with one it starts and stops */
 static void test_no_backend(void) {
-    CHECK(adept_cuda_profile_begin() != ADEPT_OK);
-    printf("begin without a backend: %s\n", adept_last_error());
-    CHECK(strncmp(adept_last_error(), "cuda: ", 6) == 0);
+    if (adept_cuda_device_count(NULL) > 0) { /* a GPU here: begin starts its backend, end without a table */
+        CHECK_OK(adept_cuda_profile_begin());
+        CHECK_OK(adept_cuda_profile_end(NULL, 1, "step", 0));
+    } else {
+        CHECK(adept_cuda_profile_begin() != ADEPT_OK);
+        printf("begin without a backend: %s\n", adept_last_error());
+        CHECK(strncmp(adept_last_error(), "cuda: ", 6) == 0);
+    }
+    /* ending what is not running fails, naming it */
     CHECK(adept_cuda_profile_end(stdout, 1, "step", 0) != ADEPT_OK);
     CHECK(strstr(adept_last_error(), "cuda: ") != NULL);
 }
